@@ -1,0 +1,1 @@
+"""Models and algorithms: quantizer, embeddings, MF, CTR models, TIGER, SASRec, training loop."""

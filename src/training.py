@@ -1,0 +1,195 @@
+"""The one training loop every torch model in the toolkit uses.
+
+Models differ only in how a batch becomes a loss and how a model is scored;
+everything else - optimiser, warm-up and decay, gradient clipping, early
+stopping on a validation metric, per-epoch checkpoints and resume - lives here
+once.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import torch
+from tqdm.auto import tqdm
+
+from utils.cli import quiet
+from utils.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+SCHEDULES = ("constant", "cosine", "inverse_sqrt")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 1024
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 3
+    grad_clip: float | None = None
+    warmup_steps: int = 0
+    schedule: str = "constant"
+    checkpoint: str | None = None
+    resume: bool = False
+    monitor: str = "auc"
+    mode: str = "max"
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_metrics: dict[str, float]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    examples_per_second: float = 0.0
+    stopped_early: bool = False
+
+
+def index_batches(n: int, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = True) -> Iterator[torch.Tensor]:
+    """Index tensors that slice pre-built data tensors: the batching for every model (no collate)."""
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    yield from order.split(batch_size)
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """A generator seeded by (seed, epoch), so a resumed run shuffles exactly as an uninterrupted one."""
+    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
+def lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
+    """Linear warm-up, then constant, cosine decay to zero, or inverse square root."""
+    warmup = max(0, cfg.warmup_steps)
+
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if cfg.schedule == "cosine":
+            progress = (step - warmup) / max(1, total_steps - warmup)
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        if cfg.schedule == "inverse_sqrt":
+            return math.sqrt(max(1, warmup) / max(step + 1, 1))
+        return 1.0
+
+    return factor
+
+
+def _batch_len(batch: Any) -> int:
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0])
+    if isinstance(batch, dict):
+        return _batch_len(next(iter(batch.values())))
+    if isinstance(batch, (list, tuple)):
+        return _batch_len(batch[0])
+    return 1
+
+
+def _improved(value: float, best: float | None, mode: str) -> bool:
+    if best is None:
+        return not math.isnan(value)
+    return value > best if mode == "max" else value < best
+
+
+def fit(
+    model: torch.nn.Module,
+    batches: Callable[[int], Iterable[Any]],
+    loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor],
+    evaluate: Callable[[torch.nn.Module], dict[str, float]],
+    cfg: TrainConfig,
+    steps_per_epoch: int | None = None,
+    desc: str = "train",
+) -> TrainResult:
+    """Train ``model`` with early stopping on ``evaluate()[cfg.monitor]``; leaves the best weights in it.
+
+    ``batches(epoch)`` yields the epoch's batches (already on the model's
+    device); ``loss_fn(model, batch)`` returns a scalar loss. With
+    ``cfg.checkpoint`` set, the full state is saved after every epoch, and
+    ``cfg.resume`` continues from it.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total_steps = cfg.epochs * (steps_per_epoch or 1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total_steps))
+    result = TrainResult(best_epoch=-1, best_metrics={})
+    best_state: dict[str, torch.Tensor] | None = None
+    best_value: float | None = None
+    start_epoch, bad_epochs = 0, 0
+
+    ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
+    if ckpt and cfg.resume and ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        best_state, best_value = state["best_state"], state["best_value"]
+        result = TrainResult(**state["result"])
+        start_epoch, bad_epochs = state["epoch"] + 1, state["bad_epochs"]
+        torch.set_rng_state(state["torch_rng"])
+        log.info("resumed from %s at epoch %d", ckpt, start_epoch)
+
+    examples = 0
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        t0 = time.perf_counter()
+        total_loss, n_steps, n_examples = 0.0, 0, 0
+        bar = tqdm(batches(epoch), total=steps_per_epoch, desc=f"{desc} epoch {epoch}", disable=quiet(), leave=False)
+        for batch in bar:
+            loss = loss_fn(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            total_loss += float(loss.detach())
+            n_steps += 1
+            n_examples += _batch_len(batch)
+            if n_steps % 50 == 0:
+                bar.set_postfix(loss=f"{total_loss / n_steps:.4f}")
+        train_time = time.perf_counter() - t0
+        result.train_seconds += train_time
+        examples += n_examples
+
+        model.eval()
+        with torch.no_grad():
+            metrics = evaluate(model)
+        value = float(metrics.get(cfg.monitor, float("nan")))
+        entry = {"epoch": epoch, "loss": total_loss / max(n_steps, 1), "train_seconds": round(train_time, 3),
+                 "lr": optimizer.param_groups[0]["lr"], **{f"val_{k}": v for k, v in metrics.items()}}
+        result.history.append(entry)
+        log.info("%s epoch %d: loss %.4f, val %s %.4f (%.1fs)", desc, epoch, entry["loss"], cfg.monitor, value, train_time)
+
+        if _improved(value, best_value, cfg.mode):
+            best_value, bad_epochs = value, 0
+            best_state = copy.deepcopy(model.state_dict())
+            result.best_epoch, result.best_metrics = epoch, dict(metrics)
+        else:
+            bad_epochs += 1
+        stop = bad_epochs >= cfg.patience
+        if ckpt:
+            with atomic_path(ckpt) as tmp:
+                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                            "scheduler": scheduler.state_dict(), "best_state": best_state, "best_value": best_value,
+                            "result": asdict(result), "epoch": epoch, "bad_epochs": bad_epochs,
+                            "torch_rng": torch.get_rng_state(), "config": asdict(cfg)}, tmp)
+        if stop:
+            result.stopped_early = True
+            log.info("%s: early stop after epoch %d (best epoch %d)", desc, epoch, result.best_epoch)
+            break
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    result.examples_per_second = examples / result.train_seconds if result.train_seconds else 0.0
+    return result

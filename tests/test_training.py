@@ -1,0 +1,71 @@
+"""The shared training loop: it learns, stops early, schedules the learning rate and resumes exactly."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from src.training import TrainConfig, epoch_generator, fit, index_batches, lr_lambda
+
+
+def _problem(seed: int = 0):
+    torch.manual_seed(seed)
+    x = torch.randn(256, 4)
+    y = x @ torch.tensor([1.0, -2.0, 0.5, 3.0]) + 0.1 * torch.randn(256)
+    return x, y
+
+
+def _run(cfg: TrainConfig, init_seed: int = 0, seed: int = 0):
+    x, y = _problem()
+    torch.manual_seed(init_seed)
+    model = torch.nn.Linear(4, 1)
+
+    def batches(epoch):
+        for idx in index_batches(len(x), 32, epoch_generator(seed, epoch)):
+            yield x[idx], y[idx]
+
+    def loss_fn(m, batch):
+        return torch.nn.functional.mse_loss(m(batch[0]).squeeze(-1), batch[1])
+
+    def evaluate(m):
+        return {"mse": float(torch.nn.functional.mse_loss(m(x).squeeze(-1), y))}
+
+    return model, fit(model, batches, loss_fn, evaluate, cfg, steps_per_epoch=8)
+
+
+def test_fit_learns_and_keeps_the_best_epoch():
+    model, res = _run(TrainConfig(epochs=15, lr=0.05, monitor="mse", mode="min", patience=100))
+    losses = [h["loss"] for h in res.history]
+    assert losses[-1] < losses[0] / 10
+    best = min(h["val_mse"] for h in res.history)
+    assert res.best_metrics["mse"] == pytest.approx(best)
+    assert res.examples_per_second > 0
+
+
+def test_early_stopping_stops():
+    _, res = _run(TrainConfig(epochs=50, lr=0.0, monitor="mse", mode="min", patience=2))
+    assert res.stopped_early and len(res.history) == 3 and res.best_epoch == 0
+
+
+def test_resume_matches_an_uninterrupted_run(tmp_path):
+    ckpt = str(tmp_path / "ckpt.pt")
+    full, _ = _run(TrainConfig(epochs=6, lr=0.02, monitor="mse", mode="min", patience=100))
+    _run(TrainConfig(epochs=3, lr=0.02, monitor="mse", mode="min", patience=100, checkpoint=ckpt))
+    resumed, res = _run(TrainConfig(epochs=6, lr=0.02, monitor="mse", mode="min", patience=100, checkpoint=ckpt, resume=True), init_seed=123)
+    assert len(res.history) == 6
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_lr_schedules():
+    warm = lr_lambda(TrainConfig(warmup_steps=4, schedule="inverse_sqrt"), 100)
+    assert [warm(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert warm(15) == pytest.approx(0.5)  # sqrt(4/16)
+    cos = lr_lambda(TrainConfig(schedule="cosine"), 10)
+    assert cos(0) == 1.0 and cos(5) == pytest.approx(0.5) and cos(10) == pytest.approx(0.0)
+    with pytest.raises(ValueError):
+        TrainConfig(schedule="linear")
+
+
+def test_index_batches_cover_everything_once():
+    idx = torch.cat(list(index_batches(10, 3, torch.Generator().manual_seed(0))))
+    assert sorted(idx.tolist()) == list(range(10))

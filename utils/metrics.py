@@ -1,0 +1,141 @@
+"""Evaluation metrics in plain numpy, each checked against hand-computed values in tests.
+
+Ranking conventions: a rank is 0-based (0 = top of the list) and ties are
+broken pessimistically (an item tied with the target counts as ranked above
+it), so a model that scores many items equally - MF-ID on cold items, say -
+cannot profit from the tie.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def rmse(y: np.ndarray, p: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((np.asarray(y, float) - np.asarray(p, float)) ** 2)))
+
+
+def mae(y: np.ndarray, p: np.ndarray) -> float:
+    return float(np.mean(np.abs(np.asarray(y, float) - np.asarray(p, float))))
+
+
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks with ties given their average rank (as in the Mann-Whitney U statistic)."""
+    order = np.argsort(x, kind="mergesort")
+    sorted_x = x[order]
+    boundaries = np.flatnonzero(np.diff(sorted_x)) + 1
+    starts = np.concatenate([[0], boundaries])
+    ends = np.concatenate([boundaries, [len(x)]])
+    avg = (starts + ends + 1) / 2.0  # mean of 1-based positions start+1..end
+    ranks = np.empty(len(x), dtype=float)
+    ranks[order] = np.repeat(avg, ends - starts)
+    return ranks
+
+
+def auc(y: np.ndarray, s: np.ndarray) -> float:
+    """ROC AUC = P(score of a random positive > a random negative), ties counting one half."""
+    y = np.asarray(y).astype(bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = _average_ranks(np.asarray(s, dtype=float))
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def pr_auc(y: np.ndarray, s: np.ndarray) -> float:
+    """Average precision: mean over positives of the precision at their score threshold (ties grouped)."""
+    y = np.asarray(y).astype(bool)
+    if not y.any():
+        return float("nan")
+    s = np.asarray(s, dtype=float)
+    order = np.argsort(-s, kind="mergesort")
+    s_sorted, y_sorted = s[order], y[order]
+    # Evaluate precision/recall only at the last index of each run of tied scores.
+    last = np.concatenate([np.flatnonzero(np.diff(s_sorted)), [len(s) - 1]])
+    tp = np.cumsum(y_sorted)[last]
+    precision = tp / (last + 1)
+    recall = tp / y.sum()
+    return float(np.sum(np.diff(np.concatenate([[0.0], recall])) * precision))
+
+
+def logloss(y: np.ndarray, p: np.ndarray, eps: float = 1e-7) -> float:
+    y = np.asarray(y, dtype=float)
+    p = np.clip(np.asarray(p, dtype=float), eps, 1 - eps)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def binary_report(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """Precision, recall, F1 and accuracy of ``p >= threshold``."""
+    y = np.asarray(y).astype(bool)
+    pred = np.asarray(p) >= threshold
+    tp = float((pred & y).sum())
+    precision = tp / pred.sum() if pred.any() else 0.0
+    recall = tp / y.sum() if y.any() else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "accuracy": float((pred == y).mean())}
+
+
+def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
+    """The score threshold that maximises F1 (chosen on validation, applied on test)."""
+    y = np.asarray(y).astype(bool)
+    p = np.asarray(p, dtype=float)
+    order = np.argsort(-p, kind="mergesort")
+    p_sorted, y_sorted = p[order], y[order]
+    last = np.concatenate([np.flatnonzero(np.diff(p_sorted)), [len(p) - 1]])
+    tp = np.cumsum(y_sorted)[last]
+    f1 = 2 * tp / (last + 1 + y.sum())
+    return float(p_sorted[last[int(np.argmax(f1))]])
+
+
+def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """AUC, PR-AUC, logloss and the thresholded report for probabilities ``p``."""
+    return {"auc": auc(y, p), "pr_auc": pr_auc(y, p), "logloss": logloss(y, p), **binary_report(y, p, threshold)}
+
+
+def recall_at_k(ranks: np.ndarray, k: int) -> float:
+    """Share of examples whose single relevant item ranks in the top k."""
+    return float(np.mean(np.asarray(ranks) < k)) if len(ranks) else float("nan")
+
+
+def ndcg_at_k(ranks: np.ndarray, k: int) -> float:
+    """NDCG@k with one relevant item: 1/log2(rank+2) inside the top k, else 0."""
+    ranks = np.asarray(ranks, dtype=float)
+    if not len(ranks):
+        return float("nan")
+    gains = np.where(ranks < k, 1.0 / np.log2(np.minimum(ranks, k) + 2.0), 0.0)
+    return float(gains.mean())
+
+
+def ranking_metrics(ranks: np.ndarray, ks: tuple[int, ...] = (5, 10)) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k in ks:
+        out[f"recall@{k}"] = recall_at_k(ranks, k)
+        out[f"ndcg@{k}"] = ndcg_at_k(ranks, k)
+    return out
+
+
+def multi_target_ranking(
+    topk: np.ndarray, relevant_offsets: np.ndarray, relevant_items: np.ndarray, ks: tuple[int, ...] = (10, 20)
+) -> dict[str, np.ndarray]:
+    """Per-user Recall@k and NDCG@k when each user has several held-out items.
+
+    ``topk`` is (n_users, K) item indices, best first; user r's relevant items
+    are ``relevant_items[relevant_offsets[r]:relevant_offsets[r+1]]``.
+    Recall@k = hits / |relevant|; NDCG@k = DCG / ideal DCG over min(k, |relevant|) hits.
+    Returns arrays per user so callers can slice them.
+    """
+    n_rel = np.diff(relevant_offsets)
+    rows = np.repeat(np.arange(len(n_rel)), n_rel)
+    n_items = int(max(topk.max(initial=0), relevant_items.max(initial=0))) + 1
+    relevant_keys = np.sort(rows.astype(np.int64) * n_items + relevant_items)
+    top_keys = np.arange(len(topk), dtype=np.int64)[:, None] * n_items + topk
+    pos = np.minimum(np.searchsorted(relevant_keys, top_keys), max(len(relevant_keys) - 1, 0))
+    hits = relevant_keys[pos] == top_keys if len(relevant_keys) else np.zeros_like(top_keys, dtype=bool)
+    discounts = 1.0 / np.log2(np.arange(topk.shape[1]) + 2.0)
+    out: dict[str, np.ndarray] = {}
+    for k in ks:
+        h = hits[:, :k]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[f"recall@{k}"] = h.sum(1) / n_rel
+            ideal = np.cumsum(discounts[:k])[np.minimum(n_rel, k) - 1]
+            out[f"ndcg@{k}"] = (h * discounts[:k]).sum(1) / ideal
+    return out

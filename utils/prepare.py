@@ -1,0 +1,206 @@
+"""Put a data set in place: copy it from a local folder or download the official public files.
+
+Either way the result is verified: known checksums where we have them, then a
+full load through :func:`utils.data.load_dataset`, whose summary is returned.
+Files land in a temporary folder first and move into place only when complete.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from utils.cli import quiet, repo_root
+from utils.data import ML_FILES, P5_FILES, P5_RATINGS, DataError, load_dataset
+from utils.io import sha256_file
+
+log = logging.getLogger(__name__)
+
+ML_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
+P5_DRIVE_ID = "1qGxgmx7G_WB7JE4Cn_bEcZ_o_NAJLE3G"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+    default_dir: str
+    # sha256 of the official files, where the published file is known byte for byte.
+    checksums: dict[str, str] = field(default_factory=dict)
+    # Figures a correct copy must show (users, items, interactions).
+    expected_counts: tuple[int, int, int] | None = None
+
+
+SPECS: dict[str, DatasetSpec] = {
+    "beauty": DatasetSpec(
+        "beauty", P5_FILES, (P5_RATINGS,), "beauty",
+        {"sequential_data.txt": "f85a84ab47d70e82bf0e7301804270af10fb51e127ab8f0885697d593f6f6d43",
+         "datamaps.json": "715ab04838ff1ba21238475ed453a89e8c30aa6214b904d27a79e4168fc7b612"},
+        (22363, 12101, 198502),
+    ),
+    "sports": DatasetSpec("sports", P5_FILES, (P5_RATINGS,), "data/sports"),
+    "toys": DatasetSpec("toys", P5_FILES, (P5_RATINGS,), "data/toys"),
+    "ml-100k": DatasetSpec(
+        "ml-100k", ML_FILES, ("u.user", "u.genre", "u.info", "u.occupation", "README"), "data/ml-100k",
+        {"u.data": "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490",
+         "u.item": "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701"},
+        (943, 1682, 100000),
+    ),
+}
+
+
+def default_source(name: str) -> Path | None:
+    """The shared local copy beside the checkout (``../shared/data/<name>``), when it exists."""
+    candidate = repo_root().parent / "shared" / "data" / name
+    return candidate if candidate.is_dir() else None
+
+
+def verify_checksums(folder: Path, checksums: dict[str, str], origin: str) -> None:
+    for name, expected in checksums.items():
+        path = folder / name
+        if path.exists() and sha256_file(path) != expected:
+            raise DataError(
+                f"{path}: sha256 differs from the official file ({origin}); the copy is damaged or from another "
+                "release. Delete it and fetch it again (or pass --no-verify to accept it knowingly)."
+            )
+
+
+def _check_complete(staging: Path, spec: DatasetSpec) -> None:
+    missing = [f for f in spec.required if not (staging / f).exists()]
+    if missing:
+        raise DataError(
+            f"{staging}: missing {', '.join(missing)} for the {spec.name} data set; "
+            "point --source at a folder with these files or use --download."
+        )
+
+
+def _install(staging: Path, target: Path, spec: DatasetSpec, link: bool = False) -> list[str]:
+    """Copy (or link) the data set's files from ``staging`` into ``target``; returns the names placed."""
+    target.mkdir(parents=True, exist_ok=True)
+    placed = []
+    for name in spec.required + spec.optional:
+        src = staging / name
+        if not src.exists():
+            continue
+        dst = target / name
+        if dst.exists() or dst.is_symlink():
+            dst.unlink()
+        if link:
+            dst.symlink_to(src.resolve())
+        else:
+            tmp = target / f".{name}.tmp"
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+        placed.append(name)
+    return placed
+
+
+def download(url: str, dest: Path, timeout: float = 30.0) -> None:
+    """HTTP(S) download with a progress bar, written to a temporary file and renamed when complete."""
+    tmp = dest.with_name(dest.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {dest.name}", disable=quiet()) as bar:
+                for chunk in iter(lambda: response.read(1 << 16), b""):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+        os.replace(tmp, dest)
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise DataError(
+            f"could not download {url} ({exc}). No network here? Copy the files onto this machine and use "
+            "--source FOLDER instead."
+        ) from exc
+
+
+def _download_p5(spec: DatasetSpec, workdir: Path) -> Path:
+    try:
+        import gdown
+    except ImportError as exc:  # pragma: no cover - gdown is in requirements.txt
+        raise DataError("the P5 download needs the gdown package: pip install -r requirements.txt") from exc
+    archive = workdir / "p5_data.zip"
+    try:
+        result = gdown.download(id=P5_DRIVE_ID, output=str(archive), quiet=quiet())
+    except Exception as exc:  # gdown raises many types on network and Drive-quota errors
+        raise DataError(f"could not download P5's data bundle from Google Drive ({exc}); use --source FOLDER instead.") from exc
+    if not result or not archive.exists():
+        raise DataError("Google Drive returned no file for P5's data bundle (quota or no network); use --source FOLDER instead.")
+    return archive
+
+
+def _extract(archive: Path, spec: DatasetSpec, workdir: Path) -> Path:
+    """Extract the data set's files from the archive, wherever they sit inside it."""
+    wanted = set(spec.required + spec.optional)
+    out = workdir / "extracted"
+    out.mkdir()
+    try:
+        with zipfile.ZipFile(archive) as z:
+            for member in z.infolist():
+                parts = Path(member.filename).parts
+                # P5's bundle holds several data sets: take only this one's folder.
+                if parts and parts[-1] in wanted and (spec.name in parts or spec.name == "ml-100k"):
+                    with z.open(member) as src, open(out / parts[-1], "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+    except zipfile.BadZipFile as exc:
+        raise DataError(f"{archive}: not a valid zip archive ({exc}); the download is damaged, try again.") from exc
+    return out
+
+
+def prepare(
+    name: str, data_dir: str | Path | None = None, source: str | Path | None = None, download_files: bool = False,
+    url: str | None = None, link: bool = False, verify: bool = True,
+) -> dict[str, Any]:
+    """Place and verify data set ``name``; returns the loaded data set's summary."""
+    if name not in SPECS:
+        raise DataError(f"unknown data set {name!r}; choose one of {', '.join(SPECS)}")
+    spec = SPECS[name]
+    target = Path(data_dir or repo_root() / spec.default_dir)
+    checksums = spec.checksums if verify else {}
+    with tempfile.TemporaryDirectory(prefix="prepare-") as tmp:
+        workdir = Path(tmp)
+        if source is None and not download_files and url is None:
+            source = default_source(name)
+            if source is None:
+                raise DataError(f"no local copy of {name} found at ../shared/data/{name}; pass --source FOLDER or --download.")
+        if source is not None:
+            staging, origin = Path(source), f"local folder {source}"
+            if not staging.is_dir():
+                raise DataError(f"{staging}: no such folder; pass --source with the folder that holds the {name} files.")
+        else:
+            origin = url or (ML_URL if name == "ml-100k" else f"Google Drive {P5_DRIVE_ID}")
+            if name == "ml-100k" or url:
+                archive = workdir / "download.zip"
+                download(url or ML_URL, archive)
+            else:
+                archive = _download_p5(spec, workdir)
+            staging = _extract(archive, spec, workdir)
+            if url and url != ML_URL:
+                checksums = {}  # a mirror or a test server: no official checksum applies
+                log.info("no known checksums for %s; verifying by loading only", url)
+        _check_complete(staging, spec)
+        verify_checksums(staging, checksums, origin)
+        placed = _install(staging, target, spec, link=link and source is not None)
+    log.info("placed %s in %s from %s", ", ".join(placed), target, origin)
+    ds = load_dataset(target)
+    summary = ds.summary()
+    counts = (ds.n_users, ds.n_items, ds.n_interactions)
+    if verify and spec.expected_counts and counts != spec.expected_counts:
+        raise DataError(
+            f"{target}: found {counts} users/items/interactions, the official {name} has {spec.expected_counts}; "
+            "the files are incomplete or from another release."
+        )
+    summary["source"] = origin
+    summary["data_dir"] = str(target)
+    return summary

