@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 
@@ -20,6 +21,12 @@ def test_atomic_write_json_handles_numpy_and_leaves_no_temp(tmp_path):
     atomic_write_json(path, {"a": np.int64(3), "b": np.float32(0.5), "c": np.arange(3), "d": np.bool_(True)})
     assert read_json(path) == {"a": 3, "b": 0.5, "c": [0, 1, 2], "d": True}
     assert [p.name for p in path.parent.iterdir()] == ["out.json"]
+    umask = os.umask(0o022)
+    try:
+        atomic_write_json(path, {})
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600
 
 
 def test_failed_write_keeps_the_old_file(tmp_path):

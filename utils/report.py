@@ -39,10 +39,12 @@ def grouped_bar_plot(
     title: str,
     ylabel: str,
     reference: dict[str, list[float]] | None = None,
+    ylim: tuple[float, float] | None = None,
 ) -> None:
     """Bars per group (x axis) and series (colours), with error bars; optional reference markers.
 
-    ``series`` maps a label to (means, stds) aligned with ``groups``.
+    ``series`` maps a label to (means, stds) aligned with ``groups``; ``ylim``
+    zooms the value axis when all values sit in a narrow band (say so in the title).
     """
     import matplotlib
 
@@ -59,6 +61,8 @@ def grouped_bar_plot(
         ax.scatter(x, values, marker="_", s=900, color="black", zorder=3, label=label)
     ax.set_xticks(x, groups, rotation=20 if len(groups) > 4 else 0)
     ax.set_ylabel(ylabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)

@@ -1,0 +1,349 @@
+"""Semantic IDs for a data set's items: item text -> sentence embedding -> residual k-means codes.
+
+Each item gets `--levels` k-means codes plus a collision code that tells apart
+items sharing all of them. By default the codebooks are fitted on warm items
+only; the cold hold-out (utils.splits.cold_item_holdout, the same items every
+model holds out) is encoded with the saved codebooks, exactly as a new item is.
+
+Writes to the data folder (or --output-dir): semantic_ids.json (keyed by
+original item ID; byte-identical for the same seed and inputs), codebooks.npz
+(plain centroid arrays) and semantic_id_stats.json (usage, entropy,
+quantization error, collisions, timings).
+
+Examples:
+  python semantic_id_generator.py --data-dir beauty
+  python semantic_id_generator.py --data-dir data/ml-100k
+  python semantic_id_generator.py --data-dir beauty --encode-texts new_items.jsonl --out new_ids.json
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from src.embeddings import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, EmbeddingCache, EmbedReport, embed_texts, \
+    load_sentence_encoder, load_tokenizer
+from src.item_text import DEFAULT_FIELDS, DEFAULT_MAX_DESCRIPTION_TOKENS, ItemTexts, build_item_texts, parse_fields, \
+    token_truncator
+from src.quantizer import DEFAULT_NITER, ResidualQuantizer, code_usage, collision_codes, collision_report, \
+    effective_codebook_size, fit_residual_kmeans, kmeans, mean_squared_norm
+from utils.cli import add_common_args, quiet, repo_root, setup
+from utils.data import DataError, Dataset, load_dataset
+from utils.io import atomic_write_bytes, atomic_write_json
+from utils.runinfo import RunRecord
+from utils.semantic import CODEBOOKS_FILE, IDS_FILE, STATS_FILE, read_semantic_ids_file, write_semantic_ids
+from utils.splits import cold_item_holdout
+
+log = logging.getLogger("semantic_id_generator")
+
+DEFAULT_CACHE_DIR = repo_root() / ".cache" / "embeddings"
+MIN_ITEMS_PER_CODE = 39  # faiss' guideline for a reliable centroid; Beauty's 256 codes pass, ML-100K's do not
+
+
+@dataclass
+class GeneratorConfig:
+    """Everything that determines the IDs; stored in the run record so a run can be repeated."""
+
+    model: str = DEFAULT_MODEL
+    normalize: bool = True
+    text_fields: tuple[str, ...] = DEFAULT_FIELDS
+    max_description_tokens: int = DEFAULT_MAX_DESCRIPTION_TOKENS
+    levels: int = 3
+    codebook_size: int = 256
+    min_items_per_code: int = MIN_ITEMS_PER_CODE
+    collision_size: int | None = None  # values of the collision code; None = the (effective) codebook size
+    fit_on: str = "warm"
+    cold_fraction: float = 0.05
+    split_seed: int = 0
+    seed: int = 0
+    kmeans_iterations: int = DEFAULT_NITER
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+    def __post_init__(self) -> None:
+        self.text_fields = parse_fields(self.text_fields)
+        for name in ("levels", "codebook_size", "min_items_per_code", "kmeans_iterations", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.collision_size is not None and self.collision_size < 1:
+            raise ValueError(f"--collision-size must be at least 1, got {self.collision_size}")
+        if self.fit_on not in ("warm", "all"):
+            raise ValueError(f"--fit-on must be 'warm' or 'all', got {self.fit_on!r}")
+        if not 0.0 <= self.cold_fraction < 1.0:
+            raise ValueError(f"--cold-fraction must be in [0, 1), got {self.cold_fraction}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GeneratorConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class Generated:
+    codes: np.ndarray            # int64 (n_items, levels + 1)
+    quantizer: ResidualQuantizer
+    collision_size: int
+    fit_mask: np.ndarray         # bool per item: used to fit the codebooks
+    header: dict[str, Any]       # written into semantic_ids.json
+    stats: dict[str, Any]        # written into semantic_id_stats.json
+
+
+# ------------------------------------------------------------------ library functions
+
+
+def item_texts(ds: Dataset, cfg: GeneratorConfig) -> ItemTexts:
+    """The encoder's input per item; the tokenizer is loaded only if a description needs cutting."""
+    def truncate(texts: list[str], max_tokens: int) -> list[str]:
+        return token_truncator(load_tokenizer(cfg.model))(texts, max_tokens)
+
+    return build_item_texts(ds.meta, ds.item_ids, cfg.text_fields, cfg.max_description_tokens, truncate)
+
+
+def embed(texts: list[str], cfg: GeneratorConfig, cache_dir: str | Path, device: str
+          ) -> tuple[np.ndarray, EmbedReport]:
+    cache = EmbeddingCache(cache_dir, cfg.model, cfg.normalize)
+    return embed_texts(texts, cache, lambda: load_sentence_encoder(cfg.model, device, cfg.normalize, cfg.batch_size),
+                       cfg.batch_size)
+
+
+def item_embeddings(ds: Dataset, cfg: GeneratorConfig, cache_dir: str | Path, device: str
+                    ) -> tuple[np.ndarray, ItemTexts, EmbedReport]:
+    """Embeddings aligned to item indices (from the cache when the texts are unchanged)."""
+    texts = item_texts(ds, cfg)
+    vectors, report = embed(texts.texts, cfg, cache_dir, device)
+    return vectors, texts, report
+
+
+def fit_mask(n_items: int, cfg: GeneratorConfig) -> np.ndarray:
+    """Items the codebooks are fitted on: all, or all but the shared cold-item hold-out."""
+    mask = np.ones(n_items, dtype=bool)
+    if cfg.fit_on == "warm":
+        mask[cold_item_holdout(n_items, cfg.cold_fraction, cfg.split_seed)] = False
+    return mask
+
+
+def codebooks_digest(q: ResidualQuantizer) -> str:
+    """sha256 of the centroid values (the .npz container itself carries zip timestamps)."""
+    h = hashlib.sha256()
+    for c in q.centroids:
+        h.update(np.ascontiguousarray(c, dtype="<f4").tobytes())
+    return h.hexdigest()
+
+
+def encode_new_items(q: ResidualQuantizer, existing: np.ndarray, embeddings: np.ndarray, collision_size: int
+                     ) -> np.ndarray:
+    """Full IDs (m, levels + 1) for new items with the saved codebooks, no refitting.
+
+    New items take the next free collision numbers after the items already
+    holding their codes, so existing IDs never change.
+    """
+    new = q.encode(embeddings)
+    prefix = np.vstack([existing[:, :-1], new])
+    order = np.concatenate([existing[:, -1], np.full(len(new), np.iinfo(np.int64).max)])
+    collisions = collision_codes(prefix, collision_size, order)
+    if not np.array_equal(collisions[:len(existing)], existing[:, -1]):
+        raise ValueError("the saved collision codes are not numbered 0..n-1 per group; regenerate the semantic IDs")
+    return np.column_stack([new, collisions[len(existing):]])
+
+
+def _error_report(q: ResidualQuantizer, x: np.ndarray) -> dict[str, Any]:
+    if not len(x):
+        return {"items": 0}
+    _, errors = q.encode_with_errors(x)
+    base = mean_squared_norm(x)
+    return {"items": int(len(x)), "mean_squared_norm": base, "per_level": errors, "final": errors[-1],
+            "relative_final": errors[-1] / base if base > 0 else None}
+
+
+def generate(ds: Dataset, cfg: GeneratorConfig, embeddings: np.ndarray, record: RunRecord) -> Generated:
+    """Fit the codebooks, encode every item and assemble the file contents."""
+    mask = fit_mask(ds.n_items, cfg)
+    n_fit = int(mask.sum())
+    k = effective_codebook_size(n_fit, cfg.codebook_size, cfg.min_items_per_code)
+    collision_size = cfg.collision_size or k
+    with record.stage("fit codebooks"), tqdm(total=cfg.levels, desc="k-means levels", disable=quiet()) as bar:
+        q, _ = fit_residual_kmeans(embeddings[mask], cfg.levels, k, cfg.seed,
+                                   kmeans=lambda x, kk, s: kmeans(x, kk, s, cfg.kmeans_iterations),
+                                   progress=lambda _: bar.update(1))
+    with record.stage("encode items"):
+        # every item, warm or cold, goes through the path a brand-new item takes
+        prefix = q.encode(embeddings)
+        # warm items are numbered first, so cold items never change a warm item's ID
+        order = np.where(mask, 0, ds.n_items) + np.arange(ds.n_items)
+        codes = np.column_stack([prefix, collision_codes(prefix, collision_size, order)])
+    with record.stage("statistics"):
+        stats = {
+            "dataset": ds.name, "items": ds.n_items, "fit_on": cfg.fit_on, "fit_items": n_fit,
+            "cold_items": int((~mask).sum()),
+            "codebook_size": {"requested": cfg.codebook_size, "used": k, "min_items_per_code": cfg.min_items_per_code},
+            "collision_size": collision_size,
+            "quantization_error": {"fit_items": _error_report(q, embeddings[mask]),
+                                   "held_out_items": _error_report(q, embeddings[~mask]),
+                                   "all_items": _error_report(q, embeddings)},
+            "usage": code_usage(prefix, q.codebook_sizes),
+            "collisions": collision_report(prefix),
+            "collisions_fit_items": collision_report(prefix[mask]),
+        }
+    header = {
+        "dataset": ds.name, "data_checksum": ds.checksum, "n_items": ds.n_items,
+        "levels": cfg.levels, "codebook_sizes": q.codebook_sizes, "collision_size": collision_size,
+        "model": cfg.model, "normalize": cfg.normalize, "embedding_dim": int(embeddings.shape[1]),
+        "fit_on": cfg.fit_on, "fit_items": n_fit, "cold_fraction": cfg.cold_fraction, "split_seed": cfg.split_seed,
+        "kmeans": f"greedy k-means++ (scikit-learn) + at most {cfg.kmeans_iterations} Lloyd iterations (faiss), "
+                  f"seed {cfg.seed} + level",
+        "codebooks_file": CODEBOOKS_FILE, "codebooks_sha256": codebooks_digest(q),
+        "code_columns": [f"level_{i + 1}" for i in range(cfg.levels)] + ["collision"],
+    }
+    return Generated(codes, q, collision_size, mask, header, stats)
+
+
+def write_outputs(out_dir: Path, ds: Dataset, gen: Generated, record: RunRecord, extra_stats: dict[str, Any]) -> None:
+    """semantic_ids.json without timings (byte-reproducible); timings go to the stats file."""
+    with record.stage("write"):
+        atomic_write_bytes(out_dir / CODEBOOKS_FILE, gen.quantizer.to_bytes())
+        header = {**gen.header, "run": record.to_dict(include_timing=False)}
+        write_semantic_ids(out_dir / IDS_FILE, header, ds.item_ids, gen.codes)
+    atomic_write_json(out_dir / STATS_FILE, {**gen.stats, **extra_stats, "run": record.to_dict()})
+
+
+# ------------------------------------------------------------------ new items
+
+
+def read_new_items(path: Path) -> tuple[list[str], list[str] | None, np.ndarray | None]:
+    """(ids, texts, embeddings) from .txt (one text per line), .jsonl ({"id", "text"}) or .npy (embeddings)."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; give one text per line (.txt), JSON lines with 'text' (.jsonl) or .npy")
+    if path.suffix == ".npy":
+        x = np.load(path, allow_pickle=False)
+        if x.ndim != 2:
+            raise DataError(f"{path}: expected a 2-d array of embeddings (n, dim), got shape {x.shape}")
+        return [str(i) for i in range(len(x))], None, x.astype(np.float32)
+    ids, texts = [], []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        if path.suffix == ".jsonl":
+            try:
+                rec = json.loads(line)
+                text = rec["text"]
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise DataError(f"{path}, line {lineno}: expected a JSON object with a 'text' field "
+                                f"(and optionally 'id'): {exc}") from exc
+            ids.append(str(rec.get("id", lineno)))
+            texts.append(str(text))
+        else:
+            ids.append(str(lineno))
+            texts.append(line.strip())
+    if not texts:
+        raise DataError(f"{path}: no texts found")
+    return ids, texts, None
+
+
+def encode_file(args: argparse.Namespace, out_dir: Path, device: str) -> dict[str, Any]:
+    """IDs for the items in --encode-texts, with the saved codebooks and the saved model."""
+    header, _, existing = read_semantic_ids_file(out_dir / IDS_FILE)
+    q = ResidualQuantizer.load(out_dir / CODEBOOKS_FILE)
+    if codebooks_digest(q) != header.get("codebooks_sha256"):
+        raise DataError(f"{out_dir / CODEBOOKS_FILE}: does not belong to {out_dir / IDS_FILE}; regenerate both")
+    cfg = GeneratorConfig.from_dict(header["run"]["config"])
+    ids, texts, x = read_new_items(Path(args.encode_texts))
+    if x is None:
+        x, _ = embed(texts, cfg, args.cache_dir, device)
+    codes = encode_new_items(q, existing, x, int(header["collision_size"]))
+    return {"model": cfg.model, "codebooks_sha256": header["codebooks_sha256"],
+            "items": {i: [int(c) for c in row] for i, row in zip(ids, codes)}}
+
+
+# ------------------------------------------------------------------ script
+
+
+def config_from_args(args: argparse.Namespace) -> GeneratorConfig:
+    return GeneratorConfig(
+        model=args.model, normalize=not args.no_normalize, text_fields=args.text_fields,
+        max_description_tokens=args.max_description_tokens, levels=args.levels, codebook_size=args.codebook_size,
+        min_items_per_code=args.min_items_per_code, collision_size=args.collision_size, fit_on=args.fit_on,
+        cold_fraction=args.cold_fraction, split_seed=args.split_seed, seed=args.seed,
+        kmeans_iterations=args.kmeans_iterations, batch_size=args.batch_size)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(p, default_out=None)  # --out: where --encode-texts writes its IDs (JSON)
+    p.add_argument("--output-dir", help="where to write the three files (default: --data-dir)")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"sentence-transformers name or local path (default: {DEFAULT_MODEL}, the offline "
+                        "all-MiniLM-L6-v2; e.g. sentence-transformers/sentence-t5-base where a hub is reachable)")
+    p.add_argument("--no-normalize", action="store_true", help="keep raw embedding norms (default: unit length)")
+    p.add_argument("--text-fields", default=",".join(DEFAULT_FIELDS),
+                   help=f"item text fields, in order (default: {','.join(DEFAULT_FIELDS)}); absent values are skipped")
+    p.add_argument("--max-description-tokens", type=int, default=DEFAULT_MAX_DESCRIPTION_TOKENS,
+                   help="cut descriptions to this many tokenizer tokens (0: keep whole)")
+    p.add_argument("--levels", type=int, default=3, help="k-means levels before the collision code")
+    p.add_argument("--codebook-size", type=int, default=256, help="codes per level (reduced for small catalogues)")
+    p.add_argument("--min-items-per-code", type=int, default=MIN_ITEMS_PER_CODE,
+                   help="shrink the codebook below this many fitted items per code")
+    p.add_argument("--collision-size", type=int, help="values of the collision code (default: the codebook size)")
+    p.add_argument("--fit-on", choices=("warm", "all"), default="warm",
+                   help="fit the codebooks on warm items (cold hold-out encoded afterwards) or on all items")
+    p.add_argument("--cold-fraction", type=float, default=0.05, help="share of items in the cold hold-out")
+    p.add_argument("--kmeans-iterations", type=int, default=DEFAULT_NITER,
+                   help="most Lloyd iterations per level (stops earlier at convergence)")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="encoder batch size")
+    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="embedding cache folder")
+    p.add_argument("--encode-texts", help="instead of generating: encode new items (.txt one text per line, .jsonl "
+                                          "with 'id' and 'text', or .npy embeddings) with the saved codebooks")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.out and not args.encode_texts:
+        parser.error("--out only applies to --encode-texts; generation writes into --output-dir (default: --data-dir)")
+    device = setup(args)
+    out_dir = Path(args.output_dir or args.data_dir)
+    try:
+        if args.encode_texts:
+            result = encode_file(args, out_dir, device)
+            for item, codes in result["items"].items():
+                print(item, *codes, sep="\t")
+            if args.out:
+                atomic_write_json(args.out, result)
+            return 0
+        cfg = config_from_args(args)
+        record = RunRecord("semantic_id_generator.py", asdict(cfg), args.seed)
+        with record.stage("load data"):
+            ds = load_dataset(args.data_dir)
+        record.data_checksum = ds.checksum
+        with record.stage("item text"):
+            texts = item_texts(ds, cfg)
+        if texts.n_fallback:
+            log.warning("%d items have no text; they get a fallback text naming their ID", texts.n_fallback)
+        with record.stage("embed"):
+            x, embed_report = embed(texts.texts, cfg, args.cache_dir, device)
+        generated = generate(ds, cfg, x, record)
+        extra = {"text": {"fields": list(cfg.text_fields), "fallback_items": texts.n_fallback,
+                          "fallback_examples": [str(i) for i in ds.item_ids[texts.fallback][:10]],
+                          "example": texts.texts[0] if texts.texts else None},
+                 "embeddings": {"model": cfg.model, "device": device, **embed_report.to_dict()}}
+        write_outputs(out_dir, ds, generated, record, extra)
+    except (DataError, ValueError, FileNotFoundError) as exc:
+        log.error("%s", exc)
+        return 1
+    c = generated.stats["collisions"]
+    log.info("%d items -> codebooks %s + collision level %d; %d colliding items in %d groups (largest %d); "
+             "final quantization error %.4f; wrote %s", ds.n_items, generated.quantizer.codebook_sizes,
+             generated.collision_size, c["colliding_items"], c["colliding_groups"], c["largest_group"],
+             generated.stats["quantization_error"]["all_items"]["final"], out_dir / IDS_FILE)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

