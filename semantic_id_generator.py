@@ -90,7 +90,6 @@ class Generated:
     codes: np.ndarray            # int64 (n_items, levels + 1)
     quantizer: ResidualQuantizer
     collision_size: int
-    fit_mask: np.ndarray         # bool per item: used to fit the codebooks
     header: dict[str, Any]       # written into semantic_ids.json
     stats: dict[str, Any]        # written into semantic_id_stats.json
 
@@ -201,7 +200,7 @@ def generate(ds: Dataset, cfg: GeneratorConfig, embeddings: np.ndarray, record: 
         "codebooks_file": CODEBOOKS_FILE, "codebooks_sha256": codebooks_digest(q),
         "code_columns": [f"level_{i + 1}" for i in range(cfg.levels)] + ["collision"],
     }
-    return Generated(codes, q, collision_size, mask, header, stats)
+    return Generated(codes, q, collision_size, header, stats)
 
 
 def write_outputs(out_dir: Path, ds: Dataset, gen: Generated, record: RunRecord, extra_stats: dict[str, Any]) -> None:

@@ -68,7 +68,7 @@ def token_truncator(tokenizer) -> Truncate:
     return truncate
 
 
-def _field_values(meta: ItemMeta, field: str, n: int) -> list[str]:
+def _field_values(meta: ItemMeta, field: str) -> list[str]:
     """The field as display strings, '' where absent."""
     if field in ("title", "brand", "description"):
         return [str(v) for v in getattr(meta, field)]
@@ -89,7 +89,7 @@ def build_item_texts(meta: ItemMeta, item_ids: Sequence[str], fields: Sequence[s
     """
     n = len(item_ids)
     fields = parse_fields(fields)
-    columns = {f: _field_values(meta, f, n) for f in fields}
+    columns = {f: _field_values(meta, f) for f in fields}
     if "description" in columns and max_description_tokens > 0:
         desc = columns["description"]
         nonempty = [i for i, d in enumerate(desc) if d]

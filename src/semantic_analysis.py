@@ -71,10 +71,13 @@ def purity(clusters: np.ndarray, labels: Sequence[str]) -> tuple[float, int]:
 def purity_report(clusters: np.ndarray, labels: Sequence[str], rng: np.random.Generator, shuffles: int = 20) -> dict:
     """Purity of `clusters` against a random assignment with the same cluster sizes (shuffled, sampled)."""
     value, n = purity(clusters, labels)
+    if not n:  # e.g. brands on MovieLens
+        return {"purity": None, "labelled_items": 0, "random_assignment_mean": None, "random_assignment_std": None,
+                "random_shuffles": 0, "lift": None}
     random = [purity(rng.permutation(clusters), labels)[0] for _ in range(shuffles)]
     return {"purity": value, "labelled_items": n, "random_assignment_mean": float(np.mean(random)),
             "random_assignment_std": float(np.std(random)), "random_shuffles": shuffles,
-            "lift": value / float(np.mean(random)) if n else None}
+            "lift": value / float(np.mean(random))}
 
 
 def representative_items(embeddings: np.ndarray, codes: np.ndarray, centroids: np.ndarray, code: int,

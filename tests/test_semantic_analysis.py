@@ -44,6 +44,7 @@ def test_purity_by_hand():
     assert np.isnan(purity(clusters, [""] * 5)[0])
     rep = purity_report(clusters, ["a", "a", "b", "b", ""], np.random.default_rng(0), shuffles=5)
     assert rep["purity"] == 0.75 and rep["random_shuffles"] == 5 and 0.5 <= rep["random_assignment_mean"] <= 1.0
+    assert purity_report(clusters, [""] * 5, np.random.default_rng(0))["purity"] is None
 
 
 def test_representative_items_closest_to_centroid_first():

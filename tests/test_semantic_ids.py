@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -208,3 +209,22 @@ def test_errors_name_the_file_and_the_fix(tmp_path, encoder):
     assert run(other, tmp_path / "c", "--text-fields", "title,colour") == 1
     with pytest.raises(SystemExit):
         run(other, tmp_path / "c", "--out", str(tmp_path / "x.json"))
+
+
+SHARED_ML = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
+
+
+@pytest.mark.skipif(not SHARED_ML.is_dir(), reason=f"real MovieLens 100K not found at {SHARED_ML}")
+def test_real_movielens_smoke(tmp_path, encoder):
+    """Real metadata through the whole pipeline (stand-in encoder, so it stays fast)."""
+    out = tmp_path / "ids"
+    assert gen.main(["--data-dir", str(SHARED_ML), "--output-dir", str(out), "--cache-dir", str(tmp_path / "c"),
+                     "--quiet", "--device", "cpu"]) == 0
+    ds = load_dataset(SHARED_ML)
+    sids = load_semantic_ids(out, ds)
+    # 1598 warm items cannot fill 256 codes at 39 items per code: reduced to 40
+    assert sids.codebook_sizes == [40, 40, 40, 40] and sids.codes.shape == (1682, 4)
+    stats = json.loads((out / "semantic_id_stats.json").read_text())
+    assert stats["text"]["fallback_items"] == 0 and stats["fit_items"] == 1598 and stats["cold_items"] == 84
+    header, ids, _ = read_semantic_ids_file(out / "semantic_ids.json")
+    assert ids[:3] == ["1", "2", "3"] and header["dataset"] == "ml-100k"
