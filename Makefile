@@ -7,9 +7,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SEED   ?= 0
 
-.PHONY: all test setup data semantic-ids analysis mf neural tiger bench clean
+.PHONY: all test setup data semantic-ids analysis mf neural tiger summary bench clean
 
-all: data semantic-ids analysis mf neural tiger
+all: data semantic-ids analysis mf neural tiger summary
 	@echo "done: results in results/, plots in plots/"
 
 setup: $(STAMP)
@@ -36,8 +36,8 @@ analysis: $(STAMP)
 	$(PY) analyze_semantic_ids.py --data-dir data/ml-100k
 
 mf: $(STAMP)
-	$(PY) mf_train_eval.py --data-dir data/ml-100k
-	$(PY) mf_train_eval.py --data-dir beauty
+	$(PY) mf_train_eval.py --data-dir data/ml-100k --seeds 0 1 2
+	$(PY) mf_train_eval.py --data-dir beauty --seeds 0 1 2
 
 neural: $(STAMP)
 	$(PY) neural_train_eval.py --data-dir data/ml-100k
@@ -46,8 +46,16 @@ neural: $(STAMP)
 tiger: $(STAMP)
 	$(PY) tiger_train_eval.py --data-dir beauty --preset quick
 
+summary: $(STAMP)
+	$(PY) summarize_results.py
+
+# Speed and peer-baseline benchmarks (not part of `all`; bench_semantic_ids takes ~20 min, mostly the reference KMeans).
 bench: $(STAMP)
 	$(PY) benchmarks/bench_data.py
+	$(PY) benchmarks/bench_mf.py
+	$(PY) benchmarks/bench_ctr.py
+	$(PY) benchmarks/bench_tiger.py
+	$(PY) benchmarks/bench_semantic_ids.py --data-dir beauty
 
 clean:
 	rm -rf $(VENV) .pytest_cache

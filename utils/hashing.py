@@ -1,6 +1,6 @@
 """Stable hashing for features: the same string maps to the same bucket in every process.
 
-Python's built-in ``hash()`` is salted per process, so features hashed with it
+The built-in string hash of Python is salted per process, so features hashed with it
 change between runs; blake2b is fast, keyed by nothing and stable.
 """
 from __future__ import annotations
