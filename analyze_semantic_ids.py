@@ -145,9 +145,8 @@ def plot_purity(purities: dict[str, dict], path: Path, name: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(p, default_out="results/semantic_id_analysis_{dataset}.json")
+    add_common_args(p, default_out="results/semantic_id_analysis_{dataset}.json", plots=True)
     p.add_argument("--ids-dir", help="folder holding the semantic-ID files (default: --data-dir)")
-    p.add_argument("--plot-dir", default="plots", help="where to write the PNG plots")
     p.add_argument("--cache-dir", default=str(gen.DEFAULT_CACHE_DIR), help="embedding cache folder")
     p.add_argument("--example-codes", type=int, default=8, help="level-1 codes to show example items for")
     p.add_argument("--examples-per-code", type=int, default=5)

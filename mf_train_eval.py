@@ -15,7 +15,6 @@ import argparse
 import logging
 from pathlib import Path
 
-import torch
 
 from src.mf import DEFAULTS, MODEL_NAMES, SEMANTIC_MODELS, describe, model_factory
 from src.pointwise import MONITOR, PointwiseEvaluator, markdown_table, plot_overall_vs_cold, run_models, semantic_ids_record
@@ -45,7 +44,7 @@ TABLE_COLUMNS = {
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(p, default_out="results/mf_results_{dataset}.json")
+    add_common_args(p, default_out="results/mf_results_{dataset}.json", threads=1, plots=True)
     p.add_argument("--objective", choices=OBJECTIVES, default="auto", help="auto: explicit when the data has star ratings")
     p.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES))
     p.add_argument("--seeds", nargs="+", type=int, help="model seeds to repeat (default: --seed only); the split stays fixed")
@@ -62,18 +61,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        help=f"explicit {DEFAULTS['explicit'][name]}, implicit {DEFAULTS['implicit'][name]}")
     g.add_argument("--patience", type=int, default=3, help="epochs without validation improvement before stopping")
     g.add_argument("--init-std", type=float, default=0.01, help="standard deviation of the initial factors")
-    g.add_argument("--threads", type=int, default=1,
-                   help="CPU threads for torch (default 1: MF batches are too small to gain from more, "
-                        "and spinning threads slow down badly on shared cores; 0 = torch's default)")
-    p.add_argument("--plot-dir", default="plots", help="where the PNG plots go")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     device = setup(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     ds = load_dataset(args.data_dir)
     objective = resolve_objective(ds, args.objective)
     for name, value in DEFAULTS[objective].items():

@@ -21,7 +21,6 @@ import argparse
 import logging
 from pathlib import Path
 
-import torch
 
 from src.ctr import MODELS, CTRConfig
 from src.ctr_experiment import ctr_objective, labelling, markdown_table, plot_modes, run_ctr, summary_rows
@@ -41,7 +40,7 @@ log = logging.getLogger("neural_train_eval")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(p, default_out="results/neural_results_{dataset}.json")
+    add_common_args(p, default_out="results/neural_results_{dataset}.json", threads=1, plots=True)
     p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="feature modes to compare")
     p.add_argument("--seeds", nargs="+", type=int, help="model seeds to repeat (default: --seed only); the split stays fixed")
@@ -67,18 +66,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--batch-size", type=int, default=2048)
     g.add_argument("--lr", type=float, default=5e-3)
     g.add_argument("--weight-decay", type=float, default=0.0)
-    g.add_argument("--threads", type=int, default=1,
-                   help="CPU threads for torch (default 1: on shared cores extra spinning threads made training "
-                        "~15x slower here; 0 = torch's default)")
-    p.add_argument("--plot-dir", default="plots", help="where the PNG plot goes")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     device = setup(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     ds = load_dataset(args.data_dir)
     objective = ctr_objective(resolve_objective(ds, args.objective))
     seeds = args.seeds or [args.seed]

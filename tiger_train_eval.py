@@ -33,7 +33,7 @@ log = logging.getLogger("tiger_train_eval")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(p, "results/tiger_results.json")
+    add_common_args(p, "results/tiger_results.json", threads=0, plots=True)
     p.add_argument("--preset", choices=sorted(PRESETS), default="quick", help="model size and schedule (default: quick)")
     p.add_argument("--models", default=",".join(MODELS),
                    help=f"comma-separated subset of {', '.join(MODELS)} (tiger_item = item-level encoder variant)")
@@ -41,18 +41,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--beam", type=int, help="beam width (preset default 20; top 10 are ranked)")
     p.add_argument("--user-tokens", type=int, default=0, help="hashed user-token buckets for TIGER (default 0 = off)")
     p.add_argument("--cold-fraction", type=float, default=0.05, help="share of items held out of training (cold items)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--checkpoint-dir", default="checkpoints", help="per-epoch checkpoints (default: checkpoints/)")
     p.add_argument("--resume", action="store_true", help="continue each model from its last checkpoint")
-    p.add_argument("--plot-dir", default="plots", help="where the PNG plots go")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     device = setup(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = sorted(set(models) - set(MODELS))
     if unknown:

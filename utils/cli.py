@@ -13,8 +13,13 @@ _QUIET = False
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def add_common_args(parser: argparse.ArgumentParser, default_out: str | None) -> argparse.ArgumentParser:
-    """Add --data-dir, --seed, --split-seed, --device, --out and --quiet to ``parser``."""
+def add_common_args(
+    parser: argparse.ArgumentParser, default_out: str | None, threads: int | None = None, plots: bool = False
+) -> argparse.ArgumentParser:
+    """Add --data-dir, --seed, --split-seed, --device, --out and --quiet to ``parser``.
+
+    ``threads`` adds --threads with that default (0 = torch's own choice); ``plots`` adds --plot-dir.
+    """
     g = parser.add_argument_group("common options")
     g.add_argument("--data-dir", default="beauty", help="prepared data folder (default: beauty; MovieLens: data/ml-100k)")
     g.add_argument("--seed", type=int, default=0, help="seed for python, numpy and torch (model init, sampling)")
@@ -24,6 +29,14 @@ def add_common_args(parser: argparse.ArgumentParser, default_out: str | None) ->
     g.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     g.add_argument("--out", default=default_out, help=f"results JSON to write (default: {default_out})")
     g.add_argument("--quiet", action="store_true", help="only warnings and errors; no progress bars")
+    if threads is not None:
+        g.add_argument(
+            "--threads", type=int, default=threads,
+            help=f"torch CPU threads (default {threads}; 0 = torch's choice). Small models train fastest on one "
+            "thread, and extra spinning threads slow down badly when other jobs share the cores",
+        )
+    if plots:
+        g.add_argument("--plot-dir", default="plots", help="where the PNG plots go (default: plots)")
     return parser
 
 
@@ -75,6 +88,10 @@ def setup(args: argparse.Namespace, needs_torch: bool = True) -> str:
     setup_logging(getattr(args, "quiet", False))
     seed_everything(args.seed)
     device = resolve_device(args.device) if needs_torch else "cpu"
+    if getattr(args, "threads", 0):
+        import torch
+
+        torch.set_num_threads(args.threads)
     logging.getLogger(__name__).info("seed=%d split_seed=%d device=%s", args.seed, args.split_seed, device)
     return device
 
