@@ -12,6 +12,7 @@ import mf_train_eval
 from src.mf import MODEL_NAMES, SemanticItems, base_score, build_model, describe, model_factory
 from src.pointwise import PointwiseEvaluator, pointwise_loss, train_pointwise
 from src.training import TrainConfig
+from summarize_results import mf_section
 from tests.synthetic import ML_GENRE_COUNT
 from utils.data import DataError, load_dataset
 from utils.examples import TrainSampler
@@ -189,6 +190,8 @@ def test_cli_explicit_and_implicit_runs_write_complete_results(tmp_path):
     assert sum(weights.values()) == pytest.approx(1.0)
     assert saved["run_record"]["config"]["seeds"] == [0, 1] and "stage_seconds" in saved["run_record"]
     assert all(Path(p).is_file() for p in saved["plots"])
+    table = mf_section(tmp_path / "out" / "ml-tiny.json")  # the README's summary reads the same file
+    assert f"{saved['models']['mf_id']['mean_std']['test']['overall']['rmse']['mean']:.4f} ± " in table
 
     imp = _cli(folder, tmp_path / "imp" / "{dataset}.json", "--objective", "implicit", "--models", "mf_id", "mf_semantic",
                "--ks", "5", "10")
