@@ -75,3 +75,15 @@ def test_checksum_mismatch_and_missing_source(tmp_path):
     (src / "u.item").unlink()
     with pytest.raises(DataError, match="missing u.item"):
         prepare("ml-100k", tmp_path / "out", source=src)
+
+
+def test_without_a_local_copy_the_official_files_are_downloaded(tmp_path, http_root, monkeypatch):
+    root, base = http_root
+    src = write_movielens(tmp_path / "src" / "ml-100k", n_users=6, n_items=8)
+    with zipfile.ZipFile(root / "ml-100k.zip", "w") as z:
+        for f in src.iterdir():
+            z.write(f, f"ml-100k/{f.name}")
+    monkeypatch.setattr("utils.prepare.default_source", lambda name: None)
+    monkeypatch.setattr("utils.prepare.ML_URL", f"{base}/ml-100k.zip")
+    summary = prepare("ml-100k", tmp_path / "out", verify=False)
+    assert summary["source"] == f"{base}/ml-100k.zip" and summary["users"] == 6

@@ -173,7 +173,7 @@ def prepare(
         if source is None and not download_files and url is None:
             source = default_source(name)
             if source is None:
-                raise DataError(f"no local copy of {name} found at ../shared/data/{name}; pass --source FOLDER or --download.")
+                log.info("no local copy of %s at ../shared/data/%s: downloading the official files", name, name)
         if source is not None:
             staging, origin = Path(source), f"local folder {source}"
             if not staging.is_dir():
