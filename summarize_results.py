@@ -85,7 +85,7 @@ def neural_section(path: Path) -> str:
     for mode, block in r["modes"].items():
         for model, m in block["models"].items():
             rows.append([model, mode] + [dig(m, "mean_std", "test", *p) for _, p in cols]
-                        + [f"{dig(m, 'mean_std', 'parameters', 'mean'):,.0f}", dig(m, "mean_std", "train_seconds")])
+                        + [f"{dig(m, 'mean_std', 'parameters', 'mean'):,.0f}", fmt(dig(m, "mean_std", "train_seconds"), 1)])
     rows.sort(key=lambda row: row[0])
     return (f"**Neural CTR, {r['dataset']}** ({r['labelling']['objective']}, test set, seeds {r['seeds']}, "
             f"{r['run_record']['wall_seconds']:.0f} s)\n\n"
@@ -96,12 +96,12 @@ def tiger_section(path: Path) -> str:
     r = read_json(path)
     metrics = ["recall@5", "ndcg@5", "recall@10", "ndcg@10"]
     rows = [[name] + [m["test"][k] for k in metrics] + [m["cold_start_test_recall@10"], m["epochs_run"],
-                                                        m["timing"]["train_seconds"]]
+                                                        f"{m['timing']['train_seconds']:.0f}"]
             for name, m in r["models"].items()]
     rows += [[f"{name} (published)"] + [p[k] for k in metrics] + [None, None, None]
              for name, p in r["published_beauty_test"].items()]
-    return (f"**TIGER and SASRec, {r['dataset']}** (leave-one-out, full-catalogue ranking, test set, "
-            f"{r['preset']} preset, {r['run']['wall_seconds']:.0f} s)\n\n"
+    return (f"**TIGER and SASRec, {r['dataset']}** (`{path.name}`: leave-one-out, full-catalogue ranking, test set, "
+            f"{r['preset']} preset, `{r['run']['command']}`, {r['run']['wall_seconds']:.0f} s)\n\n"
             + table(["model"] + [m.replace("recall", "Recall").replace("ndcg", "NDCG") for m in metrics]
                     + ["cold Recall@10", "epochs", "train s"], rows))
 
