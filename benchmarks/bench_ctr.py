@@ -198,18 +198,15 @@ def bench_dataset(data_dir: str, args: argparse.Namespace, device: str, record: 
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(p, default_out="results/bench_ctr.json")
+    add_common_args(p, default_out="results/bench_ctr.json", threads=1)
     p.add_argument("--data-dirs", nargs="+", default=["beauty", "data/ml-100k"])
     p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     p.add_argument("--batch-size", type=int, default=2048)
     p.add_argument("--negatives", type=int, default=2, help="implicit data: sampled negatives per positive")
     p.add_argument("--steps", type=int, default=50, help="timed steps of the fast path")
     p.add_argument("--slow-steps", type=int, default=10, help="timed steps of the DataLoader path")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (0 = torch's default)")
     args = p.parse_args(argv)
     device = setup(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     record = RunRecord("benchmarks/bench_ctr.py", vars(args), args.seed)
     rows = [row for data_dir in args.data_dirs for row in bench_dataset(data_dir, args, device, record)]
     out = {"benchmark": "CTR training throughput (examples/s), sliced tensors vs per-sample DataLoader + dict collate",

@@ -88,16 +88,13 @@ def bench_one(data_dir: str, model_name: str, args: argparse.Namespace, device: 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(p, default_out="results/bench_mf.json")
+    add_common_args(p, default_out="results/bench_mf.json", threads=1)
     p.add_argument("--data-dirs", nargs="+", default=["data/ml-100k", "beauty"])
     p.add_argument("--models", nargs="+", choices=[m for m in MODEL_NAMES if m != "global_mean"], default=["mf_id", "mf_semantic"])
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--negatives", type=int, default=4)
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch's default)")
     args = p.parse_args(argv)
     device = setup(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     record = RunRecord("benchmarks/bench_mf.py", vars(args), args.seed)
     rows = []
     for data_dir in args.data_dirs:

@@ -81,14 +81,11 @@ def run_ours(ds: Dataset, split: Split, name: str, seed: int, device: str) -> di
 
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(p, default_out="results/bench_surprise.json")
+    add_common_args(p, default_out="results/bench_surprise.json", threads=1)
     p.add_argument("--splits", nargs="+", default=["temporal", "random"], choices=["temporal", "random"])
     p.add_argument("--cold-fraction", type=float, default=0.05)
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch's default)")
     args = p.parse_args(argv)
     device = setup(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     try:
         import surprise
     except ImportError as exc:

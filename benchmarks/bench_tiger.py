@@ -92,15 +92,12 @@ def time_steps(model: torch.nn.Module, loss_fn, train, steps: int, batch_size: i
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(p, "results/bench_tiger.json")
+    add_common_args(p, "results/bench_tiger.json", threads=0)
     p.add_argument("--preset", choices=sorted(PRESETS), default="quick")
     p.add_argument("--steps", type=int, default=30, help="timed training steps per model")
     p.add_argument("--eval-users", type=int, default=1000, help="validation users to decode / score")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     args = p.parse_args(argv)
     device = setup(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     preset = PRESETS[args.preset]
     record = RunRecord("benchmarks/bench_tiger.py", vars(args), seed=args.seed)
     ds = load_dataset(args.data_dir)
