@@ -12,7 +12,6 @@ from src.beam_search import beam_search, build_trie
 from src.tiger import Tiger, TigerConfig, TigerStepper
 from src.tiger_experiment import ranks_from_topk
 from utils.metrics import ranking_metrics
-from tests.test_tiger import one_thread  # noqa: F401  (autouse: one torch thread for tiny models)
 
 
 def table_step(logp: dict[tuple[int, ...], list[float]]):

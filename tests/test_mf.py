@@ -22,15 +22,6 @@ from utils.splits import make_split
 N_CLUSTERS, N_SUB, PER_SUB = 6, 3, 12
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny MF batches gain nothing from threads, and spinning threads crawl when cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def clustered_codes() -> tuple[np.ndarray, list[int]]:
     """Item i's 4-level semantic ID: cluster, sub-cluster, position, collision token 0."""
     i = np.arange(N_CLUSTERS * N_SUB * PER_SUB)

@@ -7,7 +7,7 @@ import torch
 from src.sasrec import SASRec, SASRecConfig
 from src.sequence_data import Examples
 from src.tiger_experiment import sasrec_rank
-from tests.test_tiger import one_thread  # noqa: F401  (autouse: one torch thread for tiny models)
+from tests.helpers import assert_steps_lower_loss
 
 
 def tiny(seed=0) -> SASRec:
@@ -42,16 +42,7 @@ def test_training_steps_lower_the_loss():
     g = torch.Generator().manual_seed(0)
     hist = torch.randint(0, 30, (64, 5), generator=g)
     target = (hist[:, -1] + 1) % 30
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    model.eval()
-    before = model.loss(hist, target).item()
-    model.train()
-    for _ in range(20):
-        opt.zero_grad()
-        model.loss(hist, target).backward()
-        opt.step()
-    model.eval()
-    assert model.loss(hist, target).item() < 0.8 * before
+    assert_steps_lower_loss(model, hist, target, steps=20)
 
 
 def test_ranks_are_full_catalogue_ranks():

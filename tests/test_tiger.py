@@ -10,17 +10,10 @@ import torch
 from src.sequence_data import bucketed_batches
 from src.tiger import Tiger, TigerConfig
 from src.training import TrainConfig, epoch_generator, fit
+from tests.helpers import assert_steps_lower_loss
 
 SIZES = [4, 4, 3]
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a shared CPU extra threads only wait on each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def tiny(encoder="token", user_tokens=0, seed=0) -> Tiger:
@@ -75,16 +68,7 @@ def test_bad_config_and_codes_are_refused():
 def test_training_steps_lower_the_loss(encoder):
     model = tiny(encoder)
     hist, _, target = toy_windows()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    model.eval()
-    before = model.loss(hist, target).item()
-    model.train()
-    for _ in range(30):
-        opt.zero_grad()
-        model.loss(hist, target).backward()
-        opt.step()
-    model.eval()
-    assert model.loss(hist, target).item() < 0.8 * before
+    assert_steps_lower_loss(model, hist, target, steps=30)
 
 
 def _fit(model, tmp_path, epochs, resume):

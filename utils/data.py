@@ -197,6 +197,13 @@ def _clean(text: Any) -> str:
     return " ".join(html.unescape(text).split())
 
 
+def _offsets_and_positions(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CSR offsets of user-sorted interactions, and each interaction's position within its user."""
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    positions = np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+    return offsets, positions
+
+
 # ---------------------------------------------------------------- P5 layout
 
 
@@ -321,8 +328,7 @@ def load_p5(data_dir: Path) -> Dataset:
     lengths = np.array([len(its) for _, (_, its) in rows], dtype=np.int64)
     users = np.repeat(np.arange(len(rows), dtype=np.int64), lengths)
     items = np.fromiter((item_index[i] for _, (_, its) in rows for i in its), dtype=np.int64, count=int(lengths.sum()))
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    positions = np.arange(len(items), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+    offsets, positions = _offsets_and_positions(lengths)
 
     meta = _build_p5_meta(meta_path, {asin: i for i, asin in enumerate(item_ids)})
     sources = [seq_path, maps_path, meta_path]
@@ -337,8 +343,7 @@ def load_p5(data_dir: Path) -> Dataset:
         order = np.lexsort((positions[keep], timestamps, users))
         users, items, ratings, timestamps = users[order], items[order], ratings[order], timestamps[order]
         lengths = np.bincount(users, minlength=len(user_ids))
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        positions = np.arange(len(items), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+        offsets, positions = _offsets_and_positions(lengths)
     else:
         log.info("%s: no %s, so this data set has no star ratings; rating tasks will use implicit feedback", data_dir, P5_RATINGS)
 
@@ -456,8 +461,7 @@ def load_movielens(data_dir: Path) -> Dataset:
     order = np.lexsort((np.arange(len(users)), timestamps, users))
     users, items, ratings, timestamps = users[order].astype(np.int64), items[order], ratings[order], timestamps[order]
     lengths = np.bincount(users, minlength=len(user_values))
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    positions = np.arange(len(items), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+    offsets, positions = _offsets_and_positions(lengths)
     return Dataset(
         name=data_dir.resolve().name, kind="movielens",
         user_ids=np.array([str(u) for u in user_values], dtype=object),
