@@ -95,15 +95,47 @@ def neural_section(path: Path) -> str:
 def tiger_section(path: Path) -> str:
     r = read_json(path)
     metrics = ["recall@5", "ndcg@5", "recall@10", "ndcg@10"]
-    rows = [[name] + [m["test"][k] for k in metrics] + [m["cold_start_test_recall@10"], m["epochs_run"],
-                                                        f"{m['timing']['train_seconds']:.0f}"]
+    rows = [[name] + [m["test"][k] for k in metrics]
+            + [m["cold_start_test_recall@10"], dig(m, "cold_start", "cold_target_users", "recall@10"),
+               m["epochs_run"], f"{m['timing']['train_seconds']:.0f}"]
             for name, m in r["models"].items()]
-    rows += [[f"{name} (published)"] + [p[k] for k in metrics] + [None, None, None]
+    rows += [[f"{name} (published)"] + [p[k] for k in metrics] + [None, None, None, None]
              for name, p in r["published_beauty_test"].items()]
     return (f"**TIGER and SASRec, {r['dataset']}** (`{path.name}`: leave-one-out, full-catalogue ranking, test set, "
             f"{r['preset']} preset, `{r['run']['command']}`, {r['run']['wall_seconds']:.0f} s)\n\n"
             + table(["model"] + [m.replace("recall", "Recall").replace("ndcg", "NDCG") for m in metrics]
-                    + ["cold Recall@10", "epochs", "train s"], rows))
+                    + ["cold Recall@10 (plain beam)", "cold Recall@10 (cold share)", "epochs", "train s"], rows))
+
+
+TIGER_METRICS = ["recall@5", "ndcg@5", "recall@10", "ndcg@10"]
+
+
+def tiger_seeds_section(paths: list[Path]) -> str | None:
+    """Mean ± std over the runs of one preset that differ only in --seed (None when there is one run)."""
+    from utils.report import aggregate_seeds
+
+    runs = [read_json(p) for p in paths]
+    runs = [r for r in runs if r.get("complete") and r.get("preset") == "quick"]
+    seeds = sorted({r.get("seed") for r in runs})
+    if len(seeds) < 2:
+        return None
+    models = [m for m in runs[0]["models"] if all(m in r["models"] for r in runs)]
+    rows = []
+    for name in models:
+        reps = [r["models"][name] for r in runs]
+        agg = aggregate_seeds([{"test": rep["test"], "cold": {"plain": rep["cold_start_test_recall@10"],
+                                                               "share": dig(rep, "cold_start", "cold_target_users",
+                                                                            "recall@10")},
+                                "train": rep["timing"]["train_seconds"]} for rep in reps])
+        rows.append([name] + [agg["test"][k] for k in TIGER_METRICS]
+                    + [agg["cold"].get("plain"), agg["cold"].get("share"), fmt(agg["train"], 0)])
+    rows += [[f"{name} (published)"] + [p[k] for k in TIGER_METRICS] + [None, None, None]
+             for name, p in runs[0]["published_beauty_test"].items()]
+    return (f"**TIGER and SASRec, {runs[0]['dataset']}, mean ± std over seeds {seeds}** (quick preset, "
+            "`tiger_train_eval.py --seed N`, one results file per seed; leave-one-out, full-catalogue "
+            "ranking, test set)\n\n"
+            + table(["model"] + [m.replace("recall", "Recall").replace("ndcg", "NDCG") for m in TIGER_METRICS]
+                    + ["cold Recall@10 (plain beam)", "cold Recall@10 (cold share)", "train s"], rows))
 
 
 def main() -> None:
@@ -114,7 +146,10 @@ def main() -> None:
     sections = [semantic_section(p) for p in sorted(d.glob("semantic_id_analysis_*.json"))]
     sections += [mf_section(p) for p in sorted(d.glob("mf_results_*.json"))]
     sections += [neural_section(p) for p in sorted(d.glob("neural_results_*.json"))]
-    sections += [tiger_section(p) for p in sorted(d.glob("tiger_results*.json"))]
+    tiger_files = sorted(d.glob("tiger_results*.json"))
+    sections += [tiger_section(p) for p in tiger_files]
+    seeds = tiger_seeds_section(tiger_files)
+    sections += [seeds] if seeds else []
     if not sections:
         raise SystemExit(f"no results files in {d}/: run `make all` (or the *_train_eval.py scripts) first")
     print("\n\n".join(sections))

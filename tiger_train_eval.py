@@ -5,7 +5,8 @@ validation, history = the 20 most recent items, every prefix of a training
 sequence is a training window, full-catalogue Recall/NDCG@5/10. Writes
 results/tiger_results.json and plots/tiger_*.png.
 
-    python tiger_train_eval.py                    # quick preset (2-core CPU, ~30 min)
+    python tiger_train_eval.py                    # quick preset: item-level TIGER + SASRec (2-core CPU, ~40 min)
+    python tiger_train_eval.py --preset long      # the paper's token-level encoder, longer (CPU: hours)
     python tiger_train_eval.py --preset paper     # the paper's size and schedule (GPU)
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from src.beam_search import build_trie
@@ -33,13 +35,17 @@ log = logging.getLogger("tiger_train_eval")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(p, "results/tiger_results.json", threads=0, plots=True)
+    add_common_args(p, "results/tiger_results.json", threads=1, plots=True)
     p.add_argument("--preset", choices=sorted(PRESETS), default="quick", help="model size and schedule (default: quick)")
-    p.add_argument("--models", default=",".join(MODELS),
-                   help=f"comma-separated subset of {', '.join(MODELS)} (tiger_item = item-level encoder variant)")
+    p.add_argument("--models", help=f"comma-separated subset of {', '.join(MODELS)} (tiger_item = item-level "
+                                    "encoder variant; default: the preset's models)")
     p.add_argument("--epochs", type=int, help="override the preset's epochs for every model")
     p.add_argument("--beam", type=int, help="beam width (preset default 20; top 10 are ranked)")
     p.add_argument("--user-tokens", type=int, default=0, help="hashed user-token buckets for TIGER (default 0 = off)")
+    p.add_argument("--cold-share", type=float,
+                   help="cold-start ranking: at most this share of every top-k may be cold items (preset default "
+                        "0.1; 0 = plain beam search only)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training step (worth it on a GPU)")
     p.add_argument("--cold-fraction", type=float, default=0.05, help="share of items held out of training (cold items)")
     p.add_argument("--checkpoint-dir", default="checkpoints", help="per-epoch checkpoints (default: checkpoints/)")
     p.add_argument("--resume", action="store_true", help="continue each model from its last checkpoint")
@@ -49,15 +55,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     device = setup(args)
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    preset = PRESETS[args.preset]
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else list(preset.models)
     unknown = sorted(set(models) - set(MODELS))
     if unknown:
         raise SystemExit(f"--models: unknown {unknown}; choose from {', '.join(MODELS)}")
-    preset = PRESETS[args.preset]
-    if args.epochs:
+    if args.epochs is not None:
         preset = preset.with_epochs(args.epochs)
+    if args.compile:
+        preset = replace(preset, train={k: replace(v, compile=True) for k, v in preset.train.items()})
     preset = replace(preset, beam=args.beam or preset.beam,
-                     tiger=replace(preset.tiger, user_tokens=args.user_tokens))
+                     tiger=replace(preset.tiger, user_tokens=args.user_tokens),
+                     cold_share=preset.cold_share if args.cold_share is None else args.cold_share)
     record = RunRecord("tiger_train_eval.py", {**vars(args), "preset_config": preset.to_dict(),
                                                "torch_threads": torch.get_num_threads()}, seed=args.seed)
 
@@ -71,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     test_masks = row_slices(ds, split, data.test.rows.numpy())
 
     results = {
-        "dataset": ds.name, "preset": args.preset, "preset_note": preset.note, "device": device,
+        "dataset": ds.name, "preset": args.preset, "seed": args.seed, "preset_note": preset.note, "device": device,
         "protocol": "leave-one-out (last item test, second-to-last validation), history = 20 most recent items, "
                     "full-catalogue ranking; val/test metrics on ALL users (curves during training use "
                     f"{preset.val_users_during_training or 'all'} fixed validation users)",
@@ -88,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
                 sem = load_semantic_ids(args.data_dir, ds)
                 preset = replace(preset, tiger=replace(preset.tiger, codebook_sizes=list(sem.codebook_sizes)))
                 trie = build_trie(sem.codes, sem.codebook_sizes)
-                run = run_tiger(name, data, sem.codes, trie, preset, ds.user_ids, args.seed, device, path, args.resume)
+                run = run_tiger(name, data, sem.codes, trie, preset, ds.user_ids, args.seed, device, path,
+                                args.resume, is_cold=split.is_cold(np.arange(ds.n_items)))
         results["models"][name] = run_report(run, test_masks)
         log.info("%s test %s (%s)", name, results["models"][name]["test"], results["models"][name]["timing"])
         # Written after every model, so a long run that is stopped keeps what it finished.

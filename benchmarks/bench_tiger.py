@@ -55,22 +55,26 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_steps(model: torch.nn.Module, loss_fn, train, steps: int, batch_size: int, device: str) -> dict[str, float]:
-    """Mean seconds per step split into batch slicing, forward, backward and optimiser step."""
+def time_steps(model: torch.nn.Module, loss_fn, lengths: torch.Tensor, batch_of, steps: int, batch_size: int,
+               device: str) -> dict[str, float]:
+    """Mean seconds per step split into batch slicing, forward, backward and optimiser step.
+
+    ``batch_of(idx, width)`` slices one batch; ``loss_fn(model, batch)`` returns its loss.
+    """
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     parts = {"batch": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0}
     n_ex, n = 0, 0
     model.train()
-    batches = bucketed_batches(train.length, batch_size, torch.Generator().manual_seed(0))
+    batches = bucketed_batches(lengths, batch_size, torch.Generator().manual_seed(0))
     for k, (idx, width) in enumerate(batches):
         if k == steps + 2:
             break
         t0 = time.perf_counter()
         idx = idx.to(device)
-        hist, target = train.hist[idx, -width:], train.target[idx]
+        batch = batch_of(idx, width)
         sync(device)
         t1 = time.perf_counter()
-        loss = loss_fn(model, hist, target)
+        loss = loss_fn(model, batch)
         sync(device)
         t2 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
@@ -112,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         codes, sizes = random_codes(ds.n_items, args.seed)
         code_source = "random (no semantic_ids.json)"
     trie = build_trie(codes, sizes).to(device)
-    train, val = data.train.to(device), data.val.to(device)
+    train, val, chunks = data.train.to(device), data.val.to(device), data.train_chunks.to(device)
     val = val.subset(subset_index(len(val), args.eval_users, args.seed, 0xBE))
     out = {"device": device, "threads": torch.get_num_threads(), "codes": code_source, "preset": args.preset,
            "mean_train_history": data.summary()["mean_train_history"], "models": {}}
@@ -120,16 +124,18 @@ def main(argv: list[str] | None = None) -> None:
         bs = preset.train[name].batch_size
         if name == "sasrec":
             model = SASRec(ds.n_items, preset.sasrec).to(device)
-            step = time_steps(model, lambda m, h, t: m.loss(h, t), train, args.steps, bs, device)
+            step = time_steps(model, lambda m, b: m.loss(b), chunks.length, lambda i, w: chunks.seq[i, -w:],
+                              args.steps, bs, device)
             ranks, secs = sasrec_rank(model, val, preset.eval_batch)
             speed = {"scoring_users_per_second": round(len(val) / secs, 1)}
         else:
             cfg = replace(preset.tiger, codebook_sizes=sizes, encoder="item" if name == "tiger_item" else "token")
             model = Tiger(cfg, codes).to(device)
-            step = time_steps(model, lambda m, h, t: m.loss(h, t), train, args.steps, bs, device)
+            step = time_steps(model, lambda m, b: m.loss(*b), train.length,
+                              lambda i, w: (train.hist[i, -w:], train.target[i]), args.steps, bs, device)
             r = tiger_rank(model, val, trie, preset.beam, preset.eval_batch)
             speed = {"beam_search_users_per_second": round(len(val) / r.seconds, 1), "beam": preset.beam}
-        epoch_min = len(train) / step["examples_per_second"] / 60
+        epoch_min = len(chunks if name == "sasrec" else train) / step["examples_per_second"] / 60
         out["models"][name] = {**step, **speed, "estimated_epoch_minutes": round(epoch_min, 2), "batch_size": bs}
         log.info("%s: %s", name, out["models"][name])
     out["run"] = record.to_dict()

@@ -9,6 +9,7 @@ tables hold at most ``n_items * max(codebook_sizes)`` entries per level.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -34,13 +35,22 @@ class PrefixTrie:
     def to(self, device: str | torch.device) -> "PrefixTrie":
         return PrefixTrie([c.to(device) for c in self.children], self.codebook_sizes)
 
+    def _renamed(self, items: np.ndarray) -> "PrefixTrie":
+        """The same trie with leaf i renamed to ``items[i]``."""
+        leaves = self.children[-1]
+        renamed = torch.where(leaves >= 0, torch.from_numpy(items)[leaves.clamp(min=0)], -1)
+        return PrefixTrie([*self.children[:-1], renamed], self.codebook_sizes)
 
-def build_trie(codes: np.ndarray, codebook_sizes: list[int]) -> PrefixTrie:
-    """Build the trie of ``codes`` (n_items, L); item i's ID is row i.
 
-    Raises ValueError when codes fall outside ``codebook_sizes`` or two items
-    share an ID (a decoded ID must name exactly one item).
+def build_trie(codes: np.ndarray, codebook_sizes: list[int], items: np.ndarray | None = None) -> PrefixTrie:
+    """Build the trie of ``codes`` (n_items, L); row i's ID decodes to ``items[i]`` (default i).
+
+    ``items`` lets a trie hold part of the catalogue (the cold items, say) while
+    decoding to catalogue indices. Raises ValueError when codes fall outside
+    ``codebook_sizes`` or two items share an ID (a decoded ID must name exactly one item).
     """
+    if items is not None:
+        return build_trie(np.asarray(codes)[items], codebook_sizes)._renamed(np.asarray(items, dtype=np.int64))
     codes = np.asarray(codes, dtype=np.int64)
     n, levels = codes.shape
     if levels != len(codebook_sizes):
@@ -107,3 +117,31 @@ def beam_search(step: StepFn, batch: int, trie: PrefixTrie, beam: int, constrain
         codes = torch.cat([codes.gather(1, parents[..., None].expand(-1, -1, level)), tok[..., None]], 2)
     items = torch.where(torch.isfinite(scores), prefix, -1)
     return BeamResult(items, codes, scores)
+
+
+def merge_cold_share(warm: BeamResult, cold: BeamResult, share: float) -> Tensor:
+    """One ranked list (B, beam) from a beam over warm items and one over cold items.
+
+    The paper's cold-start mechanism (Rajput et al. 2023, Sec. 4.3): cold items
+    compete with warm ones by their generation score, but at most a ``share``
+    of every top-k (rounded up) may be cold. Both inputs are sorted best first;
+    ``share`` 0 returns the warm list.
+    """
+    b, width = warm.items.shape
+    w_i = torch.zeros(b, dtype=torch.long, device=warm.items.device)
+    c_i, taken = torch.zeros_like(w_i), torch.zeros_like(w_i)
+    pad = lambda t, fill: torch.cat([t, torch.full_like(t[:, :1], fill)], 1)  # noqa: E731
+    w_items, w_scores = pad(warm.items, -1), pad(warm.scores, float("-inf"))
+    c_items, c_scores = pad(cold.items, -1), pad(cold.scores, float("-inf"))
+    c_i_max = cold.items.shape[1]
+    out = torch.empty_like(warm.items)
+    for p in range(width):
+        allowed = math.ceil(share * (p + 1) - 1e-9)
+        c_score = c_scores.gather(1, c_i[:, None]).squeeze(1)
+        w_score = w_scores.gather(1, w_i[:, None]).squeeze(1)
+        use_cold = (c_score > w_score) & (taken < allowed) & (c_i < c_i_max)
+        out[:, p] = torch.where(use_cold, c_items.gather(1, c_i[:, None]).squeeze(1),
+                                w_items.gather(1, w_i[:, None]).squeeze(1))
+        c_i, taken = c_i + use_cold, taken + use_cold
+        w_i = w_i + ~use_cold
+    return out

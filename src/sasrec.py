@@ -4,8 +4,16 @@ Scores every catalogue item by the dot product of the last position's state
 with the (shared) item embedding table, trained with full softmax
 cross-entropy over all items, the objective under which published
 reproductions reach about 0.05 Recall@5 on Beauty (the original paper used
-one sampled negative per positive). It trains on the same windows as TIGER:
-predict item t from the (up to) 20 items before it.
+one sampled negative per positive). Training is all-position, as in the
+original: a chunk of up to 21 consecutive training items predicts each item
+from the ones before it (:func:`src.sequence_data.build_sequence_data` cuts
+the chunks), so every training target is predicted once per epoch at a
+twentieth of the cost of one window per target.
+
+Items that never occur in training (the cold hold-out) have no trained
+vector: their rows start at zero and are masked out of the training softmax,
+so they are not even pushed down as negatives. They score exactly 0 at
+evaluation, as an item the model knows nothing about should.
 
 Histories are (B, H) item indices, right-aligned, -1 = padding; positions are
 counted back from the most recent item, as in the original's left-padded
@@ -37,7 +45,8 @@ class SASRecConfig:
 class SASRec(nn.Module):
     """ID-based next-item model; item i is embedding row i + 1 (row 0 = padding)."""
 
-    def __init__(self, n_items: int, cfg: SASRecConfig) -> None:
+    def __init__(self, n_items: int, cfg: SASRecConfig, trained_items: Tensor | None = None) -> None:
+        """``trained_items``: bool (n_items,), the items that occur in training (default: all)."""
         super().__init__()
         if cfg.d_model % cfg.n_heads:
             raise ValueError(f"d_model {cfg.d_model} is not divisible by n_heads {cfg.n_heads}")
@@ -49,12 +58,17 @@ class SASRec(nn.Module):
             EncoderLayer(d, cfg.n_heads, d // cfg.n_heads, d, cfg.dropout) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(d)
         self.drop = nn.Dropout(cfg.dropout)
+        trained = torch.ones(n_items, dtype=torch.bool) if trained_items is None else trained_items.bool().cpu()
+        if trained.shape != (n_items,):
+            raise ValueError(f"trained_items must have shape ({n_items},), got {tuple(trained.shape)}")
+        self.register_buffer("untrained_mask", torch.where(trained, 0.0, float("-inf")), persistent=False)
         nn.init.normal_(self.item_emb.weight, std=d ** -0.5)
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
+            self.item_emb.weight[1:][~trained] = 0.0
 
-    def user_state(self, hist: Tensor) -> Tensor:
-        """The last position's output (B, d) after causal attention over the history."""
+    def states(self, hist: Tensor) -> Tensor:
+        """Every position's output (B, H, d) after causal attention over the history."""
         h = hist.shape[1]
         x = self.item_emb(hist + 1) * self.cfg.d_model ** 0.5
         x = self.drop(x + self.pos_emb(torch.arange(h - 1, -1, -1, device=hist.device)))
@@ -66,12 +80,20 @@ class SASRec(nn.Module):
         mask = mask[:, None]  # (B, 1, H, H)
         for layer in self.layers:
             x = layer(x, mask=mask)
-        return self.norm(x[:, -1])
+        return self.norm(x)
 
     def scores(self, hist: Tensor) -> Tensor:
-        """Scores (B, n_items) over the whole catalogue."""
-        return self.user_state(hist) @ self.item_emb.weight[1:].T
+        """Scores (B, n_items) of the whole catalogue after the last history item."""
+        return self.states(hist)[:, -1] @ self.item_emb.weight[1:].T
 
-    def loss(self, hist: Tensor, target_items: Tensor) -> Tensor:
-        """Full softmax cross-entropy of the next item."""
-        return F.cross_entropy(self.scores(hist), target_items)
+    def loss(self, seq: Tensor) -> Tensor:
+        """All-position full-softmax cross-entropy over right-aligned chunks ``seq`` (B, H+1), -1 = padding.
+
+        Position t of ``seq[:, :-1]`` predicts ``seq[:, t+1]``; positions whose input is
+        padding predict nothing. Items outside training are masked out of the softmax.
+        """
+        hist, nxt = seq[:, :-1], seq[:, 1:]
+        target = torch.where(hist >= 0, nxt, -1)
+        keep = target >= 0
+        logits = self.states(hist)[keep] @ self.item_emb.weight[1:].T + self.untrained_mask
+        return F.cross_entropy(logits, target[keep])

@@ -7,6 +7,9 @@ Built once per run as int64 tensors, so training batches are slices:
   a training window, as history or as target: they are dropped from the
   training sequences (the split already keeps them out of ``train``; the
   filter here makes that a property of this module too).
+* training chunks (SASRec's all-position training): each user's training
+  sequence cut from its end into runs of up to ``max_items + 1`` items that
+  overlap by one, so every window target is predicted exactly once per epoch;
 * validation / test examples: one per user, with the user's *real* history
   (every interaction before the target, cold items included, last
   ``max_items``), as a deployed model would see it.
@@ -56,14 +59,31 @@ class Examples:
 
 
 @dataclass
+class Chunks:
+    """Right-aligned runs of consecutive training items ``seq`` (N, max_items + 1), -1 padded,
+    and ``length`` (N,) the real items in each."""
+
+    seq: Tensor
+    length: Tensor
+
+    def __len__(self) -> int:
+        return len(self.length)
+
+    def to(self, device: str | torch.device) -> "Chunks":
+        return Chunks(self.seq.to(device), self.length.to(device))
+
+
+@dataclass
 class SequenceData:
     train: Examples
     val: Examples
     test: Examples
     max_items: int
+    train_chunks: Chunks
 
     def summary(self) -> dict[str, float]:
-        return {"train_windows": len(self.train), "val_users": len(self.val), "test_users": len(self.test),
+        return {"train_windows": len(self.train), "train_chunks": len(self.train_chunks),
+                "val_users": len(self.val), "test_users": len(self.test),
                 "max_items": self.max_items,
                 "mean_train_history": round(float(self.train.length.float().mean()), 3) if len(self.train) else 0.0}
 
@@ -75,9 +95,12 @@ def _histories(items: np.ndarray, ends: np.ndarray, starts: np.ndarray, max_item
     return np.where(valid, items[np.clip(idx, 0, None)], PAD_ITEM)
 
 
+def _long(a: np.ndarray) -> Tensor:
+    return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.long)
+
+
 def _examples(hist: np.ndarray, target: np.ndarray, user: np.ndarray, rows: np.ndarray) -> Examples:
-    t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.long)  # noqa: E731
-    return Examples(t(hist), t((hist != PAD_ITEM).sum(1)), t(target), t(user), t(rows))
+    return Examples(_long(hist), _long((hist != PAD_ITEM).sum(1)), _long(target), _long(user), _long(rows))
 
 
 def build_sequence_data(ds: Dataset, split: Split, max_items: int = 20) -> SequenceData:
@@ -93,6 +116,7 @@ def build_sequence_data(ds: Dataset, split: Split, max_items: int = 20) -> Seque
     pos = np.flatnonzero(~first)  # each non-first train item is the target of one window
     train = _examples(_histories(items, pos, seq_start[pos], max_items), items[pos], users[pos],
                       np.full(len(pos), -1))
+    chunks = _chunks(items, np.flatnonzero(first), max_items)
 
     def evaluation(eval_rows: np.ndarray) -> Examples:
         eval_rows = np.sort(eval_rows)
@@ -100,7 +124,24 @@ def build_sequence_data(ds: Dataset, split: Split, max_items: int = 20) -> Seque
         hist = _histories(ds.items, eval_rows, ds.user_offsets[u], max_items)
         return _examples(hist, ds.items[eval_rows], u, eval_rows)
 
-    return SequenceData(train, evaluation(split.val), evaluation(split.test), max_items)
+    return SequenceData(train, evaluation(split.val), evaluation(split.test), max_items, chunks)
+
+
+def _chunks(items: np.ndarray, starts: np.ndarray, max_items: int) -> Chunks:
+    """Cut each sequence ``items[starts[u]:starts[u+1]]`` from its end into overlapping chunks.
+
+    A chunk ends ``max_items`` items before the previous one and holds up to
+    ``max_items + 1`` items, so the first item of one chunk is the last (a
+    target) of the next; sequences of one item give no chunk.
+    """
+    ends = np.r_[starts[1:], len(items)]
+    n_chunks = np.maximum(ends - starts - 1, 0)
+    n_chunks = -(-n_chunks // max_items)
+    user_start = np.repeat(starts, n_chunks)
+    within = np.arange(int(n_chunks.sum())) - np.repeat(np.cumsum(n_chunks) - n_chunks, n_chunks)
+    chunk_end = np.repeat(ends, n_chunks) - max_items * within
+    seq = _histories(items, chunk_end, user_start, max_items + 1)
+    return Chunks(_long(seq), _long((seq != PAD_ITEM).sum(1)))
 
 
 def n_bucketed_batches(lengths: Tensor, batch_size: int, bounds: tuple[int, ...] = BUCKET_BOUNDS) -> int:

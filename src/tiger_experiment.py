@@ -16,9 +16,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from src.beam_search import PrefixTrie, beam_search
+from src.beam_search import PrefixTrie, beam_search, build_trie, merge_cold_share
 from src.sasrec import SASRec, SASRecConfig
-from src.sequence_data import Examples, SequenceData, bucketed_batches, n_bucketed_batches
+from src.sequence_data import Chunks, Examples, SequenceData, bucketed_batches, n_bucketed_batches
 from src.tiger import Tiger, TigerConfig, TigerStepper
 from src.training import TrainConfig, TrainResult, epoch_generator, fit
 from utils.cli import quiet
@@ -41,17 +41,20 @@ class Preset:
     tiger: TigerConfig
     sasrec: SASRecConfig
     train: dict[str, TrainConfig]
+    models: tuple[str, ...] = MODELS    # what the preset runs unless --models says otherwise
     beam: int = 20
     val_users_during_training: int = 0  # 0 = all users
     unconstrained_users: int = 0        # 0 = all test users
+    cold_share: float = 0.1             # share of a top-k that may go to cold items (cold-start ranking)
     eval_batch: int = 256
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"tiger": self.tiger.to_dict(), "sasrec": self.sasrec.to_dict(),
-                "train": {k: asdict(v) for k, v in self.train.items()}, "beam": self.beam,
-                "val_users_during_training": self.val_users_during_training,
-                "unconstrained_users": self.unconstrained_users, "eval_batch": self.eval_batch, "note": self.note}
+                "train": {k: asdict(v) for k, v in self.train.items()}, "models": list(self.models),
+                "beam": self.beam, "val_users_during_training": self.val_users_during_training,
+                "unconstrained_users": self.unconstrained_users, "cold_share": self.cold_share,
+                "eval_batch": self.eval_batch, "note": self.note}
 
     def with_epochs(self, epochs: int) -> "Preset":
         return replace(self, train={k: replace(v, epochs=epochs) for k, v in self.train.items()})
@@ -63,7 +66,40 @@ def _train(**kw: Any) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
+QUICK_TIGER = TigerConfig(n_heads=4, head_dim=32, d_ff=512, enc_layers=2, dec_layers=2)
+
 PRESETS: dict[str, Preset] = {
+    # The main job on a 2-core CPU (TIGER with the item-level encoder and SASRec
+    # in ~40 minutes): the narrower TIGER (2+2 layers, 4 heads of 32, FF 512) for
+    # a fixed number of epochs with warm-up and cosine decay to zero, the recipe
+    # chosen on validation by benchmarks/sweep_tiger.py (results/tiger_sweep.json).
+    "quick": Preset(
+        tiger=QUICK_TIGER,
+        sasrec=SASRecConfig(),
+        train={"tiger": _train(epochs=12, lr=5e-3, warmup_steps=300, schedule="cosine", patience=100),
+               "tiger_item": _train(epochs=12, lr=5e-3, warmup_steps=300, schedule="cosine", patience=100),
+               "sasrec": _train(epochs=40, batch_size=64, lr=2e-3, warmup_steps=100, schedule="constant",
+                                weight_decay=0.0, patience=5)},
+        models=("tiger_item", "sasrec"),
+        val_users_during_training=5000,
+        note="CPU main job: TIGER 2+2 layers (4x32 heads, FF 512) with the item-level encoder, a fixed "
+             "budget of epochs with cosine decay (the best validation epoch is tested), and SASRec "
+             "(all-position training, early stopping); validation curves on 5,000 fixed users, final "
+             "val/test metrics on all users",
+    ),
+    # The paper's token-level encoder at the quick size, trained as long as the
+    # CPU allows in a documented run (it costs ~3x the item-level encoder per step).
+    "long": Preset(
+        tiger=QUICK_TIGER,
+        sasrec=SASRecConfig(),
+        train={"tiger": _train(epochs=30, lr=5e-3, warmup_steps=300, schedule="cosine", patience=100),
+               "tiger_item": _train(epochs=30, lr=5e-3, warmup_steps=300, schedule="cosine", patience=100),
+               "sasrec": _train(epochs=40, batch_size=64, lr=2e-3, warmup_steps=100, schedule="constant",
+                                weight_decay=0.0, patience=5)},
+        models=("tiger",),
+        val_users_during_training=5000,
+        note="the paper's token-level encoder at the quick size, 30 epochs with cosine decay; hours on a CPU",
+    ),
     # The paper's size (4+4 layers, d 128, 6x64 heads, FF 1024) and schedule
     # length (~200k steps of 256 = ~400 epochs of Beauty's ~124k windows), for a GPU.
     "paper": Preset(
@@ -71,27 +107,11 @@ PRESETS: dict[str, Preset] = {
         sasrec=SASRecConfig(),
         train={"tiger": _train(epochs=400, warmup_steps=10_000, patience=20),
                "tiger_item": _train(epochs=400, warmup_steps=10_000, patience=20),
-               "sasrec": _train(epochs=200, warmup_steps=500, schedule="constant", weight_decay=0.0, patience=10)},
-        note="the paper's TIGER size and schedule length (~200k steps of 256), early stopping on all "
-             "validation users; meant for a GPU",
-    ),
-    # A budget of ~30 minutes for all three models on a shared 2-core CPU
-    # (measured: token-level TIGER ~1.2 s/step, item-level ~0.4 s, SASRec ~0.1 s
-    # at batch 256 with one thread): a narrower TIGER (2+2 layers, 4 heads of 32,
-    # FF 512), 1-2 epochs at a higher learning rate, per-epoch validation on
-    # 2,000 fixed users; the final val/test metrics still use every user.
-    "quick": Preset(
-        tiger=TigerConfig(n_heads=4, head_dim=32, d_ff=512, enc_layers=2, dec_layers=2),
-        sasrec=SASRecConfig(),
-        train={"tiger": _train(epochs=1, lr=3e-3, warmup_steps=200, patience=2),
-               "tiger_item": _train(epochs=2, lr=3e-3, warmup_steps=200, patience=2),
-               "sasrec": _train(epochs=6, lr=2e-3, warmup_steps=100, schedule="constant", weight_decay=0.0,
-                                patience=2)},
-        val_users_during_training=2000,
-        unconstrained_users=2000,
-        note="CPU budget: TIGER 2+2 layers (4x32 heads, FF 512) trained 1 epoch (token encoder) / 2 epochs "
-             "(item encoder) against ~400 epochs in the paper, so its numbers are far from converged; SASRec "
-             "up to 6 epochs; validation curves on 2,000 fixed users, final val/test metrics on all users",
+               "sasrec": _train(epochs=200, batch_size=128, warmup_steps=100, schedule="constant",
+                                weight_decay=0.0, patience=10)},
+        models=("tiger", "tiger_item", "sasrec"),
+        note="the paper's TIGER size and schedule length (~200k steps of 256, inverse-sqrt decay), early "
+             "stopping on all validation users; meant for a GPU",
     ),
 }
 
@@ -128,20 +148,49 @@ class TigerRanking:
     invalid_top10: float = 0.0
 
 
+@dataclass
+class ColdStart:
+    """Two tries for the paper's cold-start ranking: warm items and cold items, and the cold share."""
+
+    warm: PrefixTrie
+    cold: PrefixTrie
+    share: float
+
+    @classmethod
+    def build(cls, codes: np.ndarray, sizes: list[int], is_cold: np.ndarray, share: float) -> "ColdStart":
+        return cls(build_trie(codes, sizes, np.flatnonzero(~is_cold)),
+                   build_trie(codes, sizes, np.flatnonzero(is_cold)), share)
+
+    def to(self, device: str | torch.device) -> "ColdStart":
+        return ColdStart(self.warm.to(device), self.cold.to(device), self.share)
+
+
 @torch.no_grad()
 def tiger_rank(model: Tiger, ex: Examples, trie: PrefixTrie, beam: int, batch_size: int,
-               user_tok: Tensor | None = None, constrained: bool = True, desc: str = "beam search") -> TigerRanking:
-    """Beam-search the top ``beam`` items for each example; ranks of the targets (inf = not in the beam)."""
+               user_tok: Tensor | None = None, constrained: bool = True, cold: ColdStart | None = None,
+               desc: str = "beam search") -> TigerRanking:
+    """Beam-search the top ``beam`` items for each example; ranks of the targets (inf = not in the beam).
+
+    With ``cold`` the list merges a beam over warm items with one over cold
+    items, at most ``cold.share`` of every top-k cold (:func:`merge_cold_share`).
+    """
     model.eval()
     ranks = np.full(len(ex), np.inf)
     invalid1 = invalid10 = 0.0
     t0 = time.perf_counter()
     for idx, width in tqdm(_length_sorted_batches(ex, batch_size), desc=desc, disable=quiet(), leave=False):
-        stepper = TigerStepper(model, ex.hist[idx, -width:], None if user_tok is None else user_tok[idx])
-        res = beam_search(stepper, len(idx), trie, beam, constrained=constrained, device=ex.hist.device)
-        ranks[idx.cpu().numpy()] = ranks_from_topk(res.items, ex.target[idx])
-        invalid1 += float((res.items[:, 0] < 0).sum())
-        invalid10 += float((res.items[:, :10] < 0).float().mean(1).sum())
+        hist, tok = ex.hist[idx, -width:], None if user_tok is None else user_tok[idx]
+        if cold is None:
+            res = beam_search(TigerStepper(model, hist, tok), len(idx), trie, beam, constrained=constrained,
+                              device=ex.hist.device)
+            items = res.items
+        else:
+            warm = beam_search(TigerStepper(model, hist, tok), len(idx), cold.warm, beam, device=ex.hist.device)
+            new = beam_search(TigerStepper(model, hist, tok), len(idx), cold.cold, beam, device=ex.hist.device)
+            items = merge_cold_share(warm, new, cold.share)
+        ranks[idx.cpu().numpy()] = ranks_from_topk(items, ex.target[idx])
+        invalid1 += float((items[:, 0] < 0).sum())
+        invalid10 += float((items[:, :10] < 0).float().mean(1).sum())
     n = max(len(ex), 1)
     return TigerRanking(ranks, time.perf_counter() - t0, invalid1 / n, invalid10 / n)
 
@@ -194,8 +243,13 @@ class ModelRun:
 
 
 def run_tiger(name: str, data: SequenceData, codes: np.ndarray, trie: PrefixTrie, preset: Preset,
-              user_ids: np.ndarray, seed: int, device: str, checkpoint: str | None, resume: bool) -> ModelRun:
-    """Train one TIGER variant and rank every validation and test user with beam search."""
+              user_ids: np.ndarray, seed: int, device: str, checkpoint: str | None, resume: bool,
+              is_cold: np.ndarray | None = None) -> ModelRun:
+    """Train one TIGER variant and rank every validation and test user with beam search.
+
+    ``is_cold`` (bool per item) adds the paper's cold-start ranking of the test
+    users (:class:`ColdStart` with ``preset.cold_share``) beside plain beam search.
+    """
     cfg = replace(preset.tiger, encoder="item" if name == "tiger_item" else "token")
     model = Tiger(cfg, codes).to(device)
     train, val, test = data.train.to(device), data.val.to(device), data.test.to(device)
@@ -221,6 +275,24 @@ def run_tiger(name: str, data: SequenceData, codes: np.ndarray, trie: PrefixTrie
     n_eval = len(val) + len(test)
     log.info("%s: beam search %.1f users/s; unconstrained decoding: %.2f%% of top-10 IDs invalid",
              name, n_eval / (v.seconds + t.seconds), 100 * free.invalid_top10)
+    cold_start = {}
+    if is_cold is not None and is_cold.any() and preset.cold_share > 0:
+        cs = ColdStart.build(codes, cfg.codebook_sizes, is_cold, preset.cold_share).to(device)
+        shared = tiger_rank(model, test, trie, preset.beam, preset.eval_batch, buckets["test"], cold=cs,
+                            desc=f"{name} test (cold share)")
+        target_cold = is_cold[test.target.cpu().numpy()]
+        cold_start = {"cold_start": {
+            "what": f"test ranking with at most {preset.cold_share:.0%} of every top-k given to cold items "
+                    "(a beam over warm items merged by score with a beam over cold items, Rajput et al. 2023)",
+            "cold_share": preset.cold_share,
+            "all_users": ranking_metrics(shared.ranks),
+            "cold_target_users": {"n": int(target_cold.sum()), **ranking_metrics(shared.ranks[target_cold])},
+            "warm_target_users": {"n": int((~target_cold).sum()), **ranking_metrics(shared.ranks[~target_cold])},
+            "plain_beam_cold_target_users": ranking_metrics(t.ranks[target_cold]),
+        }}
+        log.info("%s: cold-target Recall@10 %.4f with a %.0f%% cold share (plain beam %.4f)", name,
+                 cold_start["cold_start"]["cold_target_users"]["recall@10"], 100 * preset.cold_share,
+                 cold_start["cold_start"]["plain_beam_cold_target_users"]["recall@10"])
     return ModelRun(name, result, v.ranks, t.ranks, timing={
         "train_seconds": round(result.train_seconds, 2),
         "train_examples_per_second": round(result.examples_per_second, 1),
@@ -238,31 +310,44 @@ def run_tiger(name: str, data: SequenceData, codes: np.ndarray, trie: PrefixTrie
             **ranking_metrics(free.ranks),
             "constrained_same_users": ranking_metrics(t.ranks[sub_idx]),
         },
+        **cold_start,
     })
+
+
+def _chunk_batches(chunks: Chunks, batch_size: int, seed: int) -> Callable[[int], Any]:
+    def epoch(e: int):
+        for idx, width in bucketed_batches(chunks.length, batch_size, epoch_generator(seed, e)):
+            yield chunks.seq[idx.to(chunks.seq.device), -width:]
+    return epoch
 
 
 def run_sasrec(data: SequenceData, n_items: int, preset: Preset, seed: int, device: str,
                checkpoint: str | None, resume: bool) -> ModelRun:
-    """Train SASRec and rank the whole catalogue for every validation and test user."""
-    model = SASRec(n_items, preset.sasrec).to(device)
-    train, val, test = data.train.to(device), data.val.to(device), data.test.to(device)
+    """Train SASRec (all-position) and rank the whole catalogue for every validation and test user."""
+    chunks = data.train_chunks.to(device)
+    trained = torch.zeros(n_items, dtype=torch.bool)
+    trained[chunks.seq[chunks.seq >= 0].unique().cpu()] = True
+    model = SASRec(n_items, preset.sasrec, trained_items=trained).to(device)
+    val, test = data.val.to(device), data.test.to(device)
 
     def evaluate(m: SASRec) -> dict[str, float]:
         return ranking_metrics(sasrec_rank(m, val, preset.eval_batch, desc="sasrec val")[0])
 
     tcfg = replace(preset.train["sasrec"], checkpoint=checkpoint, resume=resume)
-    steps = n_bucketed_batches(train.length, tcfg.batch_size)
-    result = fit(model, _batches(train, tcfg.batch_size, seed, None), lambda m, b: m.loss(b[0], b[1]),
+    steps = n_bucketed_batches(chunks.length, tcfg.batch_size)
+    result = fit(model, _chunk_batches(chunks, tcfg.batch_size, seed), lambda m, b: m.loss(b),
                  evaluate, tcfg, steps_per_epoch=steps, desc="sasrec")
     v, vs = sasrec_rank(model, val, preset.eval_batch)
     t, ts = sasrec_rank(model, test, preset.eval_batch)
     return ModelRun("sasrec", result, v, t, timing={
         "train_seconds": round(result.train_seconds, 2),
-        "train_examples_per_second": round(result.examples_per_second, 1),
+        "train_chunks_per_second": round(result.examples_per_second, 1),
         "eval_seconds_val_test": round(vs + ts, 2),
         "scoring_users_per_second": round((len(val) + len(test)) / (vs + ts), 1),
     }, extra={"parameters": sum(p.numel() for p in model.parameters()), "config": preset.sasrec.to_dict(),
-              "curve_val_users": len(val)})
+              "curve_val_users": len(val), "untrained_items": int((~trained).sum()),
+              "training": "all-position: each chunk of up to max_items + 1 training items predicts every item "
+                          "from the ones before it; untrained (cold) items are masked out of the softmax"})
 
 
 # ---------------------------------------------------------------- reporting
@@ -318,9 +403,9 @@ def plot_results(results: dict[str, Any], plot_dir: str) -> list[str]:
     paths.append(path)
 
     metrics = ["recall@5", "ndcg@5", "recall@10", "ndcg@10"]
-    series = {f"{n} (ours, {results['preset']})": ([rep["test"][m] for m in metrics], [0.0] * 4)
+    series = {f"{n} (ours, {results['preset']}, seed {results['seed']})": ([rep["test"][m] for m in metrics], None)
               for n, rep in models.items()}
-    series.update({f"{n} (published)": ([PUBLISHED[n][m] for m in metrics], [0.0] * 4) for n in PUBLISHED})
+    series.update({f"{n} (published)": ([PUBLISHED[n][m] for m in metrics], None) for n in PUBLISHED})
     path = f"{plot_dir}/tiger_vs_published.png"
     grouped_bar_plot(path, metrics, series, f"{results['dataset']} test, full-catalogue ranking", "value")
     paths.append(path)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from src.beam_search import beam_search, build_trie
+from src.beam_search import BeamResult, beam_search, build_trie, merge_cold_share
 from src.tiger import Tiger, TigerConfig, TigerStepper
 from src.tiger_experiment import ranks_from_topk
 from utils.metrics import ranking_metrics
@@ -38,6 +38,32 @@ def test_trie_tables():
 def test_trie_refuses_bad_codes(codes, sizes, match):
     with pytest.raises(ValueError, match=match):
         build_trie(codes, sizes)
+
+
+def test_trie_of_part_of_the_catalogue_decodes_to_catalogue_indices():
+    codes = np.array([[0, 1], [0, 0], [2, 1], [1, 1]])
+    trie = build_trie(codes, [3, 2], items=np.array([3, 1]))
+    assert trie.children[0].tolist() == [[0, 1, -1]]
+    assert trie.children[1].tolist() == [[1, -1], [-1, 3]]
+    logp = {(): [0.0, -1.0, -2.0], (0,): [-0.5, -0.1], (1,): [-0.5, -0.1], (2,): [0.0, 0.0]}
+    assert beam_search(table_step(logp), 1, trie, beam=3).items[0].tolist() == [1, 3, -1]
+
+
+def _beam(items, scores) -> BeamResult:
+    items, scores = torch.tensor(items), torch.tensor(scores, dtype=torch.float)
+    return BeamResult(items, torch.zeros(*items.shape, 1, dtype=torch.long), scores)
+
+
+def test_cold_share_caps_cold_items_in_every_top_k():
+    warm = _beam([[1, 2, 3, 4, 5]], [[-1.0, -2.0, -3.0, -4.0, -5.0]])
+    cold = _beam([[90, 91, 92, 93, 94]], [[-0.5, -0.6, -0.7, -0.8, -0.9]])
+    # share 0.4: at most ceil(0.4 k) cold items in each top-k, where they beat the warm ones by score.
+    assert merge_cold_share(warm, cold, 0.4).tolist() == [[90, 1, 91, 2, 3]]
+    assert merge_cold_share(warm, cold, 0.0).tolist() == [[1, 2, 3, 4, 5]]
+    assert merge_cold_share(warm, cold, 1.0).tolist() == [[90, 91, 92, 93, 94]]
+    # A cold item never displaces a warm item with a higher score, and missing (-inf) ones never enter.
+    weak = _beam([[95, -1, -1, -1, -1]], [[-4.5] + [float("-inf")] * 4])
+    assert merge_cold_share(warm, weak, 1.0).tolist() == [[1, 2, 3, 4, 95]]
 
 
 def test_beam_finds_the_optimum_where_greedy_fails():

@@ -59,8 +59,22 @@ def test_cold_items_never_enter_training_windows_but_stay_in_eval_histories():
     data = build_sequence_data(ds, split, max_items=5)
     assert not torch.isin(data.train.hist, torch.tensor(cold)).any()
     assert not torch.isin(data.train.target, torch.tensor(cold)).any()
+    assert not torch.isin(data.train_chunks.seq, torch.tensor(cold)).any()
     assert data.train.hist[:, -1].tolist() == [1, 3] and data.train.target.tolist() == [3, 4]
     assert data.val.hist.tolist() == [[PAD_ITEM, 1, 2, 3, 4]]
+
+
+def test_chunks_cover_every_window_target_once():
+    # user 0 trains on 10..16 (7 items), user 1 on 20 (one item: no target), user 2 on 30 31.
+    ds = make_dataset([[10, 11, 12, 13, 14, 15, 16, 17, 18], [20, 21, 22], [30, 31, 32, 33]], n_items=40)
+    data = build_sequence_data(ds, leave_one_out(ds, cold=[]), max_items=3)
+    P = PAD_ITEM
+    assert data.train_chunks.seq.tolist() == [[13, 14, 15, 16], [10, 11, 12, 13], [P, P, 30, 31]]
+    assert data.train_chunks.length.tolist() == [4, 4, 2]
+    seq = data.train_chunks.seq
+    targets = sorted(seq[:, 1:][(seq[:, :-1] >= 0)].tolist())
+    assert targets == sorted(data.train.target.tolist())  # the same targets as the windows, once each
+    assert data.summary()["train_chunks"] == 3
 
 
 def test_bucketed_batches_cover_each_example_once_with_tight_width():

@@ -35,7 +35,7 @@ def aggregate_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def grouped_bar_plot(
     path: str | Path,
     groups: list[str],
-    series: dict[str, tuple[list[float], list[float]]],
+    series: dict[str, tuple[list[float], list[float] | None]],
     title: str,
     ylabel: str,
     reference: dict[str, list[float]] | None = None,
@@ -43,7 +43,8 @@ def grouped_bar_plot(
 ) -> None:
     """Bars per group (x axis) and series (colours), with error bars; optional reference markers.
 
-    ``series`` maps a label to (means, stds) aligned with ``groups``; ``ylim``
+    ``series`` maps a label to (means, stds) aligned with ``groups``; stds None (a single
+    run or a published number) draws no error bar, rather than a misleading zero one; ``ylim``
     zooms the value axis when all values sit in a narrow band (say so in the title).
     """
     import matplotlib
@@ -56,7 +57,7 @@ def grouped_bar_plot(
     x = np.arange(len(groups))
     fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(groups) * math.sqrt(n)), 4.0))
     for k, (label, (means, stds)) in enumerate(series.items()):
-        ax.bar(x + (k - (n - 1) / 2) * width, means, width, yerr=stds, capsize=3, label=label)
+        ax.bar(x + (k - (n - 1) / 2) * width, means, width, yerr=stds, capsize=3 if stds else 0, label=label)
     for label, values in (reference or {}).items():
         ax.scatter(x, values, marker="_", s=900, color="black", zorder=3, label=label)
     ax.set_xticks(x, groups, rotation=20 if len(groups) > 4 else 0)
