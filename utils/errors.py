@@ -62,7 +62,7 @@ def add_debug_flag(parser: argparse.ArgumentParser | Any) -> None:
 
 def describe(exc: BaseException) -> str:
     """The one-line message for a known failure: what went wrong, in which file, and the fix."""
-    if isinstance(exc, OSError) and not isinstance(exc, zipfile.BadZipFile):
+    if isinstance(exc, OSError) and exc.errno is not None:
         where = f", {exc.filename}" if exc.filename else ""
         hint = _OS_HINTS.get(exc.errno or 0, "check the path and run again")
         return f"{exc.strerror or exc}{where}: {hint}"
@@ -77,15 +77,19 @@ def _debug_requested(argv: list[str]) -> bool:
     return "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
-def run_script(main: Callable[[], Any], argv: list[str] | None = None) -> NoReturn:
-    """Run a script's ``main()`` and exit: 0 on success (or main's int), 1 with one line on a known failure."""
-    debug = _debug_requested(sys.argv[1:] if argv is None else argv)
+def run_script(main: Callable[[], Any], user_errors: tuple[type[BaseException], ...] = ()) -> NoReturn:
+    """Run a script's ``main()`` and exit: 0 on success (or main's int), 1 with one line on a known failure.
+
+    ``user_errors`` adds exception types that a script's library raises with a
+    message meant for the user (the semantic-ID code's ValueErrors name the flag to change).
+    """
+    debug = _debug_requested(sys.argv[1:])
     try:
         result = main()
     except KeyboardInterrupt:
         _report("interrupted: finished outputs are kept, nothing is left half-written", debug)
         sys.exit(EXIT_INTERRUPTED)
-    except KNOWN_ERRORS as exc:
+    except KNOWN_ERRORS + user_errors as exc:
         _report(f"error: {describe(exc)}", debug)
         sys.exit(EXIT_ERROR)
     sys.exit(result if isinstance(result, int) and not isinstance(result, bool) else 0)
