@@ -111,24 +111,24 @@ def codebooks_sha256(centroids: Iterable[np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def _mismatch(path: Path, what: str, header: dict[str, Any]) -> DataError:
+def _mismatch(path: Path, header: dict[str, Any]) -> DataError:
     hint = GENERATE_HINT.format(data_dir=path.parent)
-    return DataError(f"{path}: {what} does not match {path.parent / IDS_FILE} (codebooks_sha256 "
-                     f"{str(header.get('codebooks_sha256'))[:12]}...), the files come from different generator runs "
-                     f"(one interrupted?); {hint}")
+    return DataError(f"{path}: written by another generator run than {path.parent / IDS_FILE} (which expects "
+                     f"codebooks_sha256 {str(header.get('codebooks_sha256'))[:12]}...), an interrupted run or "
+                     f"mixed copies; {hint}")
 
 
 def check_codebooks(path: str | Path, centroids: Iterable[np.ndarray], header: dict[str, Any]) -> None:
     """Refuse codebooks that are not the ones the semantic-ID file was encoded with."""
     if codebooks_sha256(centroids) != header.get("codebooks_sha256"):
-        raise _mismatch(Path(path), "the codebooks", header)
+        raise _mismatch(Path(path), header)
 
 
 def check_stats(path: str | Path, stats: Any, header: dict[str, Any]) -> None:
     """Refuse a statistics file written by another generator run than the semantic-ID file."""
     keys = ("codebooks_sha256", "data_checksum")
     if not isinstance(stats, dict) or any(stats.get(k) != header.get(k) for k in keys):
-        raise _mismatch(Path(path), "the statistics", header)
+        raise _mismatch(Path(path), header)
 
 
 def load_semantic_ids(data_dir: str | Path, ds: Dataset) -> SemanticIds:
