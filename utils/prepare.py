@@ -162,7 +162,10 @@ def install_verified(source: Path, target: Path, spec: DatasetSpec, verify: bool
     _recover(target)
     staging, placed = _stage(source, target, spec, link)
     try:
-        summary = _verified_summary(staging, spec, verify, target)
+        try:
+            summary = _verified_summary(staging, spec, verify, target)
+        except DataError as exc:  # name the user's file, not its staged copy
+            raise DataError(str(exc).replace(str(staging), str(source))) from exc
         _swap_in(staging, target)
     finally:
         if staging.exists():
