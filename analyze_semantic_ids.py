@@ -160,9 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     add_common_args(p, default_out="results/semantic_id_analysis_{dataset}.json", plots=True)
     p.add_argument("--ids-dir", help="folder holding the semantic-ID files (default: --data-dir)")
     p.add_argument("--cache-dir", default=str(gen.DEFAULT_CACHE_DIR), help="embedding cache folder")
-    p.add_argument("--example-codes", type=positive_int, default=8, help="level-1 codes to show example items for")
+    p.add_argument("--example-codes", type=positive_int, default=8,
+                   help="level-1 codes to show example items for")
     p.add_argument("--examples-per-code", type=positive_int, default=5)
-    p.add_argument("--shuffles", type=positive_int, default=20, help="random assignments for the purity baseline")
+    p.add_argument("--shuffles", type=positive_int, default=20,
+                   help="random assignments for the purity baseline")
     args = p.parse_args(argv)
     device = setup(args)
     record = RunRecord("analyze_semantic_ids.py", {k: v for k, v in vars(args).items()}, args.seed)

@@ -47,23 +47,32 @@ TABLE_COLUMNS = {
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(p, default_out="results/mf_results_{dataset}.json", threads=1, plots=True)
-    p.add_argument("--objective", choices=OBJECTIVES, default="auto", help="auto: explicit when the data has star ratings")
+    p.add_argument("--objective", choices=OBJECTIVES, default="auto",
+                   help="auto: explicit when the data has star ratings")
     p.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES))
-    p.add_argument("--seeds", nargs="+", type=int, help="model seeds to repeat (default: --seed only); the split stays fixed")
-    p.add_argument("--split", choices=SPLIT_KINDS, default="temporal", help="temporal per-user 80/10/10 (default) or random")
-    p.add_argument("--cold-fraction", type=fraction, default=0.05, help="share of items held out of training (cold items)")
+    p.add_argument("--seeds", nargs="+", type=int,
+                   help="model seeds to repeat (default: --seed only); the split stays fixed")
+    p.add_argument("--split", choices=SPLIT_KINDS, default="temporal",
+                   help="temporal per-user 80/10/10 (default) or random")
+    p.add_argument("--cold-fraction", type=fraction, default=0.05,
+                   help="share of items held out of training (cold items)")
     p.add_argument("--split-cache", help="folder for the cached split (default: <data-dir>/splits)")
     p.add_argument("--semantic-dir", help="folder holding semantic_ids.json (default: --data-dir)")
-    p.add_argument("--negatives", type=positive_int, default=4, help="implicit: sampled negatives per training positive")
-    p.add_argument("--positive-threshold", type=finite_float, default=4.0, help="explicit: a rating >= this counts as liked")
-    p.add_argument("--ks", nargs="+", type=positive_int, default=[10, 20], help="implicit: cut-offs of Recall@k and NDCG@k")
+    p.add_argument("--negatives", type=positive_int, default=4,
+                   help="implicit: sampled negatives per training positive")
+    p.add_argument("--positive-threshold", type=finite_float, default=4.0,
+                   help="explicit: a rating >= this counts as liked")
+    p.add_argument("--ks", nargs="+", type=positive_int, default=[10, 20],
+                   help="implicit: cut-offs of Recall@k and NDCG@k")
     g = p.add_argument_group("training (defaults depend on the objective; see src/mf.py DEFAULTS)")
     for name, kind in (("dim", positive_int), ("lr", positive_float), ("reg", non_negative_float),
                        ("batch_size", positive_int), ("epochs", positive_int)):
         g.add_argument(f"--{name.replace('_', '-')}", type=kind,
                        help=f"explicit {DEFAULTS['explicit'][name]}, implicit {DEFAULTS['implicit'][name]}")
-    g.add_argument("--patience", type=positive_int, default=3, help="epochs without validation improvement before stopping")
-    g.add_argument("--init-std", type=non_negative_float, default=0.01, help="standard deviation of the initial factors")
+    g.add_argument("--patience", type=positive_int, default=3,
+                   help="epochs without validation improvement before stopping")
+    g.add_argument("--init-std", type=non_negative_float, default=0.01,
+                   help="standard deviation of the initial factors")
     return p.parse_args(argv)
 
 

@@ -45,26 +45,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_common_args(p, default_out="results/neural_results_{dataset}.json", threads=1, plots=True)
     p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="feature modes to compare")
-    p.add_argument("--seeds", nargs="+", type=int, help="model seeds to repeat (default: --seed only); the split stays fixed")
+    p.add_argument("--seeds", nargs="+", type=int,
+                   help="model seeds to repeat (default: --seed only); the split stays fixed")
     p.add_argument("--objective", choices=OBJECTIVES, default="auto",
                    help="auto: rated data gives liked/not-liked labels, otherwise implicit feedback")
-    p.add_argument("--positive-threshold", type=finite_float, default=4.0, help="rated data: a rating >= this is a positive")
-    p.add_argument("--negatives", type=positive_int, default=2, help="implicit: sampled negatives per training positive")
-    p.add_argument("--split", choices=SPLIT_KINDS, default="temporal", help="temporal per-user 80/10/10 (default)")
-    p.add_argument("--cold-fraction", type=fraction, default=0.05, help="share of items held out of training (cold items)")
+    p.add_argument("--positive-threshold", type=finite_float, default=4.0,
+                   help="rated data: a rating >= this is a positive")
+    p.add_argument("--negatives", type=positive_int, default=2,
+                   help="implicit: sampled negatives per training positive")
+    p.add_argument("--split", choices=SPLIT_KINDS, default="temporal",
+                   help="temporal per-user 80/10/10 (default)")
+    p.add_argument("--cold-fraction", type=fraction, default=0.05,
+                   help="share of items held out of training (cold items)")
     p.add_argument("--split-cache", help="folder for the cached split (default: <data-dir>/splits)")
     g = p.add_argument_group("model")
     g.add_argument("--dim", type=positive_int, default=16, help="embedding size of every field")
-    g.add_argument("--hidden", nargs="+", type=positive_int, default=[128, 64], help="deep / top MLP hidden sizes")
-    g.add_argument("--bottom", nargs="+", type=positive_int, default=[32], help="DLRM-style bottom MLP for dense features")
+    g.add_argument("--hidden", nargs="+", type=positive_int, default=[128, 64],
+                   help="deep / top MLP hidden sizes")
+    g.add_argument("--bottom", nargs="+", type=positive_int, default=[32],
+                   help="DLRM-style bottom MLP for dense features")
     g.add_argument("--dropout", type=fraction, default=0.0)
-    g.add_argument("--cross-buckets", type=positive_int, default=2**18, help="hash buckets of the wide part's user x item crosses")
-    g.add_argument("--title-buckets", type=positive_int, default=TITLE_BUCKETS, help="hash buckets of title tokens")
-    g.add_argument("--ngram-buckets", type=positive_int, default=NGRAM_BUCKETS, help="hash buckets of each semantic-ID prefix n-gram")
-    g.add_argument("--bag-layout", choices=BAG_LAYOUTS, default="offsets", help="how multi-hot bags reach EmbeddingBag")
+    g.add_argument("--cross-buckets", type=positive_int, default=2**18,
+                   help="hash buckets of the wide part's user x item crosses")
+    g.add_argument("--title-buckets", type=positive_int, default=TITLE_BUCKETS,
+                   help="hash buckets of title tokens")
+    g.add_argument("--ngram-buckets", type=positive_int, default=NGRAM_BUCKETS,
+                   help="hash buckets of each semantic-ID prefix n-gram")
+    g.add_argument("--bag-layout", choices=BAG_LAYOUTS, default="offsets",
+                   help="how multi-hot bags reach EmbeddingBag")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=positive_int, default=5)
-    g.add_argument("--patience", type=positive_int, default=2, help="epochs without validation AUC improvement before stopping")
+    g.add_argument("--patience", type=positive_int, default=2,
+                   help="epochs without validation AUC improvement before stopping")
     g.add_argument("--batch-size", type=positive_int, default=2048)
     g.add_argument("--lr", type=positive_float, default=5e-3)
     g.add_argument("--weight-decay", type=non_negative_float, default=0.0)

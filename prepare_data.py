@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     setup_logging(args.quiet)
-    summary = prepare(args.dataset, args.data_dir, args.source, args.download, args.url, args.link, not args.no_verify)
+    summary = prepare(args.dataset, args.data_dir, args.source, args.download, args.url, args.link,
+                      not args.no_verify)
     if not args.quiet:
         print(json.dumps(summary, indent=2))
     return 0

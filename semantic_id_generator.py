@@ -280,16 +280,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"sentence-transformers name or local path (default: {DEFAULT_MODEL}, the offline "
                         "all-MiniLM-L6-v2; e.g. sentence-transformers/sentence-t5-base where a hub is reachable)")
-    p.add_argument("--no-normalize", action="store_true", help="keep raw embedding norms (default: unit length)")
+    p.add_argument("--no-normalize", action="store_true",
+                   help="keep raw embedding norms (default: unit length)")
     p.add_argument("--text-fields", default=",".join(DEFAULT_FIELDS),
                    help=f"item text fields, in order (default: {','.join(DEFAULT_FIELDS)}); absent values are skipped")
     p.add_argument("--max-description-tokens", type=non_negative_int, default=DEFAULT_MAX_DESCRIPTION_TOKENS,
                    help="cut descriptions to this many tokenizer tokens (0: keep whole)")
     p.add_argument("--levels", type=positive_int, default=3, help="k-means levels before the collision code")
-    p.add_argument("--codebook-size", type=positive_int, default=256, help="codes per level (reduced for small catalogues)")
+    p.add_argument("--codebook-size", type=positive_int, default=256,
+                   help="codes per level (reduced for small catalogues)")
     p.add_argument("--min-items-per-code", type=positive_int, default=MIN_ITEMS_PER_CODE,
                    help="shrink the codebook below this many fitted items per code")
-    p.add_argument("--collision-size", type=positive_int, help="values of the collision code (default: the codebook size)")
+    p.add_argument("--collision-size", type=positive_int,
+                   help="values of the collision code (default: the codebook size)")
     p.add_argument("--fit-on", choices=("warm", "all"), default="warm",
                    help="fit the codebooks on warm items (cold hold-out encoded afterwards) or on all items")
     p.add_argument("--cold-fraction", type=fraction, default=0.05, help="share of items in the cold hold-out")
@@ -297,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="most Lloyd iterations per level (stops earlier at convergence)")
     p.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, help="encoder batch size")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="embedding cache folder")
-    p.add_argument("--encode-texts", help="instead of generating: encode new items (.txt one text per line, .jsonl "
+    p.add_argument("--encode-texts",
+                   help="instead of generating: encode new items (.txt one text per line, .jsonl "
                                           "with 'id' and 'text', or .npy embeddings) with the saved codebooks")
     return p
 
@@ -349,4 +353,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run_script(main, user_errors=(ValueError,))  # the quantizer's and config's ValueErrors name the flag to change
+    run_script(main, user_errors=(ValueError,))  # the quantizer's and config's ValueErrors name the flag

@@ -113,7 +113,7 @@ def section(render: Callable[[Path], str], path: Path) -> str:
         return render(path)
     except (KeyError, TypeError, IndexError, AttributeError, StopIteration) as exc:
         raise DataError(f"{path}: not a results file in the expected layout ({type(exc).__name__}: {exc}); "
-                        "re-run the script that writes it, or move the file out of the results folder") from exc
+                        "re-run the script that writes it, or move it out of the results folder") from exc
 
 
 RENDERERS: tuple[tuple[str, Callable[[Path], str]], ...] = (

@@ -41,8 +41,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"comma-separated subset of {', '.join(MODELS)} (tiger_item = item-level encoder variant)")
     p.add_argument("--epochs", type=positive_int, help="override the preset's epochs for every model")
     p.add_argument("--beam", type=positive_int, help="beam width (preset default 20; top 10 are ranked)")
-    p.add_argument("--user-tokens", type=non_negative_int, default=0, help="hashed user-token buckets for TIGER (default 0 = off)")
-    p.add_argument("--cold-fraction", type=fraction, default=0.05, help="share of items held out of training (cold items)")
+    p.add_argument("--user-tokens", type=non_negative_int, default=0,
+                   help="hashed user-token buckets for TIGER (default 0 = off)")
+    p.add_argument("--cold-fraction", type=fraction, default=0.05,
+                   help="share of items held out of training (cold items)")
     p.add_argument("--checkpoint-dir", default="checkpoints", help="per-epoch checkpoints (default: checkpoints/)")
     p.add_argument("--resume", action="store_true", help="continue each model from its last checkpoint")
     return p.parse_args(argv)
@@ -65,8 +67,9 @@ def main(argv: list[str] | None = None) -> None:
 
     with record.stage("load"):
         ds = load_dataset(args.data_dir)
-        check_writable({"--out": args.out}, {"--plot-dir": args.plot_dir, "--checkpoint-dir": args.checkpoint_dir,
-                                             "split cache": Path(args.data_dir) / "splits"})
+        check_writable({"--out": args.out},
+                       {"--plot-dir": args.plot_dir, "--checkpoint-dir": args.checkpoint_dir,
+                        "split cache": Path(args.data_dir) / "splits"})
         record.data_checksum = ds.checksum
         split = get_split(ds, "leave_one_out", seed=args.split_seed, cold_fraction=args.cold_fraction,
                           cache_dir=Path(args.data_dir) / "splits")

@@ -42,8 +42,8 @@ from src.training import TrainConfig, TrainResult, epoch_generator, fit, index_b
 from utils.cli import quiet, seed_everything
 from utils.data import Dataset
 from utils.examples import Examples, TrainSampler, eval_examples
-from utils.metrics import auc, best_f1_threshold, binary_report, classification_metrics, mae, multi_target_ranking, \
-    naming_model, pr_auc, require_finite, rmse
+from utils.metrics import (auc, best_f1_threshold, binary_report, classification_metrics, mae,
+                           multi_target_ranking, naming_model, pr_auc, require_finite, rmse)
 from utils.report import aggregate_seeds, grouped_bar_plot
 from utils.slices import row_slices, slice_report
 from utils.splits import Split

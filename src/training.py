@@ -115,13 +115,15 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"{path}: refused to load, it holds objects other than tensors and plain data "
-                              "(not a checkpoint of this toolkit); delete it, or run without --resume") from exc
+        raise CheckpointError(f"{path}: refused to load, it holds objects other than tensors and plain "
+                              "data (not a checkpoint of this toolkit); delete it, or run without "
+                              "--resume") from exc
     except (RuntimeError, EOFError, OSError) as exc:
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}); delete it, "
                               "or run without --resume") from exc
     if not isinstance(state, dict) or not {"model", "optimizer", "epoch"} <= set(state):
-        raise CheckpointError(f"{path}: not a training checkpoint of this toolkit; delete it, or run without --resume")
+        raise CheckpointError(f"{path}: not a training checkpoint of this toolkit; delete it, "
+                              "or run without --resume")
     return state
 
 

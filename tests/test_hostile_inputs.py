@@ -97,7 +97,9 @@ BREAKS: dict[str, tuple[str, Callable[[Path, Path], None]]] = {
 
 
 def _write(kind: str, folder: Path) -> Path:
-    return write_p5(folder, n_users=30, n_items=24) if kind == "toys" else write_movielens(folder, n_users=20, n_items=24)
+    if kind == "toys":
+        return write_p5(folder, n_users=30, n_items=24)
+    return write_movielens(folder, n_users=20, n_items=24)
 
 
 @pytest.mark.parametrize("breakage", sorted(BREAKS))
@@ -131,8 +133,8 @@ def generated(tmp_path_factory) -> Path:
     data = write_p5(root / "p5", n_users=30, n_items=40)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(gen, "load_sentence_encoder", CountingEncoder().load)
-        assert gen.main(["--data-dir", str(data), "--cache-dir", str(root / "cache"), "--quiet", "--device", "cpu",
-                         "--codebook-size", "4", "--min-items-per-code", "2"]) == 0
+        assert gen.main(["--data-dir", str(data), "--cache-dir", str(root / "cache"), "--quiet",
+                         "--device", "cpu", "--codebook-size", "4", "--min-items-per-code", "2"]) == 0
     ds = load_dataset(data)
     for kind in ("temporal", "leave_one_out"):
         get_split(ds, kind, cache_dir=data / "splits")
@@ -143,7 +145,8 @@ def _copy(generated: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(generated, tmp_path / "data"))
 
 
-def _check(tmp_path: Path, commands: list[tuple[str, ...]], *fragments: str, marker: Path | None = None) -> None:
+def _check(tmp_path: Path, commands: list[tuple[str, ...]], *fragments: str,
+           marker: Path | None = None) -> None:
     out = tmp_path / "outputs"
     before = snapshot(out)
     for proc in run_all(commands):
@@ -170,10 +173,11 @@ def test_mixed_or_damaged_generator_files_are_refused(generated, tmp_path):
     data, out = _copy(generated, tmp_path), good_outputs(tmp_path)
     q = np.load(data / "codebooks.npz")
     np.savez(data / "codebooks.npz", **{k: q[k] + 1.0 for k in q.files})  # codebooks of "another run"
-    _check(tmp_path, [script_command("analyze_semantic_ids.py", data, out)], "codebooks.npz", "another generator run")
+    analyze = [script_command("analyze_semantic_ids.py", data, out)]
+    _check(tmp_path, analyze, "codebooks.npz", "another generator run")
     shutil.copy(generated / "codebooks.npz", data)
     (data / "semantic_id_stats.json").write_bytes(b'{"usage": "\xff"}')
-    _check(tmp_path, [script_command("analyze_semantic_ids.py", data, out)], "semantic_id_stats.json", "UTF-8")
+    _check(tmp_path, analyze, "semantic_id_stats.json", "UTF-8")
 
 
 def test_damaged_split_caches_are_refused(generated, tmp_path):
@@ -192,7 +196,7 @@ def test_a_planted_checkpoint_never_runs(generated, tmp_path):
     (out / "checkpoints").mkdir()
     torch.save({"model": {}, "optimizer": {}, "epoch": 0, "payload": _Payload(marker)},
                out / "checkpoints" / f"tiger-sasrec-{data.name}-quick-seed0.pt")
-    command = script_command("tiger_train_eval.py", data, out, "--models", "sasrec", "--resume", "--epochs", "1")
+    command = script_command("tiger_train_eval.py", data, out, "--models", "sasrec", "--resume")
     _check(tmp_path, [command], "refused to load", "run without --resume", marker=marker)
 
 
@@ -200,4 +204,5 @@ def test_a_truncated_results_file_is_refused_by_the_summary(tmp_path):
     results = tmp_path / "outputs"
     results.mkdir()
     (results / "tiger_results.json").write_text('{"dataset": "beauty", "models": {"sasrec": {"te')
-    _check(tmp_path, [("summarize_results.py", "--results-dir", str(results))], "tiger_results.json:1: invalid JSON")
+    command = ("summarize_results.py", "--results-dir", str(results))
+    _check(tmp_path, [command], "tiger_results.json:1: invalid JSON")

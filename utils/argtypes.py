@@ -18,13 +18,15 @@ def _number(kind: type, text: str) -> float | int:
     try:
         value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
+        expected = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     if kind is float and not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
 
 
-def _bounded(kind: type, low: float, inclusive: bool, high: float | None = None, what: str = "") -> Callable[[str], float]:
+def _bounded(kind: type, low: float, inclusive: bool, high: float | None = None, what: str = ""
+             ) -> Callable[[str], float]:
     def check(text: str) -> float:
         value = _number(kind, text)
         too_low = value < low if inclusive else value <= low

@@ -41,10 +41,11 @@ def prepare_hint(data_dir: Path) -> str:
     """The prepare_data.py command that fills ``data_dir``; --dataset only takes the names it knows."""
     from utils.prepare import SPECS  # imported here: utils.prepare imports this module
 
+    command = "python prepare_data.py --dataset {} --data-dir {}"
     if data_dir.name in SPECS:
-        return f"run `python prepare_data.py --dataset {data_dir.name} --data-dir {data_dir}` to put the data in place"
-    return (f"run `python prepare_data.py --dataset NAME --source FOLDER --data-dir {data_dir}` to put the data in "
-            f"place (NAME: one of {', '.join(sorted(SPECS))}; FOLDER: where its files are)")
+        return f"run `{command.format(data_dir.name, data_dir)}` to put the data there"
+    return (f"run `{command.format('NAME --source FOLDER', data_dir)}` to put the data there "
+            f"(NAME: one of {', '.join(sorted(SPECS))}; FOLDER: where its files are)")
 
 
 @dataclass
@@ -299,17 +300,19 @@ def _load_datamaps(path: Path) -> dict[str, dict[str, str]]:
     try:
         maps = json.loads(_read_text(path))
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg}); re-run prepare_data.py to fetch it again.") from exc
+        raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg}); "
+                        "re-run prepare_data.py to fetch it again.") from exc
     if not isinstance(maps, dict):
-        raise DataError(f"{path}: expected a JSON object with 'user2id' and 'item2id', got a {type(maps).__name__}; "
-                        "this is not P5's datamaps.json. Re-run prepare_data.py.")
+        raise DataError(f"{path}: expected a JSON object with 'user2id' and 'item2id', got a "
+                        f"{type(maps).__name__}; this is not P5's datamaps.json. Re-run prepare_data.py.")
     for key in ("user2id", "item2id"):
         if not isinstance(maps.get(key), dict):
             raise DataError(f"{path}: the '{key}' map is missing; this is not P5's datamaps.json. Re-run prepare_data.py.")
         bad = [k for k, v in maps[key].items() if not (isinstance(v, str) and v.isdigit())]
         if bad:
-            raise DataError(f"{path}: {len(bad)} '{key}' entries map to something other than a numeric id string "
-                            f"(first: {bad[0]!r}); this is not P5's datamaps.json. Re-run prepare_data.py.")
+            raise DataError(f"{path}: {len(bad)} '{key}' entries map to something other than a numeric id "
+                            f"string (first: {bad[0]!r}); this is not P5's datamaps.json. "
+                            "Re-run prepare_data.py.")
     return maps
 
 

@@ -21,7 +21,7 @@ from typing import Any, Iterable, Iterator
 
 from utils.errors import DataError, OutputError
 
-# A temporary file or folder of ours: ".<name>.pid<pid>.<random>.tmp"; older runs wrote ".<name>.<random>.tmp".
+# A temporary file or folder of ours: ".<name>.pid<pid>.<random>.tmp" (older runs: ".<name>.<random>.tmp").
 _TEMP_NAME = re.compile(r"^\.(?P<name>.+?)\.(?:pid(?P<pid>\d+)\.[a-z0-9_]+|[a-z0-9_]{8})\.tmp$")
 # A temporary name without a process id is taken as abandoned once it is this old.
 STALE_UNTAGGED_SECONDS = 3600.0
@@ -71,7 +71,7 @@ def remove_stale_temps(folder: str | Path) -> list[Path]:
 
 
 def temp_prefix(name: str) -> str:
-    """The start of a temporary name for ``name``, tagged with this process so a later run can tell it is stale."""
+    """The start of a temporary name for ``name``, tagged with this process (to tell a stale one later)."""
     return f".{name}.pid{os.getpid()}."
 
 @contextmanager
@@ -135,17 +135,20 @@ def read_json(path: str | Path, fix: str = "re-run the script that wrote it") ->
         with open(path, "r", encoding="utf-8") as f:
             return json.load(f)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg}), the file is truncated or damaged; {fix}") from exc
+        raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg}), the file is truncated or damaged; "
+                        f"{fix}") from exc
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text (byte {exc.start}), the file is damaged; {fix}") from exc
 
 
-def check_writable(outputs: dict[str, str | Path | None], folders: dict[str, str | Path | None] | None = None) -> None:
+def check_writable(outputs: dict[str, str | Path | None],
+                   folders: dict[str, str | Path | None] | None = None) -> None:
     """Fail now, before any work, if an output file or folder cannot be written (keys name the flags)."""
     for flag, path in outputs.items():
         if path is not None:
             if Path(path).is_dir():
-                raise OutputError(f"{flag} {path}: is a folder; give a file name such as {Path(path) / 'results.json'}")
+                example = Path(path) / "results.json"
+                raise OutputError(f"{flag} {path}: is a folder; give a file name such as {example}")
             _probe_folder(flag, Path(path).parent, path)
     for flag, folder in (folders or {}).items():
         if folder is not None:

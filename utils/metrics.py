@@ -21,10 +21,14 @@ from utils.errors import NonFiniteScoresError
 
 def require_finite(scores: Any, what: str = "scores") -> None:
     """Refuse NaN or infinite scores (numpy arrays, lists or torch tensors) with a count and the fix."""
-    finite = scores.isfinite() if hasattr(scores, "isfinite") else np.isfinite(np.asarray(scores, dtype=float))
+    if hasattr(scores, "isfinite"):  # a torch tensor, possibly on a GPU
+        finite, total = scores.isfinite(), scores.numel()
+    else:
+        finite = np.isfinite(np.asarray(scores, dtype=float))
+        total = finite.size
     n_bad = int((~finite).sum())
     if n_bad:
-        raise NonFiniteScoresError(f"{what}: {n_bad} of {finite.numel() if hasattr(finite, 'numel') else finite.size} "
+        raise NonFiniteScoresError(f"{what}: {n_bad} of {total} "
                                    "are NaN or infinite, the model diverged and no metric of it is reported; "
                                    "lower --lr or check the inputs")
 

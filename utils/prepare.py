@@ -99,12 +99,12 @@ def _link_or_copy(src: str, dst: str) -> None:
 
 
 def _stage(source: Path, target: Path, spec: DatasetSpec, link: bool = False) -> tuple[Path, list[str]]:
-    """A sibling of ``target`` holding its other contents plus the new data files; returns it and the names placed."""
+    """A sibling of ``target``: its other contents plus the new data files. Returns it, names placed."""
     data_names = set(spec.required + spec.optional)
     staging = Path(tempfile.mkdtemp(prefix=temp_prefix(target.name), suffix=".tmp", dir=target.parent))
     if target.is_dir():  # keep what else lives there (semantic IDs, split cache); old data files are replaced
         shutil.copytree(target, staging, symlinks=True, copy_function=_link_or_copy, dirs_exist_ok=True,
-                        ignore=lambda folder, names: data_names & set(names) if Path(folder) == target else set())
+                        ignore=lambda d, names: data_names & set(names) if Path(d) == target else ())
     placed = []
     for name in spec.required + spec.optional:
         src = source / name
@@ -132,7 +132,7 @@ def _swap_in(staging: Path, target: Path) -> None:
 
 
 def _recover(target: Path) -> None:
-    """Finish what a killed run left: restore a folder moved aside, drop a backup of a completed swap, drop stagings."""
+    """Finish what a killed run left: restore a folder moved aside, or drop a finished swap's backup."""
     backup = _backup_path(target)
     if backup.exists():
         if target.exists():
@@ -149,8 +149,8 @@ def _verified_summary(folder: Path, spec: DatasetSpec, verify: bool, shown: Path
     counts = (ds.n_users, ds.n_items, ds.n_interactions)
     if verify and spec.expected_counts and counts != spec.expected_counts:
         raise DataError(
-            f"{shown}: found {counts} users/items/interactions, the official {spec.name} has {spec.expected_counts}; "
-            "the files are incomplete or from another release."
+            f"{shown}: found {counts} users/items/interactions, the official {spec.name} has "
+            f"{spec.expected_counts}; the files are incomplete or from another release."
         )
     return {**ds.summary(), "name": shown.resolve().name}
 
@@ -244,7 +244,8 @@ def prepare(
         if source is not None:
             files, origin = Path(source), f"local folder {source}"
             if not files.is_dir():
-                raise DataError(f"{files}: no such folder; pass --source with the folder that holds the {name} files.")
+                raise DataError(f"{files}: no such folder; pass --source with the folder that holds "
+                                f"the {name} files.")
         else:
             origin = url or (ML_URL if name == "ml-100k" else f"Google Drive {P5_DRIVE_ID}")
             if name == "ml-100k" or url:

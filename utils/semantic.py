@@ -113,9 +113,9 @@ def codebooks_sha256(centroids: Iterable[np.ndarray]) -> str:
 
 def _mismatch(path: Path, header: dict[str, Any]) -> DataError:
     hint = GENERATE_HINT.format(data_dir=path.parent)
+    expected = str(header.get("codebooks_sha256"))[:12]
     return DataError(f"{path}: written by another generator run than {path.parent / IDS_FILE} (which expects "
-                     f"codebooks_sha256 {str(header.get('codebooks_sha256'))[:12]}...), an interrupted run or "
-                     f"mixed copies; {hint}")
+                     f"codebooks_sha256 {expected}...), an interrupted run or mixed copies; {hint}")
 
 
 def check_codebooks(path: str | Path, centroids: Iterable[np.ndarray], header: dict[str, Any]) -> None:

@@ -174,7 +174,8 @@ def load_cached_split(path: Path, ds: Dataset, kind: str, seed: int) -> Split:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in SPLIT_ARRAYS}
-            info = {k[5:]: z[k].item() if z[k].ndim == 0 else z[k].tolist() for k in z.files if k.startswith("info_")}
+            info = {k[5:]: z[k].item() if z[k].ndim == 0 else z[k].tolist()
+                    for k in z.files if k.startswith("info_")}
     except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as exc:
         raise DataError(f"{path}: the cached split is damaged ({type(exc).__name__}: {exc}); {fix}") from exc
     problem = _split_problem(arrays, ds)
@@ -194,7 +195,8 @@ def _split_problem(arrays: dict[str, np.ndarray], ds: Dataset) -> str | None:
             return f"{name} holds values outside 0..{bounds[name] - 1}"
     for part in ("val", "test"):
         if len(arrays[f"{part}_negatives"]) != len(arrays[part]):
-            return f"{part}_negatives has {len(arrays[f'{part}_negatives'])} rows for {len(arrays[part])} examples"
+            n_rows = len(arrays[f"{part}_negatives"])
+            return f"{part}_negatives has {n_rows} rows for {len(arrays[part])} examples"
     return None
 
 
