@@ -152,14 +152,22 @@ def test_scripts_print_one_error_line_and_exit_1(tmp_path):
                           "mf_results_x.json:1: invalid JSON")
 
 
-def test_the_missing_folder_hint_names_a_command_that_works(tmp_path):
-    target = tmp_path / "ml-100k"
+def _hint_command(folder: Path) -> list[str]:
+    """The backticked command of the missing-folder message for ``folder``."""
     with pytest.raises(DataError) as err:
-        load_dataset(target)
-    command = str(err.value).split("`")[1].split()
+        load_dataset(folder)
+    return str(err.value).split("`")[1].split()
+
+
+@pytest.mark.parametrize("name", ["ml-100k", "my-films"])
+def test_the_missing_folder_hint_names_a_command_that_works(tmp_path, name):
+    target = tmp_path / name
+    command = _hint_command(target)
     assert command[:2] == ["python", "prepare_data.py"]
     src = write_movielens(tmp_path / "src", n_users=6, n_items=8)
-    proc = run_cli(*command[1:], "--source", str(src), "--no-verify", "--quiet")
+    filled = [{"NAME": "ml-100k", "FOLDER": str(src)}.get(word, word) for word in command[1:]]
+    extra = [] if "--source" in filled else ["--source", str(src)]
+    proc = run_cli(*filled, *extra, "--no-verify", "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert load_dataset(target).n_users == 6
 
