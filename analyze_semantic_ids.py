@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,14 @@ import numpy as np  # noqa: E402
 import semantic_id_generator as gen  # noqa: E402
 from src.quantizer import ResidualQuantizer  # noqa: E402
 from src.semantic_analysis import prefix_similarity, purity_report, representative_items  # noqa: E402
+from utils.argtypes import positive_int  # noqa: E402
 from utils.cli import add_common_args, setup  # noqa: E402
-from utils.data import DataError, Dataset, load_dataset  # noqa: E402
-from utils.io import atomic_path, atomic_write_json, read_json  # noqa: E402
+from utils.data import Dataset, load_dataset  # noqa: E402
+from utils.errors import run_script  # noqa: E402
+from utils.io import atomic_path, atomic_write_json, check_writable, read_json  # noqa: E402
 from utils.runinfo import RunRecord  # noqa: E402
-from utils.semantic import CODEBOOKS_FILE, STATS_FILE, SemanticIds, load_semantic_ids  # noqa: E402
+from utils.semantic import (  # noqa: E402
+    CODEBOOKS_FILE, GENERATE_HINT, STATS_FILE, SemanticIds, check_codebooks, check_stats, load_semantic_ids)
 
 log = logging.getLogger("analyze_semantic_ids")
 
@@ -143,31 +145,39 @@ def plot_purity(purities: dict[str, dict], path: Path, name: str) -> Path:
 # ------------------------------------------------------------------ script
 
 
+def load_generated(ids_dir: Path, ds: Dataset) -> tuple[SemanticIds, dict[str, Any], ResidualQuantizer]:
+    """The generator's three files, refused unless they come from one run on this data."""
+    sids = load_semantic_ids(ids_dir, ds)
+    stats = read_json(ids_dir / STATS_FILE, fix=GENERATE_HINT.format(data_dir=ids_dir))
+    check_stats(ids_dir / STATS_FILE, stats, sids.meta)
+    q = ResidualQuantizer.load(ids_dir / CODEBOOKS_FILE)
+    check_codebooks(ids_dir / CODEBOOKS_FILE, q.centroids, sids.meta)
+    return sids, stats, q
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(p, default_out="results/semantic_id_analysis_{dataset}.json", plots=True)
     p.add_argument("--ids-dir", help="folder holding the semantic-ID files (default: --data-dir)")
     p.add_argument("--cache-dir", default=str(gen.DEFAULT_CACHE_DIR), help="embedding cache folder")
-    p.add_argument("--example-codes", type=int, default=8, help="level-1 codes to show example items for")
-    p.add_argument("--examples-per-code", type=int, default=5)
-    p.add_argument("--shuffles", type=int, default=20, help="random assignments for the purity baseline")
+    p.add_argument("--example-codes", type=positive_int, default=8,
+                   help="level-1 codes to show example items for")
+    p.add_argument("--examples-per-code", type=positive_int, default=5)
+    p.add_argument("--shuffles", type=positive_int, default=20,
+                   help="random assignments for the purity baseline")
     args = p.parse_args(argv)
     device = setup(args)
     record = RunRecord("analyze_semantic_ids.py", {k: v for k, v in vars(args).items()}, args.seed)
     ids_dir = Path(args.ids_dir or args.data_dir)
-    try:
-        with record.stage("load"):
-            ds = load_dataset(args.data_dir)
-            record.data_checksum = ds.checksum
-            sids = load_semantic_ids(ids_dir, ds)
-            stats = read_json(ids_dir / STATS_FILE)
-            q = ResidualQuantizer.load(ids_dir / CODEBOOKS_FILE)
-            cfg = gen.GeneratorConfig.from_dict(sids.meta["run"]["config"])
-        with record.stage("embeddings"):
-            x, _, embed_report = gen.item_embeddings(ds, cfg, args.cache_dir, device)
-    except (DataError, FileNotFoundError, ValueError) as exc:
-        log.error("%s", exc)
-        return 1
+    with record.stage("load"):
+        ds = load_dataset(args.data_dir)
+        record.data_checksum = ds.checksum
+        out = Path(args.out.format(dataset=ds.name))
+        check_writable({"--out": out}, {"--plot-dir": args.plot_dir})
+        sids, stats, q = load_generated(ids_dir, ds)
+        cfg = gen.GeneratorConfig.from_dict(sids.meta["run"]["config"])
+    with record.stage("embeddings"):
+        x, _, embed_report = gen.item_embeddings(ds, cfg, args.cache_dir, device)
     with record.stage("similarity"):
         similarity = prefix_similarity(x, sids.codes[:, :-1])
     with record.stage("purity"):
@@ -193,7 +203,6 @@ def main(argv: list[str] | None = None) -> int:
                        "baseline: the same codes randomly reassigned (sampled shuffles, mean and std)",
         "examples": ex, "plots": [str(pth) for pth in plots], "run": record.to_dict(),
     }
-    out = Path(args.out.format(dataset=name))
     atomic_write_json(out, report)
     sim = ", ".join(f"l={r['prefix_length']}: {r['mean_cosine_at_least']:.3f}" for r in similarity
                     if r["mean_cosine_at_least"] is not None)
@@ -205,4 +214,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main, user_errors=(ValueError,))  # the quantizer's ValueErrors name the damaged file

@@ -19,10 +19,12 @@ from pathlib import Path
 from src.mf import DEFAULTS, MODEL_NAMES, SEMANTIC_MODELS, describe, model_factory
 from src.pointwise import MONITOR, PointwiseEvaluator, markdown_table, plot_overall_vs_cold, run_models, semantic_ids_record
 from src.training import TrainConfig
+from utils.argtypes import finite_float, fraction, non_negative_float, positive_float, positive_int
 from utils.cli import add_common_args, setup
 from utils.data import load_dataset
+from utils.errors import run_script
 from utils.examples import OBJECTIVES, TrainSampler, resolve_objective
-from utils.io import atomic_write_json
+from utils.io import atomic_write_json, check_writable
 from utils.runinfo import RunRecord
 from utils.semantic import load_semantic_ids
 from utils.splits import SPLIT_KINDS, get_split
@@ -45,22 +47,32 @@ TABLE_COLUMNS = {
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(p, default_out="results/mf_results_{dataset}.json", threads=1, plots=True)
-    p.add_argument("--objective", choices=OBJECTIVES, default="auto", help="auto: explicit when the data has star ratings")
+    p.add_argument("--objective", choices=OBJECTIVES, default="auto",
+                   help="auto: explicit when the data has star ratings")
     p.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES))
-    p.add_argument("--seeds", nargs="+", type=int, help="model seeds to repeat (default: --seed only); the split stays fixed")
-    p.add_argument("--split", choices=SPLIT_KINDS, default="temporal", help="temporal per-user 80/10/10 (default) or random")
-    p.add_argument("--cold-fraction", type=float, default=0.05, help="share of items held out of training (cold items)")
+    p.add_argument("--seeds", nargs="+", type=int,
+                   help="model seeds to repeat (default: --seed only); the split stays fixed")
+    p.add_argument("--split", choices=SPLIT_KINDS, default="temporal",
+                   help="temporal per-user 80/10/10 (default) or random")
+    p.add_argument("--cold-fraction", type=fraction, default=0.05,
+                   help="share of items held out of training (cold items)")
     p.add_argument("--split-cache", help="folder for the cached split (default: <data-dir>/splits)")
     p.add_argument("--semantic-dir", help="folder holding semantic_ids.json (default: --data-dir)")
-    p.add_argument("--negatives", type=int, default=4, help="implicit: sampled negatives per training positive")
-    p.add_argument("--positive-threshold", type=float, default=4.0, help="explicit: a rating >= this counts as liked")
-    p.add_argument("--ks", nargs="+", type=int, default=[10, 20], help="implicit: cut-offs of Recall@k and NDCG@k")
+    p.add_argument("--negatives", type=positive_int, default=4,
+                   help="implicit: sampled negatives per training positive")
+    p.add_argument("--positive-threshold", type=finite_float, default=4.0,
+                   help="explicit: a rating >= this counts as liked")
+    p.add_argument("--ks", nargs="+", type=positive_int, default=[10, 20],
+                   help="implicit: cut-offs of Recall@k and NDCG@k")
     g = p.add_argument_group("training (defaults depend on the objective; see src/mf.py DEFAULTS)")
-    for name, kind in (("dim", int), ("lr", float), ("reg", float), ("batch_size", int), ("epochs", int)):
+    for name, kind in (("dim", positive_int), ("lr", positive_float), ("reg", non_negative_float),
+                       ("batch_size", positive_int), ("epochs", positive_int)):
         g.add_argument(f"--{name.replace('_', '-')}", type=kind,
                        help=f"explicit {DEFAULTS['explicit'][name]}, implicit {DEFAULTS['implicit'][name]}")
-    g.add_argument("--patience", type=int, default=3, help="epochs without validation improvement before stopping")
-    g.add_argument("--init-std", type=float, default=0.01, help="standard deviation of the initial factors")
+    g.add_argument("--patience", type=positive_int, default=3,
+                   help="epochs without validation improvement before stopping")
+    g.add_argument("--init-std", type=non_negative_float, default=0.01,
+                   help="standard deviation of the initial factors")
     return p.parse_args(argv)
 
 
@@ -68,6 +80,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     device = setup(args)
     ds = load_dataset(args.data_dir)
+    out_path = Path(args.out.format(dataset=ds.name))
+    split_cache = args.split_cache or Path(args.data_dir) / "splits"
+    check_writable({"--out": out_path}, {"--plot-dir": args.plot_dir, "--split-cache": split_cache})
     objective = resolve_objective(ds, args.objective)
     for name, value in DEFAULTS[objective].items():
         if getattr(args, name) is None:
@@ -77,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     with record.stage("split"):
         split = get_split(ds, args.split, args.split_seed, args.cold_fraction,
-                          cache_dir=args.split_cache or Path(args.data_dir) / "splits")
+                          cache_dir=split_cache)
     codes = sizes = sid_info = None
     if any(m in SEMANTIC_MODELS for m in args.models):
         with record.stage("semantic ids"):
@@ -93,7 +108,6 @@ def main(argv: list[str] | None = None) -> dict:
                         lambda seed: TrainSampler(ds, split, objective, args.negatives, seed),
                         cfg, args.reg, describe, record.stage)
 
-    out_path = Path(args.out.format(dataset=ds.name))
     plots = [plot_overall_vs_cold(Path(args.plot_dir) / f"mf_{ds.name}_{m.replace('@', '_at_')}.png", models, m,
                                   f"MF on {ds.name} ({objective}, {args.split} split, {len(seeds)} seed(s))")
              for m in PLOT_METRICS[objective]]
@@ -110,4 +124,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

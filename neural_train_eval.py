@@ -27,10 +27,12 @@ from src.ctr_experiment import ctr_objective, labelling, markdown_table, plot_mo
 from src.features import BAG_LAYOUTS, MODES, NGRAM_BUCKETS, TITLE_BUCKETS
 from src.pointwise import MONITOR, PointwiseEvaluator, semantic_ids_record
 from src.training import TrainConfig
+from utils.argtypes import finite_float, fraction, non_negative_float, positive_float, positive_int
 from utils.cli import add_common_args, setup
 from utils.data import load_dataset
+from utils.errors import run_script
 from utils.examples import OBJECTIVES, resolve_objective
-from utils.io import atomic_write_json
+from utils.io import atomic_write_json, check_writable
 from utils.runinfo import RunRecord
 from utils.semantic import load_semantic_ids
 from utils.splits import SPLIT_KINDS, get_split
@@ -43,29 +45,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_common_args(p, default_out="results/neural_results_{dataset}.json", threads=1, plots=True)
     p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="feature modes to compare")
-    p.add_argument("--seeds", nargs="+", type=int, help="model seeds to repeat (default: --seed only); the split stays fixed")
+    p.add_argument("--seeds", nargs="+", type=int,
+                   help="model seeds to repeat (default: --seed only); the split stays fixed")
     p.add_argument("--objective", choices=OBJECTIVES, default="auto",
                    help="auto: rated data gives liked/not-liked labels, otherwise implicit feedback")
-    p.add_argument("--positive-threshold", type=float, default=4.0, help="rated data: a rating >= this is a positive")
-    p.add_argument("--negatives", type=int, default=2, help="implicit: sampled negatives per training positive")
-    p.add_argument("--split", choices=SPLIT_KINDS, default="temporal", help="temporal per-user 80/10/10 (default)")
-    p.add_argument("--cold-fraction", type=float, default=0.05, help="share of items held out of training (cold items)")
+    p.add_argument("--positive-threshold", type=finite_float, default=4.0,
+                   help="rated data: a rating >= this is a positive")
+    p.add_argument("--negatives", type=positive_int, default=2,
+                   help="implicit: sampled negatives per training positive")
+    p.add_argument("--split", choices=SPLIT_KINDS, default="temporal",
+                   help="temporal per-user 80/10/10 (default)")
+    p.add_argument("--cold-fraction", type=fraction, default=0.05,
+                   help="share of items held out of training (cold items)")
     p.add_argument("--split-cache", help="folder for the cached split (default: <data-dir>/splits)")
     g = p.add_argument_group("model")
-    g.add_argument("--dim", type=int, default=16, help="embedding size of every field")
-    g.add_argument("--hidden", nargs="+", type=int, default=[128, 64], help="deep / top MLP hidden sizes")
-    g.add_argument("--bottom", nargs="+", type=int, default=[32], help="DLRM-style bottom MLP for dense features")
-    g.add_argument("--dropout", type=float, default=0.0)
-    g.add_argument("--cross-buckets", type=int, default=2**18, help="hash buckets of the wide part's user x item crosses")
-    g.add_argument("--title-buckets", type=int, default=TITLE_BUCKETS, help="hash buckets of title tokens")
-    g.add_argument("--ngram-buckets", type=int, default=NGRAM_BUCKETS, help="hash buckets of each semantic-ID prefix n-gram")
-    g.add_argument("--bag-layout", choices=BAG_LAYOUTS, default="offsets", help="how multi-hot bags reach EmbeddingBag")
+    g.add_argument("--dim", type=positive_int, default=16, help="embedding size of every field")
+    g.add_argument("--hidden", nargs="+", type=positive_int, default=[128, 64],
+                   help="deep / top MLP hidden sizes")
+    g.add_argument("--bottom", nargs="+", type=positive_int, default=[32],
+                   help="DLRM-style bottom MLP for dense features")
+    g.add_argument("--dropout", type=fraction, default=0.0)
+    g.add_argument("--cross-buckets", type=positive_int, default=2**18,
+                   help="hash buckets of the wide part's user x item crosses")
+    g.add_argument("--title-buckets", type=positive_int, default=TITLE_BUCKETS,
+                   help="hash buckets of title tokens")
+    g.add_argument("--ngram-buckets", type=positive_int, default=NGRAM_BUCKETS,
+                   help="hash buckets of each semantic-ID prefix n-gram")
+    g.add_argument("--bag-layout", choices=BAG_LAYOUTS, default="offsets",
+                   help="how multi-hot bags reach EmbeddingBag")
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=5)
-    g.add_argument("--patience", type=int, default=2, help="epochs without validation AUC improvement before stopping")
-    g.add_argument("--batch-size", type=int, default=2048)
-    g.add_argument("--lr", type=float, default=5e-3)
-    g.add_argument("--weight-decay", type=float, default=0.0)
+    g.add_argument("--epochs", type=positive_int, default=5)
+    g.add_argument("--patience", type=positive_int, default=2,
+                   help="epochs without validation AUC improvement before stopping")
+    g.add_argument("--batch-size", type=positive_int, default=2048)
+    g.add_argument("--lr", type=positive_float, default=5e-3)
+    g.add_argument("--weight-decay", type=non_negative_float, default=0.0)
     return p.parse_args(argv)
 
 
@@ -73,13 +87,16 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     device = setup(args)
     ds = load_dataset(args.data_dir)
+    out_path = Path(args.out.format(dataset=ds.name))
+    split_cache = args.split_cache or Path(args.data_dir) / "splits"
+    check_writable({"--out": out_path}, {"--plot-dir": args.plot_dir, "--split-cache": split_cache})
     objective = ctr_objective(resolve_objective(ds, args.objective))
     seeds = args.seeds or [args.seed]
     record = RunRecord("neural_train_eval.py", {**vars(args), "objective": objective, "seeds": seeds}, seeds[0], ds.checksum)
 
     with record.stage("split"):
         split = get_split(ds, args.split, args.split_seed, args.cold_fraction,
-                          cache_dir=args.split_cache or Path(args.data_dir) / "splits")
+                          cache_dir=split_cache)
     codes = sid_info = None
     if any(mode != "baseline" for mode in args.modes):
         with record.stage("semantic ids"):
@@ -108,7 +125,6 @@ def main(argv: list[str] | None = None) -> dict:
         "first of all) map to a shared zero row that is never trained; see src/features.py",
         "summary": rows, "modes": results, "plot": str(plot), "run_record": record.to_dict(),
     }
-    out_path = Path(args.out.format(dataset=ds.name))
     atomic_write_json(out_path, out)
     log.info("wrote %s and %s", out_path, plot)
     print(markdown_table(rows))
@@ -116,4 +132,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

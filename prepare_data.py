@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import sys
 
 from utils.cli import setup_logging
-from utils.data import DataError
+from utils.errors import add_debug_flag, run_script
 from utils.prepare import SPECS, prepare
 
 
@@ -28,17 +26,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--link", action="store_true", help="symlink local files instead of copying them")
     parser.add_argument("--no-verify", action="store_true", help="skip the checksum and known-count checks")
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     setup_logging(args.quiet)
-    try:
-        summary = prepare(args.dataset, args.data_dir, args.source, args.download, args.url, args.link, not args.no_verify)
-    except DataError as exc:
-        logging.getLogger("prepare_data").error("%s", exc)
-        return 1
+    summary = prepare(args.dataset, args.data_dir, args.source, args.download, args.url, args.link,
+                      not args.no_verify)
     if not args.quiet:
         print(json.dumps(summary, indent=2))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

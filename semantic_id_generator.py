@@ -18,10 +18,8 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
-import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -35,11 +33,14 @@ from src.item_text import DEFAULT_FIELDS, DEFAULT_MAX_DESCRIPTION_TOKENS, ItemTe
     token_truncator
 from src.quantizer import DEFAULT_NITER, ResidualQuantizer, code_usage, collision_codes, collision_report, \
     effective_codebook_size, fit_residual_kmeans, kmeans, mean_squared_norm
+from utils.argtypes import fraction, non_negative_int, positive_int
 from utils.cli import add_common_args, quiet, repo_root, setup
 from utils.data import DataError, Dataset, load_dataset
-from utils.io import atomic_write_bytes, atomic_write_json
+from utils.errors import run_script
+from utils.io import atomic_write_bytes, atomic_write_json, check_writable
 from utils.runinfo import RunRecord
-from utils.semantic import CODEBOOKS_FILE, IDS_FILE, STATS_FILE, read_semantic_ids_file, write_semantic_ids
+from utils.semantic import CODEBOOKS_FILE, IDS_FILE, STATS_FILE, check_codebooks, codebooks_sha256, \
+    read_semantic_ids_file, write_semantic_ids
 from utils.splits import cold_item_holdout
 
 log = logging.getLogger("semantic_id_generator")
@@ -129,11 +130,7 @@ def fit_mask(n_items: int, cfg: GeneratorConfig) -> np.ndarray:
 
 
 def codebooks_digest(q: ResidualQuantizer) -> str:
-    """sha256 of the centroid values (the .npz container itself carries zip timestamps)."""
-    h = hashlib.sha256()
-    for c in q.centroids:
-        h.update(np.ascontiguousarray(c, dtype="<f4").tobytes())
-    return h.hexdigest()
+    return codebooks_sha256(q.centroids)
 
 
 def encode_new_items(q: ResidualQuantizer, existing: np.ndarray, embeddings: np.ndarray, collision_size: int
@@ -204,12 +201,17 @@ def generate(ds: Dataset, cfg: GeneratorConfig, embeddings: np.ndarray, record: 
 
 
 def write_outputs(out_dir: Path, ds: Dataset, gen: Generated, record: RunRecord, extra_stats: dict[str, Any]) -> None:
-    """semantic_ids.json without timings (byte-reproducible); timings go to the stats file."""
+    """semantic_ids.json without timings (byte-reproducible); timings go to the stats file.
+
+    semantic_ids.json goes last: it names the codebooks and the data by checksum, and the stats file
+    repeats both, so a run killed between two writes leaves a set that every reader refuses.
+    """
     with record.stage("write"):
         atomic_write_bytes(out_dir / CODEBOOKS_FILE, gen.quantizer.to_bytes())
         header = {**gen.header, "run": record.to_dict(include_timing=False)}
-        write_semantic_ids(out_dir / IDS_FILE, header, ds.item_ids, gen.codes)
-    atomic_write_json(out_dir / STATS_FILE, {**gen.stats, **extra_stats, "run": record.to_dict()})
+    links = {k: gen.header[k] for k in ("codebooks_sha256", "data_checksum")}
+    atomic_write_json(out_dir / STATS_FILE, {**links, **gen.stats, **extra_stats, "run": record.to_dict()})
+    write_semantic_ids(out_dir / IDS_FILE, header, ds.item_ids, gen.codes)
 
 
 # ------------------------------------------------------------------ new items
@@ -249,8 +251,7 @@ def encode_file(args: argparse.Namespace, out_dir: Path, device: str) -> dict[st
     """IDs for the items in --encode-texts, with the saved codebooks and the saved model."""
     header, _, existing = read_semantic_ids_file(out_dir / IDS_FILE)
     q = ResidualQuantizer.load(out_dir / CODEBOOKS_FILE)
-    if codebooks_digest(q) != header.get("codebooks_sha256"):
-        raise DataError(f"{out_dir / CODEBOOKS_FILE}: does not belong to {out_dir / IDS_FILE}; regenerate both")
+    check_codebooks(out_dir / CODEBOOKS_FILE, q.centroids, header)
     cfg = GeneratorConfig.from_dict(header["run"]["config"])
     ids, texts, x = read_new_items(Path(args.encode_texts))
     if x is None:
@@ -279,26 +280,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"sentence-transformers name or local path (default: {DEFAULT_MODEL}, the offline "
                         "all-MiniLM-L6-v2; e.g. sentence-transformers/sentence-t5-base where a hub is reachable)")
-    p.add_argument("--no-normalize", action="store_true", help="keep raw embedding norms (default: unit length)")
+    p.add_argument("--no-normalize", action="store_true",
+                   help="keep raw embedding norms (default: unit length)")
     p.add_argument("--text-fields", default=",".join(DEFAULT_FIELDS),
                    help=f"item text fields, in order (default: {','.join(DEFAULT_FIELDS)}); absent values are skipped")
-    p.add_argument("--max-description-tokens", type=int, default=DEFAULT_MAX_DESCRIPTION_TOKENS,
+    p.add_argument("--max-description-tokens", type=non_negative_int, default=DEFAULT_MAX_DESCRIPTION_TOKENS,
                    help="cut descriptions to this many tokenizer tokens (0: keep whole)")
-    p.add_argument("--levels", type=int, default=3, help="k-means levels before the collision code")
-    p.add_argument("--codebook-size", type=int, default=256, help="codes per level (reduced for small catalogues)")
-    p.add_argument("--min-items-per-code", type=int, default=MIN_ITEMS_PER_CODE,
+    p.add_argument("--levels", type=positive_int, default=3, help="k-means levels before the collision code")
+    p.add_argument("--codebook-size", type=positive_int, default=256,
+                   help="codes per level (reduced for small catalogues)")
+    p.add_argument("--min-items-per-code", type=positive_int, default=MIN_ITEMS_PER_CODE,
                    help="shrink the codebook below this many fitted items per code")
-    p.add_argument("--collision-size", type=int, help="values of the collision code (default: the codebook size)")
+    p.add_argument("--collision-size", type=positive_int,
+                   help="values of the collision code (default: the codebook size)")
     p.add_argument("--fit-on", choices=("warm", "all"), default="warm",
                    help="fit the codebooks on warm items (cold hold-out encoded afterwards) or on all items")
-    p.add_argument("--cold-fraction", type=float, default=0.05, help="share of items in the cold hold-out")
-    p.add_argument("--kmeans-iterations", type=int, default=DEFAULT_NITER,
+    p.add_argument("--cold-fraction", type=fraction, default=0.05, help="share of items in the cold hold-out")
+    p.add_argument("--kmeans-iterations", type=positive_int, default=DEFAULT_NITER,
                    help="most Lloyd iterations per level (stops earlier at convergence)")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="encoder batch size")
+    p.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, help="encoder batch size")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="embedding cache folder")
-    p.add_argument("--encode-texts", help="instead of generating: encode new items (.txt one text per line, .jsonl "
+    p.add_argument("--encode-texts",
+                   help="instead of generating: encode new items (.txt one text per line, .jsonl "
                                           "with 'id' and 'text', or .npy embeddings) with the saved codebooks")
     return p
+
+
+def encode_command(args: argparse.Namespace, out_dir: Path, device: str) -> int:
+    """--encode-texts: print the new items' IDs (and write them to --out)."""
+    check_writable({"--out": args.out})
+    result = encode_file(args, out_dir, device)
+    for item, codes in result["items"].items():
+        print(item, *codes, sep="\t")
+    if args.out:
+        atomic_write_json(args.out, result)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -308,34 +324,26 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--out only applies to --encode-texts; generation writes into --output-dir (default: --data-dir)")
     device = setup(args)
     out_dir = Path(args.output_dir or args.data_dir)
-    try:
-        if args.encode_texts:
-            result = encode_file(args, out_dir, device)
-            for item, codes in result["items"].items():
-                print(item, *codes, sep="\t")
-            if args.out:
-                atomic_write_json(args.out, result)
-            return 0
-        cfg = config_from_args(args)
-        record = RunRecord("semantic_id_generator.py", asdict(cfg), args.seed)
-        with record.stage("load data"):
-            ds = load_dataset(args.data_dir)
-        record.data_checksum = ds.checksum
-        with record.stage("item text"):
-            texts = item_texts(ds, cfg)
-        if texts.n_fallback:
-            log.warning("%d items have no text; they get a fallback text naming their ID", texts.n_fallback)
-        with record.stage("embed"):
-            x, embed_report = embed(texts.texts, cfg, args.cache_dir, device)
-        generated = generate(ds, cfg, x, record)
-        extra = {"text": {"fields": list(cfg.text_fields), "fallback_items": texts.n_fallback,
-                          "fallback_examples": [str(i) for i in ds.item_ids[texts.fallback][:10]],
-                          "example": texts.texts[0] if texts.texts else None},
-                 "embeddings": {"model": cfg.model, "device": device, **embed_report.to_dict()}}
-        write_outputs(out_dir, ds, generated, record, extra)
-    except (DataError, ValueError, FileNotFoundError) as exc:
-        log.error("%s", exc)
-        return 1
+    if args.encode_texts:
+        return encode_command(args, out_dir, device)
+    cfg = config_from_args(args)
+    record = RunRecord("semantic_id_generator.py", asdict(cfg), args.seed)
+    with record.stage("load data"):
+        ds = load_dataset(args.data_dir)
+    check_writable({}, {"--output-dir": out_dir})
+    record.data_checksum = ds.checksum
+    with record.stage("item text"):
+        texts = item_texts(ds, cfg)
+    if texts.n_fallback:
+        log.warning("%d items have no text; they get a fallback text naming their ID", texts.n_fallback)
+    with record.stage("embed"):
+        x, embed_report = embed(texts.texts, cfg, args.cache_dir, device)
+    generated = generate(ds, cfg, x, record)
+    extra = {"text": {"fields": list(cfg.text_fields), "fallback_items": texts.n_fallback,
+                      "fallback_examples": [str(i) for i in ds.item_ids[texts.fallback][:10]],
+                      "example": texts.texts[0] if texts.texts else None},
+             "embeddings": {"model": cfg.model, "device": device, **embed_report.to_dict()}}
+    write_outputs(out_dir, ds, generated, record, extra)
     c = generated.stats["collisions"]
     log.info("%d items -> codebooks %s + collision level %d; %d colliding items in %d groups (largest %d); "
              "final quantization error %.4f; wrote %s", ds.n_items, generated.quantizer.codebook_sizes,
@@ -345,4 +353,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main, user_errors=(ValueError,))  # the quantizer's and config's ValueErrors name the flag

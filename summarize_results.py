@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
+from utils.errors import DataError, add_debug_flag, run_script
 from utils.io import read_json
 
 
@@ -138,17 +139,29 @@ def tiger_seeds_section(paths: list[Path]) -> str | None:
                     + ["cold Recall@10 (plain beam)", "cold Recall@10 (cold share)", "train s"], rows))
 
 
-def main() -> None:
+def section(render: Callable[[Path], str], path: Path) -> str:
+    """One file's section; a file whose layout differs from its name's promise is refused by name."""
+    try:
+        return render(path)
+    except (KeyError, TypeError, IndexError, AttributeError, StopIteration) as exc:
+        raise DataError(f"{path}: not a results file in the expected layout ({type(exc).__name__}: {exc}); "
+                        "re-run the script that writes it, or move it out of the results folder") from exc
+
+
+RENDERERS: tuple[tuple[str, Callable[[Path], str]], ...] = (
+    ("semantic_id_analysis_*.json", semantic_section), ("mf_results_*.json", mf_section),
+    ("neural_results_*.json", neural_section), ("tiger_results*.json", tiger_section),
+)
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results-dir", default="results")
-    args = parser.parse_args()
+    add_debug_flag(parser)
+    args = parser.parse_args(argv)
     d = Path(args.results_dir)
-    sections = [semantic_section(p) for p in sorted(d.glob("semantic_id_analysis_*.json"))]
-    sections += [mf_section(p) for p in sorted(d.glob("mf_results_*.json"))]
-    sections += [neural_section(p) for p in sorted(d.glob("neural_results_*.json"))]
-    tiger_files = sorted(d.glob("tiger_results*.json"))
-    sections += [tiger_section(p) for p in tiger_files]
-    seeds = tiger_seeds_section(tiger_files)
+    sections = [section(render, p) for pattern, render in RENDERERS for p in sorted(d.glob(pattern))]
+    seeds = tiger_seeds_section(sorted(d.glob("tiger_results*.json")))
     sections += [seeds] if seeds else []
     if not sections:
         raise SystemExit(f"no results files in {d}/: run `make all` (or the *_train_eval.py scripts) first")
@@ -156,4 +169,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

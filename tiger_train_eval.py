@@ -22,9 +22,11 @@ import torch
 from src.beam_search import build_trie
 from src.sequence_data import build_sequence_data
 from src.tiger_experiment import MODELS, PRESETS, PUBLISHED, plot_results, run_report, run_sasrec, run_tiger
+from utils.argtypes import fraction, non_negative_int, positive_int
 from utils.cli import add_common_args, setup
 from utils.data import load_dataset
-from utils.io import atomic_write_json
+from utils.errors import run_script
+from utils.io import atomic_write_json, check_writable
 from utils.runinfo import RunRecord
 from utils.semantic import load_semantic_ids
 from utils.slices import row_slices
@@ -39,14 +41,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--preset", choices=sorted(PRESETS), default="quick", help="model size and schedule (default: quick)")
     p.add_argument("--models", help=f"comma-separated subset of {', '.join(MODELS)} (tiger_item = item-level "
                                     "encoder variant; default: the preset's models)")
-    p.add_argument("--epochs", type=int, help="override the preset's epochs for every model")
-    p.add_argument("--beam", type=int, help="beam width (preset default 20; top 10 are ranked)")
-    p.add_argument("--user-tokens", type=int, default=0, help="hashed user-token buckets for TIGER (default 0 = off)")
-    p.add_argument("--cold-share", type=float,
+    p.add_argument("--epochs", type=positive_int, help="override the preset's epochs for every model")
+    p.add_argument("--beam", type=positive_int, help="beam width (preset default 20; top 10 are ranked)")
+    p.add_argument("--user-tokens", type=non_negative_int, default=0,
+                   help="hashed user-token buckets for TIGER (default 0 = off)")
+    p.add_argument("--cold-share", type=fraction,
                    help="cold-start ranking: at most this share of every top-k may be cold items (preset default "
                         "0.1; 0 = plain beam search only)")
     p.add_argument("--compile", action="store_true", help="torch.compile the training step (worth it on a GPU)")
-    p.add_argument("--cold-fraction", type=float, default=0.05, help="share of items held out of training (cold items)")
+    p.add_argument("--cold-fraction", type=fraction, default=0.05,
+                   help="share of items held out of training (cold items)")
     p.add_argument("--checkpoint-dir", default="checkpoints", help="per-epoch checkpoints (default: checkpoints/)")
     p.add_argument("--resume", action="store_true", help="continue each model from its last checkpoint")
     return p.parse_args(argv)
@@ -72,6 +76,9 @@ def main(argv: list[str] | None = None) -> None:
 
     with record.stage("load"):
         ds = load_dataset(args.data_dir)
+        check_writable({"--out": args.out},
+                       {"--plot-dir": args.plot_dir, "--checkpoint-dir": args.checkpoint_dir,
+                        "split cache": Path(args.data_dir) / "splits"})
         record.data_checksum = ds.checksum
         split = get_split(ds, "leave_one_out", seed=args.split_seed, cold_fraction=args.cold_fraction,
                           cache_dir=Path(args.data_dir) / "splits")
@@ -112,4 +119,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -42,7 +42,8 @@ from src.training import TrainConfig, TrainResult, epoch_generator, fit, index_b
 from utils.cli import quiet, seed_everything
 from utils.data import Dataset
 from utils.examples import Examples, TrainSampler, eval_examples
-from utils.metrics import auc, best_f1_threshold, binary_report, classification_metrics, mae, multi_target_ranking, pr_auc, rmse
+from utils.metrics import (auc, best_f1_threshold, binary_report, classification_metrics, mae,
+                           multi_target_ranking, naming_model, pr_auc, require_finite, rmse)
 from utils.report import aggregate_seeds, grouped_bar_plot
 from utils.slices import row_slices, slice_report
 from utils.splits import Split
@@ -151,6 +152,7 @@ def score_metrics(objective: str, labels: np.ndarray, scores: np.ndarray, positi
     predicted rating plus precision/recall/F1/accuracy of "predicted rating >=
     threshold". Implicit: AUC, PR-AUC, logloss and the report at p >= 0.5.
     """
+    require_finite(scores)  # before clipping, which would turn an infinite score into a plausible rating
     if objective == "explicit":
         pred = np.clip(scores, *rating_range)
         liked = labels >= positive_threshold
@@ -367,12 +369,12 @@ def run_models(
             model = build(name).to(evaluator.device)
             entry: dict[str, Any] = {}
             if has_trainable(model):
-                with stage(f"train {name} seed {seed}"):
+                with stage(f"train {name} seed {seed}"), naming_model(f"{name} seed {seed}"):
                     result = train_pointwise(model, sampler(seed), evaluator, cfg, seed, reg, desc=f"{name} s{seed}")
                 entry.update(best_epoch=result.best_epoch, stopped_early=result.stopped_early,
                              train_seconds=round(result.train_seconds, 3),
                              examples_per_second=round(result.examples_per_second, 1), history=result.history)
-            with stage(f"test {name} seed {seed}"):
+            with stage(f"test {name} seed {seed}"), naming_model(f"{name} seed {seed}"):
                 threshold = evaluator.val_threshold(model) if tune_threshold else None
                 if threshold is not None:
                     entry["val_threshold"] = threshold

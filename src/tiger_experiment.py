@@ -23,7 +23,7 @@ from src.tiger import Tiger, TigerConfig, TigerStepper
 from src.training import TrainConfig, TrainResult, epoch_generator, fit
 from utils.cli import quiet
 from utils.hashing import stable_hash_array
-from utils.metrics import ranking_metrics
+from utils.metrics import ranking_metrics, require_finite
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +203,7 @@ def sasrec_rank(model: SASRec, ex: Examples, batch_size: int, desc: str = "score
     t0 = time.perf_counter()
     for idx, width in tqdm(_length_sorted_batches(ex, batch_size), desc=desc, disable=quiet(), leave=False):
         scores = model.scores(ex.hist[idx, -width:])
+        require_finite(scores, "SASRec")  # a NaN target compares false with every item: a false top-1 hit
         target = scores.gather(1, ex.target[idx, None])
         ranks[idx.cpu().numpy()] = ((scores >= target).sum(1) - 1).cpu().numpy()
     return ranks, time.perf_counter() - t0

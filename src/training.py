@@ -8,8 +8,10 @@ once.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
+import pickle
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,7 +21,8 @@ import torch
 from tqdm.auto import tqdm
 
 from utils.cli import quiet
-from utils.io import atomic_path
+from utils.errors import CheckpointError
+from utils.io import atomic_path, to_json
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +120,28 @@ def _improved(value: float, best: float | None, mode: str) -> bool:
     return value > best if mode == "max" else value < best
 
 
+def _plain(obj: Any) -> Any:
+    """Numpy scalars and the like as plain Python values, so the checkpoint loads with weights_only=True."""
+    return json.loads(to_json(obj, indent=None))
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint as tensors and plain containers only: a planted file can never run code here."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"{path}: refused to load, it holds objects other than tensors and plain "
+                              "data (not a checkpoint of this toolkit); delete it, or run without "
+                              "--resume") from exc
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}); delete it, "
+                              "or run without --resume") from exc
+    if not isinstance(state, dict) or not {"model", "optimizer", "epoch"} <= set(state):
+        raise CheckpointError(f"{path}: not a training checkpoint of this toolkit; delete it, "
+                              "or run without --resume")
+    return state
+
+
 def fit(
     model: torch.nn.Module,
     batches: Callable[[int], Iterable[Any]],
@@ -149,7 +174,7 @@ def fit(
 
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
     if ckpt and cfg.resume and ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        state = load_checkpoint(ckpt)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -209,7 +234,7 @@ def fit(
             with atomic_path(ckpt) as tmp:
                 torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                             "scheduler": scheduler.state_dict(), "best_state": best_state, "best_value": best_value,
-                            "result": asdict(result), "epoch": epoch, "bad_epochs": bad_epochs,
+                            "result": _plain(asdict(result)), "epoch": epoch, "bad_epochs": bad_epochs,
                             "torch_rng": torch.get_rng_state(), "config": asdict(cfg)}, tmp)
         if stop:
             result.stopped_early = True

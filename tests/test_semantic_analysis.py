@@ -9,6 +9,7 @@ import pytest
 import analyze_semantic_ids
 from src.semantic_analysis import prefix_similarity, purity, purity_report, representative_items
 from tests.synthetic import write_p5
+from utils.data import DataError
 from tests.test_semantic_ids import encoder, run  # noqa: F401  (fixture)
 
 
@@ -72,8 +73,8 @@ def test_analysis_script_end_to_end(tmp_path, encoder):  # noqa: F811
     assert all((tmp_path / "plots" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
 
 
-def test_analysis_without_ids_fails_with_the_generator_command(tmp_path, capfd):
+def test_analysis_without_ids_fails_with_the_generator_command(tmp_path):
     data = write_p5(tmp_path / "p5", n_items=40)
-    assert analyze_semantic_ids.main(["--data-dir", str(data), "--quiet", "--device", "cpu",
-                                      "--out", str(tmp_path / "a.json")]) == 1
-    assert "semantic_id_generator.py --data-dir" in capfd.readouterr().err
+    with pytest.raises(DataError, match="semantic_id_generator.py --data-dir"):
+        analyze_semantic_ids.main(["--data-dir", str(data), "--quiet", "--device", "cpu",
+                                   "--out", str(tmp_path / "a.json")])

@@ -199,14 +199,18 @@ def test_errors_name_the_file_and_the_fix(tmp_path, encoder):
         load_semantic_ids(data, ds)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "ok"}\n{"name": "no text"}\n')
-    assert run(other, tmp_path / "c", "--encode-texts", str(bad)) == 1
+    with pytest.raises(DataError, match="line 2"):
+        run(other, tmp_path / "c", "--encode-texts", str(bad))
     with pytest.raises(DataError, match="line 2"):
         gen.read_new_items(bad)
     # a codebook too large for its collision level is refused with the remedy
-    assert run(other, tmp_path / "c", "--levels", "1", "--codebook-size", "2", "--collision-size", "2") == 1
-    # bad settings: one clear error, no traceback
-    assert run(other, tmp_path / "c", "--levels", "0") == 1
-    assert run(other, tmp_path / "c", "--text-fields", "title,colour") == 1
+    with pytest.raises(ValueError, match="--collision-size"):
+        run(other, tmp_path / "c", "--levels", "1", "--codebook-size", "2", "--collision-size", "2")
+    # bad settings: one clear error (the CLI prints it without a traceback: tests/test_hostile_inputs.py)
+    with pytest.raises(SystemExit):
+        run(other, tmp_path / "c", "--levels", "0")  # refused by argparse
+    with pytest.raises(ValueError, match="--text-fields"):
+        run(other, tmp_path / "c", "--text-fields", "title,colour")
     with pytest.raises(SystemExit):
         run(other, tmp_path / "c", "--out", str(tmp_path / "x.json"))
 

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from utils.argtypes import device_name, non_negative_int
+from utils.errors import add_debug_flag
+
 _QUIET = False
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -26,12 +29,14 @@ def add_common_args(
     g.add_argument(
         "--split-seed", type=int, default=0, help="seed of the data split and the cold-item hold-out (kept fixed across --seed)"
     )
-    g.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    g.add_argument("--device", type=device_name, default="auto",
+                   help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     g.add_argument("--out", default=default_out, help=f"results JSON to write (default: {default_out})")
     g.add_argument("--quiet", action="store_true", help="only warnings and errors; no progress bars")
+    add_debug_flag(g)
     if threads is not None:
         g.add_argument(
-            "--threads", type=int, default=threads,
+            "--threads", type=non_negative_int, default=threads,
             help=f"torch CPU threads (default {threads}; 0 = torch's choice). Small models train fastest on one "
             "thread, and extra spinning threads slow down badly when other jobs share the cores",
         )

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from utils.errors import DataError
 from utils.io import UnsafePickleError, restricted_pickle_load, sha256_files
 
 log = logging.getLogger(__name__)
@@ -32,11 +33,19 @@ P5_RATINGS = "rating_splits_augmented.pkl"
 ML_FILES = ("u.data", "u.item")
 # Malformed lines up to this share are skipped with a warning; beyond it the load fails.
 MAX_BAD_LINE_FRACTION = 0.001
-PREPARE_HINT = "run `python prepare_data.py --dataset {name} --data-dir {dir}` to put the data in place"
+# MovieLens started in 1997: an earlier u.data timestamp is a damaged (e.g. cut) field.
+MIN_MOVIELENS_TIMESTAMP = 788_918_400  # 1995-01-01
 
 
-class DataError(ValueError):
-    """A data file is missing or malformed; the message names the file, the line and the fix."""
+def prepare_hint(data_dir: Path) -> str:
+    """The prepare_data.py command that fills ``data_dir``; --dataset only takes the names it knows."""
+    from utils.prepare import SPECS  # imported here: utils.prepare imports this module
+
+    command = "python prepare_data.py --dataset {} --data-dir {}"
+    if data_dir.name in SPECS:
+        return f"run `{command.format(data_dir.name, data_dir)}` to put the data there"
+    return (f"run `{command.format('NAME --source FOLDER', data_dir)}` to put the data there "
+            f"(NAME: one of {', '.join(sorted(SPECS))}; FOLDER: where its files are)")
 
 
 @dataclass
@@ -142,7 +151,7 @@ def load_dataset(data_dir: str | Path) -> Dataset:
     """Load the data folder, detecting its layout from the files it holds."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise DataError(f"{data_dir}: no such data folder; {PREPARE_HINT.format(name=data_dir.name, dir=data_dir)}")
+        raise DataError(f"{data_dir}: no such data folder; {prepare_hint(data_dir)}")
     if (data_dir / "u.data").exists() or (data_dir / "u.item").exists():
         return load_movielens(data_dir)
     return load_p5(data_dir)
@@ -185,8 +194,7 @@ def _require(data_dir: Path, names: Iterable[str], dataset: str) -> None:
     for name in names:
         if not (data_dir / name).exists():
             raise DataError(
-                f"{data_dir / name}: missing file of the {dataset} data set; "
-                + PREPARE_HINT.format(name=data_dir.name, dir=data_dir)
+                f"{data_dir / name}: missing file of the {dataset} data set; {prepare_hint(data_dir)}"
             )
 
 
@@ -276,15 +284,35 @@ def _build_p5_meta(path: Path, asin_to_index: dict[str, int]) -> ItemMeta:
     return meta
 
 
+def _read_text(path: Path, encoding: str = "utf-8") -> str:
+    """The whole file as text; a byte that is not ``encoding`` is refused with its line number."""
+    try:
+        with open(path, encoding=encoding) as f:
+            return f.read()
+    except UnicodeDecodeError as exc:
+        with open(path, "rb") as f:
+            line = f.read(exc.start).count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not {encoding} text (byte {exc.start}); the file is damaged or not "
+                        "the original: re-run prepare_data.py to fetch it again.") from exc
+
+
 def _load_datamaps(path: Path) -> dict[str, dict[str, str]]:
     try:
-        with open(path, encoding="utf-8") as f:
-            maps = json.load(f)
+        maps = json.loads(_read_text(path))
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: invalid JSON at line {exc.lineno} ({exc.msg}); re-run prepare_data.py to fetch it again.") from exc
+        raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg}); "
+                        "re-run prepare_data.py to fetch it again.") from exc
+    if not isinstance(maps, dict):
+        raise DataError(f"{path}: expected a JSON object with 'user2id' and 'item2id', got a "
+                        f"{type(maps).__name__}; this is not P5's datamaps.json. Re-run prepare_data.py.")
     for key in ("user2id", "item2id"):
         if not isinstance(maps.get(key), dict):
             raise DataError(f"{path}: the '{key}' map is missing; this is not P5's datamaps.json. Re-run prepare_data.py.")
+        bad = [k for k, v in maps[key].items() if not (isinstance(v, str) and v.isdigit())]
+        if bad:
+            raise DataError(f"{path}: {len(bad)} '{key}' entries map to something other than a numeric id "
+                            f"string (first: {bad[0]!r}); this is not P5's datamaps.json. "
+                            "Re-run prepare_data.py.")
     return maps
 
 
@@ -307,8 +335,8 @@ def load_p5(data_dir: Path) -> Dataset:
     item_index = {p5: i for i, p5 in enumerate(item_p5)}
     item_ids = np.array([p5_item_to_orig[p] for p in item_p5], dtype=object)
 
-    with open(seq_path, encoding="utf-8") as f:
-        rows = _parse_lines(seq_path, f.read().splitlines(), _parse_sequence_line, "'user_id item_id item_id ...' per line")
+    rows = _parse_lines(seq_path, _read_text(seq_path).splitlines(), _parse_sequence_line,
+                        "'user_id item_id item_id ...' per line")
     unknown_users = [n for n, (u, _) in rows if u not in p5_user_to_orig]
     unknown_items = [n for n, (_, its) in rows if any(i not in item_index for i in its)]
     for label, lines, key in (("user", unknown_users, "user2id"), ("item", unknown_items, "item2id")):
@@ -416,6 +444,8 @@ def _parse_ml_rating(line: str) -> tuple[int, int, float, int]:
     user, item, rating, ts = int(parts[0]), int(parts[1]), float(parts[2]), int(parts[3])
     if not 1 <= rating <= 5:
         raise ValueError("rating outside 1-5")
+    if ts < MIN_MOVIELENS_TIMESTAMP:
+        raise ValueError("timestamp before MovieLens existed (a cut field)")
     return user, item, rating, ts
 
 
@@ -436,16 +466,16 @@ def load_movielens(data_dir: Path) -> Dataset:
     _require(data_dir, ML_FILES, "MovieLens 100K")
     data_path, item_path = data_dir / "u.data", data_dir / "u.item"
     # u.item is Latin-1 (accented titles); decoding it as UTF-8 garbles or fails.
-    with open(item_path, encoding="latin-1") as f:
-        movies = _parse_lines(item_path, f.read().splitlines(), _parse_ml_item, "movie id|title|release date|...|19 genre flags")
+    movies = _parse_lines(item_path, _read_text(item_path, "latin-1").splitlines(), _parse_ml_item,
+                          "movie id|title|release date|...|19 genre flags")
     movies.sort(key=lambda r: r[1][0])
     movie_index = {m[0]: i for i, (_, m) in enumerate(movies)}
     meta = ItemMeta.empty(len(movies))
     for i, (_, (_, title, year, genres)) in enumerate(movies):
         meta.title[i], meta.year[i], meta.categories[i] = title, year, genres
 
-    with open(data_path, encoding="latin-1") as f:
-        rows = _parse_lines(data_path, f.read().splitlines(), _parse_ml_rating, "user<TAB>item<TAB>rating<TAB>timestamp")
+    rows = _parse_lines(data_path, _read_text(data_path, "latin-1").splitlines(), _parse_ml_rating,
+                        "user<TAB>item<TAB>rating<TAB>timestamp")
     unknown = [n for n, r in rows if r[1] not in movie_index]
     if unknown:
         raise DataError(

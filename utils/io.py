@@ -1,7 +1,9 @@
 """Safe file input/output: atomic writes, a restricted unpickler and file checksums.
 
 Every results file is written to a temporary sibling and renamed into place, so
-an interrupted run never leaves a half-written file behind.
+an interrupted run never leaves a half-written file behind. A temporary file
+names its writer's process id; one whose writer is gone (killed mid-write) is
+removed the next time anything is written beside it.
 """
 from __future__ import annotations
 
@@ -10,18 +12,75 @@ import io
 import json
 import os
 import pickle
+import re
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from utils.errors import DataError, OutputError
+
+# A temporary file or folder of ours: ".<name>.pid<pid>.<random>.tmp" (older runs: ".<name>.<random>.tmp").
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+?)\.(?:pid(?P<pid>\d+)\.[a-z0-9_]+|[a-z0-9_]{8})\.tmp$")
+# A temporary name without a process id is taken as abandoned once it is this old.
+STALE_UNTAGGED_SECONDS = 3600.0
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def is_stale_temp(path: Path, now: float | None = None) -> bool:
+    """True for a temporary file or folder of our naming whose writer can no longer finish it."""
+    match = _TEMP_NAME.match(path.name)
+    if not match:
+        return False
+    if match["pid"]:
+        return int(match["pid"]) != os.getpid() and not _process_alive(int(match["pid"]))
+    try:
+        age = (time.time() if now is None else now) - path.lstat().st_mtime
+    except FileNotFoundError:
+        return False
+    return age > STALE_UNTAGGED_SECONDS
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Delete our abandoned temporary files and folders in ``folder`` (left by a SIGKILL); returns them."""
+    import shutil
+
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for entry in entries:
+        if is_stale_temp(entry):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def temp_prefix(name: str) -> str:
+    """The start of a temporary name for ``name``, tagged with this process (to tell a stale one later)."""
+    return f".{name}.pid{os.getpid()}."
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temps(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -70,9 +129,42 @@ def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 2, sort_k
     atomic_write_text(path, to_json(obj, indent=indent, sort_keys=sort_keys))
 
 
-def read_json(path: str | Path) -> Any:
-    with open(path, "r", encoding="utf-8") as f:
-        return json.load(f)
+def read_json(path: str | Path, fix: str = "re-run the script that wrote it") -> Any:
+    """Parse a JSON file; a truncated or non-UTF-8 file is refused with its name, the line and ``fix``."""
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg}), the file is truncated or damaged; "
+                        f"{fix}") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}), the file is damaged; {fix}") from exc
+
+
+def check_writable(outputs: dict[str, str | Path | None],
+                   folders: dict[str, str | Path | None] | None = None) -> None:
+    """Fail now, before any work, if an output file or folder cannot be written (keys name the flags)."""
+    for flag, path in outputs.items():
+        if path is not None:
+            if Path(path).is_dir():
+                example = Path(path) / "results.json"
+                raise OutputError(f"{flag} {path}: is a folder; give a file name such as {example}")
+            _probe_folder(flag, Path(path).parent, path)
+    for flag, folder in (folders or {}).items():
+        if folder is not None:
+            _probe_folder(flag, Path(folder), folder)
+
+
+def _probe_folder(flag: str, folder: Path, shown: str | Path) -> None:
+    """Create ``folder`` if needed and write (then delete) a temporary file in it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix("probe"), suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise OutputError(f"{flag} {shown}: cannot write there ({exc.strerror or exc}); choose a writable "
+                          "path, nothing has been run yet") from exc
 
 
 class UnsafePickleError(pickle.UnpicklingError):

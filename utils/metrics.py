@@ -4,17 +4,51 @@ Ranking conventions: a rank is 0-based (0 = top of the list) and ties are
 broken pessimistically (an item tied with the target counts as ranked above
 it), so a model that scores many items equally - MF-ID on cold items, say -
 cannot profit from the tie.
+
+Scores must be finite: NaN compares false with everything, so a diverged
+model would otherwise get AUC 1.0 or a top-1 hit. Every scoring metric refuses
+them (:func:`require_finite`), and :func:`naming_model` adds the model's name.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Any, Iterator
+
 import numpy as np
+
+from utils.errors import NonFiniteScoresError
+
+
+def require_finite(scores: Any, what: str = "scores") -> None:
+    """Refuse NaN or infinite scores (numpy arrays, lists or torch tensors) with a count and the fix."""
+    if hasattr(scores, "isfinite"):  # a torch tensor, possibly on a GPU
+        finite, total = scores.isfinite(), scores.numel()
+    else:
+        finite = np.isfinite(np.asarray(scores, dtype=float))
+        total = finite.size
+    n_bad = int((~finite).sum())
+    if n_bad:
+        raise NonFiniteScoresError(f"{what}: {n_bad} of {total} "
+                                   "are NaN or infinite, the model diverged and no metric of it is reported; "
+                                   "lower --lr or check the inputs")
+
+
+@contextmanager
+def naming_model(name: str) -> Iterator[None]:
+    """Prefix a non-finite-score refusal raised inside the block with the model's name."""
+    try:
+        yield
+    except NonFiniteScoresError as exc:
+        raise NonFiniteScoresError(f"{name}: {exc}") from exc
 
 
 def rmse(y: np.ndarray, p: np.ndarray) -> float:
+    require_finite(p, "predictions")
     return float(np.sqrt(np.mean((np.asarray(y, float) - np.asarray(p, float)) ** 2)))
 
 
 def mae(y: np.ndarray, p: np.ndarray) -> float:
+    require_finite(p, "predictions")
     return float(np.mean(np.abs(np.asarray(y, float) - np.asarray(p, float))))
 
 
@@ -33,6 +67,7 @@ def _average_ranks(x: np.ndarray) -> np.ndarray:
 
 def auc(y: np.ndarray, s: np.ndarray) -> float:
     """ROC AUC = P(score of a random positive > a random negative), ties counting one half."""
+    require_finite(s)
     y = np.asarray(y).astype(bool)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
@@ -43,6 +78,7 @@ def auc(y: np.ndarray, s: np.ndarray) -> float:
 
 def pr_auc(y: np.ndarray, s: np.ndarray) -> float:
     """Average precision: mean over positives of the precision at their score threshold (ties grouped)."""
+    require_finite(s)
     y = np.asarray(y).astype(bool)
     if not y.any():
         return float("nan")
@@ -58,6 +94,7 @@ def pr_auc(y: np.ndarray, s: np.ndarray) -> float:
 
 
 def logloss(y: np.ndarray, p: np.ndarray, eps: float = 1e-7) -> float:
+    require_finite(p, "probabilities")
     y = np.asarray(y, dtype=float)
     p = np.clip(np.asarray(p, dtype=float), eps, 1 - eps)
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
@@ -76,6 +113,7 @@ def binary_report(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[
 
 def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
     """The score threshold that maximises F1 (chosen on validation, applied on test)."""
+    require_finite(p)
     y = np.asarray(y).astype(bool)
     p = np.asarray(p, dtype=float)
     order = np.argsort(-p, kind="mergesort")
@@ -121,21 +159,24 @@ def multi_target_ranking(
     ``topk`` is (n_users, K) item indices, best first; user r's relevant items
     are ``relevant_items[relevant_offsets[r]:relevant_offsets[r+1]]``.
     Recall@k = hits / |relevant|; NDCG@k = DCG / ideal DCG over min(k, |relevant|) hits.
+    A relevant item listed twice for a user counts once; k may exceed the width K of ``topk``
+    (positions past K are misses, the ideal DCG still spans min(k, |relevant|) positions).
     Returns arrays per user so callers can slice them.
     """
-    n_rel = np.diff(relevant_offsets)
-    rows = np.repeat(np.arange(len(n_rel)), n_rel)
+    n_users = len(relevant_offsets) - 1
+    rows = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(relevant_offsets))
     n_items = int(max(topk.max(initial=0), relevant_items.max(initial=0))) + 1
-    relevant_keys = np.sort(rows.astype(np.int64) * n_items + relevant_items)
+    relevant_keys = np.unique(rows * n_items + relevant_items)
+    n_rel = np.bincount(relevant_keys // n_items, minlength=n_users)
     top_keys = np.arange(len(topk), dtype=np.int64)[:, None] * n_items + topk
     pos = np.minimum(np.searchsorted(relevant_keys, top_keys), max(len(relevant_keys) - 1, 0))
     hits = relevant_keys[pos] == top_keys if len(relevant_keys) else np.zeros_like(top_keys, dtype=bool)
-    discounts = 1.0 / np.log2(np.arange(topk.shape[1]) + 2.0)
+    discounts = 1.0 / np.log2(np.arange(max(topk.shape[1], *ks)) + 2.0)
     out: dict[str, np.ndarray] = {}
     for k in ks:
         h = hits[:, :k]
         with np.errstate(invalid="ignore", divide="ignore"):
             out[f"recall@{k}"] = h.sum(1) / n_rel
             ideal = np.cumsum(discounts[:k])[np.minimum(n_rel, k) - 1]
-            out[f"ndcg@{k}"] = (h * discounts[:k]).sum(1) / ideal
+            out[f"ndcg@{k}"] = (h * discounts[: h.shape[1]]).sum(1) / ideal
     return out

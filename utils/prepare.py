@@ -2,7 +2,12 @@
 
 Either way the result is verified: known checksums where we have them, then a
 full load through :func:`utils.data.load_dataset`, whose summary is returned.
-Files land in a temporary folder first and move into place only when complete.
+
+Preparation is a transaction: the new files are staged in a temporary sibling
+of the target folder together with (hard links to) everything else the target
+holds, verified there, and only then swapped in by two renames. A failure at
+any step leaves the previous folder exactly as it was; a run killed between the
+two renames is rolled back by the next one.
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from tqdm.auto import tqdm
 
 from utils.cli import quiet, repo_root
 from utils.data import ML_FILES, P5_FILES, P5_RATINGS, DataError, load_dataset
-from utils.io import sha256_file
+from utils.io import remove_stale_temps, sha256_file, temp_prefix
 
 log = logging.getLogger(__name__)
 
@@ -85,25 +90,87 @@ def _check_complete(staging: Path, spec: DatasetSpec) -> None:
         )
 
 
-def _install(staging: Path, target: Path, spec: DatasetSpec, link: bool = False) -> list[str]:
-    """Copy (or link) the data set's files from ``staging`` into ``target``; returns the names placed."""
-    target.mkdir(parents=True, exist_ok=True)
+def _link_or_copy(src: str, dst: str) -> None:
+    """Hard link when the file system allows it (instant, no extra space), else a copy."""
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(src, dst, follow_symlinks=False)
+
+
+def _stage(source: Path, target: Path, spec: DatasetSpec, link: bool = False) -> tuple[Path, list[str]]:
+    """A sibling of ``target``: its other contents plus the new data files. Returns it, names placed."""
+    data_names = set(spec.required + spec.optional)
+    staging = Path(tempfile.mkdtemp(prefix=temp_prefix(target.name), suffix=".tmp", dir=target.parent))
+    if target.is_dir():  # keep what else lives there (semantic IDs, split cache); old data files are replaced
+        shutil.copytree(target, staging, symlinks=True, copy_function=_link_or_copy, dirs_exist_ok=True,
+                        ignore=lambda d, names: data_names & set(names) if Path(d) == target else ())
     placed = []
     for name in spec.required + spec.optional:
-        src = staging / name
+        src = source / name
         if not src.exists():
             continue
-        dst = target / name
-        if dst.exists() or dst.is_symlink():
-            dst.unlink()
         if link:
-            dst.symlink_to(src.resolve())
+            (staging / name).symlink_to(src.resolve())
         else:
-            tmp = target / f".{name}.tmp"
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dst)
+            shutil.copyfile(src, staging / name)
         placed.append(name)
-    return placed
+    return staging, placed
+
+
+def _backup_path(target: Path) -> Path:
+    return target.with_name(f".{target.name}.previous")
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    """Replace ``target`` by ``staging``: the old folder moves aside first and is deleted last."""
+    backup = _backup_path(target)
+    if target.exists():
+        os.replace(target, backup)
+    os.replace(staging, target)
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def _recover(target: Path) -> None:
+    """Finish what a killed run left: restore a folder moved aside, or drop a finished swap's backup."""
+    backup = _backup_path(target)
+    if backup.exists():
+        if target.exists():
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            os.replace(backup, target)
+            log.warning("%s: restored the previous folder after an interrupted preparation", target)
+    remove_stale_temps(target.parent)
+
+
+def _verified_summary(folder: Path, spec: DatasetSpec, verify: bool, shown: Path) -> dict[str, Any]:
+    """Load ``folder`` fully and check the known counts; messages name ``shown`` (the real target)."""
+    ds = load_dataset(folder)
+    counts = (ds.n_users, ds.n_items, ds.n_interactions)
+    if verify and spec.expected_counts and counts != spec.expected_counts:
+        raise DataError(
+            f"{shown}: found {counts} users/items/interactions, the official {spec.name} has "
+            f"{spec.expected_counts}; the files are incomplete or from another release."
+        )
+    return {**ds.summary(), "name": shown.resolve().name}
+
+
+def install_verified(source: Path, target: Path, spec: DatasetSpec, verify: bool, link: bool = False
+                     ) -> tuple[dict[str, Any], list[str]]:
+    """Stage, load and check, then swap in; on any failure ``target`` is untouched."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _recover(target)
+    staging, placed = _stage(source, target, spec, link)
+    try:
+        try:
+            summary = _verified_summary(staging, spec, verify, target)
+        except DataError as exc:  # name the user's file, not its staged copy
+            raise DataError(str(exc).replace(str(staging), str(source))) from exc
+        _swap_in(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return summary, placed
 
 
 def download(url: str, dest: Path, timeout: float = 30.0) -> None:
@@ -175,9 +242,10 @@ def prepare(
             if source is None:
                 log.info("no local copy of %s at ../shared/data/%s: downloading the official files", name, name)
         if source is not None:
-            staging, origin = Path(source), f"local folder {source}"
-            if not staging.is_dir():
-                raise DataError(f"{staging}: no such folder; pass --source with the folder that holds the {name} files.")
+            files, origin = Path(source), f"local folder {source}"
+            if not files.is_dir():
+                raise DataError(f"{files}: no such folder; pass --source with the folder that holds "
+                                f"the {name} files.")
         else:
             origin = url or (ML_URL if name == "ml-100k" else f"Google Drive {P5_DRIVE_ID}")
             if name == "ml-100k" or url:
@@ -185,22 +253,14 @@ def prepare(
                 download(url or ML_URL, archive)
             else:
                 archive = _download_p5(spec, workdir)
-            staging = _extract(archive, spec, workdir)
+            files = _extract(archive, spec, workdir)
             if url and url != ML_URL:
                 checksums = {}  # a mirror or a test server: no official checksum applies
                 log.info("no known checksums for %s; verifying by loading only", url)
-        _check_complete(staging, spec)
-        verify_checksums(staging, checksums, origin)
-        placed = _install(staging, target, spec, link=link and source is not None)
+        _check_complete(files, spec)
+        verify_checksums(files, checksums, origin)
+        summary, placed = install_verified(files, target, spec, verify, link=link and source is not None)
     log.info("placed %s in %s from %s", ", ".join(placed), target, origin)
-    ds = load_dataset(target)
-    summary = ds.summary()
-    counts = (ds.n_users, ds.n_items, ds.n_interactions)
-    if verify and spec.expected_counts and counts != spec.expected_counts:
-        raise DataError(
-            f"{target}: found {counts} users/items/interactions, the official {name} has {spec.expected_counts}; "
-            "the files are incomplete or from another release."
-        )
     summary["source"] = origin
     summary["data_dir"] = str(target)
     return summary

@@ -4,14 +4,20 @@ The file is keyed by original item ID (asin, movie id) so people can read it;
 models get `SemanticIds.codes`, aligned to the dataset's item indices. A file
 that does not match the dataset (other items, other data checksum) is refused
 with the command that regenerates it, instead of silently misaligning codes.
+
+The generator writes codebooks.npz, then semantic_id_stats.json, then
+semantic_ids.json, each atomically; semantic_ids.json is written last and
+names the other two by checksum, so a run killed half-way leaves a set whose
+readers (:func:`check_codebooks`, :func:`check_stats`) refuse it instead of mixing runs.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -95,6 +101,34 @@ def read_semantic_ids_file(path: str | Path) -> tuple[dict[str, Any], list[str],
     if (codes < 0).any() or (codes >= bounds).any():
         raise DataError(f"{path}: codes outside their codebook sizes {bounds.tolist()}; {hint}")
     return doc, list(items), codes
+
+
+def codebooks_sha256(centroids: Iterable[np.ndarray]) -> str:
+    """sha256 of the centroid values (the .npz container itself carries zip timestamps)."""
+    h = hashlib.sha256()
+    for c in centroids:
+        h.update(np.ascontiguousarray(c, dtype="<f4").tobytes())
+    return h.hexdigest()
+
+
+def _mismatch(path: Path, header: dict[str, Any]) -> DataError:
+    hint = GENERATE_HINT.format(data_dir=path.parent)
+    expected = str(header.get("codebooks_sha256"))[:12]
+    return DataError(f"{path}: written by another generator run than {path.parent / IDS_FILE} (which expects "
+                     f"codebooks_sha256 {expected}...), an interrupted run or mixed copies; {hint}")
+
+
+def check_codebooks(path: str | Path, centroids: Iterable[np.ndarray], header: dict[str, Any]) -> None:
+    """Refuse codebooks that are not the ones the semantic-ID file was encoded with."""
+    if codebooks_sha256(centroids) != header.get("codebooks_sha256"):
+        raise _mismatch(Path(path), header)
+
+
+def check_stats(path: str | Path, stats: Any, header: dict[str, Any]) -> None:
+    """Refuse a statistics file written by another generator run than the semantic-ID file."""
+    keys = ("codebooks_sha256", "data_checksum")
+    if not isinstance(stats, dict) or any(stats.get(k) != header.get(k) for k in keys):
+        raise _mismatch(Path(path), header)
 
 
 def load_semantic_ids(data_dir: str | Path, ds: Dataset) -> SemanticIds:

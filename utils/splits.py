@@ -8,18 +8,21 @@ same ones.
 from __future__ import annotations
 
 import logging
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from utils.data import Dataset
+from utils.data import DataError, Dataset
 from utils.io import atomic_path
 
 log = logging.getLogger(__name__)
 
 SPLIT_KINDS = ("temporal", "random", "leave_one_out")
+ROW_ARRAYS = ("train", "val", "test")
+SPLIT_ARRAYS = (*ROW_ARRAYS, "cold_items", "val_negatives", "test_negatives")
 
 
 @dataclass
@@ -165,6 +168,38 @@ def make_split(
     return split
 
 
+def load_cached_split(path: Path, ds: Dataset, kind: str, seed: int) -> Split:
+    """A saved split, checked against the data set; a damaged or foreign file is refused with the fix."""
+    fix = "delete it and run again: the split is rebuilt, identical, from its seed"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in SPLIT_ARRAYS}
+            info = {k[5:]: z[k].item() if z[k].ndim == 0 else z[k].tolist()
+                    for k in z.files if k.startswith("info_")}
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as exc:
+        raise DataError(f"{path}: the cached split is damaged ({type(exc).__name__}: {exc}); {fix}") from exc
+    problem = _split_problem(arrays, ds)
+    if problem:
+        raise DataError(f"{path}: the cached split does not fit {ds.name} ({problem}); {fix}")
+    return Split(kind, *(arrays[k] for k in SPLIT_ARRAYS), seed, info)
+
+
+def _split_problem(arrays: dict[str, np.ndarray], ds: Dataset) -> str | None:
+    """What is wrong with saved split arrays for this data set, or None."""
+    bounds = {**{k: ds.n_interactions for k in ROW_ARRAYS}, "cold_items": ds.n_items,
+              "val_negatives": ds.n_items, "test_negatives": ds.n_items}
+    for name, a in arrays.items():
+        if a.dtype.kind not in "iu" or a.ndim != (2 if name.endswith("negatives") else 1):
+            return f"{name} is {a.dtype} of shape {a.shape}"
+        if a.size and (a.min() < 0 or a.max() >= bounds[name]):
+            return f"{name} holds values outside 0..{bounds[name] - 1}"
+    for part in ("val", "test"):
+        if len(arrays[f"{part}_negatives"]) != len(arrays[part]):
+            n_rows = len(arrays[f"{part}_negatives"])
+            return f"{part}_negatives has {n_rows} rows for {len(arrays[part])} examples"
+    return None
+
+
 def get_split(
     ds: Dataset, kind: str = "temporal", seed: int = 0, cold_fraction: float = 0.05,
     n_eval_negatives: int = 4, cache_dir: str | Path | None = None,
@@ -179,13 +214,11 @@ def get_split(
     name = f"split-{kind}-seed{seed}-cold{cold_fraction:g}-neg{n_eval_negatives}-{ds.checksum[:12]}.npz"
     path = Path(cache_dir) / name
     if path.exists():
-        with np.load(path, allow_pickle=False) as z:
-            info = {k[5:]: z[k].item() if z[k].ndim == 0 else z[k].tolist() for k in z.files if k.startswith("info_")}
-            split = Split(kind, z["train"], z["val"], z["test"], z["cold_items"], z["val_negatives"], z["test_negatives"], seed, info)
+        split = load_cached_split(path, ds, kind, seed)
         log.info("loaded split %s from %s: %s", kind, path, split.sizes())
         return split
     split = make_split(ds, kind, seed, cold_fraction, n_eval_negatives)
-    arrays = {k: getattr(split, k) for k in ("train", "val", "test", "cold_items", "val_negatives", "test_negatives")}
+    arrays = {k: getattr(split, k) for k in SPLIT_ARRAYS}
     arrays.update({f"info_{k}": np.asarray(v) for k, v in split.info.items()})
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
