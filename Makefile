@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SEED   ?= 0
 
-.PHONY: all test setup data semantic-ids analysis mf neural tiger summary bench clean
+.PHONY: all test setup data semantic-ids analysis mf neural tiger tiger-seeds tiger-long summary bench clean
 
 all: data semantic-ids analysis mf neural tiger summary
 	@echo "done: results in results/, plots in plots/"
@@ -44,7 +44,20 @@ neural: $(STAMP)
 	$(PY) neural_train_eval.py --data-dir beauty
 
 tiger: $(STAMP)
-	$(PY) tiger_train_eval.py --data-dir beauty --preset quick
+	$(PY) tiger_train_eval.py --data-dir beauty --preset quick --seed $(SEED)
+
+# Not part of `all`: seeds 1 and 2 of the quick preset (one core each, ~40 min side by side), for the
+# README's mean ± std table, and the paper's token-level encoder trained longer (hours on this CPU).
+tiger-seeds: $(STAMP)
+	$(PY) tiger_train_eval.py --data-dir beauty --preset quick --seed 1 --quiet \
+		--out results/tiger_results_seed1.json --plot-dir checkpoints/plots-seed1 & one=$$!; \
+	$(PY) tiger_train_eval.py --data-dir beauty --preset quick --seed 2 --quiet \
+		--out results/tiger_results_seed2.json --plot-dir checkpoints/plots-seed2 & two=$$!; \
+	wait $$one && wait $$two
+
+tiger-long: $(STAMP)
+	$(PY) tiger_train_eval.py --data-dir beauty --preset long --out results/tiger_results_token_long.json \
+		--plot-dir checkpoints/plots-long
 
 summary: $(STAMP)
 	$(PY) summarize_results.py

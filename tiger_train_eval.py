@@ -8,6 +8,9 @@ results/tiger_results.json and plots/tiger_*.png.
     python tiger_train_eval.py                    # quick preset: item-level TIGER + SASRec (2-core CPU, ~40 min)
     python tiger_train_eval.py --preset long      # the paper's token-level encoder, longer (CPU: hours)
     python tiger_train_eval.py --preset paper     # the paper's size and schedule (GPU)
+
+--threads defaults to 1: with other jobs on a 2-core machine, one item-level TIGER
+training step took 0.17-0.18 s (median) on one thread against 0.34-0.41 s on two.
 """
 from __future__ import annotations
 

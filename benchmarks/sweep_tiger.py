@@ -62,6 +62,8 @@ VARIANTS: dict[str, tuple[str, Callable[[Preset], Preset]]] = {
     "dropout_0.2": ("dropout 0.2", _model_change(dropout=0.2)),
     "batch_512": ("batch 512 (half the steps per epoch)", _train_change(batch_size=512)),
     "ff_1024": ("feed-forward width 1024", _model_change(d_ff=1024)),
+    "base_4_epochs": ("base trained 4 epochs instead of 3: about the time ff_1024 takes for 3",
+                      _train_change(epochs=4)),
     "old_init": ("token embeddings N(0, 0.02) against positions N(0, 1): the defect this sweep's "
                  "recipe fixes", lambda p: p),
 }

@@ -15,9 +15,12 @@ vector: their rows start at zero and are masked out of the training softmax,
 so they are not even pushed down as negatives. They score exactly 0 at
 evaluation, as an item the model knows nothing about should.
 
-Histories are (B, H) item indices, right-aligned, -1 = padding; positions are
-counted back from the most recent item, as in the original's left-padded
-sequences.
+Histories are (B, H) item indices, right-aligned, -1 = padding. Positions
+count from the oldest item shown, as in a causal language model: under
+all-position training each prediction then sees the same position codes as
+an evaluation history of the same length. (Counting back from the newest
+item, as the original's left-padded sequences do, trains the predictions from
+position "newest" only once per chunk; measured here it converged more slowly.)
 """
 from __future__ import annotations
 
@@ -71,10 +74,12 @@ class SASRec(nn.Module):
         """Every position's output (B, H, d) after causal attention over the history."""
         h = hist.shape[1]
         x = self.item_emb(hist + 1) * self.cfg.d_model ** 0.5
-        x = self.drop(x + self.pos_emb(torch.arange(h - 1, -1, -1, device=hist.device)))
+        real = hist >= 0
+        # Position 0 = the oldest item shown (padding gets 0 too; it is masked below).
+        pos = (torch.arange(h, device=hist.device) - (h - real.sum(1, keepdim=True))).clamp(min=0)
+        x = self.drop(x + self.pos_emb(pos))
         # Causal, and real items never attend to padding; a padding position attends
         # only to itself so no softmax row is empty (an empty row would give NaN).
-        real = hist >= 0
         causal = torch.ones(h, h, dtype=torch.bool, device=hist.device).tril()
         mask = (causal & real[:, None, :]) | torch.eye(h, dtype=torch.bool, device=hist.device)
         mask = mask[:, None]  # (B, 1, H, H)
