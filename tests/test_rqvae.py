@@ -1,0 +1,127 @@
+"""RQ-VAE quantizer (src/rqvae.py): gradients, dead codes, reconstruction, encoding, safe saving."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from src.rqvae import FORMAT, RQVAE, RQVAEConfig, RQVAEQuantizer, TrainConfig, reseed_dead, train_rqvae
+
+TINY = RQVAEConfig(input_dim=8, hidden=(16,), latent_dim=4, levels=2, codebook_size=5)
+
+
+def clustered(n: int = 240, dim: int = 8, clusters: int = 6, seed: int = 0) -> np.ndarray:
+    """Points around a few well-separated centres, with structure left inside each cluster."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim)) * 3
+    return (centres[np.arange(n) % clusters] + rng.normal(size=(n, dim))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[RQVAEQuantizer, np.ndarray]:
+    torch.set_num_threads(1)
+    x = clustered()
+    cfg = RQVAEConfig(input_dim=8, hidden=(32, 16), latent_dim=4, levels=3, codebook_size=6)
+    model, report = train_rqvae(x, cfg, TrainConfig(epochs=150, batch_size=60, lr=3e-3, seed=0))
+    assert len(report.history) == 150 and report.steps == 600
+    return RQVAEQuantizer(model), x
+
+
+def test_forward_backward_shapes():
+    torch.manual_seed(0)
+    model = RQVAE(TINY)
+    x = torch.randn(7, 8)
+    recon, q = model(x)
+    assert recon.shape == (7, 8) and q.codes.shape == (7, 2) and q.z_q.shape == (7, 4)
+    assert q.codes.dtype == torch.int64 and len(q.residuals) == 2
+    (((recon - x) ** 2).mean() + q.codebook_loss + 0.25 * q.commitment_loss).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.shape == p.shape and torch.isfinite(p.grad).all(), name
+
+
+def test_straight_through_gradient_reaches_the_encoder():
+    """The reconstruction loss alone (no commitment term) must move the encoder through the argmin."""
+    torch.manual_seed(0)
+    model = RQVAE(TINY)
+    with torch.no_grad():
+        model.codebooks.normal_()
+    x = torch.randn(16, 8)
+    recon, _ = model(x)
+    ((recon - x) ** 2).mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.parameters())
+    assert model.codebooks.grad is None, "the reconstruction loss must not reach the codebooks"
+
+
+def test_reseeding_revives_a_dead_code():
+    torch.manual_seed(0)
+    model = RQVAE(TINY)
+    x = torch.randn(32, 8)
+    with torch.no_grad():
+        model.codebooks.normal_()
+        model.codebooks[0, 3] = 1e4  # far from every latent: never chosen
+    opt = torch.optim.Adam(model.parameters())
+    _, q = model(x)
+    counts = torch.stack([torch.bincount(q.codes[:, lvl], minlength=5) for lvl in range(2)])
+    assert counts[0, 3] == 0
+    reseeded = reseed_dead(model, opt, counts == 0, q.residuals, torch.Generator().manual_seed(0))
+    assert reseeded[0] == int((counts[0] == 0).sum()) >= 1
+    _, after = model(x)
+    assert (after.codes[:, 0] == 3).any(), "the re-seeded code sits on a batch residual, so it is used"
+
+
+def test_training_records_usage_and_reseeds_only_with_the_flag():
+    x = clustered(n=60)
+    runs = {flag: train_rqvae(x, TINY, TrainConfig(epochs=3, batch_size=20, reseed_dead_codes=flag))[1]
+            for flag in (False, True)}
+    assert all(len(h["usage"]) == 2 for h in runs[False].history)
+    assert all("reseeded" not in h for h in runs[False].history)
+    assert [("reseeded" in h) for h in runs[True].history] == [True, True, False]  # never after the last epoch
+
+
+def test_reconstructs_better_than_the_first_level_alone(trained):
+    q, x = trained
+    codes, errors = q.encode_with_errors(x)
+    assert errors[-1] < 0.8 * errors[0], errors
+    assert errors[0] < 0.5 * float((x ** 2).sum(1).mean()), "level 1 alone must already beat predicting zero"
+    assert len(np.unique(codes[:, 0])) >= 4
+
+
+def test_new_item_encoding_reproduces_training_codes(trained, tmp_path):
+    q, x = trained
+    codes = q.encode(x)
+    np.testing.assert_array_equal(q.encode(x[:5]), codes[:5])
+    np.testing.assert_array_equal(np.vstack([q.encode(x[i:i + 1]) for i in range(10)]), codes[:10])
+    path = tmp_path / "rqvae.pt"
+    path.write_bytes(q.to_bytes())
+    loaded = RQVAEQuantizer.load(path)
+    np.testing.assert_array_equal(loaded.encode(x), codes)
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.arrays(), q.arrays()))
+
+
+MARKS: list[str] = []
+
+
+def _mark() -> str:
+    MARKS.append("ran")
+    return "ran"
+
+
+class Payload:
+    def __reduce__(self):
+        return (_mark, ())
+
+
+def test_saved_model_is_plain_tensors_and_a_pickle_payload_is_refused(trained, tmp_path):
+    q, _ = trained
+    path = tmp_path / "rqvae.pt"
+    path.write_bytes(q.to_bytes())
+    doc = torch.load(path, map_location="cpu", weights_only=True)
+    assert doc["format"] == FORMAT and RQVAEConfig.from_dict(doc["config"]) == q.cfg
+    assert all(isinstance(v, torch.Tensor) for v in doc["state"].values())
+    bad = tmp_path / "planted.pt"
+    torch.save({**doc, "extra": Payload()}, bad)
+    with pytest.raises(pickle.UnpicklingError):
+        RQVAEQuantizer.load(bad)
+    assert MARKS == []
