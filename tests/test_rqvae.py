@@ -1,13 +1,19 @@
-"""RQ-VAE quantizer (src/rqvae.py): gradients, dead codes, reconstruction, encoding, safe saving."""
+"""RQ-VAE quantizer (src/rqvae.py): gradients, dead codes, reconstruction, encoding, safe saving, CLI."""
 from __future__ import annotations
 
+import json
 import pickle
 
 import numpy as np
 import pytest
 import torch
 
+import semantic_id_generator as gen
 from src.rqvae import FORMAT, RQVAE, RQVAEConfig, RQVAEQuantizer, TrainConfig, reseed_dead, train_rqvae
+from tests.synthetic import write_movielens
+from tests.test_semantic_ids import encoder, run  # noqa: F401  (encoder is a fixture)
+from utils.data import DataError, load_dataset
+from utils.semantic import load_semantic_ids, read_semantic_ids_file
 
 TINY = RQVAEConfig(input_dim=8, hidden=(16,), latent_dim=4, levels=2, codebook_size=5)
 
@@ -125,3 +131,51 @@ def test_saved_model_is_plain_tensors_and_a_pickle_payload_is_refused(trained, t
     with pytest.raises(pickle.UnpicklingError):
         RQVAEQuantizer.load(bad)
     assert MARKS == []
+
+
+# ------------------------------------------------------------------ through the generator CLI
+
+# a 3-epoch model may put most items on one prefix; the collision level must still number them all
+RQVAE_ARGS = ("--quantizer", "rqvae", "--rqvae-epochs", "3", "--rqvae-batch-size", "16", "--reseed-dead-codes",
+              "--collision-size", "64")
+
+
+def test_generator_rqvae_same_seed_same_bytes_and_new_items(tmp_path, encoder):  # noqa: F811
+    data = write_movielens(tmp_path / "ml", n_items=40)
+    cache = tmp_path / "cache"
+    assert run(data, cache, *RQVAE_ARGS) == 0
+    first = (data / "semantic_ids.json").read_bytes()
+    assert run(data, cache, *RQVAE_ARGS) == 0
+    assert (data / "semantic_ids.json").read_bytes() == first
+    header, _, _ = read_semantic_ids_file(data / "semantic_ids.json")
+    assert header["quantizer"] == "rqvae" and header["codebooks_file"] == "rqvae.pt"
+    assert header["run"]["config"]["quantizer"] == "rqvae" and not (data / "codebooks.npz").exists()
+    stats = json.loads((data / "semantic_id_stats.json").read_text())
+    assert stats["quantizer"] == "rqvae" and len(stats["training"]["history"]) == 3
+    assert [u["used_codes"] + u["unused_codes"] for u in stats["usage"]] == [4, 4, 4]
+    ds = load_dataset(data)
+    sids = load_semantic_ids(data, ds)
+    assert sids.codes.shape == (40, 4) and len({tuple(r) for r in sids.codes}) == 40
+
+    # new items: the training items' own texts get their training codes back
+    texts = gen.item_texts(ds, gen.GeneratorConfig()).texts[:5]
+    new_items = tmp_path / "new.jsonl"
+    new_items.write_text("".join(json.dumps({"id": f"n{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
+    assert run(data, cache, "--encode-texts", str(new_items), "--out", str(tmp_path / "o.json")) == 0
+    new = np.array(list(json.loads((tmp_path / "o.json").read_text())["items"].values()))
+    np.testing.assert_array_equal(new[:, :3], sids.codes[:5, :3])
+
+    # a model from another run is refused
+    assert run(data, cache, *RQVAE_ARGS, "--seed", "1", "--output-dir", str(tmp_path / "other")) == 0
+    (data / "rqvae.pt").write_bytes((tmp_path / "other" / "rqvae.pt").read_bytes())
+    with pytest.raises(DataError, match="another generator run"):
+        run(data, cache, "--encode-texts", str(new_items))
+
+
+def test_rqkmeans_run_record_has_no_rqvae_fields(tmp_path, encoder):  # noqa: F811
+    """The default quantizer's semantic_ids.json keeps the exact fields it had before the RQ-VAE."""
+    data = write_movielens(tmp_path / "ml", n_items=40)
+    assert run(data, tmp_path / "cache") == 0
+    header, _, _ = read_semantic_ids_file(data / "semantic_ids.json")
+    assert "quantizer" not in header and "kmeans" in header and header["codebooks_file"] == "codebooks.npz"
+    assert not {"quantizer", "rqvae_epochs", "reseed_dead_codes"} & set(header["run"]["config"])
