@@ -1,8 +1,9 @@
 """Describe generated semantic IDs: code usage, collisions, similarity by shared prefix, purity, examples.
 
-Reads <data-dir>/semantic_ids.json, semantic_id_stats.json, the saved quantizer (codebooks.npz or rqvae.pt) and
-the cached item embeddings (the encoder is only loaded if the cache lacks
-them), and writes PNG plots to --plot-dir plus a JSON report to --out.
+Reads <data-dir>/semantic_ids.json, semantic_id_stats.json, the saved quantizer
+(codebooks.npz or rqvae.pt) and the cached item embeddings (the encoder is only
+loaded if the cache lacks them), and writes PNG plots to --plot-dir plus a
+JSON report to --out.
 
 Examples:
   python analyze_semantic_ids.py --data-dir beauty

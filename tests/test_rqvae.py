@@ -144,9 +144,9 @@ def test_generator_rqvae_same_seed_same_bytes_and_new_items(tmp_path, encoder): 
     data = write_movielens(tmp_path / "ml", n_items=40)
     cache = tmp_path / "cache"
     assert run(data, cache, *RQVAE_ARGS) == 0
-    first = (data / "semantic_ids.json").read_bytes()
+    first = [(data / name).read_bytes() for name in ("semantic_ids.json", "rqvae.pt")]
     assert run(data, cache, *RQVAE_ARGS) == 0
-    assert (data / "semantic_ids.json").read_bytes() == first
+    assert [(data / name).read_bytes() for name in ("semantic_ids.json", "rqvae.pt")] == first
     header, _, _ = read_semantic_ids_file(data / "semantic_ids.json")
     assert header["quantizer"] == "rqvae" and header["codebooks_file"] == "rqvae.pt"
     assert header["run"]["config"]["quantizer"] == "rqvae" and not (data / "codebooks.npz").exists()
