@@ -60,7 +60,7 @@ class RQVAEConfig:
 class TrainConfig:
     """How the model is trained (not needed to encode with it)."""
 
-    epochs: int = 200  # Beauty: about 2.5 min on one busy core (README)
+    epochs: int = 200  # Beauty: about 2 min on one busy core (README)
     batch_size: int = 1024
     lr: float = 1e-3
     beta: float = 0.25  # commitment weight (TIGER)
@@ -162,7 +162,7 @@ def init_codebooks(model: RQVAE, batch: torch.Tensor, seed: int) -> None:
 
 def reseed_dead(model: RQVAE, opt: torch.optim.Optimizer, dead: torch.Tensor, residuals: list[torch.Tensor],
                 gen: torch.Generator) -> list[int]:
-    """Move each unused codeword onto a random residual of the current batch at its level.
+    """Move each unused codeword onto a random residual of the epoch's last batch at its level.
 
     The codewords' Adam moments are cleared so stale momentum does not drag them away again.
     Returns the number of codes re-seeded per level.
@@ -193,6 +193,27 @@ def usage_summary(counts: torch.Tensor) -> list[dict[str, Any]]:
     return out
 
 
+def train_epoch(model: RQVAE, opt: torch.optim.Optimizer, data: torch.Tensor, perm: torch.Tensor,
+                train: TrainConfig) -> tuple[dict[str, Any], torch.Tensor, Quantized]:
+    """One pass over `data` in `perm` order: mean losses, code counts (levels, k), the last batch's pass."""
+    cfg = model.cfg
+    counts = torch.zeros(cfg.levels, cfg.codebook_size, dtype=torch.int64)
+    sums = np.zeros(3)
+    for start in range(0, len(data), train.batch_size):
+        batch = data[perm[start:start + train.batch_size]]
+        recon, q = model(batch)
+        rec_loss = squared_error(recon, batch)
+        loss = rec_loss + q.codebook_loss + train.beta * q.commitment_loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        for level in range(cfg.levels):
+            counts[level] += torch.bincount(q.codes[:, level], minlength=cfg.codebook_size)
+        sums += len(batch) * np.array([loss.item(), rec_loss.item(), q.commitment_loss.item()])
+    losses = dict(zip(("loss", "reconstruction", "commitment"), np.round(sums / len(data), 6).tolist()))
+    return losses, counts, q
+
+
 def train_rqvae(x: np.ndarray, cfg: RQVAEConfig, train: TrainConfig,
                 progress: Callable[[int], None] | None = None) -> tuple[RQVAE, TrainReport]:
     """Fit an RQ-VAE on embeddings x (n, input_dim); deterministic on CPU for a seed and thread count."""
@@ -210,25 +231,11 @@ def train_rqvae(x: np.ndarray, cfg: RQVAEConfig, train: TrainConfig,
         perm = torch.randperm(len(data), generator=gen)
         if epoch == 0:
             init_codebooks(model, data[perm[:max(train.batch_size, cfg.codebook_size)]], train.seed)
-        counts = torch.zeros(cfg.levels, cfg.codebook_size, dtype=torch.int64)
-        sums = np.zeros(3)
-        for start in range(0, len(data), train.batch_size):
-            batch = data[perm[start:start + train.batch_size]]
-            recon, q = model(batch)
-            rec_loss = squared_error(recon, batch)
-            loss = rec_loss + q.codebook_loss + train.beta * q.commitment_loss
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            report.steps += 1
-            for level in range(cfg.levels):
-                counts[level] += torch.bincount(q.codes[:, level], minlength=cfg.codebook_size)
-            sums += len(batch) * np.array([loss.item(), rec_loss.item(), q.commitment_loss.item()])
-        entry = {"epoch": epoch + 1, **dict(zip(("loss", "reconstruction", "commitment"),
-                                                 np.round(sums / len(data), 6).tolist())),
-                 "usage": usage_summary(counts)}
-        if train.reseed_dead_codes and epoch < train.epochs - 1:
-            entry["reseeded"] = reseed_dead(model, opt, counts == 0, q.residuals, gen)
+        losses, counts, last = train_epoch(model, opt, data, perm, train)
+        report.steps += -(-len(data) // train.batch_size)
+        entry = {"epoch": epoch + 1, **losses, "usage": usage_summary(counts)}
+        if train.reseed_dead_codes and epoch < train.epochs - 1:  # a code re-seeded last would stay untrained
+            entry["reseeded"] = reseed_dead(model, opt, counts == 0, last.residuals, gen)
         report.history.append(entry)
         if progress is not None:
             progress(epoch)

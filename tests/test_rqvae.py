@@ -83,7 +83,8 @@ def test_training_records_usage_and_reseeds_only_with_the_flag():
             for flag in (False, True)}
     assert all(len(h["usage"]) == 2 for h in runs[False].history)
     assert all("reseeded" not in h for h in runs[False].history)
-    assert [("reseeded" in h) for h in runs[True].history] == [True, True, False]  # never after the last epoch
+    # never after the last epoch, which would leave a re-seeded code untrained
+    assert [("reseeded" in h) for h in runs[True].history] == [True, True, False]
 
 
 def test_reconstructs_better_than_the_first_level_alone(trained):
@@ -136,8 +137,8 @@ def test_saved_model_is_plain_tensors_and_a_pickle_payload_is_refused(trained, t
 # ------------------------------------------------------------------ through the generator CLI
 
 # a 3-epoch model may put most items on one prefix; the collision level must still number them all
-RQVAE_ARGS = ("--quantizer", "rqvae", "--rqvae-epochs", "3", "--rqvae-batch-size", "16", "--reseed-dead-codes",
-              "--collision-size", "64")
+RQVAE_ARGS = ("--quantizer", "rqvae", "--rqvae-epochs", "3", "--rqvae-batch-size", "16",
+              "--reseed-dead-codes", "--collision-size", "64")
 
 
 def test_generator_rqvae_same_seed_same_bytes_and_new_items(tmp_path, encoder):  # noqa: F811
