@@ -1,8 +1,9 @@
 """Describe generated semantic IDs: code usage, collisions, similarity by shared prefix, purity, examples.
 
-Reads <data-dir>/semantic_ids.json, semantic_id_stats.json, codebooks.npz and
-the cached item embeddings (the encoder is only loaded if the cache lacks
-them), and writes PNG plots to --plot-dir plus a JSON report to --out.
+Reads <data-dir>/semantic_ids.json, semantic_id_stats.json, the saved quantizer
+(codebooks.npz or rqvae.pt) and the cached item embeddings (the encoder is only
+loaded if the cache lacks them), and writes PNG plots to --plot-dir plus a
+JSON report to --out.
 
 Examples:
   python analyze_semantic_ids.py --data-dir beauty
@@ -22,7 +23,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import semantic_id_generator as gen  # noqa: E402
-from src.quantizer import ResidualQuantizer  # noqa: E402
 from src.semantic_analysis import prefix_similarity, purity_report, representative_items  # noqa: E402
 from utils.argtypes import positive_int  # noqa: E402
 from utils.cli import add_common_args, setup  # noqa: E402
@@ -31,7 +31,7 @@ from utils.errors import run_script  # noqa: E402
 from utils.io import atomic_path, atomic_write_json, check_writable, read_json  # noqa: E402
 from utils.runinfo import RunRecord  # noqa: E402
 from utils.semantic import (  # noqa: E402
-    CODEBOOKS_FILE, GENERATE_HINT, STATS_FILE, SemanticIds, check_codebooks, check_stats, load_semantic_ids)
+    GENERATE_HINT, STATS_FILE, SemanticIds, check_stats, load_semantic_ids)
 
 log = logging.getLogger("analyze_semantic_ids")
 
@@ -47,11 +47,12 @@ def item_labels(ds: Dataset) -> dict[str, list[str]]:
     }
 
 
-def examples(ds: Dataset, sids: SemanticIds, x: np.ndarray, q: ResidualQuantizer, n_codes: int, per_code: int
+def examples(ds: Dataset, sids: SemanticIds, x: np.ndarray, q: gen.Quantizer, n_codes: int, per_code: int
              ) -> dict[str, Any]:
     """The most used level-1 codes with their most central items, and the largest collision group."""
     labels = item_labels(ds)
     counts = np.bincount(sids.codes[:, 0], minlength=sids.codebook_sizes[0])
+    centres = q.first_level_centres()
     by_code = []
     for code in np.argsort(-counts, kind="stable")[:n_codes]:
         members = np.flatnonzero(sids.codes[:, 0] == code)
@@ -62,7 +63,7 @@ def examples(ds: Dataset, sids: SemanticIds, x: np.ndarray, q: ResidualQuantizer
             "share_with_it": float(top_counts.max() / len(members)),
             "central_items": [{"id": str(ds.item_ids[i]), "title": str(ds.meta.title[i]),
                                "semantic_id": sids.codes[i].tolist()}
-                              for i in representative_items(x, sids.codes, q.centroids[0], int(code), per_code)],
+                              for i in representative_items(x, sids.codes, centres, int(code), per_code)],
         })
     prefixes, inverse, sizes = np.unique(sids.codes[:, :-1], axis=0, return_inverse=True, return_counts=True)
     biggest = int(np.argmax(sizes))
@@ -145,14 +146,12 @@ def plot_purity(purities: dict[str, dict], path: Path, name: str) -> Path:
 # ------------------------------------------------------------------ script
 
 
-def load_generated(ids_dir: Path, ds: Dataset) -> tuple[SemanticIds, dict[str, Any], ResidualQuantizer]:
+def load_generated(ids_dir: Path, ds: Dataset) -> tuple[SemanticIds, dict[str, Any], gen.Quantizer]:
     """The generator's three files, refused unless they come from one run on this data."""
     sids = load_semantic_ids(ids_dir, ds)
     stats = read_json(ids_dir / STATS_FILE, fix=GENERATE_HINT.format(data_dir=ids_dir))
     check_stats(ids_dir / STATS_FILE, stats, sids.meta)
-    q = ResidualQuantizer.load(ids_dir / CODEBOOKS_FILE)
-    check_codebooks(ids_dir / CODEBOOKS_FILE, q.centroids, sids.meta)
-    return sids, stats, q
+    return sids, stats, gen.load_quantizer(ids_dir, sids.meta)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                  plot_purity(purities, plot_dir / f"semantic_ids_{name}_purity.png", name)]
     report = {
         "dataset": name, "items": ds.n_items, "model": sids.model, "codebook_sizes": sids.codebook_sizes,
+        "quantizer": sids.meta.get("quantizer", "rqkmeans"),
         "fit_on": sids.meta.get("fit_on"), "embeddings_from_cache": embed_report.n_encoded == 0,
         "usage": [{k: v for k, v in u.items() if k != "counts"} for u in stats["usage"]],
         "collisions": stats["collisions"], "quantization_error": stats["quantization_error"],

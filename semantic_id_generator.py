@@ -1,18 +1,21 @@
-"""Semantic IDs for a data set's items: item text -> sentence embedding -> residual k-means codes.
+"""Semantic IDs for a data set's items: item text -> sentence embedding -> residual quantizer codes.
 
-Each item gets `--levels` k-means codes plus a collision code that tells apart
-items sharing all of them. By default the codebooks are fitted on warm items
-only; the cold hold-out (utils.splits.cold_item_holdout, the same items every
-model holds out) is encoded with the saved codebooks, exactly as a new item is.
+Each item gets `--levels` codes plus a collision code that tells apart items
+sharing all of them. The quantizer is residual k-means (`--quantizer rqkmeans`,
+the default) or TIGER's RQ-VAE (`--quantizer rqvae`, src/rqvae.py). By default
+it is fitted on warm items only; the cold hold-out (utils.splits.cold_item_holdout,
+the same items every model holds out) is encoded with the saved quantizer,
+exactly as a new item is.
 
 Writes to the data folder (or --output-dir): semantic_ids.json (keyed by
-original item ID; byte-identical for the same seed and inputs), codebooks.npz
-(plain centroid arrays) and semantic_id_stats.json (usage, entropy,
-quantization error, collisions, timings).
+original item ID; byte-identical for the same seed and inputs), the quantizer
+(codebooks.npz, plain centroid arrays, or rqvae.pt, plain tensors) and
+semantic_id_stats.json (usage, entropy, quantization error, collisions, timings).
 
 Examples:
   python semantic_id_generator.py --data-dir beauty
   python semantic_id_generator.py --data-dir data/ml-100k
+  python semantic_id_generator.py --data-dir beauty --quantizer rqvae --output-dir /tmp/beauty_rqvae
   python semantic_id_generator.py --data-dir beauty --encode-texts new_items.jsonl --out new_ids.json
 """
 from __future__ import annotations
@@ -33,6 +36,7 @@ from src.item_text import DEFAULT_FIELDS, DEFAULT_MAX_DESCRIPTION_TOKENS, ItemTe
     token_truncator
 from src.quantizer import DEFAULT_NITER, ResidualQuantizer, code_usage, collision_codes, collision_report, \
     effective_codebook_size, fit_residual_kmeans, kmeans, mean_squared_norm
+from src.rqvae import MODEL_FILE, RQVAEConfig, RQVAEQuantizer, TrainConfig, train_rqvae
 from utils.argtypes import fraction, non_negative_int, positive_int
 from utils.cli import add_common_args, quiet, repo_root, setup
 from utils.data import DataError, Dataset, load_dataset
@@ -47,6 +51,15 @@ log = logging.getLogger("semantic_id_generator")
 
 DEFAULT_CACHE_DIR = repo_root() / ".cache" / "embeddings"
 MIN_ITEMS_PER_CODE = 39  # faiss' guideline for a reliable centroid; Beauty's 256 codes pass, ML-100K's do not
+
+Quantizer = ResidualQuantizer | RQVAEQuantizer
+# per --quantizer: the class that loads the saved quantizer and its file name (never taken from a file)
+QUANTIZERS: dict[str, tuple[type[ResidualQuantizer] | type[RQVAEQuantizer], str]] = {
+    "rqkmeans": (ResidualQuantizer, CODEBOOKS_FILE), "rqvae": (RQVAEQuantizer, MODEL_FILE)}
+# GeneratorConfig fields that only the RQ-VAE uses; left out of an rqkmeans run's record so its
+# semantic_ids.json stays byte-identical to the files written before the RQ-VAE existed
+RQVAE_FIELDS = ("quantizer", "rqvae_epochs", "rqvae_batch_size", "rqvae_lr", "reseed_dead_codes")
+_RQVAE_DEFAULTS = TrainConfig()
 
 
 @dataclass
@@ -67,10 +80,16 @@ class GeneratorConfig:
     seed: int = 0
     kmeans_iterations: int = DEFAULT_NITER
     batch_size: int = DEFAULT_BATCH_SIZE
+    quantizer: str = "rqkmeans"
+    rqvae_epochs: int = _RQVAE_DEFAULTS.epochs
+    rqvae_batch_size: int = _RQVAE_DEFAULTS.batch_size
+    rqvae_lr: float = _RQVAE_DEFAULTS.lr
+    reseed_dead_codes: bool = False
 
     def __post_init__(self) -> None:
         self.text_fields = parse_fields(self.text_fields)
-        for name in ("levels", "codebook_size", "min_items_per_code", "kmeans_iterations", "batch_size"):
+        for name in ("levels", "codebook_size", "min_items_per_code", "kmeans_iterations", "batch_size",
+                     "rqvae_epochs", "rqvae_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.collision_size is not None and self.collision_size < 1:
@@ -79,6 +98,21 @@ class GeneratorConfig:
             raise ValueError(f"--fit-on must be 'warm' or 'all', got {self.fit_on!r}")
         if not 0.0 <= self.cold_fraction < 1.0:
             raise ValueError(f"--cold-fraction must be in [0, 1), got {self.cold_fraction}")
+        if self.quantizer not in QUANTIZERS:
+            raise ValueError(f"--quantizer must be one of {', '.join(QUANTIZERS)}, got {self.quantizer!r}")
+        if not self.rqvae_lr > 0:
+            raise ValueError(f"--rqvae-lr must be positive, got {self.rqvae_lr}")
+
+    def record(self) -> dict[str, Any]:
+        """The config as stored in the run record (RQ-VAE fields only when the RQ-VAE is used)."""
+        d = asdict(self)
+        if self.quantizer == "rqkmeans":
+            d = {k: v for k, v in d.items() if k not in RQVAE_FIELDS}
+        return d
+
+    def rqvae_training(self) -> TrainConfig:
+        return TrainConfig(epochs=self.rqvae_epochs, batch_size=self.rqvae_batch_size, lr=self.rqvae_lr,
+                           reseed_dead_codes=self.reseed_dead_codes, seed=self.seed)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GeneratorConfig:
@@ -89,7 +123,7 @@ class GeneratorConfig:
 @dataclass
 class Generated:
     codes: np.ndarray            # int64 (n_items, levels + 1)
-    quantizer: ResidualQuantizer
+    quantizer: Quantizer
     collision_size: int
     header: dict[str, Any]       # written into semantic_ids.json
     stats: dict[str, Any]        # written into semantic_id_stats.json
@@ -129,11 +163,22 @@ def fit_mask(n_items: int, cfg: GeneratorConfig) -> np.ndarray:
     return mask
 
 
-def codebooks_digest(q: ResidualQuantizer) -> str:
-    return codebooks_sha256(q.centroids)
+def codebooks_digest(q: Quantizer) -> str:
+    return codebooks_sha256(q.arrays())
 
 
-def encode_new_items(q: ResidualQuantizer, existing: np.ndarray, embeddings: np.ndarray, collision_size: int
+def load_quantizer(out_dir: Path, header: dict[str, Any]) -> Quantizer:
+    """The quantizer a semantic-ID file was encoded with, refused unless its checksum matches."""
+    kind = header.get("quantizer", "rqkmeans")
+    if kind not in QUANTIZERS:
+        raise DataError(f"{out_dir / IDS_FILE}: unknown quantizer {kind!r}; regenerate the semantic IDs")
+    cls, name = QUANTIZERS[kind]
+    q = cls.load(out_dir / name)
+    check_codebooks(out_dir / name, q.arrays(), header)
+    return q
+
+
+def encode_new_items(q: Quantizer, existing: np.ndarray, embeddings: np.ndarray, collision_size: int
                      ) -> np.ndarray:
     """Full IDs (m, levels + 1) for new items with the saved codebooks, no refitting.
 
@@ -149,7 +194,7 @@ def encode_new_items(q: ResidualQuantizer, existing: np.ndarray, embeddings: np.
     return np.column_stack([new, collisions[len(existing):]])
 
 
-def _error_report(q: ResidualQuantizer, x: np.ndarray) -> dict[str, Any]:
+def _error_report(q: Quantizer, x: np.ndarray) -> dict[str, Any]:
     if not len(x):
         return {"items": 0}
     _, errors = q.encode_with_errors(x)
@@ -158,16 +203,43 @@ def _error_report(q: ResidualQuantizer, x: np.ndarray) -> dict[str, Any]:
             "relative_final": errors[-1] / base if base > 0 else None}
 
 
+def fit_quantizer(x: np.ndarray, cfg: GeneratorConfig, k: int) -> tuple[Quantizer, dict[str, Any] | None]:
+    """Residual k-means codebooks, or a trained RQ-VAE with its training report."""
+    if cfg.quantizer == "rqvae":
+        with tqdm(total=cfg.rqvae_epochs, desc="RQ-VAE epochs", disable=quiet()) as bar:
+            model, report = train_rqvae(x, RQVAEConfig(int(x.shape[1]), levels=cfg.levels, codebook_size=k),
+                                        cfg.rqvae_training(), progress=lambda _: bar.update(1))
+        return RQVAEQuantizer(model), report.to_dict()
+    with tqdm(total=cfg.levels, desc="k-means levels", disable=quiet()) as bar:
+        q, _ = fit_residual_kmeans(x, cfg.levels, k, cfg.seed,
+                                   kmeans=lambda x, kk, s: kmeans(x, kk, s, cfg.kmeans_iterations),
+                                   progress=lambda _: bar.update(1))
+    return q, None
+
+
+def quantizer_header(q: Quantizer, cfg: GeneratorConfig) -> dict[str, Any]:
+    """How the codes were made, for semantic_ids.json (rqkmeans: the fields it always had)."""
+    if cfg.quantizer == "rqkmeans":
+        return {"kmeans": f"greedy k-means++ (scikit-learn) + at most {cfg.kmeans_iterations} Lloyd "
+                          f"iterations (faiss), seed {cfg.seed} + level"}
+    arch = q.cfg
+    sizes = "-".join(str(d) for d in (arch.input_dim, *arch.hidden, arch.latent_dim))
+    t = cfg.rqvae_training()
+    return {"quantizer": "rqvae",
+            "rqvae": f"MLP encoder {sizes} (ReLU) + mirrored decoder, {arch.levels} residual codebooks, "
+                     f"k-means init on the first batch, beta {t.beta}, Adam lr {t.lr}, batch {t.batch_size}, "
+                     f"{t.epochs} epochs, dead-code re-seeding {'on' if t.reseed_dead_codes else 'off'}, "
+                     f"seed {t.seed}"}
+
+
 def generate(ds: Dataset, cfg: GeneratorConfig, embeddings: np.ndarray, record: RunRecord) -> Generated:
-    """Fit the codebooks, encode every item and assemble the file contents."""
+    """Fit the quantizer, encode every item and assemble the file contents."""
     mask = fit_mask(ds.n_items, cfg)
     n_fit = int(mask.sum())
     k = effective_codebook_size(n_fit, cfg.codebook_size, cfg.min_items_per_code)
     collision_size = cfg.collision_size or k
-    with record.stage("fit codebooks"), tqdm(total=cfg.levels, desc="k-means levels", disable=quiet()) as bar:
-        q, _ = fit_residual_kmeans(embeddings[mask], cfg.levels, k, cfg.seed,
-                                   kmeans=lambda x, kk, s: kmeans(x, kk, s, cfg.kmeans_iterations),
-                                   progress=lambda _: bar.update(1))
+    with record.stage("fit codebooks"):
+        q, training = fit_quantizer(embeddings[mask], cfg, k)
     with record.stage("encode items"):
         # every item, warm or cold, goes through the path a brand-new item takes
         prefix = q.encode(embeddings)
@@ -186,15 +258,17 @@ def generate(ds: Dataset, cfg: GeneratorConfig, embeddings: np.ndarray, record: 
             "usage": code_usage(prefix, q.codebook_sizes),
             "collisions": collision_report(prefix),
             "collisions_fit_items": collision_report(prefix[mask]),
+            "quantizer": cfg.quantizer,
         }
+        if training is not None:
+            stats["training"] = training
     header = {
         "dataset": ds.name, "data_checksum": ds.checksum, "n_items": ds.n_items,
         "levels": cfg.levels, "codebook_sizes": q.codebook_sizes, "collision_size": collision_size,
         "model": cfg.model, "normalize": cfg.normalize, "embedding_dim": int(embeddings.shape[1]),
         "fit_on": cfg.fit_on, "fit_items": n_fit, "cold_fraction": cfg.cold_fraction, "split_seed": cfg.split_seed,
-        "kmeans": f"greedy k-means++ (scikit-learn) + at most {cfg.kmeans_iterations} Lloyd iterations (faiss), "
-                  f"seed {cfg.seed} + level",
-        "codebooks_file": CODEBOOKS_FILE, "codebooks_sha256": codebooks_digest(q),
+        **quantizer_header(q, cfg),
+        "codebooks_file": QUANTIZERS[cfg.quantizer][1], "codebooks_sha256": codebooks_digest(q),
         "code_columns": [f"level_{i + 1}" for i in range(cfg.levels)] + ["collision"],
     }
     return Generated(codes, q, collision_size, header, stats)
@@ -207,7 +281,7 @@ def write_outputs(out_dir: Path, ds: Dataset, gen: Generated, record: RunRecord,
     repeats both, so a run killed between two writes leaves a set that every reader refuses.
     """
     with record.stage("write"):
-        atomic_write_bytes(out_dir / CODEBOOKS_FILE, gen.quantizer.to_bytes())
+        atomic_write_bytes(out_dir / gen.header["codebooks_file"], gen.quantizer.to_bytes())
         header = {**gen.header, "run": record.to_dict(include_timing=False)}
     links = {k: gen.header[k] for k in ("codebooks_sha256", "data_checksum")}
     atomic_write_json(out_dir / STATS_FILE, {**links, **gen.stats, **extra_stats, "run": record.to_dict()})
@@ -248,10 +322,9 @@ def read_new_items(path: Path) -> tuple[list[str], list[str] | None, np.ndarray 
 
 
 def encode_file(args: argparse.Namespace, out_dir: Path, device: str) -> dict[str, Any]:
-    """IDs for the items in --encode-texts, with the saved codebooks and the saved model."""
+    """IDs for the items in --encode-texts, with the saved quantizer and the saved embedding model."""
     header, _, existing = read_semantic_ids_file(out_dir / IDS_FILE)
-    q = ResidualQuantizer.load(out_dir / CODEBOOKS_FILE)
-    check_codebooks(out_dir / CODEBOOKS_FILE, q.centroids, header)
+    q = load_quantizer(out_dir, header)
     cfg = GeneratorConfig.from_dict(header["run"]["config"])
     ids, texts, x = read_new_items(Path(args.encode_texts))
     if x is None:
@@ -270,7 +343,9 @@ def config_from_args(args: argparse.Namespace) -> GeneratorConfig:
         max_description_tokens=args.max_description_tokens, levels=args.levels, codebook_size=args.codebook_size,
         min_items_per_code=args.min_items_per_code, collision_size=args.collision_size, fit_on=args.fit_on,
         cold_fraction=args.cold_fraction, split_seed=args.split_seed, seed=args.seed,
-        kmeans_iterations=args.kmeans_iterations, batch_size=args.batch_size)
+        kmeans_iterations=args.kmeans_iterations, batch_size=args.batch_size, quantizer=args.quantizer,
+        rqvae_epochs=args.rqvae_epochs, rqvae_batch_size=args.rqvae_batch_size, rqvae_lr=args.rqvae_lr,
+        reseed_dead_codes=args.reseed_dead_codes)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -286,7 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"item text fields, in order (default: {','.join(DEFAULT_FIELDS)}); absent values are skipped")
     p.add_argument("--max-description-tokens", type=non_negative_int, default=DEFAULT_MAX_DESCRIPTION_TOKENS,
                    help="cut descriptions to this many tokenizer tokens (0: keep whole)")
-    p.add_argument("--levels", type=positive_int, default=3, help="k-means levels before the collision code")
+    p.add_argument("--quantizer", choices=tuple(QUANTIZERS), default="rqkmeans",
+                   help="residual k-means (default) or TIGER's RQ-VAE (src/rqvae.py)")
+    p.add_argument("--levels", type=positive_int, default=3,
+                   help="quantizer levels before the collision code")
     p.add_argument("--codebook-size", type=positive_int, default=256,
                    help="codes per level (reduced for small catalogues)")
     p.add_argument("--min-items-per-code", type=positive_int, default=MIN_ITEMS_PER_CODE,
@@ -299,10 +377,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kmeans-iterations", type=positive_int, default=DEFAULT_NITER,
                    help="most Lloyd iterations per level (stops earlier at convergence)")
     p.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, help="encoder batch size")
+    p.add_argument("--rqvae-epochs", type=positive_int, default=_RQVAE_DEFAULTS.epochs,
+                   help="RQ-VAE training epochs over the fitted items")
+    p.add_argument("--rqvae-batch-size", type=positive_int, default=_RQVAE_DEFAULTS.batch_size,
+                   help="RQ-VAE training batch size (the first batch also seeds the codebooks' k-means)")
+    p.add_argument("--rqvae-lr", type=float, default=_RQVAE_DEFAULTS.lr, help="RQ-VAE Adam learning rate")
+    p.add_argument("--reseed-dead-codes", action="store_true",
+                   help="RQ-VAE: after each epoch, move codes no item used onto residuals of the batch")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="embedding cache folder")
     p.add_argument("--encode-texts",
                    help="instead of generating: encode new items (.txt one text per line, .jsonl "
-                                          "with 'id' and 'text', or .npy embeddings) with the saved codebooks")
+                        "with 'id' and 'text', or .npy embeddings) with the saved quantizer")
     return p
 
 
@@ -327,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.encode_texts:
         return encode_command(args, out_dir, device)
     cfg = config_from_args(args)
-    record = RunRecord("semantic_id_generator.py", asdict(cfg), args.seed)
+    record = RunRecord("semantic_id_generator.py", cfg.record(), args.seed)
     with record.stage("load data"):
         ds = load_dataset(args.data_dir)
     check_writable({}, {"--output-dir": out_dir})

@@ -125,6 +125,14 @@ class ResidualQuantizer:
             out += centroids[codes[:, level]]
         return out
 
+    def arrays(self) -> list[np.ndarray]:
+        """What the generator's codebooks checksum covers: the centroids, level by level."""
+        return list(self.centroids)
+
+    def first_level_centres(self) -> np.ndarray:
+        """The level-1 centroids (k, dim), in embedding space like the RQ-VAE's decoded codewords."""
+        return self.centroids[0]
+
     def to_bytes(self) -> bytes:
         """The codebooks as an uncompressed .npz of plain float32 arrays (level_0, level_1, ...)."""
         buf = io.BytesIO()

@@ -10,6 +10,7 @@ import analyze_semantic_ids
 from src.semantic_analysis import prefix_similarity, purity, purity_report, representative_items
 from tests.synthetic import write_p5
 from utils.data import DataError
+from tests.test_rqvae import RQVAE_ARGS
 from tests.test_semantic_ids import encoder, run  # noqa: F401  (fixture)
 
 
@@ -54,9 +55,10 @@ def test_representative_items_closest_to_centroid_first():
     assert representative_items(x, codes, np.array([[0.9], [9.0]]), 0, 2).tolist() == [2, 0]
 
 
-def test_analysis_script_end_to_end(tmp_path, encoder):  # noqa: F811
+@pytest.mark.parametrize("quantizer", [(), RQVAE_ARGS], ids=["rqkmeans", "rqvae"])
+def test_analysis_script_end_to_end(tmp_path, encoder, quantizer):  # noqa: F811
     data = write_p5(tmp_path / "p5", n_items=40)
-    assert run(data, tmp_path / "cache") == 0
+    assert run(data, tmp_path / "cache", *quantizer) == 0
     loads = encoder.loads
     out = tmp_path / "analysis.json"
     assert analyze_semantic_ids.main(["--data-dir", str(data), "--cache-dir", str(tmp_path / "cache"), "--quiet",
@@ -65,6 +67,7 @@ def test_analysis_script_end_to_end(tmp_path, encoder):  # noqa: F811
     assert encoder.loads == loads, "the analysis must read the cached embeddings"
     report = json.loads(out.read_text())
     assert report["embeddings_from_cache"] is True
+    assert report["quantizer"] == ("rqvae" if quantizer else "rqkmeans")
     assert [r["prefix_length"] for r in report["similarity_by_prefix"]] == [0, 1, 2, 3]
     assert set(report["purity_level1"]) == {"top_category", "leaf_category", "brand"}
     assert report["examples"]["level1_codes"][0]["central_items"]
