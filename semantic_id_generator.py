@@ -36,7 +36,7 @@ from src.item_text import DEFAULT_FIELDS, DEFAULT_MAX_DESCRIPTION_TOKENS, ItemTe
     token_truncator
 from src.quantizer import DEFAULT_NITER, ResidualQuantizer, code_usage, collision_codes, collision_report, \
     effective_codebook_size, fit_residual_kmeans, kmeans, mean_squared_norm
-from src.rqvae import MODEL_FILE, RQVAEConfig, RQVAEQuantizer, TrainConfig, train_rqvae
+from src.rqvae import MODEL_FILE, RQVAEConfig, RQVAEQuantizer, RQVAETrainConfig, train_rqvae
 from utils.argtypes import fraction, non_negative_int, positive_int
 from utils.cli import add_common_args, quiet, repo_root, setup
 from utils.data import DataError, Dataset, load_dataset
@@ -59,7 +59,7 @@ QUANTIZERS: dict[str, tuple[type[ResidualQuantizer] | type[RQVAEQuantizer], str]
 # GeneratorConfig fields that only the RQ-VAE uses; left out of an rqkmeans run's record so its
 # semantic_ids.json stays byte-identical to the files written before the RQ-VAE existed
 RQVAE_FIELDS = ("quantizer", "rqvae_epochs", "rqvae_batch_size", "rqvae_lr", "reseed_dead_codes")
-_RQVAE_DEFAULTS = TrainConfig()
+_RQVAE_DEFAULTS = RQVAETrainConfig()
 
 
 @dataclass
@@ -110,8 +110,8 @@ class GeneratorConfig:
             d = {k: v for k, v in d.items() if k not in RQVAE_FIELDS}
         return d
 
-    def rqvae_training(self) -> TrainConfig:
-        return TrainConfig(epochs=self.rqvae_epochs, batch_size=self.rqvae_batch_size, lr=self.rqvae_lr,
+    def rqvae_training(self) -> RQVAETrainConfig:
+        return RQVAETrainConfig(epochs=self.rqvae_epochs, batch_size=self.rqvae_batch_size, lr=self.rqvae_lr,
                            reseed_dead_codes=self.reseed_dead_codes, seed=self.seed)
 
     @classmethod

@@ -57,7 +57,7 @@ class RQVAEConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class RQVAETrainConfig:
     """How the model is trained (not needed to encode with it)."""
 
     epochs: int = 200  # Beauty: about 2 min on one busy core (README)
@@ -194,7 +194,7 @@ def usage_summary(counts: torch.Tensor) -> list[dict[str, Any]]:
 
 
 def train_epoch(model: RQVAE, opt: torch.optim.Optimizer, data: torch.Tensor, perm: torch.Tensor,
-                train: TrainConfig) -> tuple[dict[str, Any], torch.Tensor, Quantized]:
+                train: RQVAETrainConfig) -> tuple[dict[str, Any], torch.Tensor, Quantized]:
     """One pass over `data` in `perm` order: mean losses, code counts (levels, k), the last batch's pass."""
     cfg = model.cfg
     counts = torch.zeros(cfg.levels, cfg.codebook_size, dtype=torch.int64)
@@ -214,7 +214,7 @@ def train_epoch(model: RQVAE, opt: torch.optim.Optimizer, data: torch.Tensor, pe
     return losses, counts, q
 
 
-def train_rqvae(x: np.ndarray, cfg: RQVAEConfig, train: TrainConfig,
+def train_rqvae(x: np.ndarray, cfg: RQVAEConfig, train: RQVAETrainConfig,
                 progress: Callable[[int], None] | None = None) -> tuple[RQVAE, TrainReport]:
     """Fit an RQ-VAE on embeddings x (n, input_dim); deterministic on CPU for a seed and thread count."""
     if len(x) < cfg.codebook_size:

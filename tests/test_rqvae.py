@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import semantic_id_generator as gen
-from src.rqvae import FORMAT, RQVAE, RQVAEConfig, RQVAEQuantizer, TrainConfig, reseed_dead, train_rqvae
+from src.rqvae import FORMAT, RQVAE, RQVAEConfig, RQVAEQuantizer, RQVAETrainConfig, reseed_dead, train_rqvae
 from tests.synthetic import write_movielens
 from tests.test_semantic_ids import encoder, run  # noqa: F401  (encoder is a fixture)
 from utils.data import DataError, load_dataset
@@ -30,7 +30,7 @@ def trained() -> tuple[RQVAEQuantizer, np.ndarray]:
     torch.set_num_threads(1)
     x = clustered()
     cfg = RQVAEConfig(input_dim=8, hidden=(32, 16), latent_dim=4, levels=3, codebook_size=6)
-    model, report = train_rqvae(x, cfg, TrainConfig(epochs=150, batch_size=60, lr=3e-3, seed=0))
+    model, report = train_rqvae(x, cfg, RQVAETrainConfig(epochs=150, batch_size=60, lr=3e-3, seed=0))
     assert len(report.history) == 150 and report.steps == 600
     return RQVAEQuantizer(model), x
 
@@ -79,7 +79,7 @@ def test_reseeding_revives_a_dead_code():
 
 def test_training_records_usage_and_reseeds_only_with_the_flag():
     x = clustered(n=60)
-    runs = {flag: train_rqvae(x, TINY, TrainConfig(epochs=3, batch_size=20, reseed_dead_codes=flag))[1]
+    runs = {flag: train_rqvae(x, TINY, RQVAETrainConfig(epochs=3, batch_size=20, reseed_dead_codes=flag))[1]
             for flag in (False, True)}
     assert all(len(h["usage"]) == 2 for h in runs[False].history)
     assert all("reseeded" not in h for h in runs[False].history)
