@@ -178,12 +178,14 @@ def tiger_rank(model: Tiger, ex: Examples, trie: PrefixTrie, beam: int, batch_si
     t0 = time.perf_counter()
     for idx, width in tqdm(_length_sorted_batches(ex, batch_size), desc=desc, disable=quiet(), leave=False):
         hist, tok = ex.hist[idx, -width:], None if user_tok is None else user_tok[idx]
+        stepper = TigerStepper(model, hist, tok)
+        # A diverged model's NaN states would still decode to some items: refuse it instead.
+        require_finite(stepper.memory, "TIGER encoder states")
         if cold is None:
-            res = beam_search(TigerStepper(model, hist, tok), len(idx), trie, beam, constrained=constrained,
-                              device=ex.hist.device)
+            res = beam_search(stepper, len(idx), trie, beam, constrained=constrained, device=ex.hist.device)
             items = res.items
         else:
-            warm = beam_search(TigerStepper(model, hist, tok), len(idx), cold.warm, beam, device=ex.hist.device)
+            warm = beam_search(stepper, len(idx), cold.warm, beam, device=ex.hist.device)
             new = beam_search(TigerStepper(model, hist, tok), len(idx), cold.cold, beam, device=ex.hist.device)
             items = merge_cold_share(warm, new, cold.share)
         ranks[idx.cpu().numpy()] = ranks_from_topk(items, ex.target[idx])

@@ -137,6 +137,20 @@ def test_real_semantic_ids_beat_shuffled_ones(encoder):
     assert recall["real"] >= 0.5 and recall["real"] >= recall["shuffled"] + 0.2, recall
 
 
+def test_a_diverged_model_is_refused_not_ranked():
+    from src.sequence_data import Examples
+    from src.tiger_experiment import tiger_rank
+    from utils.errors import NonFiniteScoresError
+
+    model = tiny("item").eval()
+    with torch.no_grad():
+        model.enc_pos.weight[0] = float("nan")
+    hist, length, target = toy_windows(8)
+    ex = Examples(hist, length, target, torch.arange(8), torch.arange(8))
+    with pytest.raises(NonFiniteScoresError, match="TIGER"):
+        tiger_rank(model, ex, build_trie(model.item_tokens[1:] - 2 - model.offsets, SIZES), beam=5, batch_size=4)
+
+
 def _fit(model, tmp_path, epochs, resume):
     hist, length, target = toy_windows()
 
