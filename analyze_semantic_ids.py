@@ -1,7 +1,7 @@
 """Describe generated semantic IDs: code usage, collisions, similarity by shared prefix, purity, examples.
 
 Reads <data-dir>/semantic_ids.json, semantic_id_stats.json, the saved quantizer
-(codebooks.npz or rqvae.pt) and the cached item embeddings (the encoder is only
+(codebooks.npz, rqvae.pt or random_codes.npz) and the cached item embeddings (the encoder is only
 loaded if the cache lacks them), and writes PNG plots to --plot-dir plus a
 JSON report to --out.
 
@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import semantic_id_generator as gen  # noqa: E402
+from src.random_ids import RandomCodes, code_means  # noqa: E402
 from src.semantic_analysis import prefix_similarity, purity_report, representative_items  # noqa: E402
 from utils.argtypes import positive_int  # noqa: E402
 from utils.cli import add_common_args, setup  # noqa: E402
@@ -47,12 +48,19 @@ def item_labels(ds: Dataset) -> dict[str, list[str]]:
     }
 
 
+def level1_centres(q: gen.Quantizer, x: np.ndarray, sids: SemanticIds) -> np.ndarray:
+    """Each level-1 code's centre in embedding space; random codes have none, so their members' mean."""
+    if isinstance(q, RandomCodes):
+        return code_means(x, sids.codes[:, 0], sids.codebook_sizes[0])
+    return q.first_level_centres()
+
+
 def examples(ds: Dataset, sids: SemanticIds, x: np.ndarray, q: gen.Quantizer, n_codes: int, per_code: int
              ) -> dict[str, Any]:
     """The most used level-1 codes with their most central items, and the largest collision group."""
     labels = item_labels(ds)
     counts = np.bincount(sids.codes[:, 0], minlength=sids.codebook_sizes[0])
-    centres = q.first_level_centres()
+    centres = level1_centres(q, x, sids)
     by_code = []
     for code in np.argsort(-counts, kind="stable")[:n_codes]:
         members = np.flatnonzero(sids.codes[:, 0] == code)

@@ -2,14 +2,17 @@
 
 Each item gets `--levels` codes plus a collision code that tells apart items
 sharing all of them. The quantizer is residual k-means (`--quantizer rqkmeans`,
-the default) or TIGER's RQ-VAE (`--quantizer rqvae`, src/rqvae.py). By default
+the default) or TIGER's RQ-VAE (`--quantizer rqvae`, src/rqvae.py); `--quantizer random`
+draws the codes at random instead (src/random_ids.py), a control with the same shape and no
+content that cannot encode new items. By default
 it is fitted on warm items only; the cold hold-out (utils.splits.cold_item_holdout,
 the same items every model holds out) is encoded with the saved quantizer,
 exactly as a new item is.
 
 Writes to the data folder (or --output-dir): semantic_ids.json (keyed by
 original item ID; byte-identical for the same seed and inputs), the quantizer
-(codebooks.npz, plain centroid arrays, or rqvae.pt, plain tensors) and
+(codebooks.npz, plain centroid arrays; rqvae.pt, plain tensors; or random_codes.npz, the drawn
+code table) and
 semantic_id_stats.json (usage, entropy, quantization error, collisions, timings).
 
 Examples:
@@ -36,6 +39,7 @@ from src.item_text import DEFAULT_FIELDS, DEFAULT_MAX_DESCRIPTION_TOKENS, ItemTe
     token_truncator
 from src.quantizer import DEFAULT_NITER, ResidualQuantizer, code_usage, collision_codes, collision_report, \
     effective_codebook_size, fit_residual_kmeans, kmeans, mean_squared_norm
+from src.random_ids import NO_NEW_ITEMS, RANDOM_FILE, RandomCodes, assignment_errors, draw_random_codes
 from src.rqvae import MODEL_FILE, RQVAEConfig, RQVAEQuantizer, RQVAETrainConfig, train_rqvae
 from utils.argtypes import fraction, non_negative_int, positive_int
 from utils.cli import add_common_args, quiet, repo_root, setup
@@ -52,13 +56,14 @@ log = logging.getLogger("semantic_id_generator")
 DEFAULT_CACHE_DIR = repo_root() / ".cache" / "embeddings"
 MIN_ITEMS_PER_CODE = 39  # faiss' guideline for a reliable centroid; Beauty's 256 codes pass, ML-100K's do not
 
-Quantizer = ResidualQuantizer | RQVAEQuantizer
+Quantizer = ResidualQuantizer | RQVAEQuantizer | RandomCodes
 # per --quantizer: the class that loads the saved quantizer and its file name (never taken from a file)
-QUANTIZERS: dict[str, tuple[type[ResidualQuantizer] | type[RQVAEQuantizer], str]] = {
-    "rqkmeans": (ResidualQuantizer, CODEBOOKS_FILE), "rqvae": (RQVAEQuantizer, MODEL_FILE)}
-# GeneratorConfig fields that only the RQ-VAE uses; left out of an rqkmeans run's record so its
-# semantic_ids.json stays byte-identical to the files written before the RQ-VAE existed
-RQVAE_FIELDS = ("quantizer", "rqvae_epochs", "rqvae_batch_size", "rqvae_lr", "reseed_dead_codes")
+QUANTIZERS: dict[str, tuple[type[ResidualQuantizer] | type[RQVAEQuantizer] | type[RandomCodes], str]] = {
+    "rqkmeans": (ResidualQuantizer, CODEBOOKS_FILE), "rqvae": (RQVAEQuantizer, MODEL_FILE),
+    "random": (RandomCodes, RANDOM_FILE)}
+# GeneratorConfig fields that only the RQ-VAE uses; left out of other runs' records (and "quantizer"
+# too for rqkmeans) so an rqkmeans semantic_ids.json stays byte-identical to the files written before
+RQVAE_FIELDS = ("rqvae_epochs", "rqvae_batch_size", "rqvae_lr", "reseed_dead_codes")
 _RQVAE_DEFAULTS = RQVAETrainConfig()
 
 
@@ -105,10 +110,8 @@ class GeneratorConfig:
 
     def record(self) -> dict[str, Any]:
         """The config as stored in the run record (RQ-VAE fields only when the RQ-VAE is used)."""
-        d = asdict(self)
-        if self.quantizer == "rqkmeans":
-            d = {k: v for k, v in d.items() if k not in RQVAE_FIELDS}
-        return d
+        left_out = {"rqvae": (), "random": RQVAE_FIELDS}.get(self.quantizer, ("quantizer", *RQVAE_FIELDS))
+        return {k: v for k, v in asdict(self).items() if k not in left_out}
 
     def rqvae_training(self) -> RQVAETrainConfig:
         return RQVAETrainConfig(epochs=self.rqvae_epochs, batch_size=self.rqvae_batch_size, lr=self.rqvae_lr,
@@ -194,10 +197,19 @@ def encode_new_items(q: Quantizer, existing: np.ndarray, embeddings: np.ndarray,
     return np.column_stack([new, collisions[len(existing):]])
 
 
-def _error_report(q: Quantizer, x: np.ndarray) -> dict[str, Any]:
+def item_codes(q: Quantizer, x: np.ndarray) -> np.ndarray:
+    """Codes (n, levels) of the catalogue's items: encoded from x, or the drawn table for random IDs."""
+    return q.codes if isinstance(q, RandomCodes) else q.encode(x)
+
+
+def _error_report(q: Quantizer, x: np.ndarray, codes: np.ndarray) -> dict[str, Any]:
+    """Mean squared error left per level; random IDs: with each code's mean residual as its centroid."""
     if not len(x):
         return {"items": 0}
-    _, errors = q.encode_with_errors(x)
+    if isinstance(q, RandomCodes):
+        errors = assignment_errors(x, codes, q.codebook_sizes)
+    else:
+        _, errors = q.encode_with_errors(x)
     base = mean_squared_norm(x)
     return {"items": int(len(x)), "mean_squared_norm": base, "per_level": errors, "final": errors[-1],
             "relative_final": errors[-1] / base if base > 0 else None}
@@ -219,6 +231,10 @@ def fit_quantizer(x: np.ndarray, cfg: GeneratorConfig, k: int) -> tuple[Quantize
 
 def quantizer_header(q: Quantizer, cfg: GeneratorConfig) -> dict[str, Any]:
     """How the codes were made, for semantic_ids.json (rqkmeans: the fields it always had)."""
+    if isinstance(q, RandomCodes):
+        return {"quantizer": "random",
+                "random": f"codes drawn uniformly per item and level (numpy default_rng, seed {cfg.seed}): "
+                          "a control with the shape of semantic IDs and no content"}
     if cfg.quantizer == "rqkmeans":
         return {"kmeans": f"greedy k-means++ (scikit-learn) + at most {cfg.kmeans_iterations} Lloyd "
                           f"iterations (faiss), seed {cfg.seed} + level"}
@@ -239,10 +255,13 @@ def generate(ds: Dataset, cfg: GeneratorConfig, embeddings: np.ndarray, record: 
     k = effective_codebook_size(n_fit, cfg.codebook_size, cfg.min_items_per_code)
     collision_size = cfg.collision_size or k
     with record.stage("fit codebooks"):
-        q, training = fit_quantizer(embeddings[mask], cfg, k)
+        if cfg.quantizer == "random":
+            q, training = draw_random_codes(ds.n_items, cfg.levels, k, cfg.seed), None
+        else:
+            q, training = fit_quantizer(embeddings[mask], cfg, k)
     with record.stage("encode items"):
         # every item, warm or cold, goes through the path a brand-new item takes
-        prefix = q.encode(embeddings)
+        prefix = item_codes(q, embeddings)
         # warm items are numbered first, so cold items never change a warm item's ID
         order = np.where(mask, 0, ds.n_items) + np.arange(ds.n_items)
         codes = np.column_stack([prefix, collision_codes(prefix, collision_size, order)])
@@ -252,9 +271,9 @@ def generate(ds: Dataset, cfg: GeneratorConfig, embeddings: np.ndarray, record: 
             "cold_items": int((~mask).sum()),
             "codebook_size": {"requested": cfg.codebook_size, "used": k, "min_items_per_code": cfg.min_items_per_code},
             "collision_size": collision_size,
-            "quantization_error": {"fit_items": _error_report(q, embeddings[mask]),
-                                   "held_out_items": _error_report(q, embeddings[~mask]),
-                                   "all_items": _error_report(q, embeddings)},
+            "quantization_error": {"fit_items": _error_report(q, embeddings[mask], prefix[mask]),
+                                   "held_out_items": _error_report(q, embeddings[~mask], prefix[~mask]),
+                                   "all_items": _error_report(q, embeddings, prefix)},
             "usage": code_usage(prefix, q.codebook_sizes),
             "collisions": collision_report(prefix),
             "collisions_fit_items": collision_report(prefix[mask]),
@@ -325,6 +344,8 @@ def encode_file(args: argparse.Namespace, out_dir: Path, device: str) -> dict[st
     """IDs for the items in --encode-texts, with the saved quantizer and the saved embedding model."""
     header, _, existing = read_semantic_ids_file(out_dir / IDS_FILE)
     q = load_quantizer(out_dir, header)
+    if isinstance(q, RandomCodes):
+        raise ValueError(NO_NEW_ITEMS)  # before any text is embedded
     cfg = GeneratorConfig.from_dict(header["run"]["config"])
     ids, texts, x = read_new_items(Path(args.encode_texts))
     if x is None:
@@ -362,7 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-description-tokens", type=non_negative_int, default=DEFAULT_MAX_DESCRIPTION_TOKENS,
                    help="cut descriptions to this many tokenizer tokens (0: keep whole)")
     p.add_argument("--quantizer", choices=tuple(QUANTIZERS), default="rqkmeans",
-                   help="residual k-means (default) or TIGER's RQ-VAE (src/rqvae.py)")
+                   help="residual k-means (default), TIGER's RQ-VAE (src/rqvae.py) or random codes of the "
+                        "same shape (a control without content; cannot --encode-texts)")
     p.add_argument("--levels", type=positive_int, default=3,
                    help="quantizer levels before the collision code")
     p.add_argument("--codebook-size", type=positive_int, default=256,

@@ -55,7 +55,8 @@ def test_representative_items_closest_to_centroid_first():
     assert representative_items(x, codes, np.array([[0.9], [9.0]]), 0, 2).tolist() == [2, 0]
 
 
-@pytest.mark.parametrize("quantizer", [(), RQVAE_ARGS], ids=["rqkmeans", "rqvae"])
+@pytest.mark.parametrize("quantizer", [(), RQVAE_ARGS, ("--quantizer", "random")],
+                         ids=["rqkmeans", "rqvae", "random"])
 def test_analysis_script_end_to_end(tmp_path, encoder, quantizer):  # noqa: F811
     data = write_p5(tmp_path / "p5", n_items=40)
     assert run(data, tmp_path / "cache", *quantizer) == 0
@@ -67,7 +68,7 @@ def test_analysis_script_end_to_end(tmp_path, encoder, quantizer):  # noqa: F811
     assert encoder.loads == loads, "the analysis must read the cached embeddings"
     report = json.loads(out.read_text())
     assert report["embeddings_from_cache"] is True
-    assert report["quantizer"] == ("rqvae" if quantizer else "rqkmeans")
+    assert report["quantizer"] == (quantizer[1] if quantizer else "rqkmeans")  # ("--quantizer", name, ...)
     assert [r["prefix_length"] for r in report["similarity_by_prefix"]] == [0, 1, 2, 3]
     assert set(report["purity_level1"]) == {"top_category", "leaf_category", "brand"}
     assert report["examples"]["level1_codes"][0]["central_items"]
