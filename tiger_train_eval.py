@@ -8,6 +8,7 @@ results/tiger_results.json and plots/tiger_*.png.
     python tiger_train_eval.py                    # quick preset: item-level TIGER + SASRec (2-core CPU, ~40 min)
     python tiger_train_eval.py --preset long      # the paper's token-level encoder, longer (CPU: hours)
     python tiger_train_eval.py --preset paper     # the paper's size and schedule (GPU)
+    python tiger_train_eval.py --semantic-dir /tmp/beauty_rqvae   # TIGER on IDs generated into another folder
 
 --threads defaults to 1: with other jobs on a 2-core machine, one item-level TIGER
 training step took 0.17-0.18 s (median) on one thread against 0.34-0.41 s on two.
@@ -18,6 +19,7 @@ import argparse
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,11 +29,11 @@ from src.sequence_data import build_sequence_data
 from src.tiger_experiment import MODELS, PRESETS, PUBLISHED, plot_results, run_report, run_sasrec, run_tiger
 from utils.argtypes import fraction, non_negative_int, positive_int
 from utils.cli import add_common_args, setup
-from utils.data import load_dataset
+from utils.data import Dataset, load_dataset
 from utils.errors import run_script
 from utils.io import atomic_write_json, check_writable
 from utils.runinfo import RunRecord
-from utils.semantic import load_semantic_ids
+from utils.semantic import SemanticIds, ids_digest, load_semantic_ids, quantizer_name
 from utils.slices import row_slices
 from utils.splits import get_split
 
@@ -54,9 +56,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--compile", action="store_true", help="torch.compile the training step (worth it on a GPU)")
     p.add_argument("--cold-fraction", type=fraction, default=0.05,
                    help="share of items held out of training (cold items)")
-    p.add_argument("--checkpoint-dir", default="checkpoints", help="per-epoch checkpoints (default: checkpoints/)")
+    p.add_argument("--semantic-dir", help="folder holding semantic_ids.json (default: --data-dir), e.g. "
+                                          "IDs from --quantizer rqvae or random written to --output-dir")
+    p.add_argument("--checkpoint-dir", default="checkpoints",
+                   help="per-epoch checkpoints (default: checkpoints/); TIGER's file names carry a digest "
+                        "of the semantic IDs, so runs on other IDs never resume each other")
     p.add_argument("--resume", action="store_true", help="continue each model from its last checkpoint")
     return p.parse_args(argv)
+
+
+def load_ids(args: argparse.Namespace, ds: Dataset) -> SemanticIds:
+    """The semantic IDs TIGER trains on, from --semantic-dir (checked against this data's checksum)."""
+    return load_semantic_ids(args.semantic_dir or args.data_dir, ds)
+
+
+def ids_record(args: argparse.Namespace, sem: SemanticIds) -> dict[str, Any]:
+    """Which IDs the TIGER models used: folder, quantizer, codebook sizes and digests."""
+    return {"dir": str(args.semantic_dir or args.data_dir), "quantizer": quantizer_name(sem.meta),
+            "codebook_sizes": list(sem.codebook_sizes), "codebooks_sha256": sem.meta.get("codebooks_sha256"),
+            "ids_digest": ids_digest(sem)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -87,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
                           cache_dir=Path(args.data_dir) / "splits")
         data = build_sequence_data(ds, split, preset.tiger.max_items)
         log.info("sequence data: %s", data.summary())
+        sem = load_ids(args, ds) if any(m != "sasrec" for m in models) else None
     test_masks = row_slices(ds, split, data.test.rows.numpy())
 
     results = {
@@ -95,16 +114,18 @@ def main(argv: list[str] | None = None) -> None:
                     "full-catalogue ranking; val/test metrics on ALL users (curves during training use "
                     f"{preset.val_users_during_training or 'all'} fixed validation users)",
         "data": data.summary(), "split": {**split.sizes(), **split.info},
+        "semantic_ids": None if sem is None else ids_record(args, sem),
         "models": {}, "published_beauty_test": PUBLISHED, "complete": False,
     }
     ckpt = Path(args.checkpoint_dir)
     for name in models:
-        path = str(ckpt / f"tiger-{name}-{ds.name}-{args.preset}-seed{args.seed}.pt")
+        stem = f"tiger-{name}-{ds.name}-{args.preset}-seed{args.seed}"
         with record.stage(name):
             if name == "sasrec":
-                run = run_sasrec(data, ds.n_items, preset, args.seed, device, path, args.resume)
+                run = run_sasrec(data, ds.n_items, preset, args.seed, device, str(ckpt / f"{stem}.pt"),
+                                 args.resume)
             else:
-                sem = load_semantic_ids(args.data_dir, ds)
+                path = str(ckpt / f"{stem}-ids{ids_digest(sem)}.pt")
                 preset = replace(preset, tiger=replace(preset.tiger, codebook_sizes=list(sem.codebook_sizes)))
                 trie = build_trie(sem.codes, sem.codebook_sizes)
                 run = run_tiger(name, data, sem.codes, trie, preset, ds.user_ids, args.seed, device, path,

@@ -179,20 +179,25 @@ def test_checkpoint_resume_gives_the_same_state(tmp_path):
 
 
 def test_script_end_to_end_on_synthetic_data(tmp_path):
-    """tiger_train_eval.py on a tiny P5 folder with hand-written semantic IDs: JSON and plots come out."""
+    """tiger_train_eval.py on a tiny P5 folder with hand-written semantic IDs in another folder
+    (--semantic-dir): JSON and plots come out, the IDs' folder and quantizer are recorded."""
     from tests.synthetic import write_p5
     from tiger_train_eval import main
     from utils.data import load_dataset
     from utils.io import read_json
-    from utils.semantic import write_semantic_ids
+    from utils.semantic import ids_digest, load_semantic_ids, write_semantic_ids
 
     folder = write_p5(tmp_path / "beauty", n_users=30, n_items=24)
     ds = load_dataset(folder)
     codes = np.array([[i % 4, (i // 4) % 3, i // 12, 0] for i in range(ds.n_items)])
-    write_semantic_ids(folder / "semantic_ids.json", {"data_checksum": ds.checksum, "codebook_sizes": [4, 3, 2],
-                                                      "collision_size": 1}, ds.item_ids, codes)
+    ids_dir = tmp_path / "random_ids"  # the data folder itself has no semantic_ids.json
+    ids_dir.mkdir()
+    header = {"data_checksum": ds.checksum, "codebook_sizes": [4, 3, 2], "collision_size": 1,
+              "quantizer": "random"}
+    write_semantic_ids(ids_dir / "semantic_ids.json", header, ds.item_ids, codes)
     out = tmp_path / "res.json"
-    main(["--data-dir", str(folder), "--out", str(out), "--plot-dir", str(tmp_path), "--epochs", "1",
+    main(["--data-dir", str(folder), "--semantic-dir", str(ids_dir), "--out", str(out),
+          "--plot-dir", str(tmp_path), "--epochs", "1",
           "--models", "tiger,tiger_item,sasrec",
           "--checkpoint-dir", str(tmp_path / "ckpt"), "--cold-fraction", "0.1", "--threads", "1", "--quiet"])
     res = read_json(out)
@@ -206,5 +211,13 @@ def test_script_end_to_end_on_synthetic_data(tmp_path):
     assert cold["cold_target_users"]["n"] + cold["warm_target_users"]["n"] == 30
     assert res["models"]["sasrec"]["untrained_items"] >= 1  # the cold hold-out
     assert res["run"]["data_checksum"] == ds.checksum
+    digest = ids_digest(load_semantic_ids(ids_dir, ds))
+    assert res["semantic_ids"]["dir"] == str(ids_dir) and res["semantic_ids"]["quantizer"] == "random"
+    assert res["semantic_ids"]["ids_digest"] == digest
+    assert res["semantic_ids"]["codebook_sizes"] == [4, 3, 2, 1]
+    # TIGER checkpoints are named by the IDs they were trained on; SASRec's do not depend on them
+    ckpts = sorted(p.name for p in (tmp_path / "ckpt").glob("*.pt"))
+    assert [n for n in ckpts if n.startswith("tiger-tiger")] and all(
+        n.endswith(f"-ids{digest}.pt") for n in ckpts if not n.startswith("tiger-sasrec")), ckpts
     assert (tmp_path / "tiger_val_curve.png").stat().st_size > 0
     assert (tmp_path / "tiger_vs_published.png").stat().st_size > 0

@@ -147,3 +147,16 @@ def load_semantic_ids(data_dir: str | Path, ds: Dataset) -> SemanticIds:
     aligned = codes[np.fromiter((row[i] for i in ds.item_ids), dtype=np.int64, count=ds.n_items)]
     sizes = [int(s) for s in header["codebook_sizes"]] + [int(header["collision_size"])]
     return SemanticIds(codes=aligned, codebook_sizes=sizes, meta=header)
+
+
+def ids_digest(sids: SemanticIds, length: int = 12) -> str:
+    """Short sha256 of the aligned codes and their sizes: tells apart checkpoints trained on other IDs."""
+    h = hashlib.sha256(json.dumps(list(sids.codebook_sizes)).encode())
+    h.update(np.ascontiguousarray(sids.codes, dtype="<i8").tobytes())
+    return h.hexdigest()[:length]
+
+
+def quantizer_name(meta: dict[str, Any]) -> str | None:
+    """The quantizer that made the IDs: named in the header (rqvae, random) or implied by rqkmeans' own
+    'kmeans' field (its header predates the name); None for a file that says neither (hand-written)."""
+    return meta.get("quantizer") or ("rqkmeans" if "kmeans" in meta else None)
