@@ -58,6 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cold-fraction", type=fraction, default=0.05,
                    help="share of items held out of training (cold items)")
     p.add_argument("--split-cache", help="folder for the cached split (default: <data-dir>/splits)")
+    p.add_argument("--semantic-dir", help="folder holding semantic_ids.json (default: --data-dir)")
     g = p.add_argument_group("model")
     g.add_argument("--dim", type=positive_int, default=16, help="embedding size of every field")
     g.add_argument("--hidden", nargs="+", type=positive_int, default=[128, 64],
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
     codes = sid_info = None
     if any(mode != "baseline" for mode in args.modes):
         with record.stage("semantic ids"):
-            sids = load_semantic_ids(args.data_dir, ds)
+            sids = load_semantic_ids(args.semantic_dir or args.data_dir, ds)
         codes, sid_info = sids.codes, semantic_ids_record(sids, args.cold_fraction, args.split_seed)
     with record.stage("evaluation set-up"):
         evaluator = PointwiseEvaluator(ds, split, objective, device, args.positive_threshold)

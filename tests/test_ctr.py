@@ -122,9 +122,12 @@ def test_cli_end_to_end_on_movielens_format(tmp_path, capsys):
     from neural_train_eval import main
 
     folder = write_movielens(tmp_path / "ml-100k", n_users=30, n_items=40)
-    write_semantic_file(folder, load_dataset(folder))
+    ids_dir = tmp_path / "ids"  # --semantic-dir: the data folder itself has no semantic_ids.json
+    ids_dir.mkdir()
+    write_semantic_file(ids_dir, load_dataset(folder))
     out, plots = tmp_path / "res_{dataset}.json", tmp_path / "plots"
-    main(["--data-dir", str(folder), "--out", str(out), "--plot-dir", str(plots), "--epochs", "1",
+    main(["--data-dir", str(folder), "--semantic-dir", str(ids_dir), "--out", str(out),
+          "--plot-dir", str(plots), "--epochs", "1",
           "--batch-size", "64", "--dim", "4", "--hidden", "8", "--cross-buckets", "64", "--quiet"])
     result = json.loads((tmp_path / "res_ml-100k.json").read_text())
     assert result["labelling"]["objective"] == "liked" and result["labelling"]["positive"] == "rating >= 4"
