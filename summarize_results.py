@@ -115,8 +115,10 @@ def tiger_seeds_section(paths: list[Path]) -> str | None:
     """Mean ± std over the runs of one preset that differ only in --seed (None when there is one run)."""
     from utils.report import aggregate_seeds
 
-    runs = [read_json(p) for p in paths]
-    runs = [r for r in runs if r.get("complete") and r.get("preset") == "quick"]
+    runs = [r for r in map(read_json, paths) if r.get("complete") and r.get("preset") == "quick"]
+    # Seeds of one experiment: the same semantic IDs (runs on other IDs are other experiments).
+    ids = [dig(r, "semantic_ids", "ids_digest") for r in runs]
+    runs = [r for r, digest in zip(runs, ids) if ids and digest == ids[0]]
     seeds = sorted({r.get("seed") for r in runs})
     if len(seeds) < 2:
         return None
