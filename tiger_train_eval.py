@@ -51,8 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--user-tokens", type=non_negative_int, default=0,
                    help="hashed user-token buckets for TIGER (default 0 = off)")
     p.add_argument("--cold-share", type=fraction,
-                   help="cold-start ranking: at most this share of every top-k may be cold items (preset default "
-                        "0.1; 0 = plain beam search only)")
+                   help="cold-start ranking: this share of the top 10 (rounded up) is reserved for the best "
+                        "cold items (preset default 0.1; 0 = plain beam search only)")
     p.add_argument("--compile", action="store_true", help="torch.compile the training step (worth it on a GPU)")
     p.add_argument("--cold-fraction", type=fraction, default=0.05,
                    help="share of items held out of training (cold items)")

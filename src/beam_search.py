@@ -119,29 +119,21 @@ def beam_search(step: StepFn, batch: int, trie: PrefixTrie, beam: int, constrain
     return BeamResult(items, codes, scores)
 
 
-def merge_cold_share(warm: BeamResult, cold: BeamResult, share: float) -> Tensor:
+def merge_cold_share(warm: BeamResult, cold: BeamResult, share: float, k: int = 10) -> Tensor:
     """One ranked list (B, beam) from a beam over warm items and one over cold items.
 
-    The paper's cold-start mechanism (Rajput et al. 2023, Sec. 4.3): cold items
-    compete with warm ones by their generation score, but at most a ``share``
-    of every top-k (rounded up) may be cold. Both inputs are sorted best first;
-    ``share`` 0 returns the warm list.
+    The paper's cold-start mechanism (Rajput et al. 2023, Sec. 4.3): a share of
+    the top-``k`` goes to cold items. The top-``k`` holds the best
+    ``m = ceil(share * k)`` cold hypotheses and the best ``k - m`` warm ones,
+    ordered by generation score; the rest of the warm beam follows. Without the
+    reserved places, cold items would almost never enter the list: the model
+    never generated their IDs as training targets, so they lose every
+    comparison by score. ``share`` 0 returns the warm beam.
     """
-    b, width = warm.items.shape
-    w_i = torch.zeros(b, dtype=torch.long, device=warm.items.device)
-    c_i, taken = torch.zeros_like(w_i), torch.zeros_like(w_i)
-    pad = lambda t, fill: torch.cat([t, torch.full_like(t[:, :1], fill)], 1)  # noqa: E731
-    w_items, w_scores = pad(warm.items, -1), pad(warm.scores, float("-inf"))
-    c_items, c_scores = pad(cold.items, -1), pad(cold.scores, float("-inf"))
-    c_i_max = cold.items.shape[1]
-    out = torch.empty_like(warm.items)
-    for p in range(width):
-        allowed = math.ceil(share * (p + 1) - 1e-9)
-        c_score = c_scores.gather(1, c_i[:, None]).squeeze(1)
-        w_score = w_scores.gather(1, w_i[:, None]).squeeze(1)
-        use_cold = (c_score > w_score) & (taken < allowed) & (c_i < c_i_max)
-        out[:, p] = torch.where(use_cold, c_items.gather(1, c_i[:, None]).squeeze(1),
-                                w_items.gather(1, w_i[:, None]).squeeze(1))
-        c_i, taken = c_i + use_cold, taken + use_cold
-        w_i = w_i + ~use_cold
-    return out
+    m = min(math.ceil(share * k - 1e-9), cold.items.shape[1], k)
+    if m == 0:
+        return warm.items
+    head_items = torch.cat([warm.items[:, : k - m], cold.items[:, :m]], 1)
+    head_scores = torch.cat([warm.scores[:, : k - m], cold.scores[:, :m]], 1)
+    order = torch.sort(head_scores, dim=1, descending=True, stable=True).indices
+    return torch.cat([head_items.gather(1, order), warm.items[:, k - m:]], 1)[:, : warm.items.shape[1]]

@@ -45,7 +45,7 @@ class Preset:
     beam: int = 20
     val_users_during_training: int = 0  # 0 = all users
     unconstrained_users: int = 0        # 0 = all test users
-    cold_share: float = 0.1             # share of a top-k that may go to cold items (cold-start ranking)
+    cold_share: float = 0.1             # share of the top 10 reserved for cold items (cold-start ranking)
     eval_batch: int = 256
     note: str = ""
 
@@ -169,8 +169,8 @@ def tiger_rank(model: Tiger, ex: Examples, trie: PrefixTrie, beam: int, batch_si
                desc: str = "beam search") -> TigerRanking:
     """Beam-search the top ``beam`` items for each example; ranks of the targets (inf = not in the beam).
 
-    With ``cold`` the list merges a beam over warm items with one over cold
-    items, at most ``cold.share`` of every top-k cold (:func:`merge_cold_share`).
+    With ``cold`` the top 10 reserves ``cold.share`` of its places for the best
+    hypotheses of a beam over cold items (:func:`merge_cold_share`).
     """
     model.eval()
     ranks = np.full(len(ex), np.inf)
@@ -283,8 +283,9 @@ def run_tiger(name: str, data: SequenceData, codes: np.ndarray, trie: PrefixTrie
                             desc=f"{name} test (cold share)")
         target_cold = is_cold[test.target.cpu().numpy()]
         cold_start = {"cold_start": {
-            "what": f"test ranking with at most {preset.cold_share:.0%} of every top-k given to cold items "
-                    "(a beam over warm items merged by score with a beam over cold items, Rajput et al. 2023)",
+            "what": f"test ranking with {preset.cold_share:.0%} of the top 10 (rounded up) reserved for the "
+                    "best cold items of a beam over cold items, the rest from a beam over warm items, ordered "
+                    "by score (Rajput et al. 2023, cold-start retrieval)",
             "cold_share": preset.cold_share,
             "all_users": ranking_metrics(shared.ranks),
             "cold_target_users": {"n": int(target_cold.sum()), **ranking_metrics(shared.ranks[target_cold])},

@@ -170,7 +170,7 @@ def fit(
     result = TrainResult(best_epoch=-1, best_metrics={})
     best_state: dict[str, torch.Tensor] | None = None
     best_value: float | None = None
-    start_epoch, bad_epochs = 0, 0
+    start_epoch, bad_epochs, examples = 0, 0, 0
 
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
     if ckpt and cfg.resume and ckpt.exists():
@@ -181,10 +181,11 @@ def fit(
         best_state, best_value = state["best_state"], state["best_value"]
         result = TrainResult(**state["result"])
         start_epoch, bad_epochs = state["epoch"] + 1, state["bad_epochs"]
+        # Older checkpoints lack the count; a finished run's recorded throughput gives it back.
+        examples = state.get("examples", round(result.examples_per_second * result.train_seconds))
         torch.set_rng_state(state["torch_rng"])
         log.info("resumed from %s at epoch %d", ckpt, start_epoch)
 
-    examples = 0
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         t0 = time.perf_counter()
@@ -234,7 +235,7 @@ def fit(
             with atomic_path(ckpt) as tmp:
                 torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                             "scheduler": scheduler.state_dict(), "best_state": best_state, "best_value": best_value,
-                            "result": _plain(asdict(result)), "epoch": epoch, "bad_epochs": bad_epochs,
+                            "result": _plain(asdict(result)), "epoch": epoch, "bad_epochs": bad_epochs, "examples": examples,
                             "torch_rng": torch.get_rng_state(), "config": asdict(cfg)}, tmp)
         if stop:
             result.stopped_early = True

@@ -54,16 +54,17 @@ def _beam(items, scores) -> BeamResult:
     return BeamResult(items, torch.zeros(*items.shape, 1, dtype=torch.long), scores)
 
 
-def test_cold_share_caps_cold_items_in_every_top_k():
+def test_cold_share_reserves_places_in_the_top_k():
     warm = _beam([[1, 2, 3, 4, 5]], [[-1.0, -2.0, -3.0, -4.0, -5.0]])
-    cold = _beam([[90, 91, 92, 93, 94]], [[-0.5, -0.6, -0.7, -0.8, -0.9]])
-    # share 0.4: at most ceil(0.4 k) cold items in each top-k, where they beat the warm ones by score.
-    assert merge_cold_share(warm, cold, 0.4).tolist() == [[90, 1, 91, 2, 3]]
+    cold = _beam([[90, 91, 92, 93, 94]], [[-2.5, -6.0, -7.0, -8.0, -9.0]])
+    # share 0.4 of the top 4: the best 2 cold and the best 2 warm, by score; then the remaining warm ones.
+    assert merge_cold_share(warm, cold, 0.4, k=4).tolist() == [[1, 2, 90, 91, 3]]
+    # Cold items get their places even when every warm item outscores them (they were never targets).
+    weak = _beam([[95, 96, 97, 98, 99]], [[-10.0, -11.0, -12.0, -13.0, -14.0]])
+    assert merge_cold_share(warm, weak, 0.25, k=4).tolist() == [[1, 2, 3, 95, 4]]
     assert merge_cold_share(warm, cold, 0.0).tolist() == [[1, 2, 3, 4, 5]]
-    assert merge_cold_share(warm, cold, 1.0).tolist() == [[90, 91, 92, 93, 94]]
-    # A cold item never displaces a warm item with a higher score, and missing (-inf) ones never enter.
-    weak = _beam([[95, -1, -1, -1, -1]], [[-4.5] + [float("-inf")] * 4])
-    assert merge_cold_share(warm, weak, 1.0).tolist() == [[1, 2, 3, 4, 95]]
+    # ceil: any positive share gives at least one place.
+    assert merge_cold_share(warm, cold, 0.01, k=4).tolist() == [[1, 2, 90, 3, 4]]
 
 
 def test_beam_finds_the_optimum_where_greedy_fails():

@@ -54,6 +54,11 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
     assert len(res.history) == 6
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
+    # Resuming a finished run only re-evaluates, and keeps the throughput it measured.
+    _, again = _run(TrainConfig(epochs=6, lr=0.02, monitor="mse", mode="min", patience=100, checkpoint=ckpt,
+                                resume=True), init_seed=7)
+    assert again.examples_per_second == pytest.approx(res.examples_per_second) and again.examples_per_second > 0
+    assert again.train_seconds == res.train_seconds and len(again.history) == 6
 
 
 def test_lr_schedules():

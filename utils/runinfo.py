@@ -52,6 +52,8 @@ class RunRecord:
     data_checksum: str | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
     _start: float = field(default_factory=time.perf_counter, repr=False)
+    # Taken when the run starts: the code it imported, even if the checkout moves on while it runs.
+    commit: str | None = field(default_factory=git_commit, repr=False)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -72,7 +74,7 @@ class RunRecord:
             "config": self.config,
             "seed": self.seed,
             "data_checksum": self.data_checksum,
-            "git_commit": git_commit(),
+            "git_commit": self.commit,
             "library_versions": library_versions(),
             "platform": {"machine": platform.machine(), "system": platform.system()},
         }
