@@ -32,11 +32,13 @@ def library_versions() -> dict[str, str]:
 
 
 def git_commit() -> str | None:
-    """The checkout's commit, with '-dirty' when it has uncommitted changes; None outside git."""
+    """The checkout's commit, with '-dirty' when its code has uncommitted changes; None outside git."""
     try:
         root = repo_root()
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True).stdout.strip()
+        # Outputs a run rewrites (results/, plots/) do not make the code dirty.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results",
+                                ":!plots"], cwd=root, capture_output=True, text=True).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return None
