@@ -297,7 +297,7 @@ def run_tiger(name: str, data: SequenceData, codes: np.ndarray, trie: PrefixTrie
                  cold_start["cold_start"]["plain_beam_cold_target_users"]["recall@10"])
     return ModelRun(name, result, v.ranks, t.ranks, timing={
         "train_seconds": round(result.train_seconds, 2),
-        "train_examples_per_second": round(result.examples_per_second, 1),
+        "train_examples_per_second": _per_second(len(train), result),
         "eval_seconds_val_test": round(v.seconds + t.seconds, 2),
         "beam_search_users_per_second": round(n_eval / (v.seconds + t.seconds), 1),
     }, extra={
@@ -314,6 +314,11 @@ def run_tiger(name: str, data: SequenceData, codes: np.ndarray, trie: PrefixTrie
         },
         **cold_start,
     })
+
+
+def _per_second(per_epoch: int, result: TrainResult) -> float:
+    """Training throughput from whole epochs (also right for a run resumed only to re-evaluate)."""
+    return round(per_epoch * len(result.history) / result.train_seconds, 1) if result.train_seconds else 0.0
 
 
 def _chunk_batches(chunks: Chunks, batch_size: int, seed: int) -> Callable[[int], Any]:
@@ -343,7 +348,7 @@ def run_sasrec(data: SequenceData, n_items: int, preset: Preset, seed: int, devi
     t, ts = sasrec_rank(model, test, preset.eval_batch)
     return ModelRun("sasrec", result, v, t, timing={
         "train_seconds": round(result.train_seconds, 2),
-        "train_chunks_per_second": round(result.examples_per_second, 1),
+        "train_chunks_per_second": _per_second(len(chunks), result),
         "eval_seconds_val_test": round(vs + ts, 2),
         "scoring_users_per_second": round((len(val) + len(test)) / (vs + ts), 1),
     }, extra={"parameters": sum(p.numel() for p in model.parameters()), "config": preset.sasrec.to_dict(),
