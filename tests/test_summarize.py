@@ -1,7 +1,6 @@
 """The results summary's TIGER tables: one row per model per file, and mean ± std over seeds."""
 from __future__ import annotations
 
-import pytest
 
 from summarize_results import main, tiger_seeds_section
 from utils.io import atomic_write_json

@@ -11,7 +11,6 @@ two renames is rolled back by the next one.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
