@@ -6,6 +6,7 @@ validation/test user, popularity and cold-item slices, and timing.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -185,8 +186,10 @@ def tiger_rank(model: Tiger, ex: Examples, trie: PrefixTrie, beam: int, batch_si
             res = beam_search(stepper, len(idx), trie, beam, constrained=constrained, device=ex.hist.device)
             items = res.items
         else:
+            # Both searches decode from the same encoder memory; each keeps its own decoder caches.
+            cold_stepper = copy.copy(stepper)
             warm = beam_search(stepper, len(idx), cold.warm, beam, device=ex.hist.device)
-            new = beam_search(TigerStepper(model, hist, tok), len(idx), cold.cold, beam, device=ex.hist.device)
+            new = beam_search(cold_stepper, len(idx), cold.cold, beam, device=ex.hist.device)
             items = merge_cold_share(warm, new, cold.share)
         ranks[idx.cpu().numpy()] = ranks_from_topk(items, ex.target[idx])
         invalid1 += float((items[:, 0] < 0).sum())
