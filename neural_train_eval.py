@@ -15,69 +15,89 @@ Writes results/neural_results_<dataset>.json (every model x mode x seed: test
 metrics overall and per slice with sizes, parameter counts, training time and
 curve; mean and std over seeds; the run record) and plots/neural_<dataset>_auc.png.
 """
+
 from __future__ import annotations
 
 import argparse
 import logging
 from pathlib import Path
 
-
-from src.ctr import MODELS, CTRConfig
-from src.ctr_experiment import ctr_objective, labelling, markdown_table, plot_modes, run_ctr, summary_rows
-from src.features import BAG_LAYOUTS, MODES, NGRAM_BUCKETS, TITLE_BUCKETS
-from src.pointwise import MONITOR, PointwiseEvaluator, semantic_ids_record
+from src.pointwise.batches import MONITOR
+from src.pointwise.ctr import MODELS, CTRConfig
+from src.pointwise.ctr_experiment import ctr_objective, labelling, plot_modes, run_ctr, summary_rows
+from src.pointwise.evaluation import PointwiseEvaluator
+from src.pointwise.features import BAG_LAYOUTS, MODES, NGRAM_BUCKETS, TITLE_BUCKETS
 from src.training import TrainConfig
-from utils.argtypes import finite_float, fraction, non_negative_float, positive_float, positive_int
-from utils.cli import add_common_args, setup
-from utils.data import load_dataset
+from utils.argtypes import fraction, non_negative_float, positive_float, positive_int
+from utils.cli import add_common_args
 from utils.errors import run_script
-from utils.examples import OBJECTIVES, resolve_objective
-from utils.io import atomic_write_json, check_writable
-from utils.runinfo import RunRecord
-from utils.semantic import load_semantic_ids
-from utils.splits import SPLIT_KINDS, get_split
+from utils.examples import resolve_objective
+from utils.experiment import add_experiment_args, add_pointwise_args, setup_experiment
+from utils.report import ctr_table, write_results
 
 log = logging.getLogger("neural_train_eval")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_common_args(p, default_out="results/neural_results_{dataset}.json", threads=1, plots=True)
     p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
-    p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="feature modes to compare")
-    p.add_argument("--seeds", nargs="+", type=int,
-                   help="model seeds to repeat (default: --seed only); the split stays fixed")
-    p.add_argument("--objective", choices=OBJECTIVES, default="auto",
-                   help="auto: rated data gives liked/not-liked labels, otherwise implicit feedback")
-    p.add_argument("--positive-threshold", type=finite_float, default=4.0,
-                   help="rated data: a rating >= this is a positive")
-    p.add_argument("--negatives", type=positive_int, default=2,
-                   help="implicit: sampled negatives per training positive")
-    p.add_argument("--split", choices=SPLIT_KINDS, default="temporal",
-                   help="temporal per-user 80/10/10 (default)")
-    p.add_argument("--cold-fraction", type=fraction, default=0.05,
-                   help="share of items held out of training (cold items)")
-    p.add_argument("--split-cache", help="folder for the cached split (default: <data-dir>/splits)")
-    p.add_argument("--semantic-dir", help="folder holding semantic_ids.json (default: --data-dir)")
+    p.add_argument(
+        "--modes", nargs="+", choices=MODES, default=list(MODES), help="feature modes to compare"
+    )
+    add_experiment_args(p)
+    add_pointwise_args(p, negatives=2, threshold_help="rated data: a rating >= this is a positive")
     g = p.add_argument_group("model")
     g.add_argument("--dim", type=positive_int, default=16, help="embedding size of every field")
-    g.add_argument("--hidden", nargs="+", type=positive_int, default=[128, 64],
-                   help="deep / top MLP hidden sizes")
-    g.add_argument("--bottom", nargs="+", type=positive_int, default=[32],
-                   help="DLRM-style bottom MLP for dense features")
+    g.add_argument(
+        "--hidden",
+        nargs="+",
+        type=positive_int,
+        default=[128, 64],
+        help="deep / top MLP hidden sizes",
+    )
+    g.add_argument(
+        "--bottom",
+        nargs="+",
+        type=positive_int,
+        default=[32],
+        help="DLRM-style bottom MLP for dense features",
+    )
     g.add_argument("--dropout", type=fraction, default=0.0)
-    g.add_argument("--cross-buckets", type=positive_int, default=2**18,
-                   help="hash buckets of the wide part's user x item crosses")
-    g.add_argument("--title-buckets", type=positive_int, default=TITLE_BUCKETS,
-                   help="hash buckets of title tokens")
-    g.add_argument("--ngram-buckets", type=positive_int, default=NGRAM_BUCKETS,
-                   help="hash buckets of each semantic-ID prefix n-gram")
-    g.add_argument("--bag-layout", choices=BAG_LAYOUTS, default="offsets",
-                   help="how multi-hot bags reach EmbeddingBag")
+    g.add_argument(
+        "--cross-buckets",
+        type=positive_int,
+        default=2**18,
+        help="hash buckets of the wide part's user x item crosses",
+    )
+    g.add_argument(
+        "--title-buckets",
+        type=positive_int,
+        default=TITLE_BUCKETS,
+        help="hash buckets of title tokens",
+    )
+    g.add_argument(
+        "--ngram-buckets",
+        type=positive_int,
+        default=NGRAM_BUCKETS,
+        help="hash buckets of each semantic-ID prefix n-gram",
+    )
+    g.add_argument(
+        "--bag-layout",
+        choices=BAG_LAYOUTS,
+        default="offsets",
+        help="how multi-hot bags reach EmbeddingBag",
+    )
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=positive_int, default=5)
-    g.add_argument("--patience", type=positive_int, default=2,
-                   help="epochs without validation AUC improvement before stopping")
+    g.add_argument(
+        "--patience",
+        type=positive_int,
+        default=2,
+        help="epochs without validation AUC improvement before stopping",
+    )
     g.add_argument("--batch-size", type=positive_int, default=2048)
     g.add_argument("--lr", type=positive_float, default=5e-3)
     g.add_argument("--weight-decay", type=non_negative_float, default=0.0)
@@ -86,49 +106,87 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    device = setup(args)
-    ds = load_dataset(args.data_dir)
-    out_path = Path(args.out.format(dataset=ds.name))
-    split_cache = args.split_cache or Path(args.data_dir) / "splits"
-    check_writable({"--out": out_path}, {"--plot-dir": args.plot_dir, "--split-cache": split_cache})
+    exp = setup_experiment(
+        args, "neural_train_eval.py", needs_ids=any(mode != "baseline" for mode in args.modes)
+    )
+    ds, split, seeds = exp.ds, exp.split, exp.seeds
     objective = ctr_objective(resolve_objective(ds, args.objective))
-    seeds = args.seeds or [args.seed]
-    record = RunRecord("neural_train_eval.py", {**vars(args), "objective": objective, "seeds": seeds}, seeds[0], ds.checksum)
-
-    with record.stage("split"):
-        split = get_split(ds, args.split, args.split_seed, args.cold_fraction,
-                          cache_dir=split_cache)
-    codes = sid_info = None
-    if any(mode != "baseline" for mode in args.modes):
-        with record.stage("semantic ids"):
-            sids = load_semantic_ids(args.semantic_dir or args.data_dir, ds)
-        codes, sid_info = sids.codes, semantic_ids_record(sids, args.cold_fraction, args.split_seed)
-    with record.stage("evaluation set-up"):
-        evaluator = PointwiseEvaluator(ds, split, objective, device, args.positive_threshold)
-    train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                            patience=args.patience, monitor=MONITOR[objective][0], mode=MONITOR[objective][1])
-    model_cfg = CTRConfig(dim=args.dim, hidden=tuple(args.hidden), bottom=tuple(args.bottom), dropout=args.dropout,
-                          cross_buckets=args.cross_buckets)
-    features = {"title_buckets": args.title_buckets, "ngram_buckets": args.ngram_buckets, "bag_layout": args.bag_layout}
-    results = run_ctr(ds, split, evaluator, args.models, args.modes, seeds, codes, model_cfg, train_cfg, args.negatives,
-                      args.positive_threshold, features, record.stage)
+    exp.record.config.update(objective=objective)
+    with exp.record.stage("evaluation set-up"):
+        evaluator = PointwiseEvaluator(
+            ds, split, objective, exp.device, args.positive_threshold, progress=exp.progress
+        )
+    train_cfg = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        patience=args.patience,
+        monitor=MONITOR[objective][0],
+        mode=MONITOR[objective][1],
+    )
+    model_cfg = CTRConfig(
+        dim=args.dim,
+        hidden=tuple(args.hidden),
+        bottom=tuple(args.bottom),
+        dropout=args.dropout,
+        cross_buckets=args.cross_buckets,
+    )
+    features = {
+        "title_buckets": args.title_buckets,
+        "ngram_buckets": args.ngram_buckets,
+        "bag_layout": args.bag_layout,
+    }
+    codes = exp.sids.codes if exp.sids else None
+    results = run_ctr(
+        ds,
+        split,
+        evaluator,
+        args.models,
+        args.modes,
+        seeds,
+        codes,
+        model_cfg,
+        train_cfg,
+        args.negatives,
+        args.positive_threshold,
+        features,
+        exp.record.stage,
+        exp.progress,
+    )
 
     rows = summary_rows(results)
-    plot = plot_modes(Path(args.plot_dir) / f"neural_{ds.name}_auc.png", rows,
-                      f"CTR models on {ds.name}: test AUC by feature mode ({len(seeds)} seed(s))")
-    out = {
-        "task": "neural CTR models: item-ID vs semantic-ID features", "dataset": ds.name,
-        "labelling": labelling(objective, args.positive_threshold, args.negatives, split),
-        "seeds": seeds, "seeds_note": "mean and std over these model seeds (the split is fixed by --split-seed); the "
-        "default is the single --seed, to keep the main job within its time budget: pass --seeds 0 1 2 for spreads",
-        "split": {"kind": split.kind, "seed": split.seed, "sizes": split.sizes(), "info": split.info},
-        "semantic_ids": sid_info, "cold_start_rule": "item-side values never seen on a training item (cold item IDs "
-        "first of all) map to a shared zero row that is never trained; see src/features.py",
-        "summary": rows, "modes": results, "plot": str(plot), "run_record": record.to_dict(),
-    }
-    atomic_write_json(out_path, out)
-    log.info("wrote %s and %s", out_path, plot)
-    print(markdown_table(rows))
+    plot = plot_modes(
+        Path(args.plot_dir) / f"neural_{ds.name}_auc.png",
+        rows,
+        f"CTR models on {ds.name}: test AUC by feature mode ({len(seeds)} seed(s))",
+    )
+    out = write_results(
+        exp.out_path,
+        {
+            "task": "neural CTR models: item-ID vs semantic-ID features",
+            "dataset": ds.name,
+            "labelling": labelling(objective, args.positive_threshold, args.negatives, split),
+            "seeds": seeds,
+            "seeds_note": "mean and std over these model seeds (the split is fixed by --split-seed); the "
+            "default is the single --seed, to keep the main job within its time budget: pass --seeds 0 1 2 for spreads",
+            "split": {
+                "kind": split.kind,
+                "seed": split.seed,
+                "sizes": split.sizes(),
+                "info": split.info,
+            },
+            "semantic_ids": exp.ids_info,
+            "cold_start_rule": "item-side values never seen on a training item (cold item "
+            "IDs first of all) map to a shared zero row that is never trained; see src/pointwise/features.py",
+            "summary": rows,
+            "modes": results,
+            "plot": str(plot),
+        },
+        exp.record,
+    )
+    log.info("test metrics:\n%s", ctr_table(out))
+    log.info("wrote %s and %s", exp.out_path, plot)
     return out
 
 

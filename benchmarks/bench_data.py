@@ -1,7 +1,8 @@
 """Benchmark: loading a prepared data set and building its splits (target: Beauty loads in under 10 s).
 
-  python benchmarks/bench_data.py --data-dir beauty --repeats 3
+python benchmarks/bench_data.py --data-dir beauty --repeats 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,11 +16,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from utils.cli import setup_logging  # noqa: E402
 from utils.data import load_dataset  # noqa: E402
+from utils.errors import run_script  # noqa: E402
 from utils.splits import make_split  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", default="beauty")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -35,7 +39,9 @@ def main() -> None:
         split_times[kind] = round(time.perf_counter() - t0, 3)
     report = {
         "data_dir": args.data_dir,
-        "users": ds.n_users, "items": ds.n_items, "interactions": ds.n_interactions,
+        "users": ds.n_users,
+        "items": ds.n_items,
+        "interactions": ds.n_interactions,
         "load_seconds_median": round(statistics.median(load_times), 3),
         "load_seconds_all": [round(t, 3) for t in load_times],
         "split_seconds": split_times,
@@ -46,4 +52,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -7,6 +7,7 @@ collision level, which cost the same to train and decode (say so in the output).
 
     python benchmarks/bench_tiger.py --data-dir beauty --steps 30 --threads 1
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,13 +22,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from src.beam_search import build_trie  # noqa: E402
-from src.sasrec import SASRec  # noqa: E402
-from src.sequence_data import build_sequence_data, bucketed_batches  # noqa: E402
-from src.tiger import Tiger  # noqa: E402
-from src.tiger_experiment import PRESETS, sasrec_rank, subset_index, tiger_rank  # noqa: E402
+from src.sequential.beam_search import build_trie  # noqa: E402
+from src.sequential.experiment import PRESETS, sasrec_rank, subset_index, tiger_rank  # noqa: E402
+from src.sequential.sasrec import SASRec  # noqa: E402
+from src.sequential.sequence_data import bucketed_batches, build_sequence_data  # noqa: E402
+from src.sequential.tiger import Tiger  # noqa: E402
 from utils.cli import add_common_args, setup  # noqa: E402
 from utils.data import DataError, load_dataset  # noqa: E402
+from utils.errors import run_script  # noqa: E402
 from utils.io import atomic_write_json  # noqa: E402
 from utils.runinfo import RunRecord  # noqa: E402
 from utils.semantic import load_semantic_ids  # noqa: E402
@@ -55,8 +57,15 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_steps(model: torch.nn.Module, loss_fn, lengths: torch.Tensor, batch_of, steps: int, batch_size: int,
-               device: str) -> dict[str, float]:
+def time_steps(
+    model: torch.nn.Module,
+    loss_fn,
+    lengths: torch.Tensor,
+    batch_of,
+    steps: int,
+    batch_size: int,
+    device: str,
+) -> dict[str, float]:
     """Mean seconds per step split into batch slicing, forward, backward and optimiser step.
 
     ``batch_of(idx, width)`` slices one batch; ``loss_fn(model, batch)`` returns its loss.
@@ -90,23 +99,33 @@ def time_steps(model: torch.nn.Module, loss_fn, lengths: torch.Tensor, batch_of,
             n_ex += len(idx)
             n += 1
     total = sum(parts.values())
-    return {"steps": n, "seconds_per_step": round(total / n, 4), "examples_per_second": round(n_ex / total, 1),
-            **{f"{k}_share": round(v / total, 3) for k, v in parts.items()}}
+    return {
+        "steps": n,
+        "seconds_per_step": round(total / n, 4),
+        "examples_per_second": round(n_ex / total, 1),
+        **{f"{k}_share": round(v / total, 3) for k, v in parts.items()},
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_common_args(p, "results/bench_tiger.json", threads=0)
     p.add_argument("--preset", choices=sorted(PRESETS), default="quick")
     p.add_argument("--steps", type=int, default=30, help="timed training steps per model")
-    p.add_argument("--eval-users", type=int, default=1000, help="validation users to decode / score")
+    p.add_argument(
+        "--eval-users", type=int, default=1000, help="validation users to decode / score"
+    )
     args = p.parse_args(argv)
     device = setup(args)
     preset = PRESETS[args.preset]
     record = RunRecord("benchmarks/bench_tiger.py", vars(args), seed=args.seed)
     ds = load_dataset(args.data_dir)
     record.data_checksum = ds.checksum
-    split = get_split(ds, "leave_one_out", seed=args.split_seed, cache_dir=Path(args.data_dir) / "splits")
+    split = get_split(
+        ds, "leave_one_out", seed=args.split_seed, cache_dir=Path(args.data_dir) / "splits"
+    )
     data = build_sequence_data(ds, split, preset.tiger.max_items)
     try:
         sem = load_semantic_ids(args.data_dir, ds)
@@ -118,25 +137,57 @@ def main(argv: list[str] | None = None) -> None:
     trie = build_trie(codes, sizes).to(device)
     train, val, chunks = data.train.to(device), data.val.to(device), data.train_chunks.to(device)
     val = val.subset(subset_index(len(val), args.eval_users, args.seed, 0xBE))
-    out = {"device": device, "threads": torch.get_num_threads(), "codes": code_source, "preset": args.preset,
-           "mean_train_history": data.summary()["mean_train_history"], "models": {}}
+    out = {
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "codes": code_source,
+        "preset": args.preset,
+        "mean_train_history": data.summary()["mean_train_history"],
+        "models": {},
+    }
     for name in ("tiger", "tiger_item", "sasrec"):
         bs = preset.train[name].batch_size
         if name == "sasrec":
             model = SASRec(ds.n_items, preset.sasrec).to(device)
-            step = time_steps(model, lambda m, b: m.loss(b), chunks.length, lambda i, w: chunks.seq[i, -w:],
-                              args.steps, bs, device)
+            step = time_steps(
+                model,
+                lambda m, b: m.loss(b),
+                chunks.length,
+                lambda i, w: chunks.seq[i, -w:],
+                args.steps,
+                bs,
+                device,
+            )
             ranks, secs = sasrec_rank(model, val, preset.eval_batch)
             speed = {"scoring_users_per_second": round(len(val) / secs, 1)}
         else:
-            cfg = replace(preset.tiger, codebook_sizes=sizes, encoder="item" if name == "tiger_item" else "token")
+            cfg = replace(
+                preset.tiger,
+                codebook_sizes=sizes,
+                encoder="item" if name == "tiger_item" else "token",
+            )
             model = Tiger(cfg, codes).to(device)
-            step = time_steps(model, lambda m, b: m.loss(*b), train.length,
-                              lambda i, w: (train.hist[i, -w:], train.target[i]), args.steps, bs, device)
+            step = time_steps(
+                model,
+                lambda m, b: m.loss(*b),
+                train.length,
+                lambda i, w: (train.hist[i, -w:], train.target[i]),
+                args.steps,
+                bs,
+                device,
+            )
             r = tiger_rank(model, val, trie, preset.beam, preset.eval_batch)
-            speed = {"beam_search_users_per_second": round(len(val) / r.seconds, 1), "beam": preset.beam}
+            speed = {
+                "beam_search_users_per_second": round(len(val) / r.seconds, 1),
+                "beam": preset.beam,
+            }
         epoch_min = len(chunks if name == "sasrec" else train) / step["examples_per_second"] / 60
-        out["models"][name] = {**step, **speed, "estimated_epoch_minutes": round(epoch_min, 2), "batch_size": bs}
+        out["models"][name] = {
+            **step,
+            **speed,
+            "estimated_epoch_minutes": round(epoch_min, 2),
+            "batch_size": bs,
+        }
         log.info("%s: %s", name, out["models"][name])
     out["run"] = record.to_dict()
     atomic_write_json(args.out, out)
@@ -144,4 +195,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

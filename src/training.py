@@ -5,6 +5,7 @@ everything else - optimiser, warm-up and decay, gradient clipping, early
 stopping on a validation metric, per-epoch checkpoints and resume - lives here
 once.
 """
+
 from __future__ import annotations
 
 import copy
@@ -13,14 +14,14 @@ import logging
 import math
 import pickle
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from utils.cli import quiet
 from utils.errors import CheckpointError
 from utils.io import atomic_path, to_json
 
@@ -62,10 +63,17 @@ class TrainResult:
     stopped_early: bool = False
 
 
-def index_batches(n: int, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = True) -> Iterator[torch.Tensor]:
+def index_batches(
+    n: int, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = True
+) -> Iterator[torch.Tensor]:
     """Index tensors that slice pre-built data tensors: the batching for every model (no collate)."""
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     yield from order.split(batch_size)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Trainable parameters of ``model``: the size every results file reports."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -130,15 +138,20 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"{path}: refused to load, it holds objects other than tensors and plain "
-                              "data (not a checkpoint of this toolkit); delete it, or run without "
-                              "--resume") from exc
+        raise CheckpointError(
+            f"{path}: refused to load, it holds objects other than tensors and plain "
+            "data (not a checkpoint of this toolkit); delete it, or run without "
+            "--resume"
+        ) from exc
     except (RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}); delete it, "
-                              "or run without --resume") from exc
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({type(exc).__name__}); delete it, "
+            "or run without --resume"
+        ) from exc
     if not isinstance(state, dict) or not {"model", "optimizer", "epoch"} <= set(state):
-        raise CheckpointError(f"{path}: not a training checkpoint of this toolkit; delete it, "
-                              "or run without --resume")
+        raise CheckpointError(
+            f"{path}: not a training checkpoint of this toolkit; delete it, or run without --resume"
+        )
     return state
 
 
@@ -150,20 +163,22 @@ def fit(
     cfg: TrainConfig,
     steps_per_epoch: int | None = None,
     desc: str = "train",
+    progress: bool = False,
 ) -> TrainResult:
     """Train ``model`` with early stopping on ``evaluate()[cfg.monitor]``; leaves the best weights in it.
 
     ``batches(epoch)`` yields the epoch's batches (already on the model's
     device); ``loss_fn(model, batch)`` returns a scalar loss. With
     ``cfg.checkpoint`` set, the full state is saved after every epoch, and
-    ``cfg.resume`` continues from it.
+    ``cfg.resume`` continues from it. ``progress`` shows a per-epoch progress bar.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     device = params[0].device
     amp_dtype, needs_scaler = mixed_precision(device)
     scaler = torch.amp.GradScaler("cuda", enabled=needs_scaler)
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                  fused=device.type == "cuda" or None)
+    optimizer = torch.optim.AdamW(
+        params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda" or None
+    )
     step_loss = torch.compile(loss_fn, dynamic=True) if cfg.compile else loss_fn
     total_steps = cfg.epochs * (steps_per_epoch or 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total_steps))
@@ -191,9 +206,17 @@ def fit(
         t0 = time.perf_counter()
         # The loss is summed on the device (reading it every step would stall a GPU), in float64
         # where the device has it, so the logged value equals a Python sum of the step losses.
-        loss_sum = torch.zeros((), device=device, dtype=torch.float32 if device.type == "mps" else torch.float64)
+        loss_sum = torch.zeros(
+            (), device=device, dtype=torch.float32 if device.type == "mps" else torch.float64
+        )
         n_steps, n_examples = 0, 0
-        bar = tqdm(batches(epoch), total=steps_per_epoch, desc=f"{desc} epoch {epoch}", disable=quiet(), leave=False)
+        bar = tqdm(
+            batches(epoch),
+            total=steps_per_epoch,
+            desc=f"{desc} epoch {epoch}",
+            disable=not progress,
+            leave=False,
+        )
         for batch in bar:
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 loss = step_loss(model, batch)
@@ -219,10 +242,23 @@ def fit(
         with torch.no_grad():
             metrics = evaluate(model)
         value = float(metrics.get(cfg.monitor, float("nan")))
-        entry = {"epoch": epoch, "loss": total_loss / max(n_steps, 1), "train_seconds": round(train_time, 3),
-                 "lr": optimizer.param_groups[0]["lr"], **{f"val_{k}": v for k, v in metrics.items()}}
+        entry = {
+            "epoch": epoch,
+            "loss": total_loss / max(n_steps, 1),
+            "train_seconds": round(train_time, 3),
+            "lr": optimizer.param_groups[0]["lr"],
+            **{f"val_{k}": v for k, v in metrics.items()},
+        }
         result.history.append(entry)
-        log.info("%s epoch %d: loss %.4f, val %s %.4f (%.1fs)", desc, epoch, entry["loss"], cfg.monitor, value, train_time)
+        log.info(
+            "%s epoch %d: loss %.4f, val %s %.4f (%.1fs)",
+            desc,
+            epoch,
+            entry["loss"],
+            cfg.monitor,
+            value,
+            train_time,
+        )
 
         if _improved(value, best_value, cfg.mode):
             best_value, bad_epochs = value, 0
@@ -233,13 +269,27 @@ def fit(
         stop = bad_epochs >= cfg.patience
         if ckpt:
             with atomic_path(ckpt) as tmp:
-                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                            "scheduler": scheduler.state_dict(), "best_state": best_state, "best_value": best_value,
-                            "result": _plain(asdict(result)), "epoch": epoch, "bad_epochs": bad_epochs, "examples": examples,
-                            "torch_rng": torch.get_rng_state(), "config": asdict(cfg)}, tmp)
+                torch.save(
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "best_state": best_state,
+                        "best_value": best_value,
+                        "result": _plain(asdict(result)),
+                        "epoch": epoch,
+                        "bad_epochs": bad_epochs,
+                        "examples": examples,
+                        "torch_rng": torch.get_rng_state(),
+                        "config": asdict(cfg),
+                    },
+                    tmp,
+                )
         if stop:
             result.stopped_early = True
-            log.info("%s: early stop after epoch %d (best epoch %d)", desc, epoch, result.best_epoch)
+            log.info(
+                "%s: early stop after epoch %d (best epoch %d)", desc, epoch, result.best_epoch
+            )
             break
 
     if best_state is not None:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from src.beam_search import BeamResult, beam_search, build_trie, merge_cold_share
-from src.tiger import Tiger, TigerConfig, TigerStepper
-from src.tiger_experiment import ranks_from_topk
+from src.sequential.beam_search import BeamResult, beam_search, build_trie, merge_cold_share
+from src.sequential.tiger import Tiger, TigerConfig, TigerStepper
+from src.sequential.experiment import ranks_from_topk
 from utils.metrics import ranking_metrics
 
 

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from src.features import MODES, BagField, build_features, code_ngrams, dense_features, title_tokens, vocab_index
-from src.pointwise import PointwiseEvaluator, train_sampler
+from src.pointwise.features import MODES, BagField, build_features, code_ngrams, dense_features, title_tokens, vocab_index
+from src.pointwise.evaluation import PointwiseEvaluator
+from utils.examples import TrainSampler
 from tests.synthetic import write_movielens, write_p5
-from utils.cli import repo_root
+from utils.runtime import repo_root
 from utils.data import load_dataset
 from utils.hashing import hash_pairs, stable_hash
 from utils.splits import make_split
@@ -167,7 +168,7 @@ def test_hashes_are_the_same_in_another_process():
 
 def test_labels_liked_and_implicit(ml, tmp_path):
     ds, split = ml
-    sampler = train_sampler(ds, split, "liked", negatives=4, seed=0, positive_threshold=4.0)
+    sampler = TrainSampler(ds, split, "liked", negatives=4, seed=0, positive_threshold=4.0)
     ex = sampler.epoch(0)
     assert len(ex) == len(split.train)                                 # rated data: no sampled negatives
     assert np.array_equal(ex.labels, (ds.ratings[split.train] >= 4).astype(np.float32))
@@ -177,7 +178,7 @@ def test_labels_liked_and_implicit(ml, tmp_path):
 
     p5 = load_dataset(write_p5(tmp_path / "beauty", n_users=40, n_items=30))
     p5_split = make_split(p5, "temporal", seed=0, cold_fraction=0.1)
-    ex = train_sampler(p5, p5_split, "implicit", negatives=3, seed=0).epoch(0)
+    ex = TrainSampler(p5, p5_split, "implicit", negatives=3, seed=0).epoch(0)
     n_pos = len(p5_split.train)
     assert len(ex) == 4 * n_pos and ex.labels[:n_pos].all() and not ex.labels[n_pos:].any()
 
@@ -185,7 +186,7 @@ def test_labels_liked_and_implicit(ml, tmp_path):
 def test_training_negatives_exclude_observed_and_cold_items(tmp_path):
     ds = load_dataset(write_p5(tmp_path / "beauty", n_users=40, n_items=30))
     split = make_split(ds, "temporal", seed=0, cold_fraction=0.1)
-    sampler = train_sampler(ds, split, "implicit", negatives=4, seed=1)
+    sampler = TrainSampler(ds, split, "implicit", negatives=4, seed=1)
     for epoch in range(3):
         ex = sampler.epoch(epoch)
         neg = ex.labels == 0
@@ -193,7 +194,7 @@ def test_training_negatives_exclude_observed_and_cold_items(tmp_path):
         assert not any(pair in train_pairs for pair in zip(ex.users[neg].tolist(), ex.items[neg].tolist()))
         assert not np.isin(ex.items[neg], split.cold_items).any()
     assert not np.array_equal(sampler.epoch(0).items, sampler.epoch(1).items)   # fresh negatives per epoch
-    assert np.array_equal(sampler.epoch(2).items, train_sampler(ds, split, "implicit", 4, seed=1).epoch(2).items)
+    assert np.array_equal(sampler.epoch(2).items, TrainSampler(ds, split, "implicit", 4, seed=1).epoch(2).items)
 
 
 SHARED_ML = repo_root().parent / "shared" / "data" / "ml-100k"
@@ -201,7 +202,7 @@ SHARED_ML = repo_root().parent / "shared" / "data" / "ml-100k"
 
 @pytest.mark.skipif(not SHARED_ML.is_dir(), reason=f"real MovieLens 100K not found at {SHARED_ML}")
 def test_real_movielens_features_and_forward():
-    from src.ctr import CTRConfig, build_model
+    from src.pointwise.ctr import CTRConfig, build_ctr_model
 
     ds = load_dataset(SHARED_ML)
     split = make_split(ds, "temporal", seed=0, cold_fraction=0.05)
@@ -210,6 +211,6 @@ def test_real_movielens_features_and_forward():
     assert f.spec.dense[0] == "year"
     assert (f.item_sparse[torch.as_tensor(split.cold_items), 0] == 0).all()
     assert 18 <= f.spec.bags["categories"] - 1 <= 19          # the genres, 'unknown' dropped by the loader
-    model = build_model("dlrm", f, CTRConfig())
+    model = build_ctr_model("dlrm", f, CTRConfig())
     out = model(torch.as_tensor(ds.users[:256]), torch.as_tensor(ds.items[:256]))
     assert torch.isfinite(out).all()

@@ -125,7 +125,8 @@ def test_every_script_refuses_a_broken_data_folder(tmp_path, breakage):
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Path:
     """A P5 folder with semantic IDs (fake encoder), cached splits and cached embeddings."""
-    import semantic_id_generator as gen
+    import semantic_id_generator
+    from src.semantic_ids import generator as gen
     from utils.data import load_dataset
     from utils.splits import get_split
 
@@ -133,7 +134,7 @@ def generated(tmp_path_factory) -> Path:
     data = write_p5(root / "p5", n_users=30, n_items=40)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(gen, "load_sentence_encoder", CountingEncoder().load)
-        assert gen.main(["--data-dir", str(data), "--cache-dir", str(root / "cache"), "--quiet",
+        assert semantic_id_generator.main(["--data-dir", str(data), "--cache-dir", str(root / "cache"), "--quiet",
                          "--device", "cpu", "--codebook-size", "4", "--min-items-per-code", "2"]) == 0
     ds = load_dataset(data)
     for kind in ("temporal", "leave_one_out"):

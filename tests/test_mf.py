@@ -9,10 +9,13 @@ import pytest
 import torch
 
 import mf_train_eval
-from src.mf import MODEL_NAMES, SemanticItems, base_score, build_model, describe, model_factory
-from src.pointwise import PointwiseEvaluator, pointwise_loss, train_pointwise
+from src.pointwise.mf import MODEL_NAMES, SemanticItems, base_score, build_mf_model, mf_model_facts, model_factory
+from src.pointwise.batches import pointwise_loss
+from src.pointwise.evaluation import PointwiseEvaluator
+from src.pointwise.experiment import train_pointwise
 from src.training import TrainConfig
-from summarize_results import mf_section
+from utils.io import read_json
+from utils.report import mf_table
 from tests.synthetic import ML_GENRE_COUNT
 from utils.data import DataError, load_dataset
 from utils.examples import TrainSampler
@@ -83,11 +86,11 @@ def test_level_weights_are_a_distribution(clustered):
     with torch.no_grad():
         models["mf_semantic"].items.level_logits.copy_(torch.tensor([2.0, -1.0, 0.5, 0.0]))
     for name in ("mf_semantic", "mf_hybrid"):
-        weights = describe(models[name])["level_weights"]
+        weights = mf_model_facts(models[name])["level_weights"]
         assert list(weights) == ["level_1", "level_2", "level_3", "level_4"]
         assert sum(weights.values()) == pytest.approx(1.0)
-    assert "level_weights" not in describe(models["mf_id"])
-    assert describe(models["bias"])["n_parameters"] == ds.n_users + ds.n_items + 1  # biases and mu, no factors
+    assert "level_weights" not in mf_model_facts(models["mf_id"])
+    assert mf_model_facts(models["bias"])["n_parameters"] == ds.n_users + ds.n_items + 1  # biases and mu, no factors
 
 
 def test_cold_item_under_mf_id_scores_global_mean_plus_user_bias_and_never_trains(clustered):
@@ -120,9 +123,9 @@ def test_semantic_codes_are_validated():
     with pytest.raises(ValueError, match=r"\(n_items, 4\)"):
         SemanticItems(codes[:, :3], sizes, 4, np.ones(len(codes), bool))
     with pytest.raises(ValueError, match="needs semantic IDs"):
-        build_model("mf_semantic", 3, len(codes), 4, np.ones(3, bool), np.ones(len(codes), bool), 0.0)
+        build_mf_model("mf_semantic", 3, len(codes), 4, np.ones(3, bool), np.ones(len(codes), bool), 0.0)
     with pytest.raises(ValueError, match="unknown model"):
-        build_model("svd++", 3, len(codes), 4, np.ones(3, bool), np.ones(len(codes), bool), 0.0)
+        build_mf_model("svd++", 3, len(codes), 4, np.ones(3, bool), np.ones(len(codes), bool), 0.0)
 
 
 def _cold_rmse(ds, split, name, codes, sizes):
@@ -181,7 +184,7 @@ def test_cli_explicit_and_implicit_runs_write_complete_results(tmp_path):
     assert sum(weights.values()) == pytest.approx(1.0)
     assert saved["run_record"]["config"]["seeds"] == [0, 1] and "stage_seconds" in saved["run_record"]
     assert all(Path(p).is_file() for p in saved["plots"])
-    table = mf_section(tmp_path / "out" / "ml-tiny.json")  # the README's summary reads the same file
+    table = mf_table(read_json(tmp_path / "out" / "ml-tiny.json"))  # the README's summary reads the same file
     assert f"{saved['models']['mf_id']['mean_std']['test']['overall']['rmse']['mean']:.4f} ± " in table
 
     imp = _cli(folder, tmp_path / "imp" / "{dataset}.json", "--objective", "implicit", "--models", "mf_id", "mf_semantic",

@@ -6,10 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from src.pointwise import (
-    PointwiseEvaluator, epoch_batches, epoch_size, pointwise_loss, predict, score_items, score_metrics, top_k_items,
-    ExampleTensors,
-)
+from src.pointwise.batches import ExampleTensors, epoch_batches, pointwise_loss, predict
+from src.pointwise.evaluation import PointwiseEvaluator, score_items, score_metrics, top_k_items
 from tests.synthetic import write_p5
 from utils.data import load_dataset
 from utils.examples import TrainSampler, eval_examples
@@ -47,7 +45,7 @@ def test_epoch_batches_cover_each_example_once_and_repeat_by_seed(p5):
     sampler = TrainSampler(ds, split, "implicit", 2, seed=1)
     batches = epoch_batches(sampler, 16, seed=1, device="cpu")
     first = list(batches(0))
-    assert sum(len(b["users"]) for b in first) == epoch_size(sampler) == 3 * len(split.train)
+    assert sum(len(b["users"]) for b in first) == len(sampler) == 3 * len(split.train)
     ex = sampler.epoch(0)
     keys = np.sort(np.concatenate([(b["users"] * ds.n_items + b["items"]).numpy() * 2 + b["labels"].long().numpy() for b in first]))
     assert np.array_equal(keys, np.sort((ex.users * ds.n_items + ex.items) * 2 + ex.labels.astype(int)))

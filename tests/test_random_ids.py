@@ -7,8 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-import semantic_id_generator as gen
-from src.semantic_analysis import purity_report
+from src.semantic_ids import generator as gen
+import semantic_id_generator
+from src.semantic_ids.analysis import purity_report
 from tests.synthetic import write_movielens
 from tests.test_semantic_ids import encoder, run  # noqa: F401  (encoder is a fixture)
 from utils.data import DataError, load_dataset
@@ -33,7 +34,7 @@ def test_same_seed_same_bytes_and_ids_are_well_formed(tmp_path, encoder):  # noq
     assert len({tuple(r) for r in sids.codes}) == 40
     header, _, _ = read_semantic_ids_file(data / "semantic_ids.json")
     assert header["quantizer"] == "random" and header["codebooks_file"] == "random_codes.npz"
-    assert header["run"]["config"]["quantizer"] == "random" and "rqvae_epochs" not in header["run"]["config"]
+    assert header["run_record"]["config"]["quantizer"] == "random" and "rqvae_epochs" not in header["run_record"]["config"]
     stats = json.loads((data / "semantic_id_stats.json").read_text())
     assert stats["quantizer"] == "random" and [u["codebook_size"] for u in stats["usage"]] == [4, 4, 4]
     assert stats["collisions"]["distinct_prefixes"] <= 40
@@ -83,7 +84,7 @@ def test_encode_texts_refuses_random_ids_in_one_line(tmp_path, encoder, monkeypa
     monkeypatch.setattr(sys, "argv", ["semantic_id_generator.py", *argv])
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
-        run_script(lambda: gen.main(argv), user_errors=(ValueError,))
+        run_script(lambda: semantic_id_generator.main(argv), user_errors=(ValueError,))
     assert exit_info.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--encode-texts" in err[0] and "random" in err[0], err

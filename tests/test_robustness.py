@@ -249,7 +249,7 @@ def test_invalid_flags_fail_before_any_work(tmp_path, script, flags):
 
 def test_a_generator_run_killed_between_writes_is_refused_by_readers(tmp_path, encoder, monkeypatch):
     import analyze_semantic_ids
-    import semantic_id_generator as gen
+    from src.semantic_ids import generator as gen
     from tests.test_semantic_ids import run
 
     data = write_p5(tmp_path / "p5", n_users=30, n_items=40)
@@ -340,14 +340,14 @@ def test_nan_scores_are_refused():
 
 
 def test_sasrec_ranking_refuses_nan_scores():
-    from src.sasrec import SASRec, SASRecConfig
-    from src.sequence_data import Examples
-    from src.tiger_experiment import sasrec_rank
+    from src.sequential.sasrec import SASRec, SASRecConfig
+    from src.sequential.sequence_data import SequenceExamples
+    from src.sequential.experiment import sasrec_rank
 
     model = SASRec(5, SASRecConfig(d_model=8, n_layers=1, max_items=4))
     with torch.no_grad():
         model.item_emb.weight[3] = float("nan")  # item 2, the target: its score is NaN, the others are not
-    ex = Examples(hist=torch.tensor([[-1, -1, 0, 1]]), length=torch.tensor([2]), target=torch.tensor([2]),
+    ex = SequenceExamples(hist=torch.tensor([[-1, -1, 0, 1]]), length=torch.tensor([2]), target=torch.tensor([2]),
                   user=torch.tensor([0]), rows=torch.tensor([0]))
     with pytest.raises(NonFiniteScoresError, match="SASRec"):
         sasrec_rank(model, ex, batch_size=4)

@@ -1,4 +1,4 @@
-"""RQ-VAE quantizer (src/rqvae.py): gradients, dead codes, reconstruction, encoding, safe saving, CLI."""
+"""RQ-VAE quantizer (src/semantic_ids/rqvae.py): gradients, dead codes, reconstruction, encoding, safe saving, CLI."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-import semantic_id_generator as gen
-from src.rqvae import FORMAT, RQVAE, RQVAEConfig, RQVAEQuantizer, RQVAETrainConfig, reseed_dead, train_rqvae
+from src.semantic_ids import generator as gen
+from src.semantic_ids.rqvae import FORMAT, RQVAE, RQVAEConfig, RQVAEQuantizer, RQVAETrainConfig, reseed_dead, train_rqvae
 from tests.synthetic import write_movielens
 from tests.test_semantic_ids import encoder, run  # noqa: F401  (encoder is a fixture)
 from utils.data import DataError, load_dataset
@@ -150,7 +150,7 @@ def test_generator_rqvae_same_seed_same_bytes_and_new_items(tmp_path, encoder): 
     assert [(data / name).read_bytes() for name in ("semantic_ids.json", "rqvae.pt")] == first
     header, _, _ = read_semantic_ids_file(data / "semantic_ids.json")
     assert header["quantizer"] == "rqvae" and header["codebooks_file"] == "rqvae.pt"
-    assert header["run"]["config"]["quantizer"] == "rqvae" and not (data / "codebooks.npz").exists()
+    assert header["run_record"]["config"]["quantizer"] == "rqvae" and not (data / "codebooks.npz").exists()
     stats = json.loads((data / "semantic_id_stats.json").read_text())
     assert stats["quantizer"] == "rqvae" and len(stats["training"]["history"]) == 3
     assert [u["used_codes"] + u["unused_codes"] for u in stats["usage"]] == [4, 4, 4]
@@ -179,4 +179,4 @@ def test_rqkmeans_run_record_has_no_rqvae_fields(tmp_path, encoder):  # noqa: F8
     assert run(data, tmp_path / "cache") == 0
     header, _, _ = read_semantic_ids_file(data / "semantic_ids.json")
     assert "quantizer" not in header and "kmeans" in header and header["codebooks_file"] == "codebooks.npz"
-    assert not {"quantizer", "rqvae_epochs", "reseed_dead_codes"} & set(header["run"]["config"])
+    assert not {"quantizer", "rqvae_epochs", "reseed_dead_codes"} & set(header["run_record"]["config"])

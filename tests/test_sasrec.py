@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from src.sasrec import SASRec, SASRecConfig
-from src.sequence_data import Examples
-from src.tiger_experiment import sasrec_rank
+from src.sequential.sasrec import SASRec, SASRecConfig
+from src.sequential.sequence_data import SequenceExamples
+from src.sequential.experiment import sasrec_rank
 
 
 def tiny(seed=0, trained_items=None) -> SASRec:
@@ -98,7 +98,7 @@ def test_ranks_are_full_catalogue_ranks():
     hist = torch.tensor([[-1, 1, 2, 3, 4], [-1, -1, -1, 5, 6], [7, 8, 9, 10, 11]])
     length = (hist >= 0).sum(1)
     target = torch.tensor([0, 5, 29])
-    ex = Examples(hist, length, target, torch.arange(3), torch.arange(3))
+    ex = SequenceExamples(hist, length, target, torch.arange(3), torch.arange(3))
     ranks, _ = sasrec_rank(model, ex, batch_size=2)
     s = model.scores(hist)
     expected = [(s[i] > s[i, t]).sum().item() for i, t in enumerate(target.tolist())]

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import semantic_id_generator as gen
-from src.embeddings import EmbeddingCache, embed_texts, load_sentence_encoder
+from src.semantic_ids import generator as gen
+import semantic_id_generator
+from src.semantic_ids.embeddings import EmbeddingCache, embed_texts, load_sentence_encoder
 from tests.synthetic import write_movielens, write_p5
 from utils.data import DataError, load_dataset
 from utils.runinfo import RunRecord
@@ -51,7 +52,7 @@ def encoder(monkeypatch) -> CountingEncoder:
 
 
 def run(data_dir, cache_dir, *extra: str) -> int:
-    return gen.main(["--data-dir", str(data_dir), "--cache-dir", str(cache_dir), "--quiet", "--device", "cpu",
+    return semantic_id_generator.main(["--data-dir", str(data_dir), "--cache-dir", str(cache_dir), "--quiet", "--device", "cpu",
                      "--codebook-size", "4", "--min-items-per-code", "2", *extra])
 
 
@@ -110,7 +111,7 @@ def test_generator_end_to_end_reproducible_and_cached(tmp_path, encoder):
     assert sids.codes.shape == (40, 4) and sids.codebook_sizes == [4, 4, 4, 4] and sids.levels == 3
     header, ids, _ = read_semantic_ids_file(data / "semantic_ids.json")
     assert ids == list(ds.item_ids) and header["fit_on"] == "warm" and header["fit_items"] == 38
-    assert "wall_seconds" not in header["run"] and "stage_seconds" not in header["run"]
+    assert "wall_seconds" not in header["run_record"] and "stage_seconds" not in header["run_record"]
     # full IDs are unique, and collision numbers count up from 0 inside each group
     assert len({tuple(r) for r in sids.codes}) == 40
     for prefix in {tuple(r[:3]) for r in sids.codes}:
@@ -121,7 +122,7 @@ def test_generator_end_to_end_reproducible_and_cached(tmp_path, encoder):
     assert stats["collisions"]["colliding_items"] == sum(
         int(k) * v for k, v in stats["collisions"]["group_size_histogram"].items() if int(k) > 1)
     assert [u["used_codes"] + u["unused_codes"] for u in stats["usage"]] == [4, 4, 4]
-    assert set(stats["run"]["stage_seconds"]) >= {"embed", "fit codebooks", "encode items", "write"}
+    assert set(stats["run_record"]["stage_seconds"]) >= {"embed", "fit codebooks", "encode items", "write"}
     assert stats["embeddings"]["cached"] == 40 and stats["text"]["fallback_items"] == 0
     errors = stats["quantization_error"]["fit_items"]["per_level"]
     assert errors == sorted(errors, reverse=True)
@@ -222,7 +223,7 @@ SHARED_ML = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
 def test_real_movielens_smoke(tmp_path, encoder):
     """Real metadata through the whole pipeline (stand-in encoder, so it stays fast)."""
     out = tmp_path / "ids"
-    assert gen.main(["--data-dir", str(SHARED_ML), "--output-dir", str(out), "--cache-dir", str(tmp_path / "c"),
+    assert semantic_id_generator.main(["--data-dir", str(SHARED_ML), "--output-dir", str(out), "--cache-dir", str(tmp_path / "c"),
                      "--quiet", "--device", "cpu"]) == 0
     ds = load_dataset(SHARED_ML)
     sids = load_semantic_ids(out, ds)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from src.sequence_data import PAD_ITEM, build_sequence_data, bucketed_batches, n_bucketed_batches
+from src.sequential.sequence_data import PAD_ITEM, build_sequence_data, bucketed_batches, n_bucketed_batches
 from utils.data import Dataset, ItemMeta
 from utils.splits import Split
 

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 
-from summarize_results import main, tiger_seeds_section
+from summarize_results import main
+from utils.io import read_json
+from utils.report import tiger_seeds_table
 from utils.io import atomic_write_json
 
 
@@ -14,7 +16,7 @@ def _tiger_result(seed: int, recall10: float, digest: str = "abc") -> dict:
             "semantic_ids": {"ids_digest": digest}, "models": {"tiger_item": model},
             "published_beauty_test": {"tiger": {"recall@5": 0.0454, "ndcg@5": 0.0321, "recall@10": 0.0648,
                                                 "ndcg@10": 0.0384}},
-            "run": {"command": f"tiger_train_eval.py --seed {seed}", "wall_seconds": 10.0}}
+            "run_record": {"command": f"tiger_train_eval.py --seed {seed}", "wall_seconds": 10.0}}
 
 
 def test_seed_table_is_mean_and_sample_std_of_the_same_ids(tmp_path):
@@ -24,12 +26,12 @@ def test_seed_table_is_mean_and_sample_std_of_the_same_ids(tmp_path):
         atomic_write_json(paths[-1], _tiger_result(seed, r10))
     other = tmp_path / "tiger_results_other_ids.json"
     atomic_write_json(other, _tiger_result(3, 0.5, digest="zzz"))  # another experiment: left out
-    table = tiger_seeds_section(paths + [other])
+    table = tiger_seeds_table([read_json(p) for p in paths + [other]])
     assert "seeds [0, 1, 2]" in table
     row = next(line for line in table.splitlines() if line.startswith("| tiger_item |"))
     assert "0.0700 ± 0.0100" in row  # sample std of 0.06, 0.07, 0.08
     assert "0.1000" in row and "101" in row
-    assert tiger_seeds_section(paths[:1]) is None  # one seed: no mean ± std table
+    assert tiger_seeds_table([read_json(paths[0])]) is None  # one seed: no mean ± std table
 
 
 def test_summary_prints_every_tiger_file(tmp_path, capsys):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from src.beam_search import beam_search, build_trie
-from src.sequence_data import bucketed_batches
-from src.tiger import Tiger, TigerConfig, TigerStepper
+from src.sequential.beam_search import beam_search, build_trie
+from src.sequential.sequence_data import bucketed_batches
+from src.sequential.tiger import Tiger, TigerConfig, TigerStepper
 from src.training import TrainConfig, epoch_generator, fit
 from tests.helpers import assert_steps_lower_loss
 
@@ -138,15 +138,15 @@ def test_real_semantic_ids_beat_shuffled_ones(encoder):
 
 
 def test_a_diverged_model_is_refused_not_ranked():
-    from src.sequence_data import Examples
-    from src.tiger_experiment import tiger_rank
+    from src.sequential.sequence_data import SequenceExamples
+    from src.sequential.experiment import tiger_rank
     from utils.errors import NonFiniteScoresError
 
     model = tiny("item").eval()
     with torch.no_grad():
         model.enc_pos.weight[0] = float("nan")
     hist, length, target = toy_windows(8)
-    ex = Examples(hist, length, target, torch.arange(8), torch.arange(8))
+    ex = SequenceExamples(hist, length, target, torch.arange(8), torch.arange(8))
     with pytest.raises(NonFiniteScoresError, match="TIGER"):
         tiger_rank(model, ex, build_trie(model.item_tokens[1:] - 2 - model.offsets, SIZES), beam=5, batch_size=4)
 
@@ -198,7 +198,7 @@ def test_script_end_to_end_on_synthetic_data(tmp_path):
     out = tmp_path / "res.json"
     main(["--data-dir", str(folder), "--semantic-dir", str(ids_dir), "--out", str(out),
           "--plot-dir", str(tmp_path), "--epochs", "1",
-          "--models", "tiger,tiger_item,sasrec",
+          "--models", "tiger", "tiger_item", "sasrec",
           "--checkpoint-dir", str(tmp_path / "ckpt"), "--cold-fraction", "0.1", "--threads", "1", "--quiet"])
     res = read_json(out)
     assert set(res["models"]) == {"tiger", "tiger_item", "sasrec"}
@@ -210,7 +210,7 @@ def test_script_end_to_end_on_synthetic_data(tmp_path):
     cold = res["models"]["tiger_item"]["cold_start"]
     assert cold["cold_target_users"]["n"] + cold["warm_target_users"]["n"] == 30
     assert res["models"]["sasrec"]["untrained_items"] >= 1  # the cold hold-out
-    assert res["run"]["data_checksum"] == ds.checksum
+    assert res["run_record"]["data_checksum"] == ds.checksum
     digest = ids_digest(load_semantic_ids(ids_dir, ds))
     assert res["semantic_ids"]["dir"] == str(ids_dir) and res["semantic_ids"]["quantizer"] == "random"
     assert res["semantic_ids"]["ids_digest"] == digest

@@ -4,12 +4,13 @@ Without them ``--epochs 0`` trains nothing and still writes results, and
 ``--batch-size 0`` or ``--device tpu`` crash deep inside a run, after the split
 or the embeddings were already computed.
 """
+
 from __future__ import annotations
 
 import argparse
 import math
 import re
-from typing import Callable
+from collections.abc import Callable
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
@@ -25,8 +26,9 @@ def _number(kind: type, text: str) -> float | int:
     return value
 
 
-def _bounded(kind: type, low: float, inclusive: bool, high: float | None = None, what: str = ""
-             ) -> Callable[[str], float]:
+def _bounded(
+    kind: type, low: float, inclusive: bool, high: float | None = None, what: str = ""
+) -> Callable[[str], float]:
     def check(text: str) -> float:
         value = _number(kind, text)
         too_low = value < low if inclusive else value <= low
@@ -52,5 +54,7 @@ def finite_float(text: str) -> float:
 def device_name(text: str) -> str:
     """auto, cpu, cuda, cuda:N or mps; whether the machine has it is checked at set-up."""
     if not DEVICE_PATTERN.fullmatch(text):
-        raise argparse.ArgumentTypeError(f"unknown device {text!r}; choose auto, cpu, cuda, cuda:N or mps")
+        raise argparse.ArgumentTypeError(
+            f"unknown device {text!r}; choose auto, cpu, cuda, cuda:N or mps"
+        )
     return text

@@ -8,6 +8,7 @@ Two layouts are understood and detected from the files present:
 
 Every failure raises :class:`DataError` with the file, the line and the fix.
 """
+
 from __future__ import annotations
 
 import ast
@@ -17,9 +18,10 @@ import json
 import logging
 import re
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -44,8 +46,10 @@ def prepare_hint(data_dir: Path) -> str:
     command = "python prepare_data.py --dataset {} --data-dir {}"
     if data_dir.name in SPECS:
         return f"run `{command.format(data_dir.name, data_dir)}` to put the data there"
-    return (f"run `{command.format('NAME --source FOLDER', data_dir)}` to put the data there "
-            f"(NAME: one of {', '.join(sorted(SPECS))}; FOLDER: where its files are)")
+    return (
+        f"run `{command.format('NAME --source FOLDER', data_dir)}` to put the data there "
+        f"(NAME: one of {', '.join(sorted(SPECS))}; FOLDER: where its files are)"
+    )
 
 
 @dataclass
@@ -61,11 +65,19 @@ class ItemMeta:
     year: np.ndarray
 
     @classmethod
-    def empty(cls, n: int) -> "ItemMeta":
+    def empty(cls, n: int) -> ItemMeta:
         def strings() -> np.ndarray:
             return np.full(n, "", dtype=object)
 
-        return cls(strings(), strings(), [[] for _ in range(n)], strings(), np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan))
+        return cls(
+            strings(),
+            strings(),
+            [[] for _ in range(n)],
+            strings(),
+            np.full(n, np.nan),
+            np.full(n, np.nan),
+            np.full(n, np.nan),
+        )
 
     def has_text(self) -> np.ndarray:
         """True for items with any text at all (title, brand, categories or description)."""
@@ -135,7 +147,11 @@ class Dataset:
             "interactions": self.n_interactions,
             "has_ratings": self.has_ratings,
             "has_timestamps": self.timestamps is not None,
-            "interactions_per_user": {"min": int(lengths.min()), "mean": round(float(lengths.mean()), 2), "max": int(lengths.max())},
+            "interactions_per_user": {
+                "min": int(lengths.min()),
+                "mean": round(float(lengths.mean()), 2),
+                "max": int(lengths.max()),
+            },
             "share_with_title": share(m.title != ""),
             "share_with_brand": share(m.brand != ""),
             "share_with_categories": share(np.array([bool(c) for c in m.categories])),
@@ -178,7 +194,9 @@ def _parse_lines(
             bad.append(lineno)
     total = len(parsed) + len(bad)
     if total == 0:
-        raise DataError(f"{path}: the file is empty; expected {what}. Re-run prepare_data.py to fetch it again.")
+        raise DataError(
+            f"{path}: the file is empty; expected {what}. Re-run prepare_data.py to fetch it again."
+        )
     if bad:
         shown = ", ".join(map(str, bad[:5]))
         if len(bad) > MAX_BAD_LINE_FRACTION * total:
@@ -186,7 +204,9 @@ def _parse_lines(
                 f"{path}: {len(bad)} of {total} lines are malformed (first at line {shown}); expected {what}. "
                 "The file is damaged or not in the expected format: re-run prepare_data.py to fetch it again."
             )
-        log.warning("%s: skipped %d malformed line(s) of %d (line %s)", path, len(bad), total, shown)
+        log.warning(
+            "%s: skipped %d malformed line(s) of %d (line %s)", path, len(bad), total, shown
+        )
     return parsed
 
 
@@ -224,7 +244,9 @@ def _read_meta_lines(path: Path) -> list[str]:
             f"{path}: the gzip file is truncated or corrupt ({exc}); delete it and re-run prepare_data.py to fetch it again."
         ) from exc
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc}); re-run prepare_data.py to fetch the original file.") from exc
+        raise DataError(
+            f"{path}: not UTF-8 text ({exc}); re-run prepare_data.py to fetch the original file."
+        ) from exc
 
 
 def _parse_meta_line(line: str) -> dict[str, Any]:
@@ -268,7 +290,9 @@ def _sales_rank(value: Any) -> float:
 def _build_p5_meta(path: Path, asin_to_index: dict[str, int]) -> ItemMeta:
     meta = ItemMeta.empty(len(asin_to_index))
     unknown = 0
-    for _, rec in _parse_lines(path, _read_meta_lines(path), _parse_meta_line, "one JSON or Python-literal dict per line"):
+    for _, rec in _parse_lines(
+        path, _read_meta_lines(path), _parse_meta_line, "one JSON or Python-literal dict per line"
+    ):
         i = asin_to_index.get(rec["asin"])
         if i is None:
             unknown += 1
@@ -280,7 +304,9 @@ def _build_p5_meta(path: Path, asin_to_index: dict[str, int]) -> ItemMeta:
         meta.price[i] = _to_float(rec.get("price"))
         meta.sales_rank[i] = _sales_rank(rec.get("salesRank"))
     if unknown:
-        log.info("%s: %d metadata lines describe items outside the catalogue (ignored)", path, unknown)
+        log.info(
+            "%s: %d metadata lines describe items outside the catalogue (ignored)", path, unknown
+        )
     return meta
 
 
@@ -292,27 +318,37 @@ def _read_text(path: Path, encoding: str = "utf-8") -> str:
     except UnicodeDecodeError as exc:
         with open(path, "rb") as f:
             line = f.read(exc.start).count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not {encoding} text (byte {exc.start}); the file is damaged or not "
-                        "the original: re-run prepare_data.py to fetch it again.") from exc
+        raise DataError(
+            f"{path}:{line}: not {encoding} text (byte {exc.start}); the file is damaged or not "
+            "the original: re-run prepare_data.py to fetch it again."
+        ) from exc
 
 
 def _load_datamaps(path: Path) -> dict[str, dict[str, str]]:
     try:
         maps = json.loads(_read_text(path))
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg}); "
-                        "re-run prepare_data.py to fetch it again.") from exc
+        raise DataError(
+            f"{path}:{exc.lineno}: invalid JSON ({exc.msg}); "
+            "re-run prepare_data.py to fetch it again."
+        ) from exc
     if not isinstance(maps, dict):
-        raise DataError(f"{path}: expected a JSON object with 'user2id' and 'item2id', got a "
-                        f"{type(maps).__name__}; this is not P5's datamaps.json. Re-run prepare_data.py.")
+        raise DataError(
+            f"{path}: expected a JSON object with 'user2id' and 'item2id', got a "
+            f"{type(maps).__name__}; this is not P5's datamaps.json. Re-run prepare_data.py."
+        )
     for key in ("user2id", "item2id"):
         if not isinstance(maps.get(key), dict):
-            raise DataError(f"{path}: the '{key}' map is missing; this is not P5's datamaps.json. Re-run prepare_data.py.")
+            raise DataError(
+                f"{path}: the '{key}' map is missing; this is not P5's datamaps.json. Re-run prepare_data.py."
+            )
         bad = [k for k, v in maps[key].items() if not (isinstance(v, str) and v.isdigit())]
         if bad:
-            raise DataError(f"{path}: {len(bad)} '{key}' entries map to something other than a numeric id "
-                            f"string (first: {bad[0]!r}); this is not P5's datamaps.json. "
-                            "Re-run prepare_data.py.")
+            raise DataError(
+                f"{path}: {len(bad)} '{key}' entries map to something other than a numeric id "
+                f"string (first: {bad[0]!r}); this is not P5's datamaps.json. "
+                "Re-run prepare_data.py."
+            )
     return maps
 
 
@@ -335,11 +371,18 @@ def load_p5(data_dir: Path) -> Dataset:
     item_index = {p5: i for i, p5 in enumerate(item_p5)}
     item_ids = np.array([p5_item_to_orig[p] for p in item_p5], dtype=object)
 
-    rows = _parse_lines(seq_path, _read_text(seq_path).splitlines(), _parse_sequence_line,
-                        "'user_id item_id item_id ...' per line")
+    rows = _parse_lines(
+        seq_path,
+        _read_text(seq_path).splitlines(),
+        _parse_sequence_line,
+        "'user_id item_id item_id ...' per line",
+    )
     unknown_users = [n for n, (u, _) in rows if u not in p5_user_to_orig]
     unknown_items = [n for n, (_, its) in rows if any(i not in item_index for i in its)]
-    for label, lines, key in (("user", unknown_users, "user2id"), ("item", unknown_items, "item2id")):
+    for label, lines, key in (
+        ("user", unknown_users, "user2id"),
+        ("item", unknown_items, "item2id"),
+    ):
         if lines:
             raise DataError(
                 f"{seq_path}: {len(lines)} line(s) use {label} ids missing from {maps_path.name}['{key}'] "
@@ -350,12 +393,18 @@ def load_p5(data_dir: Path) -> Dataset:
     seen_users: set[str] = set()
     for n, (u, _) in rows:
         if u in seen_users:
-            raise DataError(f"{seq_path}: user {u} appears twice (again at line {n}); each user needs exactly one line.")
+            raise DataError(
+                f"{seq_path}: user {u} appears twice (again at line {n}); each user needs exactly one line."
+            )
         seen_users.add(u)
     user_ids = np.array([p5_user_to_orig[u] for _, (u, _) in rows], dtype=object)
     lengths = np.array([len(its) for _, (_, its) in rows], dtype=np.int64)
     users = np.repeat(np.arange(len(rows), dtype=np.int64), lengths)
-    items = np.fromiter((item_index[i] for _, (_, its) in rows for i in its), dtype=np.int64, count=int(lengths.sum()))
+    items = np.fromiter(
+        (item_index[i] for _, (_, its) in rows for i in its),
+        dtype=np.int64,
+        count=int(lengths.sum()),
+    )
     offsets, positions = _offsets_and_positions(lengths)
 
     meta = _build_p5_meta(meta_path, {asin: i for i, asin in enumerate(item_ids)})
@@ -366,18 +415,41 @@ def load_p5(data_dir: Path) -> Dataset:
         ratings, timestamps, keep = _p5_ratings(rating_path, user_ids, item_ids, users, items)
         sources.append(rating_path)
         if not keep.all():
-            users, items, ratings, timestamps = users[keep], items[keep], ratings[keep], timestamps[keep]
+            users, items, ratings, timestamps = (
+                users[keep],
+                items[keep],
+                ratings[keep],
+                timestamps[keep],
+            )
         # Order each user's interactions by review time; the sequence position breaks ties.
         order = np.lexsort((positions[keep], timestamps, users))
-        users, items, ratings, timestamps = users[order], items[order], ratings[order], timestamps[order]
+        users, items, ratings, timestamps = (
+            users[order],
+            items[order],
+            ratings[order],
+            timestamps[order],
+        )
         lengths = np.bincount(users, minlength=len(user_ids))
         offsets, positions = _offsets_and_positions(lengths)
     else:
-        log.info("%s: no %s, so this data set has no star ratings; rating tasks will use implicit feedback", data_dir, P5_RATINGS)
+        log.info(
+            "%s: no %s, so this data set has no star ratings; rating tasks will use implicit feedback",
+            data_dir,
+            P5_RATINGS,
+        )
 
     return Dataset(
-        name=data_dir.resolve().name, kind="p5", user_ids=user_ids, item_ids=item_ids, users=users, items=items,
-        positions=positions, timestamps=timestamps, ratings=ratings, user_offsets=offsets, meta=meta,
+        name=data_dir.resolve().name,
+        kind="p5",
+        user_ids=user_ids,
+        item_ids=item_ids,
+        users=users,
+        items=items,
+        positions=positions,
+        timestamps=timestamps,
+        ratings=ratings,
+        user_offsets=offsets,
+        meta=meta,
         checksum=sha256_files(sources),
     )
 
@@ -393,11 +465,19 @@ def _p5_ratings(
     try:
         splits = restricted_pickle_load(path)
     except UnsafePickleError as exc:
-        raise DataError(f"{path}: refused to load ({exc}); a rating pickle holds only lists of plain dicts.") from exc
+        raise DataError(
+            f"{path}: refused to load ({exc}); a rating pickle holds only lists of plain dicts."
+        ) from exc
     except Exception as exc:  # truncated or foreign pickles raise many exception types
-        raise DataError(f"{path}: not a readable pickle ({type(exc).__name__}: {exc}); re-run prepare_data.py.") from exc
-    if not isinstance(splits, dict) or not all(isinstance(splits.get(k), list) for k in ("train", "val", "test")):
-        raise DataError(f"{path}: expected a dict with 'train', 'val' and 'test' lists of review dicts (P5's layout).")
+        raise DataError(
+            f"{path}: not a readable pickle ({type(exc).__name__}: {exc}); re-run prepare_data.py."
+        ) from exc
+    if not isinstance(splits, dict) or not all(
+        isinstance(splits.get(k), list) for k in ("train", "val", "test")
+    ):
+        raise DataError(
+            f"{path}: expected a dict with 'train', 'val' and 'test' lists of review dicts (P5's layout)."
+        )
     user_index = {u: i for i, u in enumerate(user_ids)}
     item_index = {a: i for i, a in enumerate(item_ids)}
     n_items = len(item_ids)
@@ -431,8 +511,25 @@ def _p5_ratings(
 # ---------------------------------------------------------------- MovieLens 100K
 
 ML_GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
-    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 )
 _YEAR = re.compile(r"(\d{4})")
 
@@ -466,16 +563,24 @@ def load_movielens(data_dir: Path) -> Dataset:
     _require(data_dir, ML_FILES, "MovieLens 100K")
     data_path, item_path = data_dir / "u.data", data_dir / "u.item"
     # u.item is Latin-1 (accented titles); decoding it as UTF-8 garbles or fails.
-    movies = _parse_lines(item_path, _read_text(item_path, "latin-1").splitlines(), _parse_ml_item,
-                          "movie id|title|release date|...|19 genre flags")
+    movies = _parse_lines(
+        item_path,
+        _read_text(item_path, "latin-1").splitlines(),
+        _parse_ml_item,
+        "movie id|title|release date|...|19 genre flags",
+    )
     movies.sort(key=lambda r: r[1][0])
     movie_index = {m[0]: i for i, (_, m) in enumerate(movies)}
     meta = ItemMeta.empty(len(movies))
     for i, (_, (_, title, year, genres)) in enumerate(movies):
         meta.title[i], meta.year[i], meta.categories[i] = title, year, genres
 
-    rows = _parse_lines(data_path, _read_text(data_path, "latin-1").splitlines(), _parse_ml_rating,
-                        "user<TAB>item<TAB>rating<TAB>timestamp")
+    rows = _parse_lines(
+        data_path,
+        _read_text(data_path, "latin-1").splitlines(),
+        _parse_ml_rating,
+        "user<TAB>item<TAB>rating<TAB>timestamp",
+    )
     unknown = [n for n, r in rows if r[1] not in movie_index]
     if unknown:
         raise DataError(
@@ -489,13 +594,25 @@ def load_movielens(data_dir: Path) -> Dataset:
     user_values, users = np.unique(raw_users, return_inverse=True)
     # Chronological per user; file order breaks ties so the order is deterministic.
     order = np.lexsort((np.arange(len(users)), timestamps, users))
-    users, items, ratings, timestamps = users[order].astype(np.int64), items[order], ratings[order], timestamps[order]
+    users, items, ratings, timestamps = (
+        users[order].astype(np.int64),
+        items[order],
+        ratings[order],
+        timestamps[order],
+    )
     lengths = np.bincount(users, minlength=len(user_values))
     offsets, positions = _offsets_and_positions(lengths)
     return Dataset(
-        name=data_dir.resolve().name, kind="movielens",
+        name=data_dir.resolve().name,
+        kind="movielens",
         user_ids=np.array([str(u) for u in user_values], dtype=object),
         item_ids=np.array([str(m[0]) for _, m in movies], dtype=object),
-        users=users, items=items, positions=positions, timestamps=timestamps, ratings=ratings,
-        user_offsets=offsets, meta=meta, checksum=sha256_files([data_path, item_path]),
+        users=users,
+        items=items,
+        positions=positions,
+        timestamps=timestamps,
+        ratings=ratings,
+        user_offsets=offsets,
+        meta=meta,
+        checksum=sha256_files([data_path, item_path]),
     )

@@ -5,6 +5,7 @@ the fix, not forty lines of stack. ``--debug`` (or ``SEMANTIC_IDS_DEBUG=1``)
 brings the traceback back for developers. Ctrl-C prints one line and exits
 130, the shell's convention for SIGINT.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,8 @@ import pickle
 import sys
 import traceback
 import zipfile
-from typing import Any, Callable, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 DEBUG_ENV = "SEMANTIC_IDS_DEBUG"
 EXIT_ERROR = 1
@@ -34,14 +36,25 @@ class OutputError(DataError):
     """An output path that cannot be written; raised before any work starts."""
 
 
+class UsageError(ValueError):
+    """A flag asks for something this machine or run cannot do (say, --device cuda without CUDA)."""
+
+
 class NonFiniteScoresError(ValueError):
     """A model produced NaN or infinite scores: it diverged, and no metric of it may be reported."""
 
 
 # Failures a user can cause and fix; anything else is a bug and keeps its traceback.
 KNOWN_ERRORS: tuple[type[BaseException], ...] = (
-    DataError, NonFiniteScoresError, OSError, json.JSONDecodeError, UnicodeDecodeError, zipfile.BadZipFile,
-    pickle.UnpicklingError, EOFError,
+    DataError,
+    UsageError,
+    NonFiniteScoresError,
+    OSError,
+    json.JSONDecodeError,
+    UnicodeDecodeError,
+    zipfile.BadZipFile,
+    pickle.UnpicklingError,
+    EOFError,
 )
 
 _OS_HINTS = {
@@ -60,7 +73,7 @@ def add_debug_flag(parser: argparse.ArgumentParser | Any) -> None:
     parser.add_argument("--debug", action="store_true", help="on failure, show the full traceback")
 
 
-def describe(exc: BaseException) -> str:
+def error_message(exc: BaseException) -> str:
     """The one-line message for a known failure: what went wrong, in which file, and the fix."""
     if isinstance(exc, OSError) and exc.errno is not None:
         where = f", {exc.filename}" if exc.filename else ""
@@ -69,7 +82,9 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, json.JSONDecodeError):
         return f"invalid JSON at line {exc.lineno} ({exc.msg}): the file is damaged; re-create it"
     if isinstance(exc, UnicodeDecodeError):
-        return f"not UTF-8 text ({exc.reason} at byte {exc.start}): the file is damaged; re-create it"
+        return (
+            f"not UTF-8 text ({exc.reason} at byte {exc.start}): the file is damaged; re-create it"
+        )
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
@@ -77,7 +92,9 @@ def _debug_requested(argv: list[str]) -> bool:
     return "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
-def run_script(main: Callable[[], Any], user_errors: tuple[type[BaseException], ...] = ()) -> NoReturn:
+def run_script(
+    main: Callable[[], Any], user_errors: tuple[type[BaseException], ...] = ()
+) -> NoReturn:
     """Run a script's ``main()`` and exit: 0 on success (or main's int), 1 with one line on a known failure.
 
     ``user_errors`` adds exception types that a script's library raises with a
@@ -90,7 +107,7 @@ def run_script(main: Callable[[], Any], user_errors: tuple[type[BaseException], 
         _report("interrupted: finished outputs are kept, nothing is left half-written", debug)
         sys.exit(EXIT_INTERRUPTED)
     except KNOWN_ERRORS + user_errors as exc:
-        _report(f"error: {describe(exc)}", debug)
+        _report(f"error: {error_message(exc)}", debug)
         sys.exit(EXIT_ERROR)
     sys.exit(result if isinstance(result, int) and not isinstance(result, bool) else 0)
 

@@ -3,10 +3,11 @@
 The built-in string hash of Python is salted per process, so features hashed with it
 change between runs; blake2b is fast, keyed by nothing and stable.
 """
+
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 

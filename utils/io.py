@@ -5,6 +5,7 @@ an interrupted run never leaves a half-written file behind. A temporary file
 names its writer's process id; one whose writer is gone (killed mid-write) is
 removed the next time anything is written beside it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,9 +16,10 @@ import pickle
 import re
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from utils.errors import DataError, OutputError
 
@@ -74,6 +76,7 @@ def temp_prefix(name: str) -> str:
     """The start of a temporary name for ``name``, tagged with this process (to tell a stale one later)."""
     return f".{name}.pid{os.getpid()}."
 
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
@@ -122,27 +125,37 @@ def _json_default(obj: Any) -> Any:
 
 
 def to_json(obj: Any, indent: int | None = 2, sort_keys: bool = False) -> str:
-    return json.dumps(obj, indent=indent, sort_keys=sort_keys, default=_json_default, allow_nan=True) + "\n"
+    return (
+        json.dumps(obj, indent=indent, sort_keys=sort_keys, default=_json_default, allow_nan=True)
+        + "\n"
+    )
 
 
-def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 2, sort_keys: bool = False) -> None:
+def atomic_write_json(
+    path: str | Path, obj: Any, indent: int | None = 2, sort_keys: bool = False
+) -> None:
     atomic_write_text(path, to_json(obj, indent=indent, sort_keys=sort_keys))
 
 
 def read_json(path: str | Path, fix: str = "re-run the script that wrote it") -> Any:
     """Parse a JSON file; a truncated or non-UTF-8 file is refused with its name, the line and ``fix``."""
     try:
-        with open(path, "r", encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             return json.load(f)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg}), the file is truncated or damaged; "
-                        f"{fix}") from exc
+        raise DataError(
+            f"{path}:{exc.lineno}: invalid JSON ({exc.msg}), the file is truncated or damaged; "
+            f"{fix}"
+        ) from exc
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}), the file is damaged; {fix}") from exc
+        raise DataError(
+            f"{path}: not UTF-8 text (byte {exc.start}), the file is damaged; {fix}"
+        ) from exc
 
 
-def check_writable(outputs: dict[str, str | Path | None],
-                   folders: dict[str, str | Path | None] | None = None) -> None:
+def check_writable(
+    outputs: dict[str, str | Path | None], folders: dict[str, str | Path | None] | None = None
+) -> None:
     """Fail now, before any work, if an output file or folder cannot be written (keys name the flags)."""
     for flag, path in outputs.items():
         if path is not None:
@@ -163,8 +176,10 @@ def _probe_folder(flag: str, folder: Path, shown: str | Path) -> None:
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:
-        raise OutputError(f"{flag} {shown}: cannot write there ({exc.strerror or exc}); choose a writable "
-                          "path, nothing has been run yet") from exc
+        raise OutputError(
+            f"{flag} {shown}: cannot write there ({exc.strerror or exc}); choose a writable "
+            "path, nothing has been run yet"
+        ) from exc
 
 
 class UnsafePickleError(pickle.UnpicklingError):
@@ -173,7 +188,19 @@ class UnsafePickleError(pickle.UnpicklingError):
 
 _SAFE_BUILTINS = {
     ("builtins", name)
-    for name in ("dict", "list", "tuple", "set", "frozenset", "str", "bytes", "int", "float", "bool", "complex")
+    for name in (
+        "dict",
+        "list",
+        "tuple",
+        "set",
+        "frozenset",
+        "str",
+        "bytes",
+        "int",
+        "float",
+        "bool",
+        "complex",
+    )
 }
 
 
@@ -190,7 +217,9 @@ class RestrictedUnpickler(pickle.Unpickler):
             module = "builtins"
         if (module, name) in _SAFE_BUILTINS:
             return super().find_class(module, name)
-        raise UnsafePickleError(f"refusing to load {module}.{name}: only builtin containers and scalars are allowed")
+        raise UnsafePickleError(
+            f"refusing to load {module}.{name}: only builtin containers and scalars are allowed"
+        )
 
 
 def restricted_pickle_load(path: str | Path) -> Any:

@@ -9,10 +9,12 @@ Scores must be finite: NaN compares false with everything, so a diverged
 model would otherwise get AUC 1.0 or a top-1 hit. Every scoring metric refuses
 them (:func:`require_finite`), and :func:`naming_model` adds the model's name.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -28,9 +30,11 @@ def require_finite(scores: Any, what: str = "scores") -> None:
         total = finite.size
     n_bad = int((~finite).sum())
     if n_bad:
-        raise NonFiniteScoresError(f"{what}: {n_bad} of {total} "
-                                   "are NaN or infinite, the model diverged and no metric of it is reported; "
-                                   "lower --lr or check the inputs")
+        raise NonFiniteScoresError(
+            f"{what}: {n_bad} of {total} "
+            "are NaN or infinite, the model diverged and no metric of it is reported; "
+            "lower --lr or check the inputs"
+        )
 
 
 @contextmanager
@@ -108,7 +112,12 @@ def binary_report(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[
     precision = tp / pred.sum() if pred.any() else 0.0
     recall = tp / y.sum() if y.any() else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "accuracy": float((pred == y).mean())}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "accuracy": float((pred == y).mean()),
+    }
 
 
 def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
@@ -124,9 +133,16 @@ def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
     return float(p_sorted[last[int(np.argmax(f1))]])
 
 
-def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+def classification_metrics(
+    y: np.ndarray, p: np.ndarray, threshold: float = 0.5
+) -> dict[str, float]:
     """AUC, PR-AUC, logloss and the thresholded report for probabilities ``p``."""
-    return {"auc": auc(y, p), "pr_auc": pr_auc(y, p), "logloss": logloss(y, p), **binary_report(y, p, threshold)}
+    return {
+        "auc": auc(y, p),
+        "pr_auc": pr_auc(y, p),
+        "logloss": logloss(y, p),
+        **binary_report(y, p, threshold),
+    }
 
 
 def recall_at_k(ranks: np.ndarray, k: int) -> float:
@@ -152,7 +168,10 @@ def ranking_metrics(ranks: np.ndarray, ks: tuple[int, ...] = (5, 10)) -> dict[st
 
 
 def multi_target_ranking(
-    topk: np.ndarray, relevant_offsets: np.ndarray, relevant_items: np.ndarray, ks: tuple[int, ...] = (10, 20)
+    topk: np.ndarray,
+    relevant_offsets: np.ndarray,
+    relevant_items: np.ndarray,
+    ks: tuple[int, ...] = (10, 20),
 ) -> dict[str, np.ndarray]:
     """Per-user Recall@k and NDCG@k when each user has several held-out items.
 
@@ -170,7 +189,11 @@ def multi_target_ranking(
     n_rel = np.bincount(relevant_keys // n_items, minlength=n_users)
     top_keys = np.arange(len(topk), dtype=np.int64)[:, None] * n_items + topk
     pos = np.minimum(np.searchsorted(relevant_keys, top_keys), max(len(relevant_keys) - 1, 0))
-    hits = relevant_keys[pos] == top_keys if len(relevant_keys) else np.zeros_like(top_keys, dtype=bool)
+    hits = (
+        relevant_keys[pos] == top_keys
+        if len(relevant_keys)
+        else np.zeros_like(top_keys, dtype=bool)
+    )
     discounts = 1.0 / np.log2(np.arange(max(topk.shape[1], *ks)) + 2.0)
     out: dict[str, np.ndarray] = {}
     for k in ks:

@@ -9,6 +9,7 @@ holds, verified there, and only then swapped in by two renames. A failure at
 any step leaves the previous folder exactly as it was; a run killed between the
 two renames is rolled back by the next one.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,9 +25,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from utils.cli import quiet, repo_root
 from utils.data import ML_FILES, P5_FILES, P5_RATINGS, DataError, load_dataset
 from utils.io import remove_stale_temps, sha256_file, temp_prefix
+from utils.runtime import repo_root
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +49,27 @@ class DatasetSpec:
 
 SPECS: dict[str, DatasetSpec] = {
     "beauty": DatasetSpec(
-        "beauty", P5_FILES, (P5_RATINGS,), "beauty",
-        {"sequential_data.txt": "f85a84ab47d70e82bf0e7301804270af10fb51e127ab8f0885697d593f6f6d43",
-         "datamaps.json": "715ab04838ff1ba21238475ed453a89e8c30aa6214b904d27a79e4168fc7b612"},
+        "beauty",
+        P5_FILES,
+        (P5_RATINGS,),
+        "beauty",
+        {
+            "sequential_data.txt": "f85a84ab47d70e82bf0e7301804270af10fb51e127ab8f0885697d593f6f6d43",
+            "datamaps.json": "715ab04838ff1ba21238475ed453a89e8c30aa6214b904d27a79e4168fc7b612",
+        },
         (22363, 12101, 198502),
     ),
     "sports": DatasetSpec("sports", P5_FILES, (P5_RATINGS,), "data/sports"),
     "toys": DatasetSpec("toys", P5_FILES, (P5_RATINGS,), "data/toys"),
     "ml-100k": DatasetSpec(
-        "ml-100k", ML_FILES, ("u.user", "u.genre", "u.info", "u.occupation", "README"), "data/ml-100k",
-        {"u.data": "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490",
-         "u.item": "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701"},
+        "ml-100k",
+        ML_FILES,
+        ("u.user", "u.genre", "u.info", "u.occupation", "README"),
+        "data/ml-100k",
+        {
+            "u.data": "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490",
+            "u.item": "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701",
+        },
         (943, 1682, 100000),
     ),
 }
@@ -97,13 +108,25 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst, follow_symlinks=False)
 
 
-def _stage(source: Path, target: Path, spec: DatasetSpec, link: bool = False) -> tuple[Path, list[str]]:
+def _stage(
+    source: Path, target: Path, spec: DatasetSpec, link: bool = False
+) -> tuple[Path, list[str]]:
     """A sibling of ``target``: its other contents plus the new data files. Returns it, names placed."""
     data_names = set(spec.required + spec.optional)
-    staging = Path(tempfile.mkdtemp(prefix=temp_prefix(target.name), suffix=".tmp", dir=target.parent))
-    if target.is_dir():  # keep what else lives there (semantic IDs, split cache); old data files are replaced
-        shutil.copytree(target, staging, symlinks=True, copy_function=_link_or_copy, dirs_exist_ok=True,
-                        ignore=lambda d, names: data_names & set(names) if Path(d) == target else ())
+    staging = Path(
+        tempfile.mkdtemp(prefix=temp_prefix(target.name), suffix=".tmp", dir=target.parent)
+    )
+    if (
+        target.is_dir()
+    ):  # keep what else lives there (semantic IDs, split cache); old data files are replaced
+        shutil.copytree(
+            target,
+            staging,
+            symlinks=True,
+            copy_function=_link_or_copy,
+            dirs_exist_ok=True,
+            ignore=lambda d, names: data_names & set(names) if Path(d) == target else (),
+        )
     placed = []
     for name in spec.required + spec.optional:
         src = source / name
@@ -154,8 +177,9 @@ def _verified_summary(folder: Path, spec: DatasetSpec, verify: bool, shown: Path
     return {**ds.summary(), "name": shown.resolve().name}
 
 
-def install_verified(source: Path, target: Path, spec: DatasetSpec, verify: bool, link: bool = False
-                     ) -> tuple[dict[str, Any], list[str]]:
+def install_verified(
+    source: Path, target: Path, spec: DatasetSpec, verify: bool, link: bool = False
+) -> tuple[dict[str, Any], list[str]]:
     """Stage, load and check, then swap in; on any failure ``target`` is untouched."""
     target.parent.mkdir(parents=True, exist_ok=True)
     _recover(target)
@@ -172,13 +196,19 @@ def install_verified(source: Path, target: Path, spec: DatasetSpec, verify: bool
     return summary, placed
 
 
-def download(url: str, dest: Path, timeout: float = 30.0) -> None:
+def download(url: str, dest: Path, timeout: float = 30.0, progress: bool = False) -> None:
     """HTTP(S) download with a progress bar, written to a temporary file and renamed when complete."""
     tmp = dest.with_name(dest.name + ".part")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {dest.name}", disable=quiet()) as bar:
+            with tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                desc=f"download {dest.name}",
+                disable=not progress,
+            ) as bar:
                 for chunk in iter(lambda: response.read(1 << 16), b""):
                     out.write(chunk)
                     bar.update(len(chunk))
@@ -191,18 +221,24 @@ def download(url: str, dest: Path, timeout: float = 30.0) -> None:
         ) from exc
 
 
-def _download_p5(spec: DatasetSpec, workdir: Path) -> Path:
+def _download_p5(spec: DatasetSpec, workdir: Path, progress: bool = False) -> Path:
     try:
         import gdown
     except ImportError as exc:  # pragma: no cover - gdown is in requirements.txt
-        raise DataError("the P5 download needs the gdown package: pip install -r requirements.txt") from exc
+        raise DataError(
+            "the P5 download needs the gdown package: pip install -r requirements.txt"
+        ) from exc
     archive = workdir / "p5_data.zip"
     try:
-        result = gdown.download(id=P5_DRIVE_ID, output=str(archive), quiet=quiet())
+        result = gdown.download(id=P5_DRIVE_ID, output=str(archive), quiet=not progress)
     except Exception as exc:  # gdown raises many types on network and Drive-quota errors
-        raise DataError(f"could not download P5's data bundle from Google Drive ({exc}); use --source FOLDER instead.") from exc
+        raise DataError(
+            f"could not download P5's data bundle from Google Drive ({exc}); use --source FOLDER instead."
+        ) from exc
     if not result or not archive.exists():
-        raise DataError("Google Drive returned no file for P5's data bundle (quota or no network); use --source FOLDER instead.")
+        raise DataError(
+            "Google Drive returned no file for P5's data bundle (quota or no network); use --source FOLDER instead."
+        )
     return archive
 
 
@@ -220,15 +256,23 @@ def _extract(archive: Path, spec: DatasetSpec, workdir: Path) -> Path:
                     with z.open(member) as src, open(out / parts[-1], "wb") as dst:
                         shutil.copyfileobj(src, dst)
     except zipfile.BadZipFile as exc:
-        raise DataError(f"{archive}: not a valid zip archive ({exc}); the download is damaged, try again.") from exc
+        raise DataError(
+            f"{archive}: not a valid zip archive ({exc}); the download is damaged, try again."
+        ) from exc
     return out
 
 
 def prepare(
-    name: str, data_dir: str | Path | None = None, source: str | Path | None = None, download_files: bool = False,
-    url: str | None = None, link: bool = False, verify: bool = True,
+    name: str,
+    data_dir: str | Path | None = None,
+    source: str | Path | None = None,
+    download_files: bool = False,
+    url: str | None = None,
+    link: bool = False,
+    verify: bool = True,
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """Place and verify data set ``name``; returns the loaded data set's summary."""
+    """Place and verify data set ``name``; returns the loaded data set's summary (``progress``: download bars)."""
     if name not in SPECS:
         raise DataError(f"unknown data set {name!r}; choose one of {', '.join(SPECS)}")
     spec = SPECS[name]
@@ -239,26 +283,34 @@ def prepare(
         if source is None and not download_files and url is None:
             source = default_source(name)
             if source is None:
-                log.info("no local copy of %s at ../shared/data/%s: downloading the official files", name, name)
+                log.info(
+                    "no local copy of %s at ../shared/data/%s: downloading the official files",
+                    name,
+                    name,
+                )
         if source is not None:
             files, origin = Path(source), f"local folder {source}"
             if not files.is_dir():
-                raise DataError(f"{files}: no such folder; pass --source with the folder that holds "
-                                f"the {name} files.")
+                raise DataError(
+                    f"{files}: no such folder; pass --source with the folder that holds "
+                    f"the {name} files."
+                )
         else:
             origin = url or (ML_URL if name == "ml-100k" else f"Google Drive {P5_DRIVE_ID}")
             if name == "ml-100k" or url:
                 archive = workdir / "download.zip"
-                download(url or ML_URL, archive)
+                download(url or ML_URL, archive, progress=progress)
             else:
-                archive = _download_p5(spec, workdir)
+                archive = _download_p5(spec, workdir, progress)
             files = _extract(archive, spec, workdir)
             if url and url != ML_URL:
                 checksums = {}  # a mirror or a test server: no official checksum applies
                 log.info("no known checksums for %s; verifying by loading only", url)
         _check_complete(files, spec)
         verify_checksums(files, checksums, origin)
-        summary, placed = install_verified(files, target, spec, verify, link=link and source is not None)
+        summary, placed = install_verified(
+            files, target, spec, verify, link=link and source is not None
+        )
     log.info("placed %s in %s from %s", ", ".join(placed), target, origin)
     summary["source"] = origin
     summary["data_dir"] = str(target)

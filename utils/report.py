@@ -1,13 +1,34 @@
-"""Aggregating repeated runs and drawing the comparison plots the result scripts share."""
+"""Reporting, in one place: the results-file layout, mean ± std over seeds, Markdown tables and figures.
+
+Every script writes its results through :func:`write_results` and logs the
+same tables that ``summarize_results.py`` prints for the README, from the same
+functions (``*_table``), so a README table and the test of the summary run the
+same code.
+"""
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from utils.io import atomic_path
+from utils.io import atomic_path, atomic_write_json
+
+# The key under which every results file stores its run record (utils.runinfo.RunRecord.to_dict()).
+RUN_RECORD = "run_record"
+
+
+def write_results(path: str | Path, result: dict[str, Any], record: Any) -> dict[str, Any]:
+    """Write ``result`` with the run record under :data:`RUN_RECORD`, atomically; returns what was written."""
+    result = {**result, RUN_RECORD: record.to_dict()}
+    atomic_write_json(path, result)
+    return result
+
+
+# ------------------------------------------------------------------ seeds
 
 
 def aggregate_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -15,7 +36,8 @@ def aggregate_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
     ``[{'auc': .8, 'slices': {'cold': {'n': 5, 'auc': .6}}}, ...]`` becomes
     ``{'auc': {'mean': .., 'std': .., 'values': [..]}, 'slices': {'cold': {'n': {...}, 'auc': {...}}}}``.
-    Standard deviation is the sample one (ddof=1) and 0 for a single run.
+    Standard deviation is the sample one (ddof=1) and 0 for a single run; NaN values are left out of
+    the mean and std but kept in ``values``; keys missing from the first run are ignored.
     """
     first = runs[0]
     out: dict[str, Any] = {}
@@ -23,13 +45,255 @@ def aggregate_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
         values = [r.get(key) for r in runs]
         if isinstance(value, dict):
             out[key] = aggregate_seeds([v for v in values if isinstance(v, dict)])
-        elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+            value, bool
+        ):
             arr = np.array([float(v) for v in values if v is not None], dtype=float)
             finite = arr[~np.isnan(arr)]
             mean = float(finite.mean()) if len(finite) else float("nan")
             std = float(finite.std(ddof=1)) if len(finite) > 1 else 0.0
             out[key] = {"mean": mean, "std": std, "values": arr.tolist()}
     return out
+
+
+# ------------------------------------------------------------------ tables
+
+
+def fmt(cell: Any, digits: int = 4) -> str:
+    """A number, or a {'mean', 'std'} dict as 'mean ± std' (std omitted for a single run); None as '–'."""
+    if isinstance(cell, dict) and "mean" in cell:
+        values = cell.get("values", [])
+        return f"{cell['mean']:.{digits}f}" + (
+            f" ± {cell['std']:.{digits}f}" if len(values) > 1 else ""
+        )
+    if isinstance(cell, float):
+        return f"{cell:.{digits}f}"
+    return "–" if cell is None else str(cell)
+
+
+def dig(obj: Any, *path: str) -> Any:
+    """``obj[path[0]][path[1]]...``, or None where a key is missing."""
+    for key in path:
+        if not isinstance(obj, dict) or key not in obj:
+            return None
+        obj = obj[key]
+    return obj
+
+
+def markdown_table(header: list[str], rows: Iterable[list[Any]]) -> str:
+    """A Markdown table; string cells are printed as they are, anything else through :func:`fmt`."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += [
+        "| " + " | ".join(c if isinstance(c, str) else fmt(c) for c in row) + " |" for row in rows
+    ]
+    return "\n".join(lines)
+
+
+def semantic_ids_table(analysis: dict[str, Any]) -> str:
+    """The analysis report of one set of semantic IDs (analyze_semantic_ids.py)."""
+    a = analysis
+    usage, col = a["usage"], a["collisions"]
+    sim = [f"{s['mean_cosine_at_least']:.3f}" for s in a["similarity_by_prefix"]]
+    purity = "; ".join(
+        f"{k.replace('_', ' ')} {v['purity']:.3f} vs random {v['random_assignment_mean']:.3f}"
+        for k, v in a["purity_level1"].items()
+        if isinstance(v, dict) and v.get("purity") is not None
+    )
+    qe = dig(a, "quantization_error", "fit_items", "per_level") or []
+    rows = [
+        ["codebook sizes", " / ".join(map(str, a["codebook_sizes"]))],
+        [
+            "codes used per level",
+            " / ".join(f"{u['used_codes']}/{u['codebook_size']}" for u in usage),
+        ],
+        [
+            "normalized entropy per level",
+            " / ".join(f"{u['normalized_entropy']:.2f}" for u in usage),
+        ],
+        [
+            "colliding items / groups / largest group",
+            f"{col['colliding_items']} / {col['colliding_groups']} / {col['largest_group']}",
+        ],
+        ["quantization error per level (fit items)", " / ".join(f"{q:.3f}" for q in qe)],
+        ["mean cosine of pairs sharing >= 0/1/2/3 codes", " / ".join(sim)],
+        ["level-1 purity", purity or "–"],
+    ]
+    return (
+        f"**Semantic IDs, {a['dataset']}** ({a['items']} items, fitted on {a['fit_on']} items)\n\n"
+        + markdown_table(["", ""], rows)
+    )
+
+
+# Columns of the MF table per objective: (header, path in a model's mean/std test report).
+MF_COLUMNS = {
+    "explicit": [
+        ("RMSE", ("overall", "rmse")),
+        ("MAE", ("overall", "mae")),
+        ("AUC (liked)", ("overall", "auc")),
+        ("warm RMSE", ("slices", "warm_items", "rmse")),
+        ("cold RMSE", ("slices", "cold_items", "rmse")),
+        ("tail-item RMSE", ("slices", "item_tail", "rmse")),
+    ],
+    "implicit": [
+        ("AUC", ("overall", "auc")),
+        ("Recall@20", ("ranking", "overall", "recall@20")),
+        ("NDCG@20", ("ranking", "overall", "ndcg@20")),
+        ("cold AUC", ("slices", "cold_items", "auc")),
+        ("cold Recall@20", ("ranking", "slices", "cold_items", "recall@20")),
+        ("cold-catalogue Recall@20", ("ranking", "cold_catalogue", "recall@20")),
+    ],
+}
+
+
+def mf_table(result: dict[str, Any]) -> str:
+    """MF models, mean ± std over seeds (mf_train_eval.py)."""
+    cols = MF_COLUMNS[result["objective"]]
+    rows = [
+        [name] + [dig(m, "mean_std", "test", *p) for _, p in cols]
+        for name, m in result["models"].items()
+    ]
+    seeds = len(next(iter(result["models"].values()))["seeds"])
+    return (
+        f"**MF, {result['dataset']}** ({result['objective']}, {result['split']['kind']} split, test set, "
+        f"{seeds} seed(s), {result[RUN_RECORD]['wall_seconds']:.0f} s)\n\n"
+        + markdown_table(["model"] + [c for c, _ in cols], rows)
+    )
+
+
+CTR_COLUMNS = [
+    ("AUC", ("overall", "auc")),
+    ("logloss", ("overall", "logloss")),
+    ("PR-AUC", ("overall", "pr_auc")),
+    ("cold AUC", ("slices", "cold_items", "auc")),
+    ("tail-item AUC", ("slices", "item_tail", "auc")),
+]
+
+
+def ctr_table(result: dict[str, Any]) -> str:
+    """CTR models x feature modes, mean ± std over seeds (neural_train_eval.py)."""
+    rows = []
+    for mode, block in result["modes"].items():
+        for model, m in block["models"].items():
+            rows.append(
+                [model, mode]
+                + [dig(m, "mean_std", "test", *p) for _, p in CTR_COLUMNS]
+                + [
+                    f"{dig(m, 'mean_std', 'parameters', 'mean'):,.0f}",
+                    fmt(dig(m, "mean_std", "train_seconds"), 1),
+                ]
+            )
+    rows.sort(key=lambda row: row[0])
+    return (
+        f"**Neural CTR, {result['dataset']}** ({result['labelling']['objective']}, test set, "
+        f"seeds {result['seeds']}, {result[RUN_RECORD]['wall_seconds']:.0f} s)\n\n"
+        + markdown_table(
+            ["model", "mode"] + [c for c, _ in CTR_COLUMNS] + ["parameters", "train s"], rows
+        )
+    )
+
+
+TIGER_METRICS = ["recall@5", "ndcg@5", "recall@10", "ndcg@10"]
+TIGER_HEADER = [m.replace("recall", "Recall").replace("ndcg", "NDCG") for m in TIGER_METRICS]
+
+
+def tiger_table(result: dict[str, Any], name: str = "") -> str:
+    """TIGER and SASRec of one run beside the published numbers (tiger_train_eval.py); ``name``: the file."""
+    rows = [
+        [model]
+        + [m["test"][k] for k in TIGER_METRICS]
+        + [
+            m["cold_start_test_recall@10"],
+            dig(m, "cold_start", "cold_target_users", "recall@10"),
+            m["epochs_run"],
+            f"{m['timing']['train_seconds']:.0f}",
+        ]
+        for model, m in result["models"].items()
+    ]
+    rows += [
+        [f"{model} (published)"] + [p[k] for k in TIGER_METRICS] + [None, None, None, None]
+        for model, p in result["published_beauty_test"].items()
+    ]
+    record = result[RUN_RECORD]
+    where = f"`{name}`: " if name else ""
+    return (
+        f"**TIGER and SASRec, {result['dataset']}** ({where}leave-one-out, full-catalogue ranking, test set, "
+        f"{result['preset']} preset, `{record['command']}`, {record['wall_seconds']:.0f} s)\n\n"
+        + markdown_table(
+            ["model"]
+            + TIGER_HEADER
+            + ["cold Recall@10 (plain beam)", "cold Recall@10 (cold share)", "epochs", "train s"],
+            rows,
+        )
+    )
+
+
+def tiger_seeds_table(results: list[dict[str, Any]]) -> str | None:
+    """Mean ± std over quick-preset runs that differ only in --seed (None with fewer than two seeds)."""
+    runs = [r for r in results if r.get("complete") and r.get("preset") == "quick"]
+    # Seeds of one experiment: the same semantic IDs (runs on other IDs are other experiments).
+    ids = [dig(r, "semantic_ids", "ids_digest") for r in runs]
+    runs = [r for r, digest in zip(runs, ids) if digest == ids[0]]
+    seeds = sorted({r.get("seed") for r in runs})
+    if len(seeds) < 2:
+        return None
+    models = [m for m in runs[0]["models"] if all(m in r["models"] for r in runs)]
+    rows = []
+    for model in models:
+        reps = [r["models"][model] for r in runs]
+        agg = aggregate_seeds(
+            [
+                {
+                    "test": rep["test"],
+                    "cold": {
+                        "plain": rep["cold_start_test_recall@10"],
+                        "share": dig(rep, "cold_start", "cold_target_users", "recall@10"),
+                    },
+                    "train": rep["timing"]["train_seconds"],
+                }
+                for rep in reps
+            ]
+        )
+        rows.append(
+            [model]
+            + [agg["test"][k] for k in TIGER_METRICS]
+            + [agg["cold"].get("plain"), agg["cold"].get("share"), fmt(agg["train"], 0)]
+        )
+    rows += [
+        [f"{model} (published)"] + [p[k] for k in TIGER_METRICS] + [None, None, None]
+        for model, p in runs[0]["published_beauty_test"].items()
+    ]
+    return (
+        f"**TIGER and SASRec, {runs[0]['dataset']}, mean ± std over seeds {seeds}** (quick preset, "
+        "`tiger_train_eval.py --seed N`, one results file per seed; leave-one-out, full-catalogue "
+        "ranking, test set)\n\n"
+        + markdown_table(
+            ["model"]
+            + TIGER_HEADER
+            + ["cold Recall@10 (plain beam)", "cold Recall@10 (cold share)", "train s"],
+            rows,
+        )
+    )
+
+
+# ------------------------------------------------------------------ figures
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG atomically (no half-written image on failure) and close it."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight")
+    pyplot().close(fig)
+    return Path(path)
 
 
 def grouped_bar_plot(
@@ -40,24 +304,27 @@ def grouped_bar_plot(
     ylabel: str,
     reference: dict[str, list[float]] | None = None,
     ylim: tuple[float, float] | None = None,
-) -> None:
+) -> Path:
     """Bars per group (x axis) and series (colours), with error bars; optional reference markers.
 
     ``series`` maps a label to (means, stds) aligned with ``groups``; stds None (a single
     run or a published number) draws no error bar, rather than a misleading zero one; ``ylim``
     zooms the value axis when all values sit in a narrow band (say so in the title).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     n = max(1, len(series))
     width = 0.8 / n
     x = np.arange(len(groups))
     fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(groups) * math.sqrt(n)), 4.0))
     for k, (label, (means, stds)) in enumerate(series.items()):
-        ax.bar(x + (k - (n - 1) / 2) * width, means, width, yerr=stds, capsize=3 if stds else 0, label=label)
+        ax.bar(
+            x + (k - (n - 1) / 2) * width,
+            means,
+            width,
+            yerr=stds,
+            capsize=3 if stds else 0,
+            label=label,
+        )
     for label, values in (reference or {}).items():
         ax.scatter(x, values, marker="_", s=900, color="black", zorder=3, label=label)
     ax.set_xticks(x, groups, rotation=20 if len(groups) > 4 else 0)
@@ -68,6 +335,24 @@ def grouped_bar_plot(
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    return save_figure(fig, path)
+
+
+def plot_overall_vs_cold(path: str | Path, models: dict[str, Any], metric: str, title: str) -> Path:
+    """Bar plot of ``metric`` per model, overall and on cold items, mean and std over seeds."""
+    series: dict[str, tuple[list[float], list[float]]] = {
+        "overall": ([], []),
+        "cold items": ([], []),
+    }
+    for name in models:
+        test = models[name]["mean_std"]["test"]
+        # Ranking metrics sit in the test report's "ranking" block, pointwise ones at its top.
+        block = test["ranking"] if metric not in test["overall"] and "ranking" in test else test
+        for label, stats in (
+            ("overall", block["overall"]),
+            ("cold items", block["slices"]["cold_items"]),
+        ):
+            value = stats.get(metric, {"mean": float("nan"), "std": 0.0})
+            series[label][0].append(value["mean"])
+            series[label][1].append(value["std"])
+    return grouped_bar_plot(path, list(models), series, title, f"test {metric}")

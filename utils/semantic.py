@@ -10,14 +10,17 @@ semantic_ids.json, each atomically; semantic_ids.json is written last and
 names the other two by checksum, so a run killed half-way leaves a set whose
 readers (:func:`check_codebooks`, :func:`check_stats`) refuse it instead of mixing runs.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +31,8 @@ FORMAT = "semantic-ids/1"
 IDS_FILE = "semantic_ids.json"
 CODEBOOKS_FILE = "codebooks.npz"
 STATS_FILE = "semantic_id_stats.json"
+log = logging.getLogger(__name__)
+
 GENERATE_HINT = "run `python semantic_id_generator.py --data-dir {data_dir}` to (re)generate it"
 
 
@@ -39,9 +44,11 @@ class SemanticIds:
     collision level's size), so a model can size one token table per column.
     """
 
-    codes: np.ndarray              # int64 (n_items, levels + 1), row i = item index i
-    codebook_sizes: list[int]      # len levels + 1
-    meta: dict[str, Any] = field(default_factory=dict)  # the file's header: model, fit_on, run record, ...
+    codes: np.ndarray  # int64 (n_items, levels + 1), row i = item index i
+    codebook_sizes: list[int]  # len levels + 1
+    meta: dict[str, Any] = field(
+        default_factory=dict
+    )  # the file's header: model, fit_on, run record, ...
 
     @property
     def levels(self) -> int:
@@ -58,20 +65,27 @@ _NUMBER_LIST = re.compile(r"\[\s+([-\d.,\s]+?)\s+\]")
 
 def _compact_number_lists(text: str) -> str:
     """Put each list of numbers on one line (indented JSON puts every number on its own line)."""
-    return _NUMBER_LIST.sub(lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text)
+    return _NUMBER_LIST.sub(
+        lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text
+    )
 
 
 def dumps_semantic_ids(header: dict[str, Any], item_ids: Sequence[str], codes: np.ndarray) -> str:
     """The file's text: header fields, then ``"items": {original id: [c1, ..., cL, collision]}``."""
     if "items" in header:
         raise ValueError("header must not contain 'items'")
-    body = {"format": FORMAT, **header,
-            "items": {str(i): [int(c) for c in row] for i, row in zip(item_ids, codes)}}
+    body = {
+        "format": FORMAT,
+        **header,
+        "items": {str(i): [int(c) for c in row] for i, row in zip(item_ids, codes)},
+    }
     text = json.dumps(body, indent=2, ensure_ascii=False, allow_nan=False)
     return _compact_number_lists(text) + "\n"
 
 
-def write_semantic_ids(path: str | Path, header: dict[str, Any], item_ids: Sequence[str], codes: np.ndarray) -> None:
+def write_semantic_ids(
+    path: str | Path, header: dict[str, Any], item_ids: Sequence[str], codes: np.ndarray
+) -> None:
     atomic_write_text(path, dumps_semantic_ids(header, item_ids, codes))
 
 
@@ -85,18 +99,26 @@ def read_semantic_ids_file(path: str | Path) -> tuple[dict[str, Any], list[str],
         doc = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: invalid JSON at line {exc.lineno} ({exc.msg}); {hint}") from exc
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("items"), dict):
+    if (
+        not isinstance(doc, dict)
+        or doc.get("format") != FORMAT
+        or not isinstance(doc.get("items"), dict)
+    ):
         found = doc.get("format") if isinstance(doc, dict) else None
         raise DataError(f"{path}: not a {FORMAT} file (format={found!r}); {hint}")
     items = doc.pop("items")
     try:
         codes = np.array(list(items.values()), dtype=np.int64)
     except (TypeError, ValueError) as exc:
-        raise DataError(f"{path}: item codes must be equal-length lists of integers ({exc}); {hint}") from exc
+        raise DataError(
+            f"{path}: item codes must be equal-length lists of integers ({exc}); {hint}"
+        ) from exc
     sizes = doc.get("codebook_sizes")
     if codes.ndim != 2 or not isinstance(sizes, list) or codes.shape[1] != len(sizes) + 1:
-        raise DataError(f"{path}: expected {len(sizes) + 1 if isinstance(sizes, list) else '?'} codes per item "
-                        f"(levels + collision), got shape {codes.shape}; {hint}")
+        raise DataError(
+            f"{path}: expected {len(sizes) + 1 if isinstance(sizes, list) else '?'} codes per item "
+            f"(levels + collision), got shape {codes.shape}; {hint}"
+        )
     bounds = np.array([*sizes, doc.get("collision_size", 0)])
     if (codes < 0).any() or (codes >= bounds).any():
         raise DataError(f"{path}: codes outside their codebook sizes {bounds.tolist()}; {hint}")
@@ -114,11 +136,15 @@ def codebooks_sha256(centroids: Iterable[np.ndarray]) -> str:
 def _mismatch(path: Path, header: dict[str, Any]) -> DataError:
     hint = GENERATE_HINT.format(data_dir=path.parent)
     expected = str(header.get("codebooks_sha256"))[:12]
-    return DataError(f"{path}: written by another generator run than {path.parent / IDS_FILE} (which expects "
-                     f"codebooks_sha256 {expected}...), an interrupted run or mixed copies; {hint}")
+    return DataError(
+        f"{path}: written by another generator run than {path.parent / IDS_FILE} (which expects "
+        f"codebooks_sha256 {expected}...), an interrupted run or mixed copies; {hint}"
+    )
 
 
-def check_codebooks(path: str | Path, centroids: Iterable[np.ndarray], header: dict[str, Any]) -> None:
+def check_codebooks(
+    path: str | Path, centroids: Iterable[np.ndarray], header: dict[str, Any]
+) -> None:
     """Refuse codebooks that are not the ones the semantic-ID file was encoded with."""
     if codebooks_sha256(centroids) != header.get("codebooks_sha256"):
         raise _mismatch(Path(path), header)
@@ -137,13 +163,17 @@ def load_semantic_ids(data_dir: str | Path, ds: Dataset) -> SemanticIds:
     header, item_ids, codes = read_semantic_ids_file(path)
     hint = GENERATE_HINT.format(data_dir=data_dir)
     if header.get("data_checksum") != ds.checksum:
-        raise DataError(f"{path}: generated from other data (checksum {str(header.get('data_checksum'))[:12]}..., "
-                        f"this data set {ds.checksum[:12]}...); {hint}")
+        raise DataError(
+            f"{path}: generated from other data (checksum {str(header.get('data_checksum'))[:12]}..., "
+            f"this data set {ds.checksum[:12]}...); {hint}"
+        )
     row = {item: r for r, item in enumerate(item_ids)}
     missing = [i for i in ds.item_ids if i not in row]
     if missing or len(item_ids) != ds.n_items:
-        raise DataError(f"{path}: covers {len(item_ids)} items, the data set has {ds.n_items} "
-                        f"({len(missing)} missing, e.g. {missing[:3]}); {hint}")
+        raise DataError(
+            f"{path}: covers {len(item_ids)} items, the data set has {ds.n_items} "
+            f"({len(missing)} missing, e.g. {missing[:3]}); {hint}"
+        )
     aligned = codes[np.fromiter((row[i] for i in ds.item_ids), dtype=np.int64, count=ds.n_items)]
     sizes = [int(s) for s in header["codebook_sizes"]] + [int(header["collision_size"])]
     return SemanticIds(codes=aligned, codebook_sizes=sizes, meta=header)
@@ -160,3 +190,43 @@ def quantizer_name(meta: dict[str, Any]) -> str | None:
     """The quantizer that made the IDs: named in the header (rqvae, random) or implied by rqkmeans' own
     'kmeans' field (its header predates the name); None for a file that says neither (hand-written)."""
     return meta.get("quantizer") or ("rqkmeans" if "kmeans" in meta else None)
+
+
+def semantic_ids_record(
+    sids: SemanticIds, ids_dir: str | Path, cold_fraction: float, split_seed: int
+) -> dict[str, Any]:
+    """What a results file says about the semantic IDs a run used, with a hold-out consistency check.
+
+    Codebooks fitted on warm items only must have held out the same cold items
+    as this run's split; otherwise the cold items' embeddings shaped the
+    codebooks (no label leak, but no longer the "brand-new item" setting), and
+    a warning says so.
+    """
+    meta = sids.meta
+    same_holdout = (
+        meta.get("fit_on") == "warm"
+        and meta.get("cold_fraction") == cold_fraction
+        and meta.get("split_seed") == split_seed
+    )
+    if not same_holdout:
+        log.warning(
+            "semantic IDs were fitted on %s items (cold fraction %s, split seed %s), not on the warm items of "
+            "this split (cold fraction %s, split seed %s): cold items are not brand-new to the codebooks",
+            meta.get("fit_on"),
+            meta.get("cold_fraction"),
+            meta.get("split_seed"),
+            cold_fraction,
+            split_seed,
+        )
+    return {
+        "dir": str(ids_dir),
+        "quantizer": quantizer_name(meta),
+        "levels": int(sids.levels),
+        "code_columns": int(sids.codes.shape[1]),
+        "codebook_sizes": list(sids.codebook_sizes),
+        "model": meta.get("model"),
+        "fit_on": meta.get("fit_on"),
+        "codebooks_sha256": meta.get("codebooks_sha256"),
+        "ids_digest": ids_digest(sids),
+        "cold_holdout_matches_split": bool(same_holdout),
+    }

@@ -1,7 +1,8 @@
 """Popularity and cold-start slices: every model's metrics are reported on the same groups."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -42,7 +43,9 @@ def row_slices(ds: Dataset, split: Split, rows: np.ndarray) -> dict[str, np.ndar
     return masks
 
 
-def slice_report(metric_fn: Callable[[np.ndarray], dict[str, float]], masks: dict[str, np.ndarray]) -> dict[str, dict]:
+def slice_report(
+    metric_fn: Callable[[np.ndarray], dict[str, float]], masks: dict[str, np.ndarray]
+) -> dict[str, dict]:
     """Apply ``metric_fn`` to each non-empty slice; every slice reports its size ``n``."""
     report: dict[str, dict] = {}
     for name, mask in masks.items():

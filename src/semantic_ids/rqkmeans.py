@@ -13,13 +13,14 @@ Codebooks are stored as plain centroid arrays (.npz), never as pickled
 library objects, and new items are encoded with exactly the arithmetic used
 for the training items, so re-encoding reproduces their codes.
 """
+
 from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -55,10 +56,15 @@ def kmeans(x: np.ndarray, k: int, seed: int, niter: int = DEFAULT_NITER) -> np.n
     with threadpool_limits(1, user_api="blas"):
         init, _ = kmeans_plusplus(x, k, random_state=seed)
     km = faiss.Kmeans(
-        x.shape[1], k, niter=niter, seed=seed, verbose=False,
+        x.shape[1],
+        k,
+        niter=niter,
+        seed=seed,
+        verbose=False,
         # use every item (no subsampling) and leave the "too few points" policy
         # to effective_codebook_size, which logs its own warning
-        max_points_per_centroid=max(1, -(-len(x) // k)), min_points_per_centroid=1,
+        max_points_per_centroid=max(1, -(-len(x) // k)),
+        min_points_per_centroid=1,
     )
     km.train(x, init_centroids=np.ascontiguousarray(init, dtype=np.float32))
     return np.asarray(km.centroids, dtype=np.float32).copy()
@@ -74,9 +80,9 @@ def nearest_centroid(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     c_sq = np.einsum("kd,kd->k", c, c)
     out = np.empty(len(x), dtype=np.int64)
     for start in range(0, len(x), _ASSIGN_CHUNK):
-        block = x[start:start + _ASSIGN_CHUNK].astype(np.float64)
+        block = x[start : start + _ASSIGN_CHUNK].astype(np.float64)
         # ||x||^2 is the same for every centroid, so it does not change the argmin
-        out[start:start + len(block)] = np.argmin(c_sq[None, :] - 2.0 * block @ c.T, axis=1)
+        out[start : start + len(block)] = np.argmin(c_sq[None, :] - 2.0 * block @ c.T, axis=1)
     return out
 
 
@@ -107,8 +113,10 @@ class ResidualQuantizer:
         """Codes plus the mean squared residual norm left after each level."""
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"expected embeddings of shape (n, {self.dim}), got {x.shape}; "
-                             "were the codebooks fitted with a different embedding model?")
+            raise ValueError(
+                f"expected embeddings of shape (n, {self.dim}), got {x.shape}; "
+                "were the codebooks fitted with a different embedding model?"
+            )
         residual = x.copy()
         codes = np.empty((len(x), self.levels), dtype=np.int64)
         errors = []
@@ -144,9 +152,13 @@ class ResidualQuantizer:
         """Read codebooks written by `to_bytes`; refuses pickled content."""
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no codebooks; run `python semantic_id_generator.py` first")
+            raise FileNotFoundError(
+                f"{path}: no codebooks; run `python semantic_id_generator.py` first"
+            )
         with np.load(path, allow_pickle=False) as npz:
-            names = sorted((k for k in npz.files if k.startswith("level_")), key=lambda k: int(k[6:]))
+            names = sorted(
+                (k for k in npz.files if k.startswith("level_")), key=lambda k: int(k[6:])
+            )
             if not names or names != [f"level_{i}" for i in range(len(names))]:
                 raise ValueError(f"{path}: expected arrays level_0..level_N, found {npz.files}")
             centroids = [np.asarray(npz[k], dtype=np.float32) for k in names]
@@ -165,19 +177,32 @@ def mean_squared_norm(x: np.ndarray) -> float:
 def effective_codebook_size(n_items: int, requested: int, min_items_per_code: int) -> int:
     """Shrink the codebook so that every code can average `min_items_per_code` training items."""
     if n_items < 1 or requested < 1 or min_items_per_code < 1:
-        raise ValueError(f"need n_items, codebook size and min items per code >= 1, "
-                         f"got {n_items}, {requested}, {min_items_per_code}")
+        raise ValueError(
+            f"need n_items, codebook size and min items per code >= 1, "
+            f"got {n_items}, {requested}, {min_items_per_code}"
+        )
     allowed = max(1, n_items // min_items_per_code)
     if requested > allowed:
-        log.warning("codebook size reduced from %d to %d: only %d items to fit on (at least %d per code, "
-                    "see --min-items-per-code)", requested, allowed, n_items, min_items_per_code)
+        log.warning(
+            "codebook size reduced from %d to %d: only %d items to fit on (at least %d per code, "
+            "see --min-items-per-code)",
+            requested,
+            allowed,
+            n_items,
+            min_items_per_code,
+        )
         return allowed
     return requested
 
 
-def fit_residual_kmeans(x: np.ndarray, levels: int, codebook_size: int, seed: int,
-                        kmeans: KMeansFn = kmeans, progress: Callable[[int], None] | None = None
-                        ) -> tuple[ResidualQuantizer, np.ndarray]:
+def fit_residual_kmeans(
+    x: np.ndarray,
+    levels: int,
+    codebook_size: int,
+    seed: int,
+    kmeans: KMeansFn = kmeans,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[ResidualQuantizer, np.ndarray]:
     """Fit `levels` codebooks, each on the residuals of the previous levels.
 
     Returns the quantizer and the training items' codes (n, levels), which
@@ -189,15 +214,19 @@ def fit_residual_kmeans(x: np.ndarray, levels: int, codebook_size: int, seed: in
     """
     x = np.asarray(x, dtype=np.float32)
     if len(x) < codebook_size:
-        raise ValueError(f"{len(x)} items cannot fill a codebook of {codebook_size}; "
-                         "lower --codebook-size (effective_codebook_size does this)")
+        raise ValueError(
+            f"{len(x)} items cannot fill a codebook of {codebook_size}; "
+            "lower --codebook-size (effective_codebook_size does this)"
+        )
     residual = x.copy()
     centroids: list[np.ndarray] = []
     codes = np.empty((len(x), levels), dtype=np.int64)
     for level in range(levels):
         c = np.asarray(kmeans(residual, codebook_size, seed + level), dtype=np.float32)
         if c.shape != (codebook_size, x.shape[1]):
-            raise ValueError(f"k-means returned centroids of shape {c.shape}, expected {(codebook_size, x.shape[1])}")
+            raise ValueError(
+                f"k-means returned centroids of shape {c.shape}, expected {(codebook_size, x.shape[1])}"
+            )
         centroids.append(c)
         codes[:, level] = nearest_centroid(residual, c)
         residual -= c[codes[:, level]]
@@ -206,7 +235,9 @@ def fit_residual_kmeans(x: np.ndarray, levels: int, codebook_size: int, seed: in
     return ResidualQuantizer(centroids), codes
 
 
-def collision_codes(codes: np.ndarray, max_size: int, order: np.ndarray | None = None) -> np.ndarray:
+def collision_codes(
+    codes: np.ndarray, max_size: int, order: np.ndarray | None = None
+) -> np.ndarray:
     """Number the items that share all their codes: 0, 1, 2, ... within each group.
 
     A unique item gets 0. Within a group, items are numbered by ascending
@@ -220,7 +251,9 @@ def collision_codes(codes: np.ndarray, max_size: int, order: np.ndarray | None =
         return np.zeros(0, dtype=np.int64)
     order = np.arange(n) if order is None else np.asarray(order)
     # lexsort: last key is primary -> sort by codes (level 0 first), then order, then row
-    perm = np.lexsort((np.arange(n), order, *[codes[:, j] for j in range(codes.shape[1] - 1, -1, -1)]))
+    perm = np.lexsort(
+        (np.arange(n), order, *[codes[:, j] for j in range(codes.shape[1] - 1, -1, -1)])
+    )
     s = codes[perm]
     new_group = np.ones(n, dtype=bool)
     new_group[1:] = np.any(s[1:] != s[:-1], axis=1)
@@ -231,7 +264,8 @@ def collision_codes(codes: np.ndarray, max_size: int, order: np.ndarray | None =
         size = int(np.sum(np.all(s == s[worst], axis=1)))
         raise ValueError(
             f"{size} items share the codes {tuple(int(v) for v in s[worst])}, but the collision level "
-            f"has only {max_size} values; raise --collision-size, --codebook-size or --levels")
+            f"has only {max_size} values; raise --collision-size, --codebook-size or --levels"
+        )
     out = np.empty(n, dtype=np.int64)
     out[perm] = rank
     return out
@@ -244,13 +278,18 @@ def code_usage(codes: np.ndarray, codebook_sizes: list[int]) -> list[dict]:
         counts = np.bincount(codes[:, level], minlength=k)
         p = counts[counts > 0] / counts.sum()
         entropy = float(-(p * np.log2(p)).sum())
-        report.append({
-            "level": level + 1, "codebook_size": int(k),
-            "used_codes": int((counts > 0).sum()), "unused_codes": int((counts == 0).sum()),
-            "entropy_bits": entropy,
-            "normalized_entropy": entropy / np.log2(k) if k > 1 else 1.0,
-            "max_items_per_code": int(counts.max()), "counts": counts.tolist(),
-        })
+        report.append(
+            {
+                "level": level + 1,
+                "codebook_size": int(k),
+                "used_codes": int((counts > 0).sum()),
+                "unused_codes": int((counts == 0).sum()),
+                "entropy_bits": entropy,
+                "normalized_entropy": entropy / np.log2(k) if k > 1 else 1.0,
+                "max_items_per_code": int(counts.max()),
+                "counts": counts.tolist(),
+            }
+        )
     return report
 
 

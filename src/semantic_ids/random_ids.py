@@ -8,6 +8,7 @@ drawn code table itself (plain int64 arrays in an .npz), so the files keep the
 generator's checksum links; it cannot encode a new item, since no rule maps
 content to a code.
 """
+
 from __future__ import annotations
 
 import io
@@ -16,11 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from src.quantizer import mean_squared_norm
+from src.semantic_ids.rqkmeans import mean_squared_norm
 
 RANDOM_FILE = "random_codes.npz"
-NO_NEW_ITEMS = ("--encode-texts cannot encode new items with random semantic IDs (--quantizer random): "
-                "they carry no content, so no rule maps an item to a code; use --quantizer rqkmeans or rqvae")
+NO_NEW_ITEMS = (
+    "--encode-texts cannot encode new items with random semantic IDs (--quantizer random): "
+    "they carry no content, so no rule maps an item to a code; use --quantizer rqkmeans or rqvae"
+)
 
 
 @dataclass
@@ -49,7 +52,9 @@ class RandomCodes:
     def to_bytes(self) -> bytes:
         """An uncompressed .npz of two plain int64 arrays, 'codes' and 'sizes'."""
         buf = io.BytesIO()
-        np.savez(buf, codes=self.codes.astype(np.int64), sizes=np.asarray(self.sizes, dtype=np.int64))
+        np.savez(
+            buf, codes=self.codes.astype(np.int64), sizes=np.asarray(self.sizes, dtype=np.int64)
+        )
         return buf.getvalue()
 
     @classmethod
@@ -57,23 +62,36 @@ class RandomCodes:
         """Read a table written by `to_bytes`; refuses pickled content."""
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no random code table; run `python semantic_id_generator.py "
-                                    "--quantizer random` first")
+            raise FileNotFoundError(
+                f"{path}: no random code table; run `python semantic_id_generator.py "
+                "--quantizer random` first"
+            )
         with np.load(path, allow_pickle=False) as npz:
             if set(npz.files) != {"codes", "sizes"}:
                 raise ValueError(f"{path}: expected arrays 'codes' and 'sizes', found {npz.files}")
-            codes, sizes = np.asarray(npz["codes"], dtype=np.int64), np.asarray(npz["sizes"], dtype=np.int64)
-        if codes.ndim != 2 or sizes.shape != (codes.shape[1],) or (codes < 0).any() or (codes >= sizes).any():
-            raise ValueError(f"{path}: the codes do not fit their codebook sizes; "
-                             "regenerate the semantic IDs")
+            codes, sizes = (
+                np.asarray(npz["codes"], dtype=np.int64),
+                np.asarray(npz["sizes"], dtype=np.int64),
+            )
+        if (
+            codes.ndim != 2
+            or sizes.shape != (codes.shape[1],)
+            or (codes < 0).any()
+            or (codes >= sizes).any()
+        ):
+            raise ValueError(
+                f"{path}: the codes do not fit their codebook sizes; regenerate the semantic IDs"
+            )
         return cls(codes, sizes.tolist())
 
 
 def draw_random_codes(n_items: int, levels: int, codebook_size: int, seed: int) -> RandomCodes:
     """Codes drawn independently and uniformly per item and level (numpy default_rng(seed))."""
     rng = np.random.default_rng(seed)
-    return RandomCodes(rng.integers(0, codebook_size, size=(n_items, levels), dtype=np.int64),
-                       [codebook_size] * levels)
+    return RandomCodes(
+        rng.integers(0, codebook_size, size=(n_items, levels), dtype=np.int64),
+        [codebook_size] * levels,
+    )
 
 
 def code_means(x: np.ndarray, codes: np.ndarray, k: int) -> np.ndarray:

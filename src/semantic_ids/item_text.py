@@ -9,10 +9,11 @@ shorten the description, never drop a later field. Items with no text at all
 get a fallback text naming their original ID (distinct per item, so they do
 not all collapse onto one semantic ID); they are counted and reported.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -24,8 +25,13 @@ Truncate = Callable[[list[str], int], list[str]]
 FIELDS = ("title", "brand", "categories", "year", "price", "sales_rank", "description")
 DEFAULT_FIELDS = FIELDS
 LABELS = {
-    "title": "Title", "brand": "Brand", "categories": "Categories", "year": "Year",
-    "price": "Price", "sales_rank": "Sales rank", "description": "Description",
+    "title": "Title",
+    "brand": "Brand",
+    "categories": "Categories",
+    "year": "Year",
+    "price": "Price",
+    "sales_rank": "Sales rank",
+    "description": "Description",
 }
 DEFAULT_MAX_DESCRIPTION_TOKENS = 128
 FALLBACK_TEMPLATE = "Item {item_id}"
@@ -43,12 +49,18 @@ class ItemTexts:
 
 def parse_fields(spec: str | Sequence[str]) -> tuple[str, ...]:
     """Validate a field list ('title,brand,...' or a sequence); order is kept, repeats refused."""
-    names = [f.strip() for f in spec.split(",")] if isinstance(spec, str) else [str(f).strip() for f in spec]
+    names = (
+        [f.strip() for f in spec.split(",")]
+        if isinstance(spec, str)
+        else [str(f).strip() for f in spec]
+    )
     names = [n for n in names if n]
     unknown = [n for n in names if n not in LABELS]
     if unknown or not names or len(set(names)) != len(names):
-        raise ValueError(f"--text-fields {','.join(names)!r}: choose distinct names among {', '.join(FIELDS)}"
-                         + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+        raise ValueError(
+            f"--text-fields {','.join(names)!r}: choose distinct names among {', '.join(FIELDS)}"
+            + (f" (unknown: {', '.join(unknown)})" if unknown else "")
+        )
     return tuple(names)
 
 
@@ -58,12 +70,21 @@ def token_truncator(tokenizer) -> Truncate:
     Cutting the original string at the last kept token's end keeps its
     casing and spacing (decoding tokens back would lowercase and re-space it).
     """
+
     def truncate(texts: list[str], max_tokens: int) -> list[str]:
         if not texts:
             return []
-        enc = tokenizer(texts, add_special_tokens=False, truncation=True, max_length=max_tokens,
-                        return_offsets_mapping=True)
-        return [t[: offsets[-1][1]] if offsets else "" for t, offsets in zip(texts, enc["offset_mapping"])]
+        enc = tokenizer(
+            texts,
+            add_special_tokens=False,
+            truncation=True,
+            max_length=max_tokens,
+            return_offsets_mapping=True,
+        )
+        return [
+            t[: offsets[-1][1]] if offsets else ""
+            for t, offsets in zip(texts, enc["offset_mapping"])
+        ]
 
     return truncate
 
@@ -80,9 +101,14 @@ def _field_values(meta: ItemMeta, field: str) -> list[str]:
     return ["" if np.isnan(v) else str(int(v)) for v in values]  # year, sales_rank: whole numbers
 
 
-def build_item_texts(meta: ItemMeta, item_ids: Sequence[str], fields: Sequence[str] = DEFAULT_FIELDS,
-                     max_description_tokens: int = DEFAULT_MAX_DESCRIPTION_TOKENS,
-                     truncate: Truncate | None = None, fallback: str = FALLBACK_TEMPLATE) -> ItemTexts:
+def build_item_texts(
+    meta: ItemMeta,
+    item_ids: Sequence[str],
+    fields: Sequence[str] = DEFAULT_FIELDS,
+    max_description_tokens: int = DEFAULT_MAX_DESCRIPTION_TOKENS,
+    truncate: Truncate | None = None,
+    fallback: str = FALLBACK_TEMPLATE,
+) -> ItemTexts:
     """One text per item index; `truncate` is required when a description must be shortened.
 
     ``max_description_tokens=0`` keeps descriptions whole.
@@ -95,8 +121,12 @@ def build_item_texts(meta: ItemMeta, item_ids: Sequence[str], fields: Sequence[s
         nonempty = [i for i, d in enumerate(desc) if d]
         if nonempty:
             if truncate is None:
-                raise ValueError("descriptions need a tokenizer to be truncated by tokens; pass truncate=")
-            for i, cut in zip(nonempty, truncate([desc[i] for i in nonempty], max_description_tokens)):
+                raise ValueError(
+                    "descriptions need a tokenizer to be truncated by tokens; pass truncate="
+                )
+            for i, cut in zip(
+                nonempty, truncate([desc[i] for i in nonempty], max_description_tokens)
+            ):
                 desc[i] = cut
     texts: list[str] = []
     fell_back = np.zeros(n, dtype=bool)

@@ -7,11 +7,12 @@ masking a batch of beams is one gather, ``children[l][prefix]``, with no
 per-beam Python. Prefix ids at level l number at most ``n_items``, so the
 tables hold at most ``n_items * max(codebook_sizes)`` entries per level.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -32,17 +33,19 @@ class PrefixTrie:
     def n_items(self) -> int:
         return int((self.children[-1] >= 0).sum())
 
-    def to(self, device: str | torch.device) -> "PrefixTrie":
+    def to(self, device: str | torch.device) -> PrefixTrie:
         return PrefixTrie([c.to(device) for c in self.children], self.codebook_sizes)
 
-    def _renamed(self, items: np.ndarray) -> "PrefixTrie":
+    def _renamed(self, items: np.ndarray) -> PrefixTrie:
         """The same trie with leaf i renamed to ``items[i]``."""
         leaves = self.children[-1]
         renamed = torch.where(leaves >= 0, torch.from_numpy(items)[leaves.clamp(min=0)], -1)
         return PrefixTrie([*self.children[:-1], renamed], self.codebook_sizes)
 
 
-def build_trie(codes: np.ndarray, codebook_sizes: list[int], items: np.ndarray | None = None) -> PrefixTrie:
+def build_trie(
+    codes: np.ndarray, codebook_sizes: list[int], items: np.ndarray | None = None
+) -> PrefixTrie:
     """Build the trie of ``codes`` (n_items, L); row i's ID decodes to ``items[i]`` (default i).
 
     ``items`` lets a trie hold part of the catalogue (the cold items, say) while
@@ -50,7 +53,9 @@ def build_trie(codes: np.ndarray, codebook_sizes: list[int], items: np.ndarray |
     ``codebook_sizes`` or two items share an ID (a decoded ID must name exactly one item).
     """
     if items is not None:
-        return build_trie(np.asarray(codes)[items], codebook_sizes)._renamed(np.asarray(items, dtype=np.int64))
+        return build_trie(np.asarray(codes)[items], codebook_sizes)._renamed(
+            np.asarray(items, dtype=np.int64)
+        )
     codes = np.asarray(codes, dtype=np.int64)
     n, levels = codes.shape
     if levels != len(codebook_sizes):
@@ -61,7 +66,8 @@ def build_trie(codes: np.ndarray, codebook_sizes: list[int], items: np.ndarray |
     if n_unique != n:
         raise ValueError(
             f"{n - n_unique} items share a semantic ID with another item; generate IDs with a "
-            "de-duplication level (semantic_id_generator.py adds one) so every ID names one item")
+            "de-duplication level (semantic_id_generator.py adds one) so every ID names one item"
+        )
     parent = np.zeros(n, dtype=np.int64)  # every item starts at the root prefix 0
     n_parents = 1
     children = []
@@ -90,8 +96,14 @@ class BeamResult:
 
 
 @torch.no_grad()
-def beam_search(step: StepFn, batch: int, trie: PrefixTrie, beam: int, constrained: bool = True,
-                device: str | torch.device = "cpu") -> BeamResult:
+def beam_search(
+    step: StepFn,
+    batch: int,
+    trie: PrefixTrie,
+    beam: int,
+    constrained: bool = True,
+    device: str | torch.device = "cpu",
+) -> BeamResult:
     """Decode the ``beam`` most likely IDs for each of ``batch`` users at once.
 
     constrained=True masks every code that leaves the trie, so each finished
@@ -114,7 +126,9 @@ def beam_search(step: StepFn, batch: int, trie: PrefixTrie, beam: int, constrain
         scores, idx = cand.topk(min(beam, g * v), dim=1)
         parents, tok = idx // v, idx % v
         prefix = child.view(batch, -1).gather(1, idx)
-        codes = torch.cat([codes.gather(1, parents[..., None].expand(-1, -1, level)), tok[..., None]], 2)
+        codes = torch.cat(
+            [codes.gather(1, parents[..., None].expand(-1, -1, level)), tok[..., None]], 2
+        )
     items = torch.where(torch.isfinite(scores), prefix, -1)
     return BeamResult(items, codes, scores)
 
@@ -136,4 +150,6 @@ def merge_cold_share(warm: BeamResult, cold: BeamResult, share: float, k: int = 
     head_items = torch.cat([warm.items[:, : k - m], cold.items[:, :m]], 1)
     head_scores = torch.cat([warm.scores[:, : k - m], cold.scores[:, :m]], 1)
     order = torch.sort(head_scores, dim=1, descending=True, stable=True).indices
-    return torch.cat([head_items.gather(1, order), warm.items[:, k - m:]], 1)[:, : warm.items.shape[1]]
+    return torch.cat([head_items.gather(1, order), warm.items[:, k - m :]], 1)[
+        :, : warm.items.shape[1]
+    ]

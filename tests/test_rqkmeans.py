@@ -6,7 +6,7 @@ import logging
 import numpy as np
 import pytest
 
-from src.quantizer import (
+from src.semantic_ids.rqkmeans import (
     ResidualQuantizer, code_usage, collision_codes, collision_report, effective_codebook_size,
     fit_residual_kmeans, nearest_centroid,
 )

@@ -18,10 +18,11 @@ Histories are right-aligned and left-padded with -1, so the most recent item
 is always the last column and a batch can be cut to its longest history by
 slicing the last columns (see :func:`bucketed_batches`).
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ BUCKET_BOUNDS = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16, 20)
 
 
 @dataclass
-class Examples:
+class SequenceExamples:
     """Aligned tensors: ``hist`` (N, max_items), ``length`` (N,), ``target`` (N,), ``user`` (N,),
     and ``rows`` (N,) the target's interaction index (-1 for training windows)."""
 
@@ -50,12 +51,16 @@ class Examples:
     def __len__(self) -> int:
         return len(self.target)
 
-    def to(self, device: str | torch.device) -> "Examples":
-        return Examples(*(t.to(device) for t in (self.hist, self.length, self.target, self.user, self.rows)))
+    def to(self, device: str | torch.device) -> SequenceExamples:
+        return SequenceExamples(
+            *(t.to(device) for t in (self.hist, self.length, self.target, self.user, self.rows))
+        )
 
-    def subset(self, idx: Tensor | np.ndarray) -> "Examples":
+    def subset(self, idx: Tensor | np.ndarray) -> SequenceExamples:
         idx = torch.as_tensor(idx, device=self.target.device)
-        return Examples(self.hist[idx], self.length[idx], self.target[idx], self.user[idx], self.rows[idx])
+        return SequenceExamples(
+            self.hist[idx], self.length[idx], self.target[idx], self.user[idx], self.rows[idx]
+        )
 
 
 @dataclass
@@ -69,26 +74,34 @@ class Chunks:
     def __len__(self) -> int:
         return len(self.length)
 
-    def to(self, device: str | torch.device) -> "Chunks":
+    def to(self, device: str | torch.device) -> Chunks:
         return Chunks(self.seq.to(device), self.length.to(device))
 
 
 @dataclass
 class SequenceData:
-    train: Examples
-    val: Examples
-    test: Examples
+    train: SequenceExamples
+    val: SequenceExamples
+    test: SequenceExamples
     max_items: int
     train_chunks: Chunks
 
     def summary(self) -> dict[str, float]:
-        return {"train_windows": len(self.train), "train_chunks": len(self.train_chunks),
-                "val_users": len(self.val), "test_users": len(self.test),
-                "max_items": self.max_items,
-                "mean_train_history": round(float(self.train.length.float().mean()), 3) if len(self.train) else 0.0}
+        return {
+            "train_windows": len(self.train),
+            "train_chunks": len(self.train_chunks),
+            "val_users": len(self.val),
+            "test_users": len(self.test),
+            "max_items": self.max_items,
+            "mean_train_history": round(float(self.train.length.float().mean()), 3)
+            if len(self.train)
+            else 0.0,
+        }
 
 
-def _histories(items: np.ndarray, ends: np.ndarray, starts: np.ndarray, max_items: int) -> np.ndarray:
+def _histories(
+    items: np.ndarray, ends: np.ndarray, starts: np.ndarray, max_items: int
+) -> np.ndarray:
     """(len(ends), max_items): items[max(start, end-max_items):end], right-aligned, -1 padded."""
     idx = ends[:, None] + np.arange(-max_items, 0)[None, :]
     valid = idx >= starts[:, None]
@@ -99,8 +112,12 @@ def _long(a: np.ndarray) -> Tensor:
     return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.long)
 
 
-def _examples(hist: np.ndarray, target: np.ndarray, user: np.ndarray, rows: np.ndarray) -> Examples:
-    return Examples(_long(hist), _long((hist != PAD_ITEM).sum(1)), _long(target), _long(user), _long(rows))
+def _examples(
+    hist: np.ndarray, target: np.ndarray, user: np.ndarray, rows: np.ndarray
+) -> SequenceExamples:
+    return SequenceExamples(
+        _long(hist), _long((hist != PAD_ITEM).sum(1)), _long(target), _long(user), _long(rows)
+    )
 
 
 def build_sequence_data(ds: Dataset, split: Split, max_items: int = 20) -> SequenceData:
@@ -114,11 +131,15 @@ def build_sequence_data(ds: Dataset, split: Split, max_items: int = 20) -> Seque
     first = np.r_[True, users[1:] != users[:-1]]
     seq_start = np.maximum.accumulate(np.where(first, np.arange(len(rows)), 0))
     pos = np.flatnonzero(~first)  # each non-first train item is the target of one window
-    train = _examples(_histories(items, pos, seq_start[pos], max_items), items[pos], users[pos],
-                      np.full(len(pos), -1))
+    train = _examples(
+        _histories(items, pos, seq_start[pos], max_items),
+        items[pos],
+        users[pos],
+        np.full(len(pos), -1),
+    )
     chunks = _chunks(items, np.flatnonzero(first), max_items)
 
-    def evaluation(eval_rows: np.ndarray) -> Examples:
+    def evaluation(eval_rows: np.ndarray) -> SequenceExamples:
         eval_rows = np.sort(eval_rows)
         u = ds.users[eval_rows]
         hist = _histories(ds.items, eval_rows, ds.user_offsets[u], max_items)
@@ -144,14 +165,20 @@ def _chunks(items: np.ndarray, starts: np.ndarray, max_items: int) -> Chunks:
     return Chunks(_long(seq), _long((seq != PAD_ITEM).sum(1)))
 
 
-def n_bucketed_batches(lengths: Tensor, batch_size: int, bounds: tuple[int, ...] = BUCKET_BOUNDS) -> int:
+def n_bucketed_batches(
+    lengths: Tensor, batch_size: int, bounds: tuple[int, ...] = BUCKET_BOUNDS
+) -> int:
     """How many batches :func:`bucketed_batches` yields per epoch."""
     sizes = torch.bincount(torch.bucketize(lengths.cpu(), torch.tensor(bounds)))
     return int((-(-sizes // batch_size)).sum())
 
 
-def bucketed_batches(lengths: Tensor, batch_size: int, generator: torch.Generator,
-                     bounds: tuple[int, ...] = BUCKET_BOUNDS) -> Iterator[tuple[Tensor, int]]:
+def bucketed_batches(
+    lengths: Tensor,
+    batch_size: int,
+    generator: torch.Generator,
+    bounds: tuple[int, ...] = BUCKET_BOUNDS,
+) -> Iterator[tuple[Tensor, int]]:
     """Shuffled (indices, width) batches whose histories have similar lengths.
 
     Each batch holds examples from one length bucket; ``width`` is the longest

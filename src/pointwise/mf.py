@@ -24,16 +24,19 @@ item row across levels, but they are not identifiable on their own (a
 level's code rows can grow to make up for a small weight, and the L2 penalty
 acts on the composed row), so compare them between runs with care.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from src.training import count_parameters
 from utils.data import Dataset
 from utils.splits import Split
 
@@ -51,10 +54,14 @@ class MaskedTable(nn.Module):
         super().__init__()
         if len(known) != n:
             raise ValueError(f"known mask has {len(known)} entries for {n} rows")
-        self.register_buffer("known", torch.as_tensor(np.asarray(known, dtype=np.float32)).unsqueeze(1))
+        self.register_buffer(
+            "known", torch.as_tensor(np.asarray(known, dtype=np.float32)).unsqueeze(1)
+        )
         weight = torch.randn(n, dim + 1) * init_std
         weight[:, dim] = 0.0
-        self.weight = nn.Parameter(weight * self.known)  # unknown rows start (and, masked, stay) at zero
+        self.weight = nn.Parameter(
+            weight * self.known
+        )  # unknown rows start (and, masked, stay) at zero
 
     def forward(self, idx: Tensor) -> Tensor:
         return F.embedding(idx, self.all())
@@ -70,20 +77,33 @@ class SemanticItems(nn.Module):
     the levels share one table, offset per level.
     """
 
-    def __init__(self, codes: np.ndarray, codebook_sizes: list[int], dim: int, known_items: np.ndarray, init_std: float = 0.01):
+    def __init__(
+        self,
+        codes: np.ndarray,
+        codebook_sizes: list[int],
+        dim: int,
+        known_items: np.ndarray,
+        init_std: float = 0.01,
+    ):
         super().__init__()
         codes = np.asarray(codes, dtype=np.int64)
         if codes.ndim != 2 or codes.shape[1] != len(codebook_sizes):
-            raise ValueError(f"codes must be (n_items, {len(codebook_sizes)}), got shape {codes.shape}")
+            raise ValueError(
+                f"codes must be (n_items, {len(codebook_sizes)}), got shape {codes.shape}"
+            )
         sizes = np.asarray(codebook_sizes, dtype=np.int64)
         if (codes < 0).any() or (codes >= sizes).any():
             level = int(np.argwhere((codes < 0) | (codes >= sizes))[0, 1])
-            raise ValueError(f"semantic codes of level {level + 1} (column {level}) fall outside 0..{sizes[level] - 1}")
+            raise ValueError(
+                f"semantic codes of level {level + 1} (column {level}) fall outside 0..{sizes[level] - 1}"
+            )
         flat = codes + np.concatenate([[0], np.cumsum(sizes)[:-1]])
         known_codes = np.zeros(int(sizes.sum()), dtype=bool)
         known_codes[np.unique(flat[np.asarray(known_items, dtype=bool)])] = True
         self.register_buffer("codes", torch.as_tensor(flat))
-        self.register_buffer("row_level", torch.repeat_interleave(torch.arange(len(sizes)), torch.as_tensor(sizes)))
+        self.register_buffer(
+            "row_level", torch.repeat_interleave(torch.arange(len(sizes)), torch.as_tensor(sizes))
+        )
         self.table = MaskedTable(int(sizes.sum()), dim, known_codes, init_std)
         self.level_logits = nn.Parameter(torch.zeros(len(sizes)))
 
@@ -120,8 +140,16 @@ class MatrixFactorization(nn.Module):
     implicit one; ``mu`` starts at the training mean (or the base-rate logit).
     """
 
-    def __init__(self, n_users: int, n_items: int, items: nn.Module | None, dim: int, known_users: np.ndarray,
-                 mu: float, init_std: float = 0.01):
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        items: nn.Module | None,
+        dim: int,
+        known_users: np.ndarray,
+        mu: float,
+        init_std: float = 0.01,
+    ):
         super().__init__()
         self.dim, self.n_items = dim, n_items
         self.mu = nn.Parameter(torch.tensor(float(mu)), requires_grad=items is not None)
@@ -147,7 +175,9 @@ class MatrixFactorization(nn.Module):
             return self.mu.expand(len(users), self.n_items).clone()
         u, i = self.users(users), self.items.all()
         d = self.dim
-        return torch.addmm(i[:, d].unsqueeze(0), u[:, :d], i[:, :d].T).add_(u[:, d : d + 1] + self.mu)
+        return torch.addmm(i[:, d].unsqueeze(0), u[:, :d], i[:, :d].T).add_(
+            u[:, d : d + 1] + self.mu
+        )
 
     def level_weights(self) -> list[float] | None:
         """The learned softmax level weights of the semantic part, if any."""
@@ -155,9 +185,6 @@ class MatrixFactorization(nn.Module):
             if isinstance(module, SemanticItems):
                 return module.level_weights().detach().cpu().tolist()
         return None
-
-    def n_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
 
 def base_score(objective: str, labels: np.ndarray, negatives: int = 0) -> float:
@@ -169,9 +196,18 @@ def base_score(objective: str, labels: np.ndarray, negatives: int = 0) -> float:
     return -math.log(negatives)
 
 
-def build_model(name: str, n_users: int, n_items: int, dim: int, known_users: np.ndarray, known_items: np.ndarray,
-                mu: float, codes: np.ndarray | None = None, codebook_sizes: list[int] | None = None,
-                init_std: float = 0.01) -> MatrixFactorization:
+def build_mf_model(
+    name: str,
+    n_users: int,
+    n_items: int,
+    dim: int,
+    known_users: np.ndarray,
+    known_items: np.ndarray,
+    mu: float,
+    codes: np.ndarray | None = None,
+    codebook_sizes: list[int] | None = None,
+    init_std: float = 0.01,
+) -> MatrixFactorization:
     """One of :data:`MODEL_NAMES`; the semantic models need ``codes`` and ``codebook_sizes``."""
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
@@ -201,9 +237,16 @@ DEFAULTS = {
 }
 
 
-def model_factory(ds: Dataset, split: Split, objective: str, dim: int, negatives: int,
-                  codes: np.ndarray | None = None, codebook_sizes: list[int] | None = None,
-                  init_std: float = 0.01) -> Callable[[str], MatrixFactorization]:
+def model_factory(
+    ds: Dataset,
+    split: Split,
+    objective: str,
+    dim: int,
+    negatives: int,
+    codes: np.ndarray | None = None,
+    codebook_sizes: list[int] | None = None,
+    init_std: float = 0.01,
+) -> Callable[[str], MatrixFactorization]:
     """``build(name)`` for one split: IDs and codes count as known when a training positive uses them."""
     known_users = ds.user_counts(split.train) > 0
     known_items = ds.item_counts(split.train) > 0
@@ -211,14 +254,25 @@ def model_factory(ds: Dataset, split: Split, objective: str, dim: int, negatives
     mu = base_score(objective, labels, negatives)
 
     def build(name: str) -> MatrixFactorization:
-        return build_model(name, ds.n_users, ds.n_items, dim, known_users, known_items, mu, codes, codebook_sizes, init_std)
+        return build_mf_model(
+            name,
+            ds.n_users,
+            ds.n_items,
+            dim,
+            known_users,
+            known_items,
+            mu,
+            codes,
+            codebook_sizes,
+            init_std,
+        )
 
     return build
 
 
-def describe(model: MatrixFactorization) -> dict[str, Any]:
+def mf_model_facts(model: MatrixFactorization) -> dict[str, Any]:
     """Facts recorded with each run: trainable parameter count and the learned level weights."""
-    out: dict[str, Any] = {"n_parameters": model.n_parameters()}
+    out: dict[str, Any] = {"n_parameters": count_parameters(model)}
     weights = model.level_weights()
     if weights is not None:
         out["level_weights"] = {f"level_{l + 1}": w for l, w in enumerate(weights)}

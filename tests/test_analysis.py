@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import analyze_semantic_ids
-from src.semantic_analysis import prefix_similarity, purity, purity_report, representative_items
+from src.semantic_ids.analysis import prefix_similarity, purity, purity_report, representative_items
 from tests.synthetic import write_p5
 from utils.data import DataError
 from tests.test_rqvae import RQVAE_ARGS

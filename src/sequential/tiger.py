@@ -26,6 +26,7 @@ pre-LayerNorm the history and the previous code were then ~2% of every block's
 input, and the model could not even memorise 512 training windows
 (``tests/test_tiger.py::test_memorises_a_small_training_set`` guards this).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -35,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from src.transformer import DecoderLayer, EncoderLayer, KVCache
+from src.sequential.transformer import DecoderLayer, EncoderLayer, KVCache
 
 PAD, BOS = 0, 1
 N_SPECIAL = 2
@@ -84,7 +85,9 @@ class Tiger(nn.Module):
         codes = torch.as_tensor(np.asarray(codes), dtype=torch.long)
         sizes = torch.tensor(cfg.codebook_sizes)
         if codes.ndim != 2 or codes.shape[1] != len(cfg.codebook_sizes):
-            raise ValueError(f"codes must be (n_items, {len(cfg.codebook_sizes)}), got {tuple(codes.shape)}")
+            raise ValueError(
+                f"codes must be (n_items, {len(cfg.codebook_sizes)}), got {tuple(codes.shape)}"
+            )
         if (codes < 0).any() or (codes >= sizes).any():
             raise ValueError("codes out of range of codebook_sizes")
         self.cfg = cfg
@@ -99,7 +102,9 @@ class Tiger(nn.Module):
         self.register_buffer("offsets", offsets, persistent=False)
         # Additive mask restricting decoder step l to level l's token range.
         level_of = torch.repeat_interleave(torch.arange(self.levels), sizes)
-        level_mask = torch.where(level_of[None, :] == torch.arange(self.levels)[:, None], 0.0, float("-inf"))
+        level_mask = torch.where(
+            level_of[None, :] == torch.arange(self.levels)[:, None], 0.0, float("-inf")
+        )
         self.register_buffer("level_mask", level_mask, persistent=False)
 
         d = cfg.d_model
@@ -135,7 +140,9 @@ class Tiger(nn.Module):
         x = x + self.enc_pos(pos)
         if self.cfg.user_tokens:
             if user_tok is None:
-                raise ValueError("this model was built with user_tokens > 0: pass the hashed user buckets")
+                raise ValueError(
+                    "this model was built with user_tokens > 0: pass the hashed user buckets"
+                )
             u = self.embed(self.user_token0 + user_tok)[:, None] + self.enc_pos.weight[-1]
             x = torch.cat([u, x], 1)
             real = torch.cat([torch.ones_like(real[:, :1]), real], 1)
@@ -147,8 +154,9 @@ class Tiger(nn.Module):
 
     # ------------------------------------------------------------ decoder
 
-    def _decode(self, tokens: Tensor, start: int, memory: Tensor, mask: Tensor,
-                past: list[KVCache] | None) -> tuple[Tensor, list[KVCache]]:
+    def _decode(
+        self, tokens: Tensor, start: int, memory: Tensor, mask: Tensor, past: list[KVCache] | None
+    ) -> tuple[Tensor, list[KVCache]]:
         """Run decoder tokens (B*G, T) at positions start.. ; returns hidden states and caches."""
         pos = torch.arange(start, start + tokens.shape[1], device=tokens.device)
         y = self.drop(self.embed(tokens) + self.dec_pos(pos))
@@ -184,12 +192,12 @@ class Tiger(nn.Module):
     def level_log_probs(self, hidden: Tensor, level: int) -> Tensor:
         """Log-probabilities over level ``level``'s codes from decoder states (..., d)."""
         lo = int(self.offsets[level])
-        w = self.head.weight[lo: lo + self.cfg.codebook_sizes[level]]
+        w = self.head.weight[lo : lo + self.cfg.codebook_sizes[level]]
         return F.log_softmax(hidden @ w.T, dim=-1)
 
 
 class TigerStepper:
-    """Adapts a :class:`Tiger` to :func:`src.beam_search.beam_search`'s step function.
+    """Adapts a :class:`Tiger` to :func:`src.sequential.beam_search.beam_search`'s step function.
 
     Holds the encoder memory and the decoder's key/value caches, reordering the
     caches to follow the surviving beams, so each step feeds one new token.

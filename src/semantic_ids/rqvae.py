@@ -6,7 +6,7 @@ mirrored decoder maps the quantized latent back to the embedding. Training
 minimises reconstruction MSE + codebook loss + beta * commitment loss, with a
 straight-through estimator carrying the decoder's gradient past the argmin to
 the encoder. Codebooks start from residual k-means on the first batch's
-latents (src/quantizer.py); codebook collapse, the known failure mode, is
+latents (src/semantic_ids/rqkmeans.py); codebook collapse, the known failure mode, is
 tracked per epoch and optionally countered by re-seeding dead codes from the
 batch (`reseed_dead_codes`).
 
@@ -15,20 +15,22 @@ training and new items alike, so re-encoding an item reproduces its code. The
 model is stored as plain tensors plus a JSON-able config (torch.save of a dict,
 read back with ``weights_only=True``), never as pickled objects.
 """
+
 from __future__ import annotations
 
 import io
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from src.quantizer import fit_residual_kmeans, mean_squared_norm, nearest_centroid
+from src.semantic_ids.rqkmeans import fit_residual_kmeans, mean_squared_norm, nearest_centroid
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +53,13 @@ class RQVAEConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RQVAEConfig:
-        return cls(input_dim=int(d["input_dim"]), hidden=tuple(int(h) for h in d["hidden"]),
-                   latent_dim=int(d["latent_dim"]), levels=int(d["levels"]),
-                   codebook_size=int(d["codebook_size"]))
+        return cls(
+            input_dim=int(d["input_dim"]),
+            hidden=tuple(int(h) for h in d["hidden"]),
+            latent_dim=int(d["latent_dim"]),
+            levels=int(d["levels"]),
+            codebook_size=int(d["codebook_size"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -82,8 +88,8 @@ def mlp(sizes: list[int]) -> nn.Sequential:
 class Quantized:
     """One forward pass through the residual codebooks."""
 
-    codes: torch.Tensor            # int64 (n, levels)
-    z_q: torch.Tensor              # (n, latent): sum of the chosen codewords
+    codes: torch.Tensor  # int64 (n, levels)
+    z_q: torch.Tensor  # (n, latent): sum of the chosen codewords
     residuals: list[torch.Tensor]  # per level, the (detached) input that level quantized
     codebook_loss: torch.Tensor
     commitment_loss: torch.Tensor
@@ -160,8 +166,13 @@ def init_codebooks(model: RQVAE, batch: torch.Tensor, seed: int) -> None:
         model.codebooks.copy_(torch.from_numpy(np.stack(q.centroids)))
 
 
-def reseed_dead(model: RQVAE, opt: torch.optim.Optimizer, dead: torch.Tensor, residuals: list[torch.Tensor],
-                gen: torch.Generator) -> list[int]:
+def reseed_dead(
+    model: RQVAE,
+    opt: torch.optim.Optimizer,
+    dead: torch.Tensor,
+    residuals: list[torch.Tensor],
+    gen: torch.Generator,
+) -> list[int]:
     """Move each unused codeword onto a random residual of the epoch's last batch at its level.
 
     The codewords' Adam moments are cleared so stale momentum does not drag them away again.
@@ -188,19 +199,29 @@ def usage_summary(counts: torch.Tensor) -> list[dict[str, Any]]:
     out = []
     for level, c in enumerate(counts):
         p = c[c > 0].double() / c.sum()
-        out.append({"level": level + 1, "used_codes": int((c > 0).sum()),
-                    "entropy_bits": round(float(-(p * torch.log2(p)).sum()), 4)})
+        out.append(
+            {
+                "level": level + 1,
+                "used_codes": int((c > 0).sum()),
+                "entropy_bits": round(float(-(p * torch.log2(p)).sum()), 4),
+            }
+        )
     return out
 
 
-def train_epoch(model: RQVAE, opt: torch.optim.Optimizer, data: torch.Tensor, perm: torch.Tensor,
-                train: RQVAETrainConfig) -> tuple[dict[str, Any], torch.Tensor, Quantized]:
+def train_epoch(
+    model: RQVAE,
+    opt: torch.optim.Optimizer,
+    data: torch.Tensor,
+    perm: torch.Tensor,
+    train: RQVAETrainConfig,
+) -> tuple[dict[str, Any], torch.Tensor, Quantized]:
     """One pass over `data` in `perm` order: mean losses, code counts (levels, k), the last batch's pass."""
     cfg = model.cfg
     counts = torch.zeros(cfg.levels, cfg.codebook_size, dtype=torch.int64)
     sums = np.zeros(3)
     for start in range(0, len(data), train.batch_size):
-        batch = data[perm[start:start + train.batch_size]]
+        batch = data[perm[start : start + train.batch_size]]
         recon, q = model(batch)
         rec_loss = squared_error(recon, batch)
         loss = rec_loss + q.codebook_loss + train.beta * q.commitment_loss
@@ -210,16 +231,23 @@ def train_epoch(model: RQVAE, opt: torch.optim.Optimizer, data: torch.Tensor, pe
         for level in range(cfg.levels):
             counts[level] += torch.bincount(q.codes[:, level], minlength=cfg.codebook_size)
         sums += len(batch) * np.array([loss.item(), rec_loss.item(), q.commitment_loss.item()])
-    losses = dict(zip(("loss", "reconstruction", "commitment"), np.round(sums / len(data), 6).tolist()))
+    losses = dict(
+        zip(("loss", "reconstruction", "commitment"), np.round(sums / len(data), 6).tolist())
+    )
     return losses, counts, q
 
 
-def train_rqvae(x: np.ndarray, cfg: RQVAEConfig, train: RQVAETrainConfig,
-                progress: Callable[[int], None] | None = None) -> tuple[RQVAE, TrainReport]:
+def train_rqvae(
+    x: np.ndarray,
+    cfg: RQVAEConfig,
+    train: RQVAETrainConfig,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[RQVAE, TrainReport]:
     """Fit an RQ-VAE on embeddings x (n, input_dim); deterministic on CPU for a seed and thread count."""
     if len(x) < cfg.codebook_size:
-        raise ValueError(f"{len(x)} items cannot fill a codebook of {cfg.codebook_size}; "
-                         "lower --codebook-size")
+        raise ValueError(
+            f"{len(x)} items cannot fill a codebook of {cfg.codebook_size}; lower --codebook-size"
+        )
     t0 = time.perf_counter()
     torch.manual_seed(train.seed)
     gen = torch.Generator().manual_seed(train.seed)
@@ -230,11 +258,15 @@ def train_rqvae(x: np.ndarray, cfg: RQVAEConfig, train: RQVAETrainConfig,
     for epoch in range(train.epochs):
         perm = torch.randperm(len(data), generator=gen)
         if epoch == 0:
-            init_codebooks(model, data[perm[:max(train.batch_size, cfg.codebook_size)]], train.seed)
+            init_codebooks(
+                model, data[perm[: max(train.batch_size, cfg.codebook_size)]], train.seed
+            )
         losses, counts, last = train_epoch(model, opt, data, perm, train)
         report.steps += -(-len(data) // train.batch_size)
         entry = {"epoch": epoch + 1, **losses, "usage": usage_summary(counts)}
-        if train.reseed_dead_codes and epoch < train.epochs - 1:  # a code re-seeded last would stay untrained
+        if (
+            train.reseed_dead_codes and epoch < train.epochs - 1
+        ):  # a code re-seeded last would stay untrained
             entry["reseeded"] = reseed_dead(model, opt, counts == 0, last.residuals, gen)
         report.history.append(entry)
         if progress is not None:
@@ -285,8 +317,10 @@ class RQVAEQuantizer:
     def _check(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"expected embeddings of shape (n, {self.dim}), got {x.shape}; "
-                             "was the RQ-VAE trained with a different embedding model?")
+            raise ValueError(
+                f"expected embeddings of shape (n, {self.dim}), got {x.shape}; "
+                "was the RQ-VAE trained with a different embedding model?"
+            )
         return x.astype(np.float64)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
@@ -338,8 +372,10 @@ class RQVAEQuantizer:
         """Read a model written by `to_bytes`; weights_only=True refuses any pickled object."""
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no RQ-VAE model; run `python semantic_id_generator.py "
-                                    "--quantizer rqvae` first")
+            raise FileNotFoundError(
+                f"{path}: no RQ-VAE model; run `python semantic_id_generator.py "
+                "--quantizer rqvae` first"
+            )
         doc = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise ValueError(f"{path}: not an {FORMAT} model file")

@@ -25,11 +25,12 @@ item-ID parameters - its ID is simply absent - while its content and semantic
 codes, which it shares with warm items, still count. Users without training
 rows are handled the same way.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -84,7 +85,9 @@ class Batch:
         return int(self.sparse.shape[0])
 
 
-def vocab_index(values: np.ndarray, known: np.ndarray, missing: object = None) -> tuple[np.ndarray, int]:
+def vocab_index(
+    values: np.ndarray, known: np.ndarray, missing: object = None
+) -> tuple[np.ndarray, int]:
     """Map each value to 1..V by the sorted vocabulary of values on ``known`` rows; the rest (and ``missing``) to 0.
 
     Returns the indices and the cardinality V + 1 (row 0 is the shared OOV row).
@@ -121,10 +124,16 @@ def code_ngrams(codes: np.ndarray, n_buckets: int) -> np.ndarray:
 class BagField:
     """A multi-valued item feature as CSR (values of item i: ``values[starts[i]:starts[i] + lengths[i]]``)."""
 
-    def __init__(self, lists: Sequence[Sequence[object]], known: np.ndarray, max_len: int | None = None):
+    def __init__(
+        self, lists: Sequence[Sequence[object]], known: np.ndarray, max_len: int | None = None
+    ):
         lists = [list(x)[:max_len] if max_len else list(x) for x in lists]
         lengths = np.array([len(x) for x in lists], dtype=np.int64)
-        flat = np.array([v for x in lists for v in x]) if lengths.sum() else np.zeros(0, dtype=np.int64)
+        flat = (
+            np.array([v for x in lists for v in x])
+            if lengths.sum()
+            else np.zeros(0, dtype=np.int64)
+        )
         index, self.cardinality = vocab_index(flat, np.repeat(known, lengths))
         # Values without a row (never on a training item) are dropped from the bag.
         keep = index != OOV
@@ -173,21 +182,36 @@ def dense_features(ds: Dataset, known: np.ndarray) -> tuple[np.ndarray, tuple[st
 class FeatureTensors(nn.Module):
     """Per-user and per-item feature tensors (buffers, so ``.to(device)`` moves them) and the batch gather."""
 
-    def __init__(self, spec: FieldSpec, user_index: np.ndarray, item_sparse: np.ndarray,
-                 bags: dict[str, BagField], dense: np.ndarray, bag_layout: str = "offsets"):
+    def __init__(
+        self,
+        spec: FieldSpec,
+        user_index: np.ndarray,
+        item_sparse: np.ndarray,
+        bags: dict[str, BagField],
+        dense: np.ndarray,
+        bag_layout: str = "offsets",
+    ):
         super().__init__()
         if bag_layout not in BAG_LAYOUTS:
             raise ValueError(f"bag_layout must be one of {BAG_LAYOUTS}, got {bag_layout!r}")
         self.spec, self.bag_layout, self.bag_names = spec, bag_layout, tuple(bags)
-        self.register_buffer("user_index", torch.as_tensor(user_index, dtype=torch.long), persistent=False)
-        self.register_buffer("item_sparse", torch.as_tensor(item_sparse, dtype=torch.long), persistent=False)
+        self.register_buffer(
+            "user_index", torch.as_tensor(user_index, dtype=torch.long), persistent=False
+        )
+        self.register_buffer(
+            "item_sparse", torch.as_tensor(item_sparse, dtype=torch.long), persistent=False
+        )
         self.register_buffer("dense", torch.as_tensor(dense, dtype=torch.float32), persistent=False)
         for name, bag in bags.items():
             if bag_layout == "padded":
-                self.register_buffer(f"{name}_padded", torch.as_tensor(bag.padded()), persistent=False)
+                self.register_buffer(
+                    f"{name}_padded", torch.as_tensor(bag.padded()), persistent=False
+                )
             else:
                 for part in ("values", "starts", "lengths"):
-                    self.register_buffer(f"{name}_{part}", torch.as_tensor(getattr(bag, part)), persistent=False)
+                    self.register_buffer(
+                        f"{name}_{part}", torch.as_tensor(getattr(bag, part)), persistent=False
+                    )
 
     def gather(self, users: torch.Tensor, items: torch.Tensor) -> Batch:
         """Model inputs of the pairs (users[k], items[k]) by indexing the stored tensors."""
@@ -195,14 +219,18 @@ class FeatureTensors(nn.Module):
         bags = {name: self._gather_bag(name, items) for name in self.bag_names}
         return Batch(sparse, bags, self.dense[items])
 
-    def _gather_bag(self, name: str, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _gather_bag(
+        self, name: str, items: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.bag_layout == "padded":
             return getattr(self, f"{name}_padded")[items], None
         lengths = getattr(self, f"{name}_lengths")[items]
         offsets = torch.cumsum(lengths, 0) - lengths
         total = int(lengths.sum())
         # Position k of the flat output reads values[starts[item] + (k - offset of its row)].
-        shift = torch.repeat_interleave(getattr(self, f"{name}_starts")[items] - offsets, lengths, output_size=total)
+        shift = torch.repeat_interleave(
+            getattr(self, f"{name}_starts")[items] - offsets, lengths, output_size=total
+        )
         flat = getattr(self, f"{name}_values")[shift + torch.arange(total, device=items.device)]
         return flat, offsets
 
@@ -226,10 +254,14 @@ def build_features(
         raise ValueError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     if mode != "baseline":
         if codes is None:
-            raise ValueError(f"--mode {mode} needs semantic IDs; run semantic_id_generator.py for this data set first")
+            raise ValueError(
+                f"--mode {mode} needs semantic IDs; run semantic_id_generator.py for this data set first"
+            )
         codes = np.asarray(codes, dtype=np.int64)
         if codes.ndim != 2 or codes.shape[0] != ds.n_items:
-            raise ValueError(f"semantic codes must be (n_items={ds.n_items}, levels), got shape {codes.shape}")
+            raise ValueError(
+                f"semantic codes must be (n_items={ds.n_items}, levels), got shape {codes.shape}"
+            )
 
     known_items = np.zeros(ds.n_items, dtype=bool)
     known_items[ds.items[split.train]] = True
@@ -252,7 +284,9 @@ def build_features(
     sparse = {"user": n_user_rows}
     item_columns = []
     for name, values in columns.items():
-        index, cardinality = vocab_index(values, known_items, missing="" if name == "brand" else None)
+        index, cardinality = vocab_index(
+            values, known_items, missing="" if name == "brand" else None
+        )
         sparse[name] = cardinality
         item_columns.append(index)
     item_sparse = np.stack(item_columns, axis=1)
@@ -268,5 +302,7 @@ def build_features(
     bags = {name: bag for name, bag in bags.items() if bag.cardinality > 1}
 
     dense, dense_names = dense_features(ds, known_items)
-    spec = FieldSpec(sparse, {name: bag.cardinality for name, bag in bags.items()}, dense_names, cross)
+    spec = FieldSpec(
+        sparse, {name: bag.cardinality for name, bag in bags.items()}, dense_names, cross
+    )
     return FeatureTensors(spec, user_index, item_sparse, bags, dense, bag_layout)

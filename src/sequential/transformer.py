@@ -9,6 +9,7 @@ the *input* widths of keys and values). So :class:`Attention` projects
 device. The decoder layer also supports an incremental key/value cache so
 beam search feeds one new token per step instead of re-running the prefix.
 """
+
 from __future__ import annotations
 
 import torch
@@ -29,8 +30,14 @@ class Attention(nn.Module):
         self.kv = nn.Linear(d_model, 2 * inner, bias=False)
         self.out = nn.Linear(inner, d_model, bias=False)
 
-    def forward(self, x: Tensor, context: Tensor | None = None, mask: Tensor | None = None,
-                causal: bool = False, past: KVCache | None = None) -> tuple[Tensor, KVCache]:
+    def forward(
+        self,
+        x: Tensor,
+        context: Tensor | None = None,
+        mask: Tensor | None = None,
+        causal: bool = False,
+        past: KVCache | None = None,
+    ) -> tuple[Tensor, KVCache]:
         """x: (B, T, d) queries; context: (B, S, d) keys/values (default: x).
 
         mask: bool, broadcastable to (B, heads, T, S), True = may attend.
@@ -47,8 +54,13 @@ class Attention(nn.Module):
         if past is not None:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=causal,
-            dropout_p=self.dropout if self.training else 0.0)
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            is_causal=causal,
+            dropout_p=self.dropout if self.training else 0.0,
+        )
         return self.out(y.transpose(1, 2).reshape(b, t, -1)), (k, v)
 
 
@@ -56,14 +68,17 @@ class FeedForward(nn.Sequential):
     """Position-wise two-layer ReLU network."""
 
     def __init__(self, d_model: int, d_ff: int, dropout: float) -> None:
-        super().__init__(nn.Linear(d_model, d_ff), nn.ReLU(), nn.Dropout(dropout),
-                         nn.Linear(d_ff, d_model))
+        super().__init__(
+            nn.Linear(d_model, d_ff), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model)
+        )
 
 
 class EncoderLayer(nn.Module):
     """Pre-LN self-attention + feed-forward block."""
 
-    def __init__(self, d_model: int, n_heads: int, head_dim: int, d_ff: int, dropout: float) -> None:
+    def __init__(
+        self, d_model: int, n_heads: int, head_dim: int, d_ff: int, dropout: float
+    ) -> None:
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.attn = Attention(d_model, n_heads, head_dim, dropout)
@@ -84,7 +99,9 @@ class DecoderLayer(nn.Module):
     against that user's memory in one call, without copying the memory G times.
     """
 
-    def __init__(self, d_model: int, n_heads: int, head_dim: int, d_ff: int, dropout: float) -> None:
+    def __init__(
+        self, d_model: int, n_heads: int, head_dim: int, d_ff: int, dropout: float
+    ) -> None:
         super().__init__()
         self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(d_model) for _ in range(3))
         self.self_attn = Attention(d_model, n_heads, head_dim, dropout)
@@ -92,8 +109,9 @@ class DecoderLayer(nn.Module):
         self.ff = FeedForward(d_model, d_ff, dropout)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, y: Tensor, memory: Tensor, memory_mask: Tensor,
-                past: KVCache | None = None) -> tuple[Tensor, KVCache]:
+    def forward(
+        self, y: Tensor, memory: Tensor, memory_mask: Tensor, past: KVCache | None = None
+    ) -> tuple[Tensor, KVCache]:
         bg, t, d = y.shape
         b = memory.shape[0]
         h, cache = self.self_attn(self.norm1(y), causal=past is None and t > 1, past=past)

@@ -1,21 +1,22 @@
 """Wide&Deep, DeepFM and DLRM over one shared embedding layer.
 
-All three read the same :class:`src.features.Batch` through
+All three read the same :class:`src.pointwise.features.Batch` through
 :class:`FieldEmbedding`, which turns it into one vector per field; they differ
 only in the head that turns those field vectors into a click logit. That keeps
 the comparison between feature modes (item ID vs semantic codes) about the
 features, not about model plumbing.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from src.features import Batch, FeatureTensors, FieldSpec
+from src.pointwise.features import Batch, FeatureTensors, FieldSpec
 from utils.hashing import hash_pairs
 
 
@@ -54,29 +55,42 @@ class FieldEmbedding(nn.Module):
 
     The sparse fields share one table with per-field row offsets, so a batch
     costs one lookup; row 0 is the shared OOV row, zero and never trained (the
-    cold-start rule in src.features). The dense block goes through a bottom MLP
+    cold-start rule in src.pointwise.features). The dense block goes through a bottom MLP
     (DLRM's). With ``first_order`` every row carries one extra column, the
     value's scalar weight of a linear model (Wide&Deep's wide part, DeepFM's
     first-order term), so the linear terms cost no second lookup.
     """
 
-    def __init__(self, spec: FieldSpec, dim: int, bottom: Sequence[int] = (), init_std: float = 0.01,
-                 first_order: bool = False):
+    def __init__(
+        self,
+        spec: FieldSpec,
+        dim: int,
+        bottom: Sequence[int] = (),
+        init_std: float = 0.01,
+        first_order: bool = False,
+    ):
         super().__init__()
         self.dim, width = dim, dim + int(first_order)
         cards = list(spec.sparse.values())
         # Local index v > 0 of field f lives at global row offsets[f] + v; v = 0 stays at row 0.
-        self.register_buffer("offsets", torch.tensor(np.cumsum([0] + [c - 1 for c in cards[:-1]])), persistent=False)
+        self.register_buffer(
+            "offsets", torch.tensor(np.cumsum([0] + [c - 1 for c in cards[:-1]])), persistent=False
+        )
         self.table = nn.Embedding(1 + sum(c - 1 for c in cards), width, padding_idx=0)
         self.bags = nn.ModuleDict(
-            {name: nn.EmbeddingBag(card, width, mode="mean", padding_idx=0) for name, card in spec.bags.items()}
+            {
+                name: nn.EmbeddingBag(card, width, mode="mean", padding_idx=0)
+                for name, card in spec.bags.items()
+            }
         )
         self.dense = mlp([len(spec.dense), *bottom, dim]) if spec.dense else None
         self.dense_linear = nn.Linear(len(spec.dense), 1) if spec.dense and first_order else None
         for weight in [self.table.weight, *(bag.weight for bag in self.bags.values())]:
             nn.init.normal_(weight, std=init_std)
             with torch.no_grad():
-                weight[:, dim:].zero_()  # first-order weights start at zero, as in logistic regression
+                weight[
+                    :, dim:
+                ].zero_()  # first-order weights start at zero, as in logistic regression
                 weight[0].zero_()
 
     def forward(self, batch: Batch) -> Embedded:
@@ -108,7 +122,11 @@ class CrossFeatures(nn.Module):
     def __init__(self, spec: FieldSpec, n_buckets: int):
         super().__init__()
         names = list(spec.sparse)
-        self.register_buffer("columns", torch.tensor([names.index(c) for c in spec.cross], dtype=torch.long), persistent=False)
+        self.register_buffer(
+            "columns",
+            torch.tensor([names.index(c) for c in spec.cross], dtype=torch.long),
+            persistent=False,
+        )
         self.n_buckets = n_buckets
         self.weight = nn.Embedding(n_buckets + 1, 1, padding_idx=0)
         nn.init.zeros_(self.weight.weight)
@@ -129,7 +147,9 @@ class CTRModel(nn.Module):
     def __init__(self, features: FeatureTensors, cfg: CTRConfig):
         super().__init__()
         self.features, self.cfg, self.spec = features, cfg, features.spec
-        self.embedding = FieldEmbedding(self.spec, cfg.dim, cfg.bottom, cfg.init_std, self.first_order)
+        self.embedding = FieldEmbedding(
+            self.spec, cfg.dim, cfg.bottom, cfg.init_std, self.first_order
+        )
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Click logits of the pairs (users[k], items[k])."""
@@ -199,12 +219,7 @@ class DLRM(CTRModel):
 MODELS: dict[str, type[CTRModel]] = {"wide_deep": WideAndDeep, "deepfm": DeepFM, "dlrm": DLRM}
 
 
-def build_model(name: str, features: FeatureTensors, cfg: CTRConfig) -> CTRModel:
+def build_ctr_model(name: str, features: FeatureTensors, cfg: CTRConfig) -> CTRModel:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
     return MODELS[name](features, cfg)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Trainable parameters (the feature tensors are buffers, not parameters)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,89 @@
+"""The analysis figures of one set of semantic IDs: code usage, collisions, similarity by prefix, purity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from utils.report import pyplot, save_figure
+
+
+def plot_usage(stats: dict, path: Path, name: str) -> Path:
+    plt = pyplot()
+    usage = stats["usage"]
+    fig, axes = plt.subplots(1, len(usage), figsize=(4.2 * len(usage), 3.4), squeeze=False)
+    for ax, level in zip(axes[0], usage):
+        counts = np.sort(np.array(level["counts"]))[::-1]
+        ax.bar(np.arange(len(counts)), counts, width=1.0, color="tab:blue")
+        ax.axhline(counts.sum() / len(counts), color="k", ls="--", lw=1, label="uniform")
+        ax.set_title(
+            f"level {level['level']}: {level['used_codes']}/{level['codebook_size']} codes used, "
+            f"H={level['normalized_entropy']:.2f}",
+            fontsize=9,
+        )
+        ax.set_xlabel("code (sorted by use)")
+        ax.set_ylabel("items")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{name}: items per code")
+    return save_figure(fig, path)
+
+
+def plot_collisions(stats: dict, path: Path, name: str) -> Path:
+    plt = pyplot()
+    hist = {int(k): v for k, v in stats["collisions"]["group_size_histogram"].items()}
+    sizes = sorted(hist)
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    ax.bar([str(s) for s in sizes], [hist[s] for s in sizes], color="tab:orange")
+    ax.set_yscale("log")
+    ax.set_xlabel("items sharing the same first codes (group size)")
+    ax.set_ylabel("groups (log)")
+    c = stats["collisions"]
+    ax.set_title(
+        f"{name}: {c['colliding_items']} colliding items in {c['colliding_groups']} groups",
+        fontsize=10,
+    )
+    return save_figure(fig, path)
+
+
+def plot_similarity(rows: list[dict], path: Path, name: str) -> Path:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    lengths = [r["prefix_length"] for r in rows]
+    for key, label, marker in (
+        ("mean_cosine_at_least", "share at least l codes", "o"),
+        ("mean_cosine_exactly", "share exactly l codes", "s"),
+    ):
+        ax.plot(
+            lengths,
+            [np.nan if r[key] is None else r[key] for r in rows],
+            marker=marker,
+            label=label,
+        )
+    ax.set_xticks(lengths)
+    ax.set_xlabel("shared prefix length l")
+    ax.set_ylabel("mean cosine similarity of item pairs")
+    ax.set_title(f"{name}: similarity by shared prefix (exact, all pairs)", fontsize=10)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def plot_purity(purities: dict[str, dict], path: Path, name: str) -> Path:
+    plt = pyplot()
+    keys = [k for k, v in purities.items() if v["labelled_items"]]
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    pos = np.arange(len(keys))
+    ax.bar(pos - 0.2, [purities[k]["purity"] for k in keys], 0.4, label="level-1 codes")
+    ax.bar(
+        pos + 0.2,
+        [purities[k]["random_assignment_mean"] for k in keys],
+        0.4,
+        yerr=[purities[k]["random_assignment_std"] for k in keys],
+        label="random assignment (same sizes)",
+    )
+    ax.set_xticks(pos, [k.replace("_", " ") for k in keys])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("purity")
+    ax.set_title(f"{name}: purity of level-1 clusters", fontsize=10)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
