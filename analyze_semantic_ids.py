@@ -1,4 +1,5 @@
-"""Describe generated semantic IDs: code usage, collisions, similarity by shared prefix, purity, examples.
+"""Describe generated semantic IDs: code usage, collisions, similarity by shared prefix, purity,
+examples.
 
 Reads <data-dir>/semantic_ids.json, semantic_id_stats.json, the saved quantizer
 (codebooks.npz, rqvae.pt or random_codes.npz) and the cached item embeddings (the encoder is only

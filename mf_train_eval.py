@@ -1,9 +1,13 @@
-"""Train and evaluate matrix factorization with item IDs vs semantic IDs (explicit ratings or implicit feedback).
+"""Train and evaluate matrix factorization with item IDs vs semantic IDs (explicit ratings or
+implicit feedback).
 
 Examples:
-    python mf_train_eval.py --data-dir data/ml-100k            # explicit: RMSE/MAE + liked (rating >= 4)
-    python mf_train_eval.py --data-dir beauty                  # implicit: AUC/logloss + full-catalogue Recall/NDCG
-    python mf_train_eval.py --data-dir beauty --models mf_id mf_semantic --seeds 0 1 2 --split random
+    # explicit: RMSE/MAE + liked (rating >= 4)
+    python mf_train_eval.py --data-dir data/ml-100k
+    # implicit: AUC/logloss + full-catalogue Recall/NDCG
+    python mf_train_eval.py --data-dir beauty
+    python mf_train_eval.py --data-dir beauty --models mf_id mf_semantic --seeds 0 1 2 \\
+        --split random
 
 Writes results/mf_results_<dataset>.json (per model and seed: overall and sliced
 test metrics, training curve, learned level weights; mean and std over seeds;

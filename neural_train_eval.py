@@ -9,7 +9,8 @@ split's saved negatives, the same as the MF script's).
 
 Examples:
     python neural_train_eval.py --data-dir data/ml-100k
-    python neural_train_eval.py --data-dir beauty --models deepfm --modes baseline semantic --seeds 0 1 2
+    python neural_train_eval.py --data-dir beauty --models deepfm --modes baseline semantic \\
+        --seeds 0 1 2
 
 Writes results/neural_results_<dataset>.json (every model x mode x seed: test
 metrics overall and per slice with sizes, parameter counts, training time and
@@ -168,8 +169,9 @@ def main(argv: list[str] | None = None) -> dict:
             "dataset": ds.name,
             "labelling": labelling(objective, args.positive_threshold, args.negatives, split),
             "seeds": seeds,
-            "seeds_note": "mean and std over these model seeds (the split is fixed by --split-seed); the "
-            "default is the single --seed, to keep the main job within its time budget: pass --seeds 0 1 2 for spreads",
+            "seeds_note": "mean and std over these model seeds (the split is fixed by "
+            "--split-seed); the default is the single --seed, to keep the main job within its time "
+            "budget: pass --seeds 0 1 2 for spreads",
             "split": {
                 "kind": split.kind,
                 "seed": split.seed,
@@ -178,7 +180,8 @@ def main(argv: list[str] | None = None) -> dict:
             },
             "semantic_ids": exp.ids_info,
             "cold_start_rule": "item-side values never seen on a training item (cold item "
-            "IDs first of all) map to a shared zero row that is never trained; see src/pointwise/features.py",
+            "IDs first of all) map to a shared zero row that is never trained; see "
+            "src/pointwise/features.py",
             "summary": rows,
             "modes": results,
             "plot": str(plot),

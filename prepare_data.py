@@ -1,10 +1,15 @@
-"""Put a data set in place and check it: from a local folder, or downloaded from its official source.
+"""Put a data set in place and check it: from a local folder, or downloaded from its official
+source.
 
 Examples:
-  python prepare_data.py --dataset beauty                      # from ../shared/data/beauty into beauty/
-  python prepare_data.py --dataset ml-100k                     # into data/ml-100k/
-  python prepare_data.py --dataset ml-100k --download          # from files.grouplens.org
-  python prepare_data.py --dataset toys --download --data-dir data/toys   # P5's bundle via Google Drive
+  # from ../shared/data/beauty into beauty/
+  python prepare_data.py --dataset beauty
+  # into data/ml-100k/
+  python prepare_data.py --dataset ml-100k
+  # from files.grouplens.org
+  python prepare_data.py --dataset ml-100k --download
+  # P5's bundle via Google Drive
+  python prepare_data.py --dataset toys --download --data-dir data/toys
 """
 
 from __future__ import annotations

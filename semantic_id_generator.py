@@ -2,9 +2,9 @@
 
 Each item gets `--levels` codes plus a collision code that tells apart items
 sharing all of them. The quantizer is residual k-means (`--quantizer rqkmeans`,
-the default) or TIGER's RQ-VAE (`--quantizer rqvae`, src/semantic_ids/rqvae.py); `--quantizer random`
-draws the codes at random instead (src/semantic_ids/random_ids.py), a control with the same shape and no
-content that cannot encode new items. By default
+the default) or TIGER's RQ-VAE (`--quantizer rqvae`, src/semantic_ids/rqvae.py);
+`--quantizer random` draws the codes at random instead (src/semantic_ids/random_ids.py), a control
+with the same shape and no content that cannot encode new items. By default
 it is fitted on warm items only; the cold hold-out (utils.splits.cold_item_holdout,
 the same items every model holds out) is encoded with the saved quantizer,
 exactly as a new item is.
@@ -19,7 +19,8 @@ Examples:
   python semantic_id_generator.py --data-dir beauty
   python semantic_id_generator.py --data-dir data/ml-100k
   python semantic_id_generator.py --data-dir beauty --quantizer rqvae --output-dir /tmp/beauty_rqvae
-  python semantic_id_generator.py --data-dir beauty --encode-texts new_items.jsonl --out new_ids.json
+  python semantic_id_generator.py --data-dir beauty --encode-texts new_items.jsonl \\
+      --out new_ids.json
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--text-fields",
         default=",".join(DEFAULT_FIELDS),
-        help=f"item text fields, in order (default: {','.join(DEFAULT_FIELDS)}); absent values are skipped",
+        help=f"item text fields, in order (default: {','.join(DEFAULT_FIELDS)}); "
+        "absent values are skipped",
     )
     p.add_argument(
         "--max-description-tokens",
@@ -113,8 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--quantizer",
         choices=tuple(QUANTIZERS),
         default="rqkmeans",
-        help="residual k-means (default), TIGER's RQ-VAE (src/semantic_ids/rqvae.py) or random codes of the "
-        "same shape (a control without content; cannot --encode-texts)",
+        help="residual k-means (default), TIGER's RQ-VAE (src/semantic_ids/rqvae.py) or random "
+        "codes of the same shape (a control without content; cannot --encode-texts)",
     )
     p.add_argument(
         "--levels", type=positive_int, default=3, help="quantizer levels before the collision code"
@@ -199,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.out and not args.encode_texts:
         parser.error(
-            "--out only applies to --encode-texts; generation writes into --output-dir (default: --data-dir)"
+            "--out only applies to --encode-texts; generation writes into --output-dir "
+            "(default: --data-dir)"
         )
     device = setup(args)
     out_dir = Path(args.output_dir or args.data_dir)
@@ -232,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     write_outputs(out_dir, ds, generated, record, extra)
     c = generated.stats["collisions"]
     log.info(
-        "%d items -> codebooks %s + collision level %d; %d colliding items in %d groups (largest %d); "
+        "%d items -> codebooks %s + collision level %d; "
+        "%d colliding items in %d groups (largest %d); "
         "final quantization error %.4f; wrote %s",
         ds.n_items,
         generated.quantizer.codebook_sizes,

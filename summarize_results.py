@@ -26,7 +26,8 @@ SECTIONS: tuple[tuple[str, Callable[[dict[str, Any], Path], str]], ...] = (
 
 
 def section(render: Callable[[dict[str, Any], Path], str], path: Path) -> str:
-    """One file's section; a file whose layout differs from its name's promise is refused by name."""
+    """One file's section; a file whose layout differs from its name's promise is refused by
+    name."""
     try:
         return render(read_json(path), path)
     except (KeyError, TypeError, IndexError, AttributeError, StopIteration) as exc:
@@ -37,7 +38,8 @@ def section(render: Callable[[dict[str, Any], Path], str], path: Path) -> str:
 
 
 def summarize(results_dir: Path) -> str:
-    """Every section for the results files in ``results_dir``, then TIGER's mean ± std over seeds."""
+    """Every section for the results files in ``results_dir``, then TIGER's mean ± std over
+    seeds."""
     sections = [
         section(render, p)
         for pattern, render in SECTIONS
@@ -49,7 +51,8 @@ def summarize(results_dir: Path) -> str:
     sections += [seeds] if seeds else []
     if not sections:
         raise DataError(
-            f"no results files in {results_dir}/: run `make all` (or the *_train_eval.py scripts) first"
+            f"no results files in {results_dir}/: run `make all` (or the *_train_eval.py scripts) "
+            "first"
         )
     return "\n\n".join(sections)
 

@@ -5,10 +5,14 @@ validation, history = the 20 most recent items, every prefix of a training
 sequence is a training window, full-catalogue Recall/NDCG@5/10. Writes
 results/tiger_results.json and plots/tiger_*.png.
 
-    python tiger_train_eval.py                    # quick preset: item-level TIGER + SASRec (2-core CPU, ~40 min)
-    python tiger_train_eval.py --preset long      # the paper's token-level encoder, longer (CPU: hours)
-    python tiger_train_eval.py --preset paper     # the paper's size and schedule (GPU)
-    python tiger_train_eval.py --semantic-dir /tmp/beauty_rqvae   # TIGER on IDs generated into another folder
+    # quick preset: item-level TIGER + SASRec (2-core CPU, ~40 min)
+    python tiger_train_eval.py
+    # the paper's token-level encoder, longer (CPU: hours)
+    python tiger_train_eval.py --preset long
+    # the paper's size and schedule (GPU)
+    python tiger_train_eval.py --preset paper
+    # TIGER on IDs generated into another folder
+    python tiger_train_eval.py --semantic-dir /tmp/beauty_rqvae
 
 --threads defaults to 1: with other jobs on a 2-core machine, one item-level TIGER
 training step took 0.17-0.18 s (median) on one thread against 0.34-0.41 s on two.
@@ -61,7 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--models",
         nargs="+",
         choices=MODELS,
-        help="models to run (tiger_item = the item-level encoder variant; default: the preset's models)",
+        help="models to run (tiger_item = the item-level encoder variant; "
+        "default: the preset's models)",
     )
     p.add_argument(
         "--epochs", type=positive_int, help="override the preset's epochs for every model"
@@ -133,8 +138,9 @@ def main(argv: list[str] | None = None) -> None:
         "seed": args.seed,
         "preset_note": preset.note,
         "device": exp.device,
-        "protocol": "leave-one-out (last item test, second-to-last validation), history = 20 most recent items, "
-        "full-catalogue ranking; val/test metrics on ALL users (curves during training use "
+        "protocol": "leave-one-out (last item test, second-to-last validation), "
+        "history = 20 most recent items, full-catalogue ranking; val/test metrics on ALL users "
+        "(curves during training use "
         f"{preset.val_users_during_training or 'all'} fixed validation users)",
         "data": data.summary(),
         "split": {**split.sizes(), **split.info},

@@ -1,4 +1,5 @@
-"""Training throughput of the CTR models: pre-built tensors sliced per batch vs a per-sample DataLoader.
+"""Training throughput of the CTR models: pre-built tensors sliced per batch vs a per-sample
+DataLoader.
 
 The slow path is the original study's pipeline, kept only here for the
 comparison: a torch ``Dataset`` that builds one dict of tensors per example
@@ -77,7 +78,8 @@ class PerSampleDataset(torch.utils.data.Dataset):
         unsupported = set(features.spec.sparse) - {"user", "item", "brand"}
         if unsupported:
             raise ValueError(
-                f"the per-sample baseline covers the baseline mode only, not fields {sorted(unsupported)}"
+                "the per-sample baseline covers the baseline mode only, not fields "
+                f"{sorted(unsupported)}"
             )
         self.ex, self.meta, self.featurise = ex, ds.meta, featurise
         self.fields = [name for name in features.spec.sparse if name != "user"]
@@ -171,7 +173,8 @@ def dict_collate(samples: list[dict[str, torch.Tensor]]) -> tuple[Batch, torch.T
 
 
 def check_same_inputs(dataset: PerSampleDataset, features: FeatureTensors, n: int = 256) -> None:
-    """The slow path must feed the model exactly what the fast path gathers, or the comparison is void."""
+    """The slow path must feed the model exactly what the fast path gathers, or the comparison is
+    void."""
     slow, _ = dict_collate([dataset[k] for k in range(n)])
     fast = features.gather(
         torch.as_tensor(dataset.ex.users[:n]), torch.as_tensor(dataset.ex.items[:n])
@@ -192,7 +195,8 @@ def check_same_inputs(dataset: PerSampleDataset, features: FeatureTensors, n: in
 def _time_steps(
     model: torch.nn.Module, batches: Callable[[int], Iterable], steps: int, warmup: int, loss_of
 ) -> float:
-    """Examples per second over ``steps`` training steps, after ``warmup`` untimed ones (epochs chained as needed)."""
+    """Examples per second over ``steps`` training steps, after ``warmup`` untimed ones (epochs
+    chained as needed)."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     it = itertools.chain.from_iterable(batches(epoch) for epoch in itertools.count())
     n, t0 = 0, 0.0
@@ -270,7 +274,9 @@ def bench_dataset(
                     generator=torch.Generator().manual_seed(args.seed),
                 )
                 row[f"{key}_examples_per_s"] = round(
-                    _time_steps(model, lambda epoch: loader, args.slow_steps, 1, slow_loss)
+                    _time_steps(
+                        model, lambda epoch, loader=loader: loader, args.slow_steps, 1, slow_loss
+                    )
                 )
         best_fast = max(row[f"fast_{layout}_examples_per_s"] for layout in BAG_LAYOUTS)
         row["speedup_vs_featurise"] = round(
@@ -303,7 +309,8 @@ def main(argv: list[str] | None = None) -> dict:
         row for data_dir in args.data_dirs for row in bench_dataset(data_dir, args, device, record)
     ]
     out = {
-        "benchmark": "CTR training throughput (examples/s), sliced tensors vs per-sample DataLoader + dict collate",
+        "benchmark": "CTR training throughput (examples/s), sliced tensors vs per-sample "
+        "DataLoader + dict collate",
         "device": device,
         "threads": torch.get_num_threads(),
         "rows": rows,
@@ -323,8 +330,10 @@ def main(argv: list[str] | None = None) -> dict:
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for r in rows:
         print(
-            f"| {r['dataset']} | {r['model']} | {r['fast_offsets_examples_per_s']:,} | {r['fast_padded_examples_per_s']:,} "
-            f"| {r['dataloader_featurise_examples_per_s']:,} | {r['dataloader_prebuilt_examples_per_s']:,} "
+            f"| {r['dataset']} | {r['model']} | {r['fast_offsets_examples_per_s']:,} "
+            f"| {r['fast_padded_examples_per_s']:,} "
+            f"| {r['dataloader_featurise_examples_per_s']:,} "
+            f"| {r['dataloader_prebuilt_examples_per_s']:,} "
             f"| {r['speedup_vs_featurise']}x | {r['speedup_vs_prebuilt']}x |"
         )
     return out

@@ -1,4 +1,5 @@
-"""Benchmark: loading a prepared data set and building its splits (target: Beauty loads in under 10 s).
+"""Benchmark: loading a prepared data set and building its splits (target: Beauty loads in under
+10 s).
 
 python benchmarks/bench_data.py --data-dir beauty --repeats 3
 """

@@ -132,11 +132,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
         verdict = (
             ""
             if "meets_target" not in r
-            else f"  target <{r['target_epoch_seconds']}s: {'met' if r['meets_target'] else 'MISSED'}"
+            else f"  target <{r['target_epoch_seconds']}s: "
+            f"{'met' if r['meets_target'] else 'MISSED'}"
         )
         print(
-            f"{r['data']:>10} {r['model']:>12} {r['objective']:>8}: {r['mean_epoch_seconds']:6.2f} s/epoch, "
-            f"{r['examples_per_second']:>10,.0f} examples/s, test eval {r['test_evaluation_seconds']:.2f} s, "
+            f"{r['data']:>10} {r['model']:>12} {r['objective']:>8}: "
+            f"{r['mean_epoch_seconds']:6.2f} s/epoch, "
+            f"{r['examples_per_second']:>10,.0f} examples/s, "
+            f"test eval {r['test_evaluation_seconds']:.2f} s, "
             f"peak RSS {r['peak_rss_mb_so_far']:.0f} MB{verdict}"
         )
     atomic_write_json(args.out, {"benchmarks": rows, "run_record": record.to_dict()})

@@ -8,7 +8,8 @@ is fitted on all items and measured in the same run, through the same
 residual arithmetic (src.semantic_ids.rqkmeans.fit_residual_kmeans).
 
   python benchmarks/bench_semantic_ids.py --data-dir beauty
-  python benchmarks/bench_semantic_ids.py --data-dir beauty --skip-reference   # quick look, no target check
+  # quick look, no target check
+  python benchmarks/bench_semantic_ids.py --data-dir beauty --skip-reference
 """
 
 from __future__ import annotations
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             "chosen, faiss on 1 thread", fn, x, args.levels, args.codebook_size, args.seed
         )
         faiss.omp_set_num_threads(threads)
-        report["same_codes_1_thread_vs_%d" % threads] = bool(
+        report[f"same_codes_1_thread_vs_{threads}"] = bool(
             np.array_equal(chosen["codes"], one["codes"])
         )
     except ImportError:
@@ -195,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
                 r["time_vs_reference"] <= TIME_TARGET and r["error_vs_reference"] <= ERROR_TARGET
             )
         report["target"] = (
-            f"time <= {TIME_TARGET:.0%} of the reference, final error <= reference + {ERROR_TARGET:.0%}"
+            f"time <= {TIME_TARGET:.0%} of the reference, "
+            f"final error <= reference + {ERROR_TARGET:.0%}"
         )
         report["chosen_meets_target"] = chosen["meets_target"]
     report["quantizers"] = [{k: v for k, v in r.items() if k != "codes"} for r in results]

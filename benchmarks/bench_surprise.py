@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ds = load_dataset(args.data_dir)
     if not ds.has_ratings:
         raise SystemExit(
-            f"{args.data_dir}: no star ratings; this benchmark compares rating prediction (use data/ml-100k)"
+            f"{args.data_dir}: no star ratings; this benchmark compares rating prediction "
+            "(use data/ml-100k)"
         )
     record = RunRecord(
         "benchmarks/bench_surprise.py",
@@ -148,22 +149,26 @@ def main(argv: list[str] | None = None) -> list[dict]:
         )
         rating_range = (float(ds.ratings[split.train].min()), float(ds.ratings[split.train].max()))
         runs = {
-            "ours bias": lambda: run_ours(ds, split, "bias", args.seed, device),
-            "ours mf_id": lambda: run_ours(ds, split, "mf_id", args.seed, device),
-            "surprise BaselineOnly": lambda: run_surprise(
+            "ours bias": lambda split=split: run_ours(ds, split, "bias", args.seed, device),
+            "ours mf_id": lambda split=split: run_ours(ds, split, "mf_id", args.seed, device),
+            "surprise BaselineOnly": lambda split=split, rating_range=rating_range: run_surprise(
                 ds, split, "BaselineOnly", args.seed, rating_range
             ),
-            "surprise SVD": lambda: run_surprise(ds, split, "SVD", args.seed, rating_range),
+            "surprise SVD": lambda split=split, rating_range=rating_range: run_surprise(
+                ds, split, "SVD", args.seed, rating_range
+            ),
         }
         for label, run in runs.items():
             with record.stage(f"{kind} {label}"):
                 rows.append({"split": kind, **run()})
     print(
-        f"{'split':>9} {'model':>22} {'RMSE':>7} {'MAE':>7} {'warm RMSE':>9} {'cold RMSE':>9} {'fit s':>7}"
+        f"{'split':>9} {'model':>22} {'RMSE':>7} {'MAE':>7} "
+        f"{'warm RMSE':>9} {'cold RMSE':>9} {'fit s':>7}"
     )
     for r in rows:
         print(
-            f"{r['split']:>9} {r['model']:>22} {r['overall']['rmse']:7.4f} {r['overall']['mae']:7.4f} "
+            f"{r['split']:>9} {r['model']:>22} "
+            f"{r['overall']['rmse']:7.4f} {r['overall']['mae']:7.4f} "
             f"{r['warm_items']['rmse']:9.4f} {r['cold_items']['rmse']:9.4f} {r['fit_seconds']:7.2f}"
         )
     atomic_write_json(args.out, {"rows": rows, "run_record": record.to_dict()})

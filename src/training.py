@@ -66,7 +66,8 @@ class TrainResult:
 def index_batches(
     n: int, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = True
 ) -> Iterator[torch.Tensor]:
-    """Index tensors that slice pre-built data tensors: the batching for every model (no collate)."""
+    """Index tensors that slice pre-built data tensors: the batching for every model (no
+    collate)."""
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     yield from order.split(batch_size)
 
@@ -77,7 +78,8 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    """A generator seeded by (seed, epoch), so a resumed run shuffles exactly as an uninterrupted one."""
+    """A generator seeded by (seed, epoch), so a resumed run shuffles exactly as an uninterrupted
+    one."""
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
 
@@ -129,7 +131,8 @@ def _improved(value: float, best: float | None, mode: str) -> bool:
 
 
 def _plain(obj: Any) -> Any:
-    """Numpy scalars and the like as plain Python values, so the checkpoint loads with weights_only=True."""
+    """Numpy scalars and the like as plain Python values, so the checkpoint loads with
+    weights_only=True."""
     return json.loads(to_json(obj, indent=None))
 
 
@@ -165,7 +168,8 @@ def fit(
     desc: str = "train",
     progress: bool = False,
 ) -> TrainResult:
-    """Train ``model`` with early stopping on ``evaluate()[cfg.monitor]``; leaves the best weights in it.
+    """Train ``model`` with early stopping on ``evaluate()[cfg.monitor]``; leaves the best weights
+    in it.
 
     ``batches(epoch)`` yields the epoch's batches (already on the model's
     device); ``loss_fn(model, batch)`` returns a scalar loss. With

@@ -1,4 +1,5 @@
-"""argparse ``type=`` checks shared by every script, so a bad flag fails at parse time with a message.
+"""argparse ``type=`` checks shared by every script, so a bad flag fails at parse time with a
+message.
 
 Without them ``--epochs 0`` trains nothing and still writes results, and
 ``--batch-size 0`` or ``--device tpu`` crash deep inside a run, after the split
@@ -20,7 +21,7 @@ def _number(kind: type, text: str) -> float | int:
         value = kind(text)
     except ValueError:
         expected = "an integer" if kind is int else "a number"
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
     if kind is float and not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value

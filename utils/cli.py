@@ -20,7 +20,8 @@ def add_common_args(
 ) -> argparse.ArgumentParser:
     """Add --data-dir, --seed, --split-seed, --device, --out and --quiet to ``parser``.
 
-    ``threads`` adds --threads with that default (0 = torch's own choice); ``plots`` adds --plot-dir.
+    ``threads`` adds --threads with that default (0 = torch's own choice); ``plots`` adds
+    --plot-dir.
     """
     g = parser.add_argument_group("common options")
     g.add_argument(
@@ -58,8 +59,9 @@ def add_common_args(
             "--threads",
             type=non_negative_int,
             default=threads,
-            help=f"torch CPU threads (default {threads}; 0 = torch's choice). Small models train fastest on one "
-            "thread, and extra spinning threads slow down badly when other jobs share the cores",
+            help=f"torch CPU threads (default {threads}; 0 = torch's choice). "
+            "Small models train fastest on one thread, and extra spinning threads slow down badly "
+            "when other jobs share the cores",
         )
     if plots:
         g.add_argument(

@@ -40,7 +40,8 @@ MIN_MOVIELENS_TIMESTAMP = 788_918_400  # 1995-01-01
 
 
 def prepare_hint(data_dir: Path) -> str:
-    """The prepare_data.py command that fills ``data_dir``; --dataset only takes the names it knows."""
+    """The prepare_data.py command that fills ``data_dir``; --dataset only takes the names it
+    knows."""
     from utils.prepare import SPECS  # imported here: utils.prepare imports this module
 
     command = "python prepare_data.py --dataset {} --data-dir {}"
@@ -87,7 +88,8 @@ class ItemMeta:
 
 @dataclass
 class Dataset:
-    """Interactions as parallel arrays sorted by (user, chronological position), plus item metadata."""
+    """Interactions as parallel arrays sorted by (user, chronological position), plus item
+    metadata."""
 
     name: str
     kind: str
@@ -201,8 +203,9 @@ def _parse_lines(
         shown = ", ".join(map(str, bad[:5]))
         if len(bad) > MAX_BAD_LINE_FRACTION * total:
             raise DataError(
-                f"{path}: {len(bad)} of {total} lines are malformed (first at line {shown}); expected {what}. "
-                "The file is damaged or not in the expected format: re-run prepare_data.py to fetch it again."
+                f"{path}: {len(bad)} of {total} lines are malformed (first at line {shown}); "
+                f"expected {what}. The file is damaged or not in the expected format: "
+                "re-run prepare_data.py to fetch it again."
             )
         log.warning(
             "%s: skipped %d malformed line(s) of %d (line %s)", path, len(bad), total, shown
@@ -214,7 +217,8 @@ def _require(data_dir: Path, names: Iterable[str], dataset: str) -> None:
     for name in names:
         if not (data_dir / name).exists():
             raise DataError(
-                f"{data_dir / name}: missing file of the {dataset} data set; {prepare_hint(data_dir)}"
+                f"{data_dir / name}: missing file of the {dataset} data set; "
+                f"{prepare_hint(data_dir)}"
             )
 
 
@@ -241,7 +245,8 @@ def _read_meta_lines(path: Path) -> list[str]:
             return f.read().splitlines()
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
         raise DataError(
-            f"{path}: the gzip file is truncated or corrupt ({exc}); delete it and re-run prepare_data.py to fetch it again."
+            f"{path}: the gzip file is truncated or corrupt ({exc}); "
+            "delete it and re-run prepare_data.py to fetch it again."
         ) from exc
     except UnicodeDecodeError as exc:
         raise DataError(
@@ -250,7 +255,8 @@ def _read_meta_lines(path: Path) -> list[str]:
 
 
 def _parse_meta_line(line: str) -> dict[str, Any]:
-    """A metadata line is JSON or (as in the raw Amazon 2014 dumps) a Python literal; never eval'd."""
+    """A metadata line is JSON or (as in the raw Amazon 2014 dumps) a Python literal; never
+    eval'd."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError:
@@ -340,7 +346,8 @@ def _load_datamaps(path: Path) -> dict[str, dict[str, str]]:
     for key in ("user2id", "item2id"):
         if not isinstance(maps.get(key), dict):
             raise DataError(
-                f"{path}: the '{key}' map is missing; this is not P5's datamaps.json. Re-run prepare_data.py."
+                f"{path}: the '{key}' map is missing; this is not P5's datamaps.json. "
+                "Re-run prepare_data.py."
             )
         bad = [k for k, v in maps[key].items() if not (isinstance(v, str) and v.isdigit())]
         if bad:
@@ -385,8 +392,9 @@ def load_p5(data_dir: Path) -> Dataset:
     ):
         if lines:
             raise DataError(
-                f"{seq_path}: {len(lines)} line(s) use {label} ids missing from {maps_path.name}['{key}'] "
-                f"(first at line {', '.join(map(str, lines[:5]))}); the two files come from different releases: "
+                f"{seq_path}: {len(lines)} line(s) use {label} ids missing from "
+                f"{maps_path.name}['{key}'] (first at line {', '.join(map(str, lines[:5]))}); "
+                "the two files come from different releases: "
                 "re-run prepare_data.py to fetch a matching pair."
             )
     rows.sort(key=lambda r: int(r[1][0]))
@@ -394,7 +402,8 @@ def load_p5(data_dir: Path) -> Dataset:
     for n, (u, _) in rows:
         if u in seen_users:
             raise DataError(
-                f"{seq_path}: user {u} appears twice (again at line {n}); each user needs exactly one line."
+                f"{seq_path}: user {u} appears twice (again at line {n}); "
+                "each user needs exactly one line."
             )
         seen_users.add(u)
     user_ids = np.array([p5_user_to_orig[u] for _, (u, _) in rows], dtype=object)
@@ -433,7 +442,8 @@ def load_p5(data_dir: Path) -> Dataset:
         offsets, positions = _offsets_and_positions(lengths)
     else:
         log.info(
-            "%s: no %s, so this data set has no star ratings; rating tasks will use implicit feedback",
+            "%s: no %s, so this data set has no star ratings; "
+            "rating tasks will use implicit feedback",
             data_dir,
             P5_RATINGS,
         )
@@ -476,7 +486,8 @@ def _p5_ratings(
         isinstance(splits.get(k), list) for k in ("train", "val", "test")
     ):
         raise DataError(
-            f"{path}: expected a dict with 'train', 'val' and 'test' lists of review dicts (P5's layout)."
+            f"{path}: expected a dict with 'train', 'val' and 'test' lists of review dicts "
+            "(P5's layout)."
         )
     user_index = {u: i for i, u in enumerate(user_ids)}
     item_index = {a: i for i, a in enumerate(item_ids)}
@@ -489,7 +500,8 @@ def _p5_ratings(
                 lookup[u * n_items + i] = (float(review["overall"]), int(review["unixReviewTime"]))
             except (KeyError, TypeError, ValueError) as exc:
                 raise DataError(
-                    f"{path}: review {k} of '{part}' is malformed or names an unknown user/item ({exc!r}); "
+                    f"{path}: review {k} of '{part}' is malformed or names an unknown user/item "
+                    f"({exc!r}); "
                     "it needs reviewerID, asin, overall and unixReviewTime matching datamaps.json."
                 ) from exc
     keys = users * n_items + items
@@ -585,7 +597,8 @@ def load_movielens(data_dir: Path) -> Dataset:
     if unknown:
         raise DataError(
             f"{data_path}: {len(unknown)} rating(s) name movies missing from u.item (first at line "
-            f"{', '.join(map(str, unknown[:5]))}); the files come from different releases: re-run prepare_data.py."
+            f"{', '.join(map(str, unknown[:5]))}); the files come from different releases: "
+            "re-run prepare_data.py."
         )
     raw_users = np.array([r[0] for _, r in rows], dtype=np.int64)
     items = np.array([movie_index[r[1]] for _, r in rows], dtype=np.int64)

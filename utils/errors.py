@@ -95,7 +95,8 @@ def _debug_requested(argv: list[str]) -> bool:
 def run_script(
     main: Callable[[], Any], user_errors: tuple[type[BaseException], ...] = ()
 ) -> NoReturn:
-    """Run a script's ``main()`` and exit: 0 on success (or main's int), 1 with one line on a known failure.
+    """Run a script's ``main()`` and exit: 0 on success (or main's int), 1 with one line on a known
+    failure.
 
     ``user_errors`` adds exception types that a script's library raises with a
     message meant for the user (the semantic-ID code's ValueErrors name the flag to change).

@@ -27,7 +27,8 @@ LABELLINGS = ("explicit", "implicit", "liked")
 
 @dataclass
 class PointwiseExamples:
-    """Parallel arrays; ``group_row`` is the interaction row each example belongs to (for slicing)."""
+    """Parallel arrays; ``group_row`` is the interaction row each example belongs to (for
+    slicing)."""
 
     users: np.ndarray
     items: np.ndarray
@@ -39,7 +40,8 @@ class PointwiseExamples:
 
 
 def resolve_objective(ds: Dataset, requested: str = "auto") -> str:
-    """'explicit' when the data has star ratings, else 'implicit'; an explicit request needs ratings."""
+    """'explicit' when the data has star ratings, else 'implicit'; an explicit request needs
+    ratings."""
     if requested not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {requested!r}")
     if requested == "explicit" and not ds.has_ratings:
@@ -65,7 +67,8 @@ def _concat(*parts: PointwiseExamples) -> PointwiseExamples:
 def positives(
     ds: Dataset, rows: np.ndarray, objective: str, positive_threshold: float = 4.0
 ) -> PointwiseExamples:
-    """The observed interactions at ``rows``, labelled for ``objective`` (one of :data:`LABELLINGS`)."""
+    """The observed interactions at ``rows``, labelled for ``objective`` (one of
+    :data:`LABELLINGS`)."""
     if objective not in LABELLINGS:
         raise ValueError(f"objective must be one of {', '.join(LABELLINGS)}, got {objective!r}")
     if objective == "explicit":
@@ -80,7 +83,8 @@ def positives(
 def eval_examples(
     ds: Dataset, split: Split, part: str, objective: str, positive_threshold: float = 4.0
 ) -> PointwiseExamples:
-    """The validation or test examples; implicit adds the split's fixed negatives for each positive."""
+    """The validation or test examples; implicit adds the split's fixed negatives for each
+    positive."""
     rows = getattr(split, part)
     pos = positives(ds, rows, objective, positive_threshold)
     if objective != "implicit":

@@ -24,7 +24,8 @@ from utils.splits import SPLIT_KINDS, Split, get_split
 def add_experiment_args(
     parser: argparse.ArgumentParser, split_choice: bool = True, repeat_seeds: bool = True
 ) -> None:
-    """The flags of the data split, the cold-item hold-out, the semantic IDs and (optionally) --seeds."""
+    """The flags of the data split, the cold-item hold-out, the semantic IDs and
+    (optionally) --seeds."""
     g = parser.add_argument_group("experiment")
     if repeat_seeds:
         g.add_argument(
@@ -100,7 +101,8 @@ def setup_experiment(
     outputs: dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,
 ) -> Experiment:
-    """Seed, log, pick the device, load the data, check the outputs, then the split and the semantic IDs.
+    """Seed, log, pick the device, load the data, check the outputs, then the split and the semantic
+    IDs.
 
     ``split_kind`` overrides ``args.split`` (TIGER's leave-one-out); ``outputs``
     adds folders to probe for writing (flag -> path) besides --out, --plot-dir

@@ -28,7 +28,8 @@ _MASK32 = 0xFFFFFFFF
 
 
 def _mul32(x, c: int):
-    """(x * c) mod 2**32 for 0 <= x < 2**32, split in 16-bit halves so no int64 product can overflow."""
+    """(x * c) mod 2**32 for 0 <= x < 2**32, split in 16-bit halves so no int64 product can
+    overflow."""
     return ((x & 0xFFFF) * c + ((((x >> 16) * c) & 0xFFFF) << 16)) & _MASK32
 
 

@@ -23,7 +23,8 @@ from typing import Any
 
 from utils.errors import DataError, OutputError
 
-# A temporary file or folder of ours: ".<name>.pid<pid>.<random>.tmp" (older runs: ".<name>.<random>.tmp").
+# A temporary file or folder of ours: ".<name>.pid<pid>.<random>.tmp" (older runs:
+# ".<name>.<random>.tmp").
 _TEMP_NAME = re.compile(r"^\.(?P<name>.+?)\.(?:pid(?P<pid>\d+)\.[a-z0-9_]+|[a-z0-9_]{8})\.tmp$")
 # A temporary name without a process id is taken as abandoned once it is this old.
 STALE_UNTAGGED_SECONDS = 3600.0
@@ -54,7 +55,8 @@ def is_stale_temp(path: Path, now: float | None = None) -> bool:
 
 
 def remove_stale_temps(folder: str | Path) -> list[Path]:
-    """Delete our abandoned temporary files and folders in ``folder`` (left by a SIGKILL); returns them."""
+    """Delete our abandoned temporary files and folders in ``folder`` (left by a SIGKILL); returns
+    them."""
     import shutil
 
     removed = []
@@ -73,7 +75,8 @@ def remove_stale_temps(folder: str | Path) -> list[Path]:
 
 
 def temp_prefix(name: str) -> str:
-    """The start of a temporary name for ``name``, tagged with this process (to tell a stale one later)."""
+    """The start of a temporary name for ``name``, tagged with this process (to tell a stale one
+    later)."""
     return f".{name}.pid{os.getpid()}."
 
 
@@ -138,7 +141,8 @@ def atomic_write_json(
 
 
 def read_json(path: str | Path, fix: str = "re-run the script that wrote it") -> Any:
-    """Parse a JSON file; a truncated or non-UTF-8 file is refused with its name, the line and ``fix``."""
+    """Parse a JSON file; a truncated or non-UTF-8 file is refused with its name, the line and
+    ``fix``."""
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
@@ -156,7 +160,8 @@ def read_json(path: str | Path, fix: str = "re-run the script that wrote it") ->
 def check_writable(
     outputs: dict[str, str | Path | None], folders: dict[str, str | Path | None] | None = None
 ) -> None:
-    """Fail now, before any work, if an output file or folder cannot be written (keys name the flags)."""
+    """Fail now, before any work, if an output file or folder cannot be written (keys name the
+    flags)."""
     for flag, path in outputs.items():
         if path is not None:
             if Path(path).is_dir():

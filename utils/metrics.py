@@ -22,7 +22,8 @@ from utils.errors import NonFiniteScoresError
 
 
 def require_finite(scores: Any, what: str = "scores") -> None:
-    """Refuse NaN or infinite scores (numpy arrays, lists or torch tensors) with a count and the fix."""
+    """Refuse NaN or infinite scores (numpy arrays, lists or torch tensors) with a count and the
+    fix."""
     if hasattr(scores, "isfinite"):  # a torch tensor, possibly on a GPU
         finite, total = scores.isfinite(), scores.numel()
     else:
@@ -81,7 +82,8 @@ def auc(y: np.ndarray, s: np.ndarray) -> float:
 
 
 def pr_auc(y: np.ndarray, s: np.ndarray) -> float:
-    """Average precision: mean over positives of the precision at their score threshold (ties grouped)."""
+    """Average precision: mean over positives of the precision at their score threshold (ties
+    grouped)."""
     require_finite(s)
     y = np.asarray(y).astype(bool)
     if not y.any():

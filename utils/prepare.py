@@ -54,7 +54,7 @@ SPECS: dict[str, DatasetSpec] = {
         (P5_RATINGS,),
         "beauty",
         {
-            "sequential_data.txt": "f85a84ab47d70e82bf0e7301804270af10fb51e127ab8f0885697d593f6f6d43",
+            "sequential_data.txt": "f85a84ab47d70e82bf0e7301804270af10fb51e127ab8f0885697d593f6f6d43",  # noqa: E501
             "datamaps.json": "715ab04838ff1ba21238475ed453a89e8c30aa6214b904d27a79e4168fc7b612",
         },
         (22363, 12101, 198502),
@@ -86,8 +86,9 @@ def verify_checksums(folder: Path, checksums: dict[str, str], origin: str) -> No
         path = folder / name
         if path.exists() and sha256_file(path) != expected:
             raise DataError(
-                f"{path}: sha256 differs from the official file ({origin}); the copy is damaged or from another "
-                "release. Delete it and fetch it again (or pass --no-verify to accept it knowingly)."
+                f"{path}: sha256 differs from the official file ({origin}); "
+                "the copy is damaged or from another release. "
+                "Delete it and fetch it again (or pass --no-verify to accept it knowingly)."
             )
 
 
@@ -111,7 +112,8 @@ def _link_or_copy(src: str, dst: str) -> None:
 def _stage(
     source: Path, target: Path, spec: DatasetSpec, link: bool = False
 ) -> tuple[Path, list[str]]:
-    """A sibling of ``target``: its other contents plus the new data files. Returns it, names placed."""
+    """A sibling of ``target``: its other contents plus the new data files. Returns it, names
+    placed."""
     data_names = set(spec.required + spec.optional)
     staging = Path(
         tempfile.mkdtemp(prefix=temp_prefix(target.name), suffix=".tmp", dir=target.parent)
@@ -154,7 +156,8 @@ def _swap_in(staging: Path, target: Path) -> None:
 
 
 def _recover(target: Path) -> None:
-    """Finish what a killed run left: restore a folder moved aside, or drop a finished swap's backup."""
+    """Finish what a killed run left: restore a folder moved aside, or drop a finished swap's
+    backup."""
     backup = _backup_path(target)
     if backup.exists():
         if target.exists():
@@ -166,7 +169,8 @@ def _recover(target: Path) -> None:
 
 
 def _verified_summary(folder: Path, spec: DatasetSpec, verify: bool, shown: Path) -> dict[str, Any]:
-    """Load ``folder`` fully and check the known counts; messages name ``shown`` (the real target)."""
+    """Load ``folder`` fully and check the known counts; messages name ``shown`` (the real
+    target)."""
     ds = load_dataset(folder)
     counts = (ds.n_users, ds.n_items, ds.n_interactions)
     if verify and spec.expected_counts and counts != spec.expected_counts:
@@ -197,7 +201,8 @@ def install_verified(
 
 
 def download(url: str, dest: Path, timeout: float = 30.0, progress: bool = False) -> None:
-    """HTTP(S) download with a progress bar, written to a temporary file and renamed when complete."""
+    """HTTP(S) download with a progress bar, written to a temporary file and renamed when
+    complete."""
     tmp = dest.with_name(dest.name + ".part")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
@@ -216,8 +221,8 @@ def download(url: str, dest: Path, timeout: float = 30.0, progress: bool = False
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
         tmp.unlink(missing_ok=True)
         raise DataError(
-            f"could not download {url} ({exc}). No network here? Copy the files onto this machine and use "
-            "--source FOLDER instead."
+            f"could not download {url} ({exc}). No network here? Copy the files onto this "
+            "machine and use --source FOLDER instead."
         ) from exc
 
 
@@ -233,11 +238,13 @@ def _download_p5(spec: DatasetSpec, workdir: Path, progress: bool = False) -> Pa
         result = gdown.download(id=P5_DRIVE_ID, output=str(archive), quiet=not progress)
     except Exception as exc:  # gdown raises many types on network and Drive-quota errors
         raise DataError(
-            f"could not download P5's data bundle from Google Drive ({exc}); use --source FOLDER instead."
+            f"could not download P5's data bundle from Google Drive ({exc}); "
+            "use --source FOLDER instead."
         ) from exc
     if not result or not archive.exists():
         raise DataError(
-            "Google Drive returned no file for P5's data bundle (quota or no network); use --source FOLDER instead."
+            "Google Drive returned no file for P5's data bundle (quota or no network); "
+            "use --source FOLDER instead."
         )
     return archive
 
@@ -272,7 +279,8 @@ def prepare(
     verify: bool = True,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Place and verify data set ``name``; returns the loaded data set's summary (``progress``: download bars)."""
+    """Place and verify data set ``name``; returns the loaded data set's summary (``progress``:
+    download bars)."""
     if name not in SPECS:
         raise DataError(f"unknown data set {name!r}; choose one of {', '.join(SPECS)}")
     spec = SPECS[name]

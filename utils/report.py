@@ -1,4 +1,5 @@
-"""Reporting, in one place: the results-file layout, mean ± std over seeds, Markdown tables and figures.
+"""Reporting, in one place: the results-file layout, mean ± std over seeds, Markdown tables and
+figures.
 
 Every script writes its results through :func:`write_results` and logs the
 same tables that ``summarize_results.py`` prints for the README, from the same
@@ -22,7 +23,8 @@ RUN_RECORD = "run_record"
 
 
 def write_results(path: str | Path, result: dict[str, Any], record: Any) -> dict[str, Any]:
-    """Write ``result`` with the run record under :data:`RUN_RECORD`, atomically; returns what was written."""
+    """Write ``result`` with the run record under :data:`RUN_RECORD`, atomically; returns what was
+    written."""
     result = {**result, RUN_RECORD: record.to_dict()}
     atomic_write_json(path, result)
     return result
@@ -35,7 +37,8 @@ def aggregate_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and standard deviation of every numeric leaf across runs with the same structure.
 
     ``[{'auc': .8, 'slices': {'cold': {'n': 5, 'auc': .6}}}, ...]`` becomes
-    ``{'auc': {'mean': .., 'std': .., 'values': [..]}, 'slices': {'cold': {'n': {...}, 'auc': {...}}}}``.
+    ``{'auc': {'mean': .., 'std': .., 'values': [..]},
+    'slices': {'cold': {'n': {...}, 'auc': {...}}}}``.
     Standard deviation is the sample one (ddof=1) and 0 for a single run; NaN values are left out of
     the mean and std but kept in ``values``; keys missing from the first run are ignored.
     """
@@ -60,7 +63,8 @@ def aggregate_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def fmt(cell: Any, digits: int = 4) -> str:
-    """A number, or a {'mean', 'std'} dict as 'mean ± std' (std omitted for a single run); None as '–'."""
+    """A number, or a {'mean', 'std'} dict as 'mean ± std' (std omitted for a single run); None as
+    '–'."""
     if isinstance(cell, dict) and "mean" in cell:
         values = cell.get("values", [])
         return f"{cell['mean']:.{digits}f}" + (
@@ -154,7 +158,8 @@ def mf_table(result: dict[str, Any]) -> str:
     ]
     seeds = len(next(iter(result["models"].values()))["seeds"])
     return (
-        f"**MF, {result['dataset']}** ({result['objective']}, {result['split']['kind']} split, test set, "
+        f"**MF, {result['dataset']}** "
+        f"({result['objective']}, {result['split']['kind']} split, test set, "
         f"{seeds} seed(s), {result[RUN_RECORD]['wall_seconds']:.0f} s)\n\n"
         + markdown_table(["model"] + [c for c, _ in cols], rows)
     )
@@ -197,7 +202,8 @@ TIGER_HEADER = [m.replace("recall", "Recall").replace("ndcg", "NDCG") for m in T
 
 
 def tiger_table(result: dict[str, Any], name: str = "") -> str:
-    """TIGER and SASRec of one run beside the published numbers (tiger_train_eval.py); ``name``: the file."""
+    """TIGER and SASRec of one run beside the published numbers (tiger_train_eval.py); ``name``: the
+    file."""
     rows = [
         [model]
         + [m["test"][k] for k in TIGER_METRICS]
@@ -216,7 +222,8 @@ def tiger_table(result: dict[str, Any], name: str = "") -> str:
     record = result[RUN_RECORD]
     where = f"`{name}`: " if name else ""
     return (
-        f"**TIGER and SASRec, {result['dataset']}** ({where}leave-one-out, full-catalogue ranking, test set, "
+        f"**TIGER and SASRec, {result['dataset']}** "
+        f"({where}leave-one-out, full-catalogue ranking, test set, "
         f"{result['preset']} preset, `{record['command']}`, {record['wall_seconds']:.0f} s)\n\n"
         + markdown_table(
             ["model"]
@@ -228,7 +235,8 @@ def tiger_table(result: dict[str, Any], name: str = "") -> str:
 
 
 def tiger_seeds_table(results: list[dict[str, Any]]) -> str | None:
-    """Mean ± std over quick-preset runs that differ only in --seed (None with fewer than two seeds)."""
+    """Mean ± std over quick-preset runs that differ only in --seed (None with fewer than two
+    seeds)."""
     runs = [r for r in results if r.get("complete") and r.get("preset") == "quick"]
     # Seeds of one experiment: the same semantic IDs (runs on other IDs are other experiments).
     ids = [dig(r, "semantic_ids", "ids_digest") for r in runs]

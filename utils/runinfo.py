@@ -1,4 +1,5 @@
-"""The run record embedded in every results file: what ran, on what, and how long each stage took."""
+"""The run record embedded in every results file: what ran, on what, and how long each stage
+took."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def library_versions() -> dict[str, str]:
 
 
 def git_commit() -> str | None:
-    """The checkout's commit, with '-dirty' when its code has uncommitted changes; None outside git."""
+    """The checkout's commit, with '-dirty' when its code has uncommitted changes; None outside
+    git."""
     try:
         root = repo_root()
         sha = subprocess.run(
@@ -94,7 +96,8 @@ class RunRecord:
             log.info("stage %s took %.2fs", name, dt)
 
     def to_dict(self, include_timing: bool = True) -> dict[str, Any]:
-        """The record as JSON-ready data; ``include_timing=False`` keeps outputs byte-reproducible."""
+        """The record as JSON-ready data; ``include_timing=False`` keeps outputs
+        byte-reproducible."""
         record: dict[str, Any] = {
             "script": self.script,
             "command": " ".join([sys.argv[0].rsplit("/", 1)[-1], *sys.argv[1:]]),

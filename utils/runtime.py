@@ -1,4 +1,5 @@
-"""Process-wide set-up that library code may need: seeding, the compute device, the repository root."""
+"""Process-wide set-up that library code may need: seeding, the compute device, the repository
+root."""
 
 from __future__ import annotations
 

@@ -164,7 +164,8 @@ def load_semantic_ids(data_dir: str | Path, ds: Dataset) -> SemanticIds:
     hint = GENERATE_HINT.format(data_dir=data_dir)
     if header.get("data_checksum") != ds.checksum:
         raise DataError(
-            f"{path}: generated from other data (checksum {str(header.get('data_checksum'))[:12]}..., "
+            f"{path}: generated from other data "
+            f"(checksum {str(header.get('data_checksum'))[:12]}..., "
             f"this data set {ds.checksum[:12]}...); {hint}"
         )
     row = {item: r for r, item in enumerate(item_ids)}
@@ -180,22 +181,25 @@ def load_semantic_ids(data_dir: str | Path, ds: Dataset) -> SemanticIds:
 
 
 def ids_digest(sids: SemanticIds, length: int = 12) -> str:
-    """Short sha256 of the aligned codes and their sizes: tells apart checkpoints trained on other IDs."""
+    """Short sha256 of the aligned codes and their sizes: tells apart checkpoints trained on other
+    IDs."""
     h = hashlib.sha256(json.dumps(list(sids.codebook_sizes)).encode())
     h.update(np.ascontiguousarray(sids.codes, dtype="<i8").tobytes())
     return h.hexdigest()[:length]
 
 
 def quantizer_name(meta: dict[str, Any]) -> str | None:
-    """The quantizer that made the IDs: named in the header (rqvae, random) or implied by rqkmeans' own
-    'kmeans' field (its header predates the name); None for a file that says neither (hand-written)."""
+    """The quantizer that made the IDs: named in the header (rqvae, random) or implied by rqkmeans'
+    own 'kmeans' field (its header predates the name); None for a file that says neither
+    (hand-written)."""
     return meta.get("quantizer") or ("rqkmeans" if "kmeans" in meta else None)
 
 
 def semantic_ids_record(
     sids: SemanticIds, ids_dir: str | Path, cold_fraction: float, split_seed: int
 ) -> dict[str, Any]:
-    """What a results file says about the semantic IDs a run used, with a hold-out consistency check.
+    """What a results file says about the semantic IDs a run used, with a hold-out consistency
+    check.
 
     Codebooks fitted on warm items only must have held out the same cold items
     as this run's split; otherwise the cold items' embeddings shaped the
@@ -210,8 +214,9 @@ def semantic_ids_record(
     )
     if not same_holdout:
         log.warning(
-            "semantic IDs were fitted on %s items (cold fraction %s, split seed %s), not on the warm items of "
-            "this split (cold fraction %s, split seed %s): cold items are not brand-new to the codebooks",
+            "semantic IDs were fitted on %s items (cold fraction %s, split seed %s), "
+            "not on the warm items of this split (cold fraction %s, split seed %s): "
+            "cold items are not brand-new to the codebooks",
             meta.get("fit_on"),
             meta.get("cold_fraction"),
             meta.get("split_seed"),

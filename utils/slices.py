@@ -13,7 +13,8 @@ SLICE_QUANTILES = (0.2, 0.8)
 
 
 def popularity_groups(counts: np.ndarray, q: tuple[float, float] = SLICE_QUANTILES) -> np.ndarray:
-    """'tail' / 'mid' / 'head' per index by training-count quantiles of the indices seen in training.
+    """'tail' / 'mid' / 'head' per index by training-count quantiles of the indices seen in
+    training.
 
     Thresholds come from the indices with a non-zero count, so unseen (cold)
     indices do not drag the quantiles down; they fall into 'tail'.
@@ -28,7 +29,8 @@ def popularity_groups(counts: np.ndarray, q: tuple[float, float] = SLICE_QUANTIL
 
 
 def row_slices(ds: Dataset, split: Split, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """Boolean masks over evaluation ``rows``: item and user popularity groups, cold and warm items."""
+    """Boolean masks over evaluation ``rows``: item and user popularity groups, cold and warm
+    items."""
     train_items = popularity_groups(ds.item_counts(split.train))
     train_users = popularity_groups(ds.user_counts(split.train))
     items, users = ds.items[rows], ds.users[rows]

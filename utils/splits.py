@@ -106,7 +106,8 @@ def sample_negatives(
 
 
 def _temporal_rows(ds: Dataset, ratios: tuple[float, float, float]) -> tuple[np.ndarray, ...]:
-    """Per user, the first 80% of the chronological sequence trains, the next 10% validates, the rest tests.
+    """Per user, the first 80% of the chronological sequence trains, the next 10% validates, the
+    rest tests.
 
     Cut points are floors of the cumulative ratios, and every user keeps at
     least one training interaction (a 5-item history gives 4 train, 0 val, 1 test).
@@ -203,7 +204,8 @@ def make_split(
 
 
 def load_cached_split(path: Path, ds: Dataset, kind: str, seed: int) -> Split:
-    """A saved split, checked against the data set; a damaged or foreign file is refused with the fix."""
+    """A saved split, checked against the data set; a damaged or foreign file is refused with the
+    fix."""
     fix = "delete it and run again: the split is rebuilt, identical, from its seed"
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -251,14 +253,18 @@ def get_split(
     n_eval_negatives: int = 4,
     cache_dir: str | Path | None = None,
 ) -> Split:
-    """The split for these parameters, loaded from ``cache_dir`` when saved before, else built and saved.
+    """The split for these parameters, loaded from ``cache_dir`` when saved before, else built and
+    saved.
 
     Saving matters for more than speed: the evaluation negatives are drawn
     once, so every model and script is scored against the same ones.
     """
     if cache_dir is None:
         return make_split(ds, kind, seed, cold_fraction, n_eval_negatives)
-    name = f"split-{kind}-seed{seed}-cold{cold_fraction:g}-neg{n_eval_negatives}-{ds.checksum[:12]}.npz"
+    name = (
+        f"split-{kind}-seed{seed}-cold{cold_fraction:g}-neg{n_eval_negatives}"
+        f"-{ds.checksum[:12]}.npz"
+    )
     path = Path(cache_dir) / name
     if path.exists():
         split = load_cached_split(path, ds, kind, seed)

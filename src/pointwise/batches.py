@@ -39,7 +39,8 @@ MONITOR = {"explicit": ("rmse", "min"), "implicit": ("auc", "max"), "liked": ("a
 
 @dataclass
 class ExampleTensors:
-    """A :class:`PointwiseExamples` set as device tensors; ``batch(idx)`` slices every field at once."""
+    """A :class:`PointwiseExamples` set as device tensors; ``batch(idx)`` slices every field at
+    once."""
 
     users: Tensor
     items: Tensor
@@ -63,7 +64,8 @@ class ExampleTensors:
 def epoch_batches(
     sampler: TrainSampler, batch_size: int, seed: int, device: str | torch.device
 ) -> Callable[[int], Iterator[dict]]:
-    """``batches(epoch)`` for :func:`src.training.fit`: the epoch's examples, shuffled by (seed, epoch)."""
+    """``batches(epoch)`` for :func:`src.training.fit`: the epoch's examples, shuffled by (seed,
+    epoch)."""
 
     def batches(epoch: int) -> Iterator[dict[str, Tensor]]:
         data = ExampleTensors.from_examples(sampler.epoch(epoch), device)
@@ -74,7 +76,8 @@ def epoch_batches(
 
 
 def pointwise_loss(objective: str, reg: float = 0.0) -> Callable[[nn.Module, dict], Tensor]:
-    """MSE on ratings (explicit) or BCE on logits (implicit, liked), plus ``reg * penalty`` when the model has one."""
+    """MSE on ratings (explicit) or BCE on logits (implicit, liked), plus ``reg * penalty`` when the
+    model has one."""
     if objective not in MONITOR:
         raise ValueError(f"objective must be one of {', '.join(MONITOR)}, got {objective!r}")
 

@@ -44,7 +44,8 @@ def mlp(sizes: Sequence[int], dropout: float = 0.0) -> nn.Sequential:
 
 @dataclass
 class Embedded:
-    """The shared layer's output: field vectors (B, n_fields, dim) and, if asked for, first-order terms (B,)."""
+    """The shared layer's output: field vectors (B, n_fields, dim) and, if asked for, first-order
+    terms (B,)."""
 
     fields: torch.Tensor
     first_order: torch.Tensor | None
@@ -112,7 +113,8 @@ class FieldEmbedding(nn.Module):
 
 
 class CrossFeatures(nn.Module):
-    """Wide-part weights of user x item-identity crosses (item ID, code or n-gram), stable-hashed into buckets.
+    """Wide-part weights of user x item-identity crosses (item ID, code or n-gram), stable-hashed
+    into buckets.
 
     A cross with an OOV side (unknown user, cold item ID) maps to row 0, which
     stays zero: a cold item gets no memorised user x item weight, but its
@@ -156,7 +158,8 @@ class CTRModel(nn.Module):
         return self.score(self.features.gather(users, items))
 
     def score(self, batch: Batch) -> torch.Tensor:
-        """Logits of an already gathered batch (the benchmark's slow path builds one by collating dicts)."""
+        """Logits of an already gathered batch (the benchmark's slow path builds one by collating
+        dicts)."""
         return self.head(batch, self.embedding(batch))
 
     def head(self, batch: Batch, emb: Embedded) -> torch.Tensor:
@@ -167,7 +170,8 @@ class CTRModel(nn.Module):
 
 
 class WideAndDeep(CTRModel):
-    """Cheng et al. 2016: linear model over features and user x item crosses + an MLP over the embeddings."""
+    """Cheng et al. 2016: linear model over features and user x item crosses + an MLP over the
+    embeddings."""
 
     first_order = True
 
@@ -182,7 +186,8 @@ class WideAndDeep(CTRModel):
 
 
 class DeepFM(CTRModel):
-    """Guo et al. 2017: first-order terms + FM pairwise interactions + an MLP, all over the same embeddings."""
+    """Guo et al. 2017: first-order terms + FM pairwise interactions + an MLP, all over the same
+    embeddings."""
 
     first_order = True
 
@@ -198,7 +203,8 @@ class DeepFM(CTRModel):
 
 
 class DLRM(CTRModel):
-    """Naumov et al. 2019: bottom MLP for dense features, dot products of all field pairs, top MLP."""
+    """Naumov et al. 2019: bottom MLP for dense features, dot products of all field pairs, top
+    MLP."""
 
     def __init__(self, features: FeatureTensors, cfg: CTRConfig):
         super().__init__(features, cfg)

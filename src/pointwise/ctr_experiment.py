@@ -1,7 +1,8 @@
 """Every CTR model x feature mode x seed on one split: training, test report, summary rows and plot.
 
 The pointwise modules (:mod:`src.pointwise.experiment`, ``.evaluation``, ``.batches``) do the
-batching, early stopping, metrics and slices, so MF and the CTR models are scored on the same examples.
+batching, early stopping, metrics and slices, so MF and the CTR models are scored on the same
+examples.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ TABLE_METRICS = ("auc", "logloss", "pr_auc", "f1", "f1_at_val_threshold")
 
 
 def ctr_objective(objective: str) -> str:
-    """The CTR models predict a click/like probability: explicit ratings become 'liked' 0/1 labels."""
+    """The CTR models predict a click/like probability: explicit ratings become 'liked' 0/1
+    labels."""
     return "liked" if objective == "explicit" else objective
 
 
@@ -55,7 +57,8 @@ def labelling(
 
 
 def ctr_model_facts(model: Any) -> dict[str, Any]:
-    """Parameter counts: total, and the share in embedding tables (incl. the wide part's cross weights)."""
+    """Parameter counts: total, and the share in embedding tables (incl. the wide part's cross
+    weights)."""
     embedding = sum(
         p.numel()
         for n, p in model.named_parameters()
@@ -80,7 +83,8 @@ def run_ctr(
     stage: Callable[[str], Any],
     progress: bool = False,
 ) -> dict[str, Any]:
-    """``{mode: {model: {'seeds': {...}, 'mean_std': {...}}, 'features': {...}}}`` for every mode."""
+    """``{mode: {model: {'seeds': {...}, 'mean_std': {...}}, 'features': {...}}}`` for every
+    mode."""
     out: dict[str, Any] = {}
     for mode in modes:
         with stage(f"features {mode}"):
@@ -94,14 +98,14 @@ def run_ctr(
         results = run_models(
             list(models),
             list(seeds),
-            lambda name: build_ctr_model(name, features, model_cfg),
+            lambda name, features=features: build_ctr_model(name, features, model_cfg),
             evaluator,
             lambda seed: TrainSampler(
                 ds, split, evaluator.objective, negatives, seed, positive_threshold
             ),
             train_cfg,
             describe=ctr_model_facts,
-            stage=lambda label: stage(f"{mode}: {label}"),
+            stage=lambda label, mode=mode: stage(f"{mode}: {label}"),
             ranking=False,
             tune_threshold=True,
             progress=progress,
@@ -124,7 +128,8 @@ def _stat(block: dict[str, Any], key: str) -> tuple[float, float]:
 
 
 def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per (model, mode): test metrics overall and on cold items (mean, std), size and speed."""
+    """One row per (model, mode): test metrics overall and on cold items (mean, std), size and
+    speed."""
     rows = []
     for mode, by_mode in results.items():
         for model, res in by_mode["models"].items():
@@ -155,7 +160,8 @@ def plot_modes(path: Path, rows: list[dict[str, Any]], title: str, metric: str =
         series[mode] = ([v[0] for v in values], [v[1] for v in values])
     values = np.array([m for means, _ in series.values() for m in means], dtype=float)
     values = values[np.isfinite(values)]
-    # AUCs of these models sit in a narrow band; a zero-based axis would hide the differences between modes.
+    # AUCs of these models sit in a narrow band; a zero-based axis would hide the differences
+    # between modes.
     ylim = (float(values.min()) - 0.03, float(values.max()) + 0.02) if len(values) else None
     return grouped_bar_plot(
         path,

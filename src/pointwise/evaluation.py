@@ -1,4 +1,5 @@
-"""Scoring pointwise models: metrics on fixed evaluation examples, slices and full-catalogue ranking.
+"""Scoring pointwise models: metrics on fixed evaluation examples, slices and full-catalogue
+ranking.
 
 MF and the CTR family are scored here on the same examples, slices and
 ranking protocol (see ``PointwiseEvaluator.ranking``).
@@ -80,7 +81,8 @@ def csr(groups: np.ndarray, values: np.ndarray, n_groups: int) -> tuple[np.ndarr
 
 @torch.no_grad()
 def score_items(model: nn.Module, users: Tensor, n_items: int) -> Tensor:
-    """(len(users), n_items) scores: ``model.score_all`` when it has one, else every pair through ``model``."""
+    """(len(users), n_items) scores: ``model.score_all`` when it has one, else every pair through
+    ``model``."""
     if hasattr(model, "score_all"):
         return model.score_all(users).float()
     items = torch.arange(n_items, device=users.device)
@@ -147,7 +149,8 @@ def top_k_items(
 
 
 class PointwiseEvaluator:
-    """Scores a model on one split's validation and test examples, with slices and full-catalogue ranking.
+    """Scores a model on one split's validation and test examples, with slices and full-catalogue
+    ranking.
 
     Built once per (data set, split, objective): the example tensors, slice
     masks and ranking targets are shared by every model and seed.
@@ -196,7 +199,8 @@ class PointwiseEvaluator:
         )
 
     def val_threshold(self, model: nn.Module) -> float:
-        """The probability threshold with the best validation F1 (binary objectives), to apply on test."""
+        """The probability threshold with the best validation F1 (binary objectives), to apply on
+        test."""
         if self.objective == "explicit":
             raise ValueError("a decision threshold needs a binary objective (implicit or liked)")
         scores = predict(model, self.tensors["val"], self.batch_size)

@@ -1,4 +1,5 @@
-"""Feature tensors for the CTR models, built once per (data set, split, mode) and gathered per batch.
+"""Feature tensors for the CTR models, built once per (data set, split, mode) and gathered per
+batch.
 
 Every feature is a property of the user or of the item, so it is stored once
 per user / per item and a batch of (user, item) pairs is turned into model
@@ -64,7 +65,8 @@ class FieldSpec:
 
     @property
     def n_fields(self) -> int:
-        """Field vectors the embedding layer emits: sparse + bags + one for the dense block (if any)."""
+        """Field vectors the embedding layer emits: sparse + bags + one for the dense block (if
+        any)."""
         return len(self.sparse) + len(self.bags) + (1 if self.dense else 0)
 
 
@@ -88,7 +90,8 @@ class Batch:
 def vocab_index(
     values: np.ndarray, known: np.ndarray, missing: object = None
 ) -> tuple[np.ndarray, int]:
-    """Map each value to 1..V by the sorted vocabulary of values on ``known`` rows; the rest (and ``missing``) to 0.
+    """Map each value to 1..V by the sorted vocabulary of values on ``known`` rows; the rest (and
+    ``missing``) to 0.
 
     Returns the indices and the cardinality V + 1 (row 0 is the shared OOV row).
     """
@@ -107,12 +110,14 @@ def vocab_index(
 
 
 def title_tokens(title: str, max_tokens: int) -> list[str]:
-    """Lower-cased words (Unicode letters and digits), de-duplicated in order, at most ``max_tokens``."""
+    """Lower-cased words (Unicode letters and digits), de-duplicated in order, at most
+    ``max_tokens``."""
     return list(dict.fromkeys(_TOKEN.findall(title.lower())))[:max_tokens]
 
 
 def code_ngrams(codes: np.ndarray, n_buckets: int) -> np.ndarray:
-    """(n_items, levels) stable hashes of the code prefixes of length 1..levels ('2:17-4' = level-2 prefix)."""
+    """(n_items, levels) stable hashes of the code prefixes of length 1..levels ('2:17-4' = level-2
+    prefix)."""
     levels = codes.shape[1]
     out = np.empty(codes.shape, dtype=np.int64)
     for n in range(1, levels + 1):
@@ -122,7 +127,8 @@ def code_ngrams(codes: np.ndarray, n_buckets: int) -> np.ndarray:
 
 
 class BagField:
-    """A multi-valued item feature as CSR (values of item i: ``values[starts[i]:starts[i] + lengths[i]]``)."""
+    """A multi-valued item feature as CSR (values of item i:
+    ``values[starts[i]:starts[i] + lengths[i]]``)."""
 
     def __init__(
         self, lists: Sequence[Sequence[object]], known: np.ndarray, max_len: int | None = None
@@ -152,7 +158,8 @@ class BagField:
 
 
 def dense_features(ds: Dataset, known: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Standardised numeric item features the data actually has, plus a missing flag where some are absent.
+    """Standardised numeric item features the data actually has, plus a missing flag where some are
+    absent.
 
     Mean and standard deviation come from training items; absent values become
     0 (the mean) and the flag column tells the model they were absent.
@@ -180,7 +187,8 @@ def dense_features(ds: Dataset, known: np.ndarray) -> tuple[np.ndarray, tuple[st
 
 
 class FeatureTensors(nn.Module):
-    """Per-user and per-item feature tensors (buffers, so ``.to(device)`` moves them) and the batch gather."""
+    """Per-user and per-item feature tensors (buffers, so ``.to(device)`` moves them) and the batch
+    gather."""
 
     def __init__(
         self,
@@ -245,7 +253,8 @@ def build_features(
     max_title_tokens: int = MAX_TITLE_TOKENS,
     bag_layout: str = "offsets",
 ) -> FeatureTensors:
-    """All feature tensors for ``mode``; ``codes`` (n_items, levels) are the semantic IDs (needed by all but baseline).
+    """All feature tensors for ``mode``; ``codes`` (n_items, levels) are the semantic IDs (needed by
+    all but baseline).
 
     Vocabularies come from items with training interactions only (see the
     module docstring for why), so the result depends on the split.
@@ -255,7 +264,8 @@ def build_features(
     if mode != "baseline":
         if codes is None:
             raise ValueError(
-                f"--mode {mode} needs semantic IDs; run semantic_id_generator.py for this data set first"
+                f"--mode {mode} needs semantic IDs; run semantic_id_generator.py for this data set "
+                "first"
             )
         codes = np.asarray(codes, dtype=np.int64)
         if codes.ndim != 2 or codes.shape[0] != ds.n_items:

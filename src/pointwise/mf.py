@@ -95,7 +95,8 @@ class SemanticItems(nn.Module):
         if (codes < 0).any() or (codes >= sizes).any():
             level = int(np.argwhere((codes < 0) | (codes >= sizes))[0, 1])
             raise ValueError(
-                f"semantic codes of level {level + 1} (column {level}) fall outside 0..{sizes[level] - 1}"
+                f"semantic codes of level {level + 1} (column {level}) fall outside "
+                f"0..{sizes[level] - 1}"
             )
         flat = codes + np.concatenate([[0], np.cumsum(sizes)[:-1]])
         known_codes = np.zeros(int(sizes.sum()), dtype=bool)
@@ -111,7 +112,8 @@ class SemanticItems(nn.Module):
         return torch.softmax(self.level_logits, dim=0)
 
     def forward(self, items: Tensor) -> Tensor:
-        # Weighting the (small) code table first turns the weighted sum into one fused embedding_bag.
+        # Weighting the (small) code table first turns the weighted sum into one fused
+        # embedding_bag.
         weighted = self.table.all() * self.level_weights()[self.row_level].unsqueeze(1)
         return F.embedding_bag(self.codes[items], weighted, mode="sum")
 
@@ -188,7 +190,8 @@ class MatrixFactorization(nn.Module):
 
 
 def base_score(objective: str, labels: np.ndarray, negatives: int = 0) -> float:
-    """The global mean: mean training rating (explicit) or the logit of the base rate 1 / (1 + negatives) (implicit)."""
+    """The global mean: mean training rating (explicit) or the logit of the base rate
+    1 / (1 + negatives) (implicit)."""
     if objective == "explicit":
         return float(np.mean(labels))
     if negatives < 1:
@@ -247,7 +250,8 @@ def model_factory(
     codebook_sizes: list[int] | None = None,
     init_std: float = 0.01,
 ) -> Callable[[str], MatrixFactorization]:
-    """``build(name)`` for one split: IDs and codes count as known when a training positive uses them."""
+    """``build(name)`` for one split: IDs and codes count as known when a training positive uses
+    them."""
     known_users = ds.user_counts(split.train) > 0
     known_items = ds.item_counts(split.train) > 0
     labels = ds.ratings[split.train] if objective == "explicit" else np.ones(len(split.train))
@@ -275,5 +279,5 @@ def mf_model_facts(model: MatrixFactorization) -> dict[str, Any]:
     out: dict[str, Any] = {"n_parameters": count_parameters(model)}
     weights = model.level_weights()
     if weights is not None:
-        out["level_weights"] = {f"level_{l + 1}": w for l, w in enumerate(weights)}
+        out["level_weights"] = {f"level_{level + 1}": w for level, w in enumerate(weights)}
     return out

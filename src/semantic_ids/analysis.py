@@ -39,7 +39,8 @@ def _pair_sums(unit: np.ndarray, groups: np.ndarray) -> tuple[float, int]:
 
 
 def prefix_similarity(embeddings: np.ndarray, codes: np.ndarray) -> list[dict]:
-    """Mean cosine similarity of item pairs sharing at least / exactly the first l codes, l = 0..levels.
+    """Mean cosine similarity of item pairs sharing at least / exactly the first l codes,
+    l = 0..levels.
 
     l = 0 is every pair of the catalogue (the baseline); "exactly l" pairs
     share l codes and differ at code l + 1.
@@ -65,7 +66,8 @@ def prefix_similarity(embeddings: np.ndarray, codes: np.ndarray) -> list[dict]:
 
 
 def purity(clusters: np.ndarray, labels: Sequence[str]) -> tuple[float, int]:
-    """Share of labelled items whose label is their cluster's most common one, and how many were labelled.
+    """Share of labelled items whose label is their cluster's most common one, and how many were
+    labelled.
 
     Items with an empty label are left out.
     """
@@ -84,7 +86,8 @@ def purity(clusters: np.ndarray, labels: Sequence[str]) -> tuple[float, int]:
 def purity_report(
     clusters: np.ndarray, labels: Sequence[str], rng: np.random.Generator, shuffles: int = 20
 ) -> dict:
-    """Purity of `clusters` against a random assignment with the same cluster sizes (shuffled, sampled)."""
+    """Purity of `clusters` against a random assignment with the same cluster sizes (shuffled,
+    sampled)."""
     value, n = purity(clusters, labels)
     if not n:  # e.g. brands on MovieLens
         return {
@@ -124,7 +127,8 @@ def load_generated(ids_dir: Path, ds: Dataset) -> tuple[SemanticIds, dict[str, A
 
 
 def item_labels(ds: Dataset) -> dict[str, list[str]]:
-    """Per item: its first (top) category, its last (leaf) category and its brand ('' when absent)."""
+    """Per item: its first (top) category, its last (leaf) category and its brand ('' when
+    absent)."""
     cats = ds.meta.categories
     unknown_brand = {"", "unknown", "n/a", "na"}
     return {
@@ -135,7 +139,8 @@ def item_labels(ds: Dataset) -> dict[str, list[str]]:
 
 
 def level1_centres(q: Quantizer, x: np.ndarray, sids: SemanticIds) -> np.ndarray:
-    """Each level-1 code's centre in embedding space; random codes have none, so their members' mean."""
+    """Each level-1 code's centre in embedding space; random codes have none, so their members'
+    mean."""
     if isinstance(q, RandomCodes):
         return code_means(x, sids.codes[:, 0], sids.codebook_sizes[0])
     return q.first_level_centres()
@@ -144,7 +149,8 @@ def level1_centres(q: Quantizer, x: np.ndarray, sids: SemanticIds) -> np.ndarray
 def example_items(
     ds: Dataset, sids: SemanticIds, x: np.ndarray, q: Quantizer, n_codes: int, per_code: int
 ) -> dict[str, Any]:
-    """The most used level-1 codes with their most central items, and the largest collision group."""
+    """The most used level-1 codes with their most central items, and the largest collision
+    group."""
     labels = item_labels(ds)
     counts = np.bincount(sids.codes[:, 0], minlength=sids.codebook_sizes[0])
     centres = level1_centres(q, x, sids)
@@ -227,9 +233,11 @@ def analyse(
         "collisions": stats["collisions"],
         "quantization_error": stats["quantization_error"],
         "similarity_by_prefix": similarity,
-        "similarity_note": "exact mean over all item pairs (per-group vector sums), cosine of the embeddings",
+        "similarity_note": "exact mean over all item pairs (per-group vector sums), cosine of the "
+        "embeddings",
         "purity_level1": purities,
-        "purity_note": "share of labelled items whose label is the most common one of their level-1 code; "
-        "baseline: the same codes randomly reassigned (sampled shuffles, mean and std)",
+        "purity_note": "share of labelled items whose label is the most common one of their "
+        "level-1 code; baseline: the same codes randomly reassigned (sampled shuffles, mean and "
+        "std)",
         "examples": examples,
     }

@@ -213,7 +213,8 @@ def embed_texts(
             vectors = np.zeros((len(texts), encoded.shape[1]), dtype=np.float32)
         elif vectors.shape[1] != encoded.shape[1]:
             raise ValueError(
-                f"cached vectors have width {vectors.shape[1]}, the encoder gives {encoded.shape[1]}; "
+                f"cached vectors have width {vectors.shape[1]}, "
+                f"the encoder gives {encoded.shape[1]}; "
                 f"delete {cache.path} to rebuild the cache"
             )
         by_key = {keys[i]: row for i, row in zip(unique, encoded)}

@@ -1,4 +1,5 @@
-"""Semantic-ID generation as a library: item text -> embeddings -> quantizer codes -> collision level.
+"""Semantic-ID generation as a library: item text -> embeddings -> quantizer codes -> collision
+level.
 
 ``semantic_id_generator.py`` wires these functions to flags; the analysis
 (:mod:`src.semantic_ids.analysis`) and the benchmarks call them directly. The
@@ -84,7 +85,8 @@ MIN_ITEMS_PER_CODE = (
 )
 
 Quantizer = ResidualQuantizer | RQVAEQuantizer | RandomCodes
-# per --quantizer: the class that loads the saved quantizer and its file name (never taken from a file)
+# per --quantizer: the class that loads the saved quantizer and its file name (never taken from
+# a file)
 QUANTIZERS: dict[
     str, tuple[type[ResidualQuantizer] | type[RQVAEQuantizer] | type[RandomCodes], str]
 ] = {
@@ -92,8 +94,9 @@ QUANTIZERS: dict[
     "rqvae": (RQVAEQuantizer, MODEL_FILE),
     "random": (RandomCodes, RANDOM_FILE),
 }
-# GeneratorConfig fields that only the RQ-VAE uses; left out of other runs' records (and "quantizer"
-# too for rqkmeans) so an rqkmeans semantic_ids.json stays byte-identical to the files written before
+# GeneratorConfig fields that only the RQ-VAE uses; left out of other runs' records (and
+# "quantizer" too for rqkmeans) so an rqkmeans semantic_ids.json stays byte-identical to the files
+# written before
 RQVAE_FIELDS = ("rqvae_epochs", "rqvae_batch_size", "rqvae_lr", "reseed_dead_codes")
 RQVAE_DEFAULTS = RQVAETrainConfig()
 
@@ -256,18 +259,21 @@ def encode_new_items(
     collisions = collision_codes(prefix, collision_size, order)
     if not np.array_equal(collisions[: len(existing)], existing[:, -1]):
         raise ValueError(
-            "the saved collision codes are not numbered 0..n-1 per group; regenerate the semantic IDs"
+            "the saved collision codes are not numbered 0..n-1 per group; "
+            "regenerate the semantic IDs"
         )
     return np.column_stack([new, collisions[len(existing) :]])
 
 
 def item_codes(q: Quantizer, x: np.ndarray) -> np.ndarray:
-    """Codes (n, levels) of the catalogue's items: encoded from x, or the drawn table for random IDs."""
+    """Codes (n, levels) of the catalogue's items: encoded from x, or the drawn table for random
+    IDs."""
     return q.codes if isinstance(q, RandomCodes) else q.encode(x)
 
 
 def _error_report(q: Quantizer, x: np.ndarray, codes: np.ndarray) -> dict[str, Any]:
-    """Mean squared error left per level; random IDs: with each code's mean residual as its centroid."""
+    """Mean squared error left per level; random IDs: with each code's mean residual as its
+    centroid."""
     if not len(x):
         return {"items": 0}
     if isinstance(q, RandomCodes):
@@ -314,7 +320,8 @@ def quantizer_header(q: Quantizer, cfg: GeneratorConfig) -> dict[str, Any]:
     if isinstance(q, RandomCodes):
         return {
             "quantizer": "random",
-            "random": f"codes drawn uniformly per item and level (numpy default_rng, seed {cfg.seed}): "
+            "random": "codes drawn uniformly per item and level "
+            f"(numpy default_rng, seed {cfg.seed}): "
             "a control with the shape of semantic IDs and no content",
         }
     if cfg.quantizer == "rqkmeans":
@@ -327,7 +334,8 @@ def quantizer_header(q: Quantizer, cfg: GeneratorConfig) -> dict[str, Any]:
     t = cfg.rqvae_training()
     return {
         "quantizer": "rqvae",
-        "rqvae": f"MLP encoder {sizes} (ReLU) + mirrored decoder, {arch.levels} residual codebooks, "
+        "rqvae": f"MLP encoder {sizes} (ReLU) + mirrored decoder, "
+        f"{arch.levels} residual codebooks, "
         f"k-means init on the first batch, beta {t.beta}, Adam lr {t.lr}, batch {t.batch_size}, "
         f"{t.epochs} epochs, dead-code re-seeding {'on' if t.reseed_dead_codes else 'off'}, "
         f"seed {t.seed}",
@@ -426,10 +434,12 @@ def write_outputs(
 
 
 def read_new_items(path: Path) -> tuple[list[str], list[str] | None, np.ndarray | None]:
-    """(ids, texts, embeddings) from .txt (one text per line), .jsonl ({"id", "text"}) or .npy (embeddings)."""
+    """(ids, texts, embeddings) from .txt (one text per line), .jsonl ({"id", "text"}) or .npy
+    (embeddings)."""
     if not path.is_file():
         raise DataError(
-            f"{path}: no such file; give one text per line (.txt), JSON lines with 'text' (.jsonl) or .npy"
+            f"{path}: no such file; give one text per line (.txt), JSON lines with 'text' (.jsonl) "
+            "or .npy"
         )
     if path.suffix == ".npy":
         x = np.load(path, allow_pickle=False)
@@ -474,7 +484,8 @@ def generator_config(ids_dir: Path, header: dict[str, Any]) -> GeneratorConfig:
 def encode_new_texts(
     ids_dir: Path, new_items: Path, cache_dir: str | Path, device: str
 ) -> dict[str, Any]:
-    """IDs for the items in ``new_items``, with the saved quantizer and the saved embedding model."""
+    """IDs for the items in ``new_items``, with the saved quantizer and the saved embedding
+    model."""
     header, _, existing = read_semantic_ids_file(ids_dir / IDS_FILE)
     q = load_quantizer(ids_dir, header)
     if isinstance(q, RandomCodes):

@@ -1,4 +1,5 @@
-"""The analysis figures of one set of semantic IDs: code usage, collisions, similarity by prefix, purity."""
+"""The analysis figures of one set of semantic IDs: code usage, collisions, similarity by prefix,
+purity."""
 
 from __future__ import annotations
 

@@ -46,7 +46,8 @@ class RandomCodes:
         raise ValueError(NO_NEW_ITEMS)
 
     def arrays(self) -> list[np.ndarray]:
-        """What the generator's codebooks checksum covers: the code table, then the codebook sizes."""
+        """What the generator's codebooks checksum covers: the code table, then the codebook
+        sizes."""
         return [self.codes, np.asarray(self.sizes, dtype=np.int64)]
 
     def to_bytes(self) -> bytes:
@@ -104,7 +105,8 @@ def code_means(x: np.ndarray, codes: np.ndarray, k: int) -> np.ndarray:
 
 
 def assignment_errors(x: np.ndarray, codes: np.ndarray, sizes: list[int]) -> list[float]:
-    """Mean squared residual norm after each level when each code is replaced by the mean of its residuals.
+    """Mean squared residual norm after each level when each code is replaced by the mean of its
+    residuals.
 
     The best any centroids can do for these fixed code assignments, so it is comparable with
     residual k-means' error per level: random codes leave almost all of the norm unexplained.

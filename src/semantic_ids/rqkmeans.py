@@ -138,7 +138,8 @@ class ResidualQuantizer:
         return list(self.centroids)
 
     def first_level_centres(self) -> np.ndarray:
-        """The level-1 centroids (k, dim), in embedding space like the RQ-VAE's decoded codewords."""
+        """The level-1 centroids (k, dim), in embedding space like the RQ-VAE's decoded
+        codewords."""
         return self.centroids[0]
 
     def to_bytes(self) -> bytes:
@@ -169,7 +170,8 @@ class ResidualQuantizer:
 
 
 def mean_squared_norm(x: np.ndarray) -> float:
-    """Mean over rows of ||x||^2 (float64 accumulation): the quantization error once x is a residual."""
+    """Mean over rows of ||x||^2 (float64 accumulation): the quantization error once x is a
+    residual."""
     x64 = x.astype(np.float64)
     return float(np.einsum("nd,nd->n", x64, x64).mean()) if len(x) else 0.0
 
@@ -225,7 +227,8 @@ def fit_residual_kmeans(
         c = np.asarray(kmeans(residual, codebook_size, seed + level), dtype=np.float32)
         if c.shape != (codebook_size, x.shape[1]):
             raise ValueError(
-                f"k-means returned centroids of shape {c.shape}, expected {(codebook_size, x.shape[1])}"
+                f"k-means returned centroids of shape {c.shape}, "
+                f"expected {(codebook_size, x.shape[1])}"
             )
         centroids.append(c)
         codes[:, level] = nearest_centroid(residual, c)
@@ -263,8 +266,8 @@ def collision_codes(
         worst = int(np.argmax(rank))
         size = int(np.sum(np.all(s == s[worst], axis=1)))
         raise ValueError(
-            f"{size} items share the codes {tuple(int(v) for v in s[worst])}, but the collision level "
-            f"has only {max_size} values; raise --collision-size, --codebook-size or --levels"
+            f"{size} items share the codes {tuple(int(v) for v in s[worst])}, but the collision "
+            f"level has only {max_size} values; raise --collision-size, --codebook-size or --levels"
         )
     out = np.empty(n, dtype=np.int64)
     out[perm] = rank
@@ -294,7 +297,8 @@ def code_usage(codes: np.ndarray, codebook_sizes: list[int]) -> list[dict]:
 
 
 def collision_report(prefix_codes: np.ndarray) -> dict:
-    """Colliding items (in groups of 2+), colliding groups, largest group and the group-size histogram."""
+    """Colliding items (in groups of 2+), colliding groups, largest group and the group-size
+    histogram."""
     _, sizes = np.unique(prefix_codes, axis=0, return_counts=True)
     multi = sizes[sizes > 1]
     hist_sizes, hist_counts = np.unique(sizes, return_counts=True)

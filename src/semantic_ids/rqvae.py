@@ -158,7 +158,8 @@ class TrainReport:
 
 
 def init_codebooks(model: RQVAE, batch: torch.Tensor, seed: int) -> None:
-    """Residual k-means on the batch's latents (TIGER's initialisation; avoids dead codes from the start)."""
+    """Residual k-means on the batch's latents (TIGER's initialisation; avoids dead codes from the
+    start)."""
     with torch.no_grad():
         z = model.encoder(batch).numpy()
     q, _ = fit_residual_kmeans(z, model.cfg.levels, model.cfg.codebook_size, seed)
@@ -216,7 +217,8 @@ def train_epoch(
     perm: torch.Tensor,
     train: RQVAETrainConfig,
 ) -> tuple[dict[str, Any], torch.Tensor, Quantized]:
-    """One pass over `data` in `perm` order: mean losses, code counts (levels, k), the last batch's pass."""
+    """One pass over `data` in `perm` order: mean losses, code counts (levels, k), the last batch's
+    pass."""
     cfg = model.cfg
     counts = torch.zeros(cfg.levels, cfg.codebook_size, dtype=torch.int64)
     sums = np.zeros(3)
@@ -243,7 +245,8 @@ def train_rqvae(
     train: RQVAETrainConfig,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[RQVAE, TrainReport]:
-    """Fit an RQ-VAE on embeddings x (n, input_dim); deterministic on CPU for a seed and thread count."""
+    """Fit an RQ-VAE on embeddings x (n, input_dim); deterministic on CPU for a seed and thread
+    count."""
     if len(x) < cfg.codebook_size:
         raise ValueError(
             f"{len(x)} items cannot fill a codebook of {cfg.codebook_size}; lower --codebook-size"
@@ -357,7 +360,8 @@ class RQVAEQuantizer:
         return codes, [mean_squared_norm(x - self.decode_latent(z)) for z in partial]
 
     def first_level_centres(self) -> np.ndarray:
-        """Each level-1 codeword decoded into embedding space (k, dim): a 'centroid' for analysis."""
+        """Each level-1 codeword decoded into embedding space (k, dim): a 'centroid' for
+        analysis."""
         return self.decode_latent(self._double.codebooks[0].detach().numpy()).astype(np.float32)
 
     def to_bytes(self) -> bytes:

@@ -46,7 +46,8 @@ PUBLISHED = {  # Rajput et al. 2023, Table 2, Amazon Beauty (test set)
 
 @dataclass
 class Preset:
-    """Everything a preset fixes: model sizes, schedules (``train`` per model name), evaluation sizes."""
+    """Everything a preset fixes: model sizes, schedules (``train`` per model name), evaluation
+    sizes."""
 
     tiger: TigerConfig
     sasrec: SASRecConfig
@@ -117,10 +118,10 @@ PRESETS: dict[str, Preset] = {
         train={"tiger": CPU_TIGER, "tiger_item": CPU_TIGER, "sasrec": CPU_SASREC},
         models=("tiger_item", "sasrec"),
         val_users_during_training=5000,
-        note="CPU main job: TIGER 2+2 layers (4x32 heads, FF 512) with the item-level encoder, a fixed "
-        "budget of epochs with cosine decay (the best validation epoch is tested), and SASRec "
-        "(all-position training, 30 epochs of cosine decay); validation curves on 5,000 fixed users, final "
-        "val/test metrics on all users",
+        note="CPU main job: TIGER 2+2 layers (4x32 heads, FF 512) with the item-level encoder, a "
+        "fixed budget of epochs with cosine decay (the best validation epoch is tested), and "
+        "SASRec (all-position training, 30 epochs of cosine decay); validation curves on 5,000 "
+        "fixed users, final val/test metrics on all users",
     ),
     # The paper's size (4+4 layers, d 128, 6x64 heads, FF 1024) and schedule
     # length (~200k steps of 256 = ~400 epochs of Beauty's ~124k windows), for a GPU.
@@ -140,8 +141,8 @@ PRESETS: dict[str, Preset] = {
             ),
         },
         models=("tiger", "tiger_item", "sasrec"),
-        note="the paper's TIGER size and schedule length (~200k steps of 256, inverse-sqrt decay), early "
-        "stopping on all validation users; meant for a GPU",
+        note="the paper's TIGER size and schedule length (~200k steps of 256, inverse-sqrt decay), "
+        "early stopping on all validation users; meant for a GPU",
     ),
 }
 # The paper's token-level encoder at the quick size and recipe: ~3x the item-level
@@ -190,7 +191,8 @@ class TigerRanking:
 
 @dataclass
 class ColdStart:
-    """Two tries for the paper's cold-start ranking: warm items and cold items, and the cold share."""
+    """Two tries for the paper's cold-start ranking: warm items and cold items, and the cold
+    share."""
 
     warm: PrefixTrie
     cold: PrefixTrie
@@ -223,7 +225,8 @@ def tiger_rank(
     desc: str = "beam search",
     progress: bool = False,
 ) -> TigerRanking:
-    """Beam-search the top ``beam`` items for each example; ranks of the targets (inf = not in the beam).
+    """Beam-search the top ``beam`` items for each example; ranks of the targets (inf = not in the
+    beam).
 
     With ``cold`` the top 10 reserves ``cold.share`` of its places for the best
     hypotheses of a beam over cold items (:func:`merge_cold_share`).
@@ -287,7 +290,8 @@ def sasrec_rank(
 def bucketed_epochs(
     length: Tensor, batch_size: int, seed: int, take: Callable[[Tensor, int], Any]
 ) -> Callable[[int], Any]:
-    """``batches(epoch)`` for :func:`src.training.fit`: length buckets shuffled by (seed, epoch), ``take(idx, width)``."""
+    """``batches(epoch)`` for :func:`src.training.fit`: length buckets shuffled by (seed, epoch),
+    ``take(idx, width)``."""
 
     def epoch(e: int):
         for idx, width in bucketed_batches(length, batch_size, epoch_generator(seed, e)):
@@ -320,7 +324,8 @@ def chunk_batches(chunks: Chunks, batch_size: int, seed: int) -> Callable[[int],
 
 
 def subset_index(n_total: int, n: int, seed: int, salt: int) -> np.ndarray:
-    """Sorted indices of a fixed random subset of ``n`` of ``n_total`` (all when n is 0 or >= n_total)."""
+    """Sorted indices of a fixed random subset of ``n`` of ``n_total`` (all when
+    n is 0 or >= n_total)."""
     if not n or n >= n_total:
         return np.arange(n_total)
     return np.sort(np.random.default_rng([seed, salt]).choice(n_total, n, replace=False))
@@ -453,9 +458,9 @@ def run_tiger(
         target_cold = is_cold[test.target.cpu().numpy()]
         cold_start = {
             "cold_start": {
-                "what": f"test ranking with {preset.cold_share:.0%} of the top 10 (rounded up) reserved for the "
-                "best cold items of a beam over cold items, the rest from a beam over warm items, ordered "
-                "by score (Rajput et al. 2023, cold-start retrieval)",
+                "what": f"test ranking with {preset.cold_share:.0%} of the top 10 (rounded up) "
+                "reserved for the best cold items of a beam over cold items, the rest from a beam "
+                "over warm items, ordered by score (Rajput et al. 2023, cold-start retrieval)",
                 "cold_share": preset.cold_share,
                 "all_users": ranking_metrics(shared.ranks),
                 "cold_target_users": {
@@ -492,8 +497,8 @@ def run_tiger(
             "config": cfg.to_dict(),
             "curve_val_users": len(val_idx),
             "unconstrained": {
-                "what": "decoding without the trie (each step still chooses among its own level's codes); "
-                "invalid = the decoded code tuple names no catalogue item",
+                "what": "decoding without the trie (each step still chooses among its own level's "
+                "codes); invalid = the decoded code tuple names no catalogue item",
                 "users": len(sub_idx),
                 "all_test_users": len(sub_idx) == len(test),
                 "invalid_share_top1": round(free.invalid_top1, 4),
@@ -525,7 +530,8 @@ def run_sasrec(
     resume: bool,
     progress: bool = False,
 ) -> ModelRun:
-    """Train SASRec (all-position) and rank the whole catalogue for every validation and test user."""
+    """Train SASRec (all-position) and rank the whole catalogue for every validation and test
+    user."""
     chunks = data.train_chunks.to(device)
     trained = torch.zeros(n_items, dtype=torch.bool)
     trained[chunks.seq[chunks.seq >= 0].unique().cpu()] = True
@@ -567,8 +573,9 @@ def run_sasrec(
             "config": preset.sasrec.to_dict(),
             "curve_val_users": len(val),
             "untrained_items": int((~trained).sum()),
-            "training": "all-position: each chunk of up to max_items + 1 training items predicts every item "
-            "from the ones before it; untrained (cold) items are masked out of the softmax",
+            "training": "all-position: each chunk of up to max_items + 1 training items predicts "
+            "every item from the ones before it; untrained (cold) items are masked out of the "
+            "softmax",
         },
     )
 

@@ -105,7 +105,8 @@ class SASRec(nn.Module):
         return self.states(hist)[:, -1] @ self.item_emb.weight[1:].T
 
     def loss(self, seq: Tensor) -> Tensor:
-        """All-position full-softmax cross-entropy over right-aligned chunks ``seq`` (B, H+1), -1 = padding.
+        """All-position full-softmax cross-entropy over right-aligned chunks ``seq`` (B, H+1),
+        -1 = padding.
 
         Position t of ``seq[:, :-1]`` predicts ``seq[:, t+1]``; positions whose input is
         padding predict nothing. Items outside training are masked out of the softmax.
