@@ -22,7 +22,7 @@ from pathlib import Path
 
 from src.pointwise.batches import MONITOR
 from src.pointwise.evaluation import PointwiseEvaluator
-from src.pointwise.experiment import run_models
+from src.pointwise.experiment import prediction_saver, run_models
 from src.pointwise.mf import DEFAULTS, MODEL_NAMES, SEMANTIC_MODELS, mf_model_facts, model_factory
 from src.training import TrainConfig
 from utils.argtypes import non_negative_float, positive_float, positive_int
@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
         mf_model_facts,
         exp.record.stage,
         progress=exp.progress,
+        save=prediction_saver(exp, evaluator, args.top_k),
     )
 
     plots = [

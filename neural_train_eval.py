@@ -27,6 +27,7 @@ from src.pointwise.batches import MONITOR
 from src.pointwise.ctr import MODELS, CTRConfig
 from src.pointwise.ctr_experiment import ctr_objective, labelling, plot_modes, run_ctr, summary_rows
 from src.pointwise.evaluation import PointwiseEvaluator
+from src.pointwise.experiment import prediction_saver
 from src.pointwise.features import BAG_LAYOUTS, MODES, NGRAM_BUCKETS, TITLE_BUCKETS
 from src.training import TrainConfig
 from utils.argtypes import fraction, non_negative_float, positive_float, positive_int
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
         features,
         exp.record.stage,
         exp.progress,
+        save=prediction_saver(exp, evaluator, args.top_k, ranking=False),
     )
 
     rows = summary_rows(results)

@@ -2,6 +2,7 @@
 
   python summarize_results.py                        # every results file found in results/
   python summarize_results.py --results-dir other/   # another results folder
+  python summarize_results.py --verify               # recompute the metrics from saved predictions
 
 The tables come from utils/report.py, the same functions the scripts log their tables with.
 """
@@ -16,6 +17,7 @@ from typing import Any
 from utils.errors import DataError, add_debug_flag, run_script
 from utils.io import read_json
 from utils.report import ctr_table, mf_table, semantic_ids_table, tiger_seeds_table, tiger_table
+from utils.verify import verify_results_file
 
 SECTIONS: tuple[tuple[str, Callable[[dict[str, Any], Path], str]], ...] = (
     ("semantic_id_analysis_*.json", lambda r, p: semantic_ids_table(r)),
@@ -57,16 +59,53 @@ def summarize(results_dir: Path) -> str:
     return "\n\n".join(sections)
 
 
-def main(argv: list[str] | None = None) -> None:
+def verify(results_dir: Path) -> int:
+    """Recompute every headline metric of the results files that have saved predictions.
+
+    Prints one line per file and every mismatch; returns the number of mismatches (a results
+    file of a trainer without predictions counts as one: it cannot be checked).
+    """
+    failures, checked = 0, 0
+    patterns = ("mf_results_*.json", "neural_results_*.json", "tiger_results*.json")
+    for path in sorted(p for pattern in patterns for p in results_dir.glob(pattern)):
+        try:
+            checks = verify_results_file(path, read_json(path))
+        except ValueError as exc:
+            print(f"FAIL {path}: {exc}")
+            failures += 1
+            continue
+        bad = [c for c in checks if not c.ok]
+        checked += len(checks)
+        failures += len(bad)
+        status = "FAIL" if bad else "ok  "
+        matched = len(checks) - len(bad)
+        print(f"{status} {path}: {matched}/{len(checks)} metrics match, recomputed")
+        for c in bad:
+            print(
+                f"     {c.model}, {c.metric}: reported {c.reported!r}, recomputed {c.recomputed!r}"
+            )
+    print(f"{checked} metrics checked, {failures} mismatch(es)")
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--results-dir", default="results", help="folder of results JSON files (default: results)"
     )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="recompute every headline metric from the saved predictions (exit 1 on a mismatch)",
+    )
     add_debug_flag(parser)
     args = parser.parse_args(argv)
+    if args.verify:
+        return 1 if verify(Path(args.results_dir)) else 0
     print(summarize(Path(args.results_dir)))
+    return 0
 
 
 if __name__ == "__main__":

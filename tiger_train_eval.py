@@ -37,12 +37,15 @@ from src.sequential.experiment import (
     run_report,
     run_sasrec,
     run_tiger,
+    test_predictions,
 )
 from src.sequential.sequence_data import build_sequence_data
 from utils.argtypes import fraction, non_negative_int, positive_int
 from utils.cli import add_common_args
 from utils.errors import run_script
+from utils.examples_page import examples_page
 from utils.experiment import add_experiment_args, setup_experiment
+from utils.io import atomic_write_text
 from utils.report import tiger_table, write_results
 from utils.semantic import ids_digest
 from utils.slices import row_slices
@@ -163,6 +166,7 @@ def main(argv: list[str] | None = None) -> None:
                     str(ckpt / f"{stem}.pt"),
                     args.resume,
                     progress=exp.progress,
+                    top_k=args.top_k,
                 )
             else:
                 path = str(ckpt / f"{stem}-ids{ids_digest(sem)}.pt")
@@ -185,6 +189,11 @@ def main(argv: list[str] | None = None) -> None:
                     progress=exp.progress,
                 )
         results["models"][name] = run_report(run, test_masks)
+        if exp.save_predictions:
+            meta, arrays = test_predictions(run, ds.user_ids, ds.item_ids, data.test.user)
+            results["models"][name]["predictions"] = exp.save(
+                name, args.seed, "ranking", meta, **arrays
+            )
         log.info(
             "%s test %s (%s)",
             name,
@@ -197,6 +206,10 @@ def main(argv: list[str] | None = None) -> None:
     results["plots"] = plot_results(results, args.plot_dir)
     results["complete"] = True
     written = write_results(exp.out_path, results, exp.record)
+    if exp.save_predictions and sem is not None:
+        page = exp.out_path.with_name(exp.out_path.stem + "_examples.md")
+        atomic_write_text(page, examples_page(written, ds, sem.codes, split.cold_items, args.seed))
+        log.info("wrote %s", page)
     log.info("test metrics:\n%s", tiger_table(written, exp.out_path.name))
     log.info("wrote %s", exp.out_path)
 

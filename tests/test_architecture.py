@@ -4,6 +4,7 @@ A test per rule, so a refactor that breaks one says which: no script is imported
 by another module, no library module reads the CLI's state, and every name
 (with its parameters) the architecture page lists exists where it says.
 """
+
 from __future__ import annotations
 
 import ast
@@ -34,7 +35,7 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def test_no_module_imports_a_script():
-    """Scripts wire the library; library code, benchmarks and other scripts never import a script."""
+    """Scripts wire the library; library code, benchmarks and other scripts never import one."""
     importers = LIBRARY + sorted((ROOT / "benchmarks").glob("*.py")) + sorted(ROOT.glob("*.py"))
     offenders = {str(p.relative_to(ROOT)): sorted(imported_modules(p) & SCRIPTS) for p in importers}
     assert {k: v for k, v in offenders.items() if v} == {}
@@ -42,17 +43,25 @@ def test_no_module_imports_a_script():
 
 def test_library_does_not_read_cli_state():
     """Progress and verbosity reach src/ and utils/ as arguments, never through utils.cli."""
-    allowed = {ROOT / "utils" / "cli.py", ROOT / "utils" / "experiment.py"}  # the scaffold sets the CLI up
-    offenders = [str(p.relative_to(ROOT)) for p in LIBRARY
-                 if p not in allowed and any(m == "utils.cli" or m.startswith("utils.cli.")
-                                             for m in imported_modules(p))]
+    allowed = {
+        ROOT / "utils" / "cli.py",
+        ROOT / "utils" / "experiment.py",
+    }  # the scaffold sets the CLI up
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in LIBRARY
+        if p not in allowed
+        and any(m == "utils.cli" or m.startswith("utils.cli.") for m in imported_modules(p))
+    ]
     assert offenders == []
 
 
 def test_src_is_grouped_by_stage():
-    """A newcomer reading src/ sees the pipeline: one folder per stage, the training loop beside them."""
+    """A newcomer reading src/ sees the pipeline: a folder per stage, the training loop beside."""
     flat = sorted(p.name for p in (ROOT / "src").glob("*.py") if p.name != "__init__.py")
-    folders = sorted(p.name for p in (ROOT / "src").iterdir() if p.is_dir() and not p.name.startswith("__"))
+    folders = sorted(
+        p.name for p in (ROOT / "src").iterdir() if p.is_dir() and not p.name.startswith("__")
+    )
     assert flat == ["training.py"] and folders == ["pointwise", "semantic_ids", "sequential"]
 
 
@@ -74,17 +83,22 @@ def parameters(func) -> list[str]:
 
 def stub_parameters(node: ast.FunctionDef) -> list[str]:
     args = node.args
-    return [a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs] if a.arg != "self"]
+    names = [*args.posonlyargs, *args.args, args.vararg, *args.kwonlyargs, args.kwarg]
+    return [a.arg for a in names if a is not None and a.arg != "self"]
 
 
 def find(modules: list, name: str):
     for module in modules:
         if hasattr(module, name):
             return getattr(module, name)
-    raise AssertionError(f"{name} is documented under {[m.__name__ for m in modules]} but none of them has it")
+    raise AssertionError(
+        f"{name} is documented under {[m.__name__ for m in modules]} but none of them has it"
+    )
 
 
-@pytest.mark.parametrize("modules,code", doc_sections(), ids=lambda v: ",".join(v) if isinstance(v, list) else "")
+@pytest.mark.parametrize(
+    "modules,code", doc_sections(), ids=lambda v: ",".join(v) if isinstance(v, list) else ""
+)
 def test_architecture_page_matches_the_code(modules, code):
     """Every documented function/class/constant exists, with the documented parameters, in order."""
     mods = [importlib.import_module(m) for m in modules]
@@ -93,7 +107,11 @@ def test_architecture_page_matches_the_code(modules, code):
             assert parameters(find(mods, node.name)) == stub_parameters(node), node.name
         elif isinstance(node, ast.ClassDef):
             cls = find(mods, node.name)
-            fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+            fields = (
+                {f.name for f in dataclasses.fields(cls)}
+                if dataclasses.is_dataclass(cls)
+                else set()
+            )
             for item in node.body:
                 if isinstance(item, ast.AnnAssign):
                     assert item.target.id in fields, f"{node.name}.{item.target.id}"

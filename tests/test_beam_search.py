@@ -1,4 +1,5 @@
 """Trie-constrained beam search on hand-built scorers, and against TIGER's own likelihoods."""
+
 from __future__ import annotations
 
 import itertools
@@ -9,16 +10,18 @@ import pytest
 import torch
 
 from src.sequential.beam_search import BeamResult, beam_search, build_trie, merge_cold_share
-from src.sequential.tiger import Tiger, TigerConfig, TigerStepper
 from src.sequential.experiment import ranks_from_topk
+from src.sequential.tiger import Tiger, TigerConfig, TigerStepper
 from utils.metrics import ranking_metrics
 
 
 def table_step(logp: dict[tuple[int, ...], list[float]]):
     """A 'model' whose next-code log-probs depend only on the prefix (same for every user)."""
+
     def step(level, prefix, parents):
         out = [[logp[tuple(p)] for p in row] for row in prefix.tolist()]
         return torch.tensor(out)
+
     return step
 
 
@@ -30,11 +33,14 @@ def test_trie_tables():
     assert trie.n_items == 3
 
 
-@pytest.mark.parametrize("codes, sizes, match", [
-    (np.array([[0, 1], [0, 1]]), [2, 2], "share a semantic ID"),
-    (np.array([[0, 2]]), [2, 2], "out of range"),
-    (np.array([[0, 1]]), [2, 2, 2], "levels"),
-])
+@pytest.mark.parametrize(
+    "codes, sizes, match",
+    [
+        (np.array([[0, 1], [0, 1]]), [2, 2], "share a semantic ID"),
+        (np.array([[0, 2]]), [2, 2], "out of range"),
+        (np.array([[0, 1]]), [2, 2, 2], "levels"),
+    ],
+)
 def test_trie_refuses_bad_codes(codes, sizes, match):
     with pytest.raises(ValueError, match=match):
         build_trie(codes, sizes)
@@ -57,9 +63,9 @@ def _beam(items, scores) -> BeamResult:
 def test_cold_share_reserves_places_in_the_top_k():
     warm = _beam([[1, 2, 3, 4, 5]], [[-1.0, -2.0, -3.0, -4.0, -5.0]])
     cold = _beam([[90, 91, 92, 93, 94]], [[-2.5, -6.0, -7.0, -8.0, -9.0]])
-    # share 0.4 of the top 4: the best 2 cold and the best 2 warm, by score; then the remaining warm ones.
+    # share 0.4 of the top 4: the best 2 cold and the best 2 warm, by score; then the other warm.
     assert merge_cold_share(warm, cold, 0.4, k=4).tolist() == [[1, 2, 90, 91, 3]]
-    # Cold items get their places even when every warm item outscores them (they were never targets).
+    # Cold items get their places even when every warm item outscores them (never targets).
     weak = _beam([[95, 96, 97, 98, 99]], [[-10.0, -11.0, -12.0, -13.0, -14.0]])
     assert merge_cold_share(warm, weak, 0.25, k=4).tolist() == [[1, 2, 3, 95, 4]]
     assert merge_cold_share(warm, cold, 0.0).tolist() == [[1, 2, 3, 4, 5]]
@@ -70,14 +76,17 @@ def test_cold_share_reserves_places_in_the_top_k():
 def test_beam_finds_the_optimum_where_greedy_fails():
     # P(0)=.6 but both continuations of 0 are .5; P(1)=.4 then P(1,0)=.95: best ID is (1,0), p=.38.
     lg = math.log
-    logp = {(): [lg(.6), lg(.4)], (0,): [lg(.5), lg(.5)], (1,): [lg(.95), lg(.05)]}
+    logp = {(): [lg(0.6), lg(0.4)], (0,): [lg(0.5), lg(0.5)], (1,): [lg(0.95), lg(0.05)]}
     codes = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])
     trie = build_trie(codes, [2, 2])
     greedy = beam_search(table_step(logp), 1, trie, beam=1)
     assert greedy.items[0, 0].item() in (0, 1)  # greedy commits to the 0 branch
     best = beam_search(table_step(logp), 1, trie, beam=2)
-    assert best.items[0, 0].item() == 2 and best.items[0, 1].item() in (0, 1)  # (0,0) and (0,1) tie at .3
-    assert best.scores[0, 0].item() == pytest.approx(lg(.4) + lg(.95))
+    assert best.items[0, 0].item() == 2 and best.items[0, 1].item() in (
+        0,
+        1,
+    )  # (0,0) and (0,1) tie at .3
+    assert best.scores[0, 0].item() == pytest.approx(lg(0.4) + lg(0.95))
 
 
 def test_constrained_search_returns_only_catalogue_ids_in_exact_order():
@@ -85,12 +94,18 @@ def test_constrained_search_returns_only_catalogue_ids_in_exact_order():
     sizes = [3, 3, 2]
     all_ids = list(itertools.product(*map(range, sizes)))
     codes = np.array([all_ids[i] for i in rng.choice(len(all_ids), 7, replace=False)])
-    logp = {p: list(np.log(rng.dirichlet(np.ones(sizes[len(p)])))) for l in range(3)
-            for p in itertools.product(*map(range, sizes[:l]))}
+    logp = {
+        p: list(np.log(rng.dirichlet(np.ones(sizes[len(p)]))))
+        for level in range(3)
+        for p in itertools.product(*map(range, sizes[:level]))
+    }
     # The most likely IDs overall are mostly NOT in the catalogue: without the trie they would win.
     trie = build_trie(codes, sizes)
     res = beam_search(table_step(logp), 1, trie, beam=10)
-    exact = sorted(range(len(codes)), key=lambda i: -sum(logp[tuple(codes[i][:l])][codes[i][l]] for l in range(3)))
+    exact = sorted(
+        range(len(codes)),
+        key=lambda i: -sum(logp[tuple(codes[i][:lv])][codes[i][lv]] for lv in range(3)),
+    )
     assert res.items[0, :7].tolist() == exact  # beam >= prefixes at every level: exhaustive
     assert res.items[0, 7:].tolist() == [-1, -1, -1] and torch.isinf(res.scores[0, 7:]).all()
     free = beam_search(table_step(logp), 1, trie, beam=len(all_ids), constrained=False)
@@ -106,16 +121,32 @@ def test_tiger_beam_scores_match_teacher_forced_likelihood():
     rng = np.random.default_rng(1)
     sizes = [4, 4, 3]
     codes = np.array(list(itertools.product(*map(range, sizes))))[rng.choice(48, 30, replace=False)]
-    model = Tiger(TigerConfig(codebook_sizes=sizes, d_model=16, n_heads=2, head_dim=8, d_ff=32,
-                              enc_layers=1, dec_layers=2, max_items=5, encoder="token"), codes).eval()
+    model = Tiger(
+        TigerConfig(
+            codebook_sizes=sizes,
+            d_model=16,
+            n_heads=2,
+            head_dim=8,
+            d_ff=32,
+            enc_layers=1,
+            dec_layers=2,
+            max_items=5,
+            encoder="token",
+        ),
+        codes,
+    ).eval()
     hist = torch.tensor([[-1, -1, 3, 7, 1], [2, 4, 6, 8, 10], [-1, -1, -1, -1, 29]])
     trie = build_trie(codes, sizes)
     res = beam_search(TigerStepper(model, hist), 3, trie, beam=6)
     assert (res.items >= 0).all()
     with torch.no_grad():
         for b in range(3):
-            logits = model(hist[b:b + 1].expand(6, -1), res.codes[b])
-            lp = torch.log_softmax(logits, -1).gather(2, (res.codes[b] + model.offsets)[..., None]).sum((1, 2))
+            logits = model(hist[b : b + 1].expand(6, -1), res.codes[b])
+            lp = (
+                torch.log_softmax(logits, -1)
+                .gather(2, (res.codes[b] + model.offsets)[..., None])
+                .sum((1, 2))
+            )
             assert torch.allclose(lp, res.scores[b], atol=1e-4)
             assert torch.equal(torch.as_tensor(codes)[res.items[b]], res.codes[b])
 

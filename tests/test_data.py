@@ -1,4 +1,5 @@
 """Loader tests on small files written in each real format, including every error path."""
+
 from __future__ import annotations
 
 import gzip
@@ -24,11 +25,18 @@ def test_p5_layout_loads_arrays_and_meta(tmp_path):
     seq_line = (tmp_path / "beauty" / "sequential_data.txt").read_text().splitlines()[3].split()
     assert ds.user_ids[3] == "U00003"
     assert [ds.item_ids[i] for i in ds.sequence(3)] == [f"B{int(t) - 1:09d}" for t in seq_line[1:]]
-    assert ds.positions[ds.user_offsets[3] : ds.user_offsets[4]].tolist() == list(range(len(seq_line) - 1))
+    assert ds.positions[ds.user_offsets[3] : ds.user_offsets[4]].tolist() == list(
+        range(len(seq_line) - 1)
+    )
     # Both meta line styles parse; HTML entities are unescaped.
-    assert ds.meta.title[0] == "Nails product 0 & friends" and ds.meta.title[1] == "Hair Care product 1 & friends"
+    assert (
+        ds.meta.title[0] == "Nails product 0 & friends"
+        and ds.meta.title[1] == "Hair Care product 1 & friends"
+    )
     assert ds.meta.categories[2] == ["Beauty", "Skin Care"]
-    assert ds.meta.brand[4] == "Brand1" and ds.meta.price[0] > 0 and np.isnan(ds.meta.sales_rank).all()
+    assert (
+        ds.meta.brand[4] == "Brand1" and ds.meta.price[0] > 0 and np.isnan(ds.meta.sales_rank).all()
+    )
     assert ds.summary()["items_without_text"] == 0
 
 
@@ -118,7 +126,9 @@ def test_unknown_ids_in_sequences(tmp_path):
     folder = write_p5(tmp_path / "beauty")
     with open(folder / "sequential_data.txt", "a") as f:
         f.write("1 9999\n")
-    with pytest.raises(DataError, match=r"item ids missing from datamaps\.json\['item2id'\] \(first at line 41\)"):
+    with pytest.raises(
+        DataError, match=r"item ids missing from datamaps\.json\['item2id'\] \(first at line 41\)"
+    ):
         load_dataset(folder)
 
 

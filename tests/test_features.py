@@ -1,4 +1,6 @@
-"""CTR feature tensors: vocabularies and the cold-start rule, stable hashing, bag layouts, labels and negatives."""
+"""CTR feature tensors: vocabularies and the cold-start rule, stable hashing, bag layouts, labels
+and negatives."""
+
 from __future__ import annotations
 
 import subprocess
@@ -9,19 +11,30 @@ import numpy as np
 import pytest
 import torch
 
-from src.pointwise.features import MODES, BagField, build_features, code_ngrams, dense_features, title_tokens, vocab_index
 from src.pointwise.evaluation import PointwiseEvaluator
-from utils.examples import TrainSampler
+from src.pointwise.features import (
+    MODES,
+    BagField,
+    build_features,
+    code_ngrams,
+    dense_features,
+    title_tokens,
+    vocab_index,
+)
+from tests.helpers import CHILD_ENV
 from tests.synthetic import write_movielens, write_p5
-from utils.runtime import repo_root
 from utils.data import load_dataset
+from utils.examples import TrainSampler
 from utils.hashing import hash_pairs, stable_hash
+from utils.runtime import repo_root
 from utils.splits import make_split
 
 
 @pytest.fixture(scope="module")
 def ml(tmp_path_factory):
-    ds = load_dataset(write_movielens(tmp_path_factory.mktemp("ml") / "ml-100k", n_users=30, n_items=40))
+    ds = load_dataset(
+        write_movielens(tmp_path_factory.mktemp("ml") / "ml-100k", n_users=30, n_items=40)
+    )
     split = make_split(ds, "temporal", seed=0, cold_fraction=0.1)
     return ds, split
 
@@ -29,15 +42,23 @@ def ml(tmp_path_factory):
 def synthetic_codes(n_items: int, seed: int = 0) -> np.ndarray:
     """Four levels: a coarse first level shared by many items, finer levels below it."""
     rng = np.random.default_rng(seed)
-    return np.stack([np.arange(n_items) % 4, rng.integers(0, 3, n_items), rng.integers(0, 3, n_items),
-                     np.arange(n_items) % 2], axis=1)
+    return np.stack(
+        [
+            np.arange(n_items) % 4,
+            rng.integers(0, 3, n_items),
+            rng.integers(0, 3, n_items),
+            np.arange(n_items) % 2,
+        ],
+        axis=1,
+    )
 
 
 def test_vocab_index_maps_unseen_and_missing_to_oov():
     values = np.array(["b", "a", "c", "", "a", "d"], dtype=object)
     known = np.array([True, True, False, True, True, False])
     index, card = vocab_index(values, known, missing="")
-    # Vocabulary from known rows without the missing value: a -> 1, b -> 2; c and d were never seen on a known row.
+    # Vocabulary from known rows without the missing value: a -> 1, b -> 2; c and d were never seen
+    # on a known row.
     assert index.tolist() == [2, 1, 0, 0, 1, 0]
     assert card == 3
     empty, card = vocab_index(np.array([5, 6]), np.array([False, False]))
@@ -53,7 +74,9 @@ def test_cold_items_have_no_item_id_row_but_keep_semantic_codes(ml):
     for mode in MODES:
         f = build_features(ds, split, mode, codes)
         names[mode] = list(f.spec.sparse)
-        cols = {name: k - 1 for k, name in enumerate(f.spec.sparse) if name != "user"}  # item_sparse has no user column
+        cols = {
+            name: k - 1 for k, name in enumerate(f.spec.sparse) if name != "user"
+        }  # item_sparse has no user column
         sparse = f.item_sparse.numpy()
         if "item" in cols:
             assert (sparse[cold, cols["item"]] == 0).all()
@@ -65,8 +88,12 @@ def test_cold_items_have_no_item_id_row_but_keep_semantic_codes(ml):
             assert (sparse[cold, cols["code_1"]] > 0).all()
         if "ngram_1" in cols:
             assert (sparse[cold, cols["ngram_1"]] > 0).all()
-    assert names["baseline"][:2] == ["user", "item"] and not any(n.startswith(("code", "ngram")) for n in names["baseline"])
-    assert "item" not in names["semantic"] and [n for n in names["semantic"] if n.startswith("code")] == [f"code_{i}" for i in range(1, 5)]
+    assert names["baseline"][:2] == ["user", "item"] and not any(
+        n.startswith(("code", "ngram")) for n in names["baseline"]
+    )
+    assert "item" not in names["semantic"] and [
+        n for n in names["semantic"] if n.startswith("code")
+    ] == [f"code_{i}" for i in range(1, 5)]
     assert "item" in names["hybrid"] and "code_4" in names["hybrid"]
     assert "item" not in names["semantic-ngram"] and "ngram_4" in names["semantic-ngram"]
 
@@ -74,10 +101,10 @@ def test_cold_items_have_no_item_id_row_but_keep_semantic_codes(ml):
 def test_ngrams_follow_prefixes():
     codes = np.array([[1, 2, 3, 0], [1, 2, 4, 0], [1, 5, 3, 0], [2, 2, 3, 0]])
     g = code_ngrams(codes, 2**20)
-    assert g[0, 0] == g[1, 0] == g[2, 0] != g[3, 0]      # level-1 prefix
-    assert g[0, 1] == g[1, 1] and g[0, 1] != g[2, 1]      # levels 1-2
-    assert g[0, 2] != g[1, 2]                             # levels 1-3
-    assert len(set(g[:, 3])) == 4                         # the full ID
+    assert g[0, 0] == g[1, 0] == g[2, 0] != g[3, 0]  # level-1 prefix
+    assert g[0, 1] == g[1, 1] and g[0, 1] != g[2, 1]  # levels 1-2
+    assert g[0, 2] != g[1, 2]  # levels 1-3
+    assert len(set(g[:, 3])) == 4  # the full ID
     # Same code values at a different depth are a different feature.
     assert g[0, 0] != code_ngrams(np.array([[1, 1, 1, 1]]), 2**20)[0, 1]
 
@@ -130,8 +157,8 @@ def test_bag_layouts_give_the_same_pooled_vectors(ml):
 
 def test_bag_field_drops_values_never_seen_on_known_items():
     bag = BagField([["x", "y"], ["y", "z"], []], np.array([True, False, True]))
-    assert bag.cardinality == 3                         # x, y (+ OOV)
-    assert bag.lengths.tolist() == [2, 1, 0]            # z exists only on an unknown item
+    assert bag.cardinality == 3  # x, y (+ OOV)
+    assert bag.lengths.tolist() == [2, 1, 0]  # z exists only on an unknown item
     assert bag.padded().tolist() == [[1, 2], [2, 0], [0, 0]]
 
 
@@ -143,6 +170,7 @@ def test_hash_pairs_matches_a_plain_python_reference_on_numpy_and_torch():
             h ^= h >> 13
             h = (h * 0xC2B2AE35) & 0xFFFFFFFF
             return h ^ (h >> 16)
+
         h = fmix(a ^ fmix(((salt * 0x9E3779B1) & 0xFFFFFFFF) ^ 0x5BD1E995))
         return fmix(h ^ ((b * 0xCC9E2D51) & 0xFFFFFFFF)) % n
 
@@ -151,18 +179,30 @@ def test_hash_pairs_matches_a_plain_python_reference_on_numpy_and_torch():
     expected = [ref(int(x), int(y), 3, 1000) for x, y in zip(a, b)]
     assert hash_pairs(a, b, 3, 1000).tolist() == expected
     assert hash_pairs(torch.as_tensor(a), torch.as_tensor(b), 3, 1000).tolist() == expected
-    assert hash_pairs(a, b, 4, 1000).tolist() != expected            # the salt separates cross fields
+    assert hash_pairs(a, b, 4, 1000).tolist() != expected  # the salt separates cross fields
     counts = np.bincount(hash_pairs(np.arange(20000), np.arange(20000) % 7, 0, 10), minlength=10)
-    assert counts.min() > 1800 and counts.max() < 2200                # roughly uniform
+    assert counts.min() > 1800 and counts.max() < 2200  # roughly uniform
 
 
 def test_hashes_are_the_same_in_another_process():
-    code = ("from utils.hashing import stable_hash, hash_pairs; import numpy as np; "
-            "print(stable_hash('title:lipstick', 2**18), hash_pairs(np.arange(5), np.arange(5) * 3, 2, 2**18).tolist())")
-    outputs = {subprocess.run([sys.executable, "-c", code], cwd=repo_root(), capture_output=True, text=True, check=True,
-                              env={"PYTHONHASHSEED": seed, "PATH": ""}).stdout
-               for seed in ("1", "2")}
-    here = f"{stable_hash('title:lipstick', 2**18)} {hash_pairs(np.arange(5), np.arange(5) * 3, 2, 2**18).tolist()}\n"
+    code = (
+        "from utils.hashing import stable_hash, hash_pairs; import numpy as np; "
+        "print(stable_hash('title:lipstick', 2**18), "
+        "hash_pairs(np.arange(5), np.arange(5) * 3, 2, 2**18).tolist())"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=repo_root(),
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed, "PATH": "", **CHILD_ENV},
+        ).stdout
+        for seed in ("1", "2")
+    }
+    pairs = hash_pairs(np.arange(5), np.arange(5) * 3, 2, 2**18).tolist()
+    here = f"{stable_hash('title:lipstick', 2**18)} {pairs}\n"
     assert outputs == {here}
 
 
@@ -170,7 +210,7 @@ def test_labels_liked_and_implicit(ml, tmp_path):
     ds, split = ml
     sampler = TrainSampler(ds, split, "liked", negatives=4, seed=0, positive_threshold=4.0)
     ex = sampler.epoch(0)
-    assert len(ex) == len(split.train)                                 # rated data: no sampled negatives
+    assert len(ex) == len(split.train)  # rated data: no sampled negatives
     assert np.array_equal(ex.labels, (ds.ratings[split.train] >= 4).astype(np.float32))
     evaluator = PointwiseEvaluator(ds, split, "liked", positive_threshold=4.0)
     val = evaluator.examples["val"]
@@ -191,10 +231,16 @@ def test_training_negatives_exclude_observed_and_cold_items(tmp_path):
         ex = sampler.epoch(epoch)
         neg = ex.labels == 0
         train_pairs = set(zip(ds.users[split.train].tolist(), ds.items[split.train].tolist()))
-        assert not any(pair in train_pairs for pair in zip(ex.users[neg].tolist(), ex.items[neg].tolist()))
+        assert not any(
+            pair in train_pairs for pair in zip(ex.users[neg].tolist(), ex.items[neg].tolist())
+        )
         assert not np.isin(ex.items[neg], split.cold_items).any()
-    assert not np.array_equal(sampler.epoch(0).items, sampler.epoch(1).items)   # fresh negatives per epoch
-    assert np.array_equal(sampler.epoch(2).items, TrainSampler(ds, split, "implicit", 4, seed=1).epoch(2).items)
+    assert not np.array_equal(
+        sampler.epoch(0).items, sampler.epoch(1).items
+    )  # fresh negatives per epoch
+    assert np.array_equal(
+        sampler.epoch(2).items, TrainSampler(ds, split, "implicit", 4, seed=1).epoch(2).items
+    )
 
 
 SHARED_ML = repo_root().parent / "shared" / "data" / "ml-100k"
@@ -210,7 +256,7 @@ def test_real_movielens_features_and_forward():
     assert f.spec.sparse["item"] <= ds.n_items + 1 and set(f.spec.bags) == {"categories", "title"}
     assert f.spec.dense[0] == "year"
     assert (f.item_sparse[torch.as_tensor(split.cold_items), 0] == 0).all()
-    assert 18 <= f.spec.bags["categories"] - 1 <= 19          # the genres, 'unknown' dropped by the loader
+    assert 18 <= f.spec.bags["categories"] - 1 <= 19  # the genres, 'unknown' dropped by the loader
     model = build_ctr_model("dlrm", f, CTRConfig())
     out = model(torch.as_tensor(ds.users[:256]), torch.as_tensor(ds.items[:256]))
     assert torch.isfinite(out).all()

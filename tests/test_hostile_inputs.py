@@ -5,26 +5,38 @@ file from any payload, and the good outputs already in place unchanged. The
 formats are the real ones (P5's bundle, MovieLens 100K, our own semantic-ID,
 split, checkpoint and results files), built small by tests/synthetic.py.
 """
+
 from __future__ import annotations
 
 import gzip
 import pickle
 import shutil
 import subprocess
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
 import torch
 
+from tests.helpers import (
+    CountingEncoder,
+    Payload,
+    assert_one_line_error,
+    run_cli,
+    run_generator,
+    snapshot,
+)
 from tests.synthetic import write_movielens, write_p5
-from tests.test_robustness import _Payload, assert_one_line_error, run_cli, snapshot
-from tests.test_semantic_ids import CountingEncoder
 
-SCRIPTS = ("mf_train_eval.py", "neural_train_eval.py", "tiger_train_eval.py", "semantic_id_generator.py",
-           "analyze_semantic_ids.py")
+SCRIPTS = (
+    "mf_train_eval.py",
+    "neural_train_eval.py",
+    "tiger_train_eval.py",
+    "semantic_id_generator.py",
+    "analyze_semantic_ids.py",
+)
 
 
 def run_all(commands: list[tuple[str, ...]]) -> list[subprocess.CompletedProcess]:
@@ -34,7 +46,7 @@ def run_all(commands: list[tuple[str, ...]]) -> list[subprocess.CompletedProcess
 
 
 def good_outputs(root: Path) -> Path:
-    """Results, a plot and semantic-ID files from an earlier good run, which no failure may touch."""
+    """Results, a plot and semantic-ID files from an earlier good run; no failure may touch them."""
     out = root / "outputs"
     (out / "plots").mkdir(parents=True)
     (out / "results.json").write_text('{"good": true}\n')
@@ -78,7 +90,7 @@ def _datamaps_not_an_object(folder: Path, marker: Path) -> None:
 
 
 def _rating_pickle_payload(folder: Path, marker: Path) -> None:
-    (folder / "rating_splits_augmented.pkl").write_bytes(pickle.dumps(_Payload(marker)))
+    (folder / "rating_splits_augmented.pkl").write_bytes(pickle.dumps(Payload(marker)))
 
 
 def _cut_timestamp(folder: Path, marker: Path) -> None:
@@ -108,10 +120,23 @@ def test_every_script_refuses_a_broken_data_folder(tmp_path, breakage):
     marker, out = tmp_path / "pwned", good_outputs(tmp_path)
     broken = _write(kind, tmp_path / "broken")
     damage(broken, marker)
-    prepared = _write(kind, tmp_path / "prepared")  # a good folder that a failed prepare must not touch
+    prepared = _write(
+        kind, tmp_path / "prepared"
+    )  # a good folder that a failed prepare must not touch
     before, prepared_before = snapshot(out), snapshot(prepared)
-    commands = [("prepare_data.py", "--dataset", kind, "--source", str(broken), "--data-dir", str(prepared),
-                 "--no-verify", "--quiet")]
+    commands = [
+        (
+            "prepare_data.py",
+            "--dataset",
+            kind,
+            "--source",
+            str(broken),
+            "--data-dir",
+            str(prepared),
+            "--no-verify",
+            "--quiet",
+        )
+    ]
     commands += [script_command(script, broken, out) for script in SCRIPTS]
     for proc in run_all(commands):
         assert_one_line_error(proc, str(broken.name))
@@ -125,7 +150,6 @@ def test_every_script_refuses_a_broken_data_folder(tmp_path, breakage):
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Path:
     """A P5 folder with semantic IDs (fake encoder), cached splits and cached embeddings."""
-    import semantic_id_generator
     from src.semantic_ids import generator as gen
     from utils.data import load_dataset
     from utils.splits import get_split
@@ -134,8 +158,7 @@ def generated(tmp_path_factory) -> Path:
     data = write_p5(root / "p5", n_users=30, n_items=40)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(gen, "load_sentence_encoder", CountingEncoder().load)
-        assert semantic_id_generator.main(["--data-dir", str(data), "--cache-dir", str(root / "cache"), "--quiet",
-                         "--device", "cpu", "--codebook-size", "4", "--min-items-per-code", "2"]) == 0
+        assert run_generator(data, root / "cache") == 0
     ds = load_dataset(data)
     for kind in ("temporal", "leave_one_out"):
         get_split(ds, kind, cache_dir=data / "splits")
@@ -146,8 +169,9 @@ def _copy(generated: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(generated, tmp_path / "data"))
 
 
-def _check(tmp_path: Path, commands: list[tuple[str, ...]], *fragments: str,
-           marker: Path | None = None) -> None:
+def _check(
+    tmp_path: Path, commands: list[tuple[str, ...]], *fragments: str, marker: Path | None = None
+) -> None:
     out = tmp_path / "outputs"
     before = snapshot(out)
     for proc in run_all(commands):
@@ -160,20 +184,37 @@ def test_truncated_semantic_ids_are_refused_by_every_reader(generated, tmp_path)
     data, out = _copy(generated, tmp_path), good_outputs(tmp_path)
     ids = data / "semantic_ids.json"
     ids.write_bytes(ids.read_bytes()[:300])
-    commands = [script_command("mf_train_eval.py", data, out, "--models", "mf_semantic"),
-                script_command("neural_train_eval.py", data, out, "--modes", "semantic"),
-                script_command("tiger_train_eval.py", data, out, "--models", "tiger"),
-                script_command("analyze_semantic_ids.py", data, out),
-                script_command("semantic_id_generator.py", data, out, "--output-dir", str(data),
-                               "--encode-texts", str(tmp_path / "new.txt"))]
+    commands = [
+        script_command("mf_train_eval.py", data, out, "--models", "mf_semantic"),
+        script_command("neural_train_eval.py", data, out, "--modes", "semantic"),
+        script_command("tiger_train_eval.py", data, out, "--models", "tiger"),
+        script_command("analyze_semantic_ids.py", data, out),
+        script_command(
+            "semantic_id_generator.py",
+            data,
+            out,
+            "--output-dir",
+            str(data),
+            "--encode-texts",
+            str(tmp_path / "new.txt"),
+        ),
+    ]
     (tmp_path / "new.txt").write_text("a new lipstick\n")
-    _check(tmp_path, commands, "semantic_ids.json", "invalid JSON", "semantic_id_generator.py --data-dir")
+    _check(
+        tmp_path,
+        commands,
+        "semantic_ids.json",
+        "invalid JSON",
+        "semantic_id_generator.py --data-dir",
+    )
 
 
 def test_mixed_or_damaged_generator_files_are_refused(generated, tmp_path):
     data, out = _copy(generated, tmp_path), good_outputs(tmp_path)
     q = np.load(data / "codebooks.npz")
-    np.savez(data / "codebooks.npz", **{k: q[k] + 1.0 for k in q.files})  # codebooks of "another run"
+    np.savez(
+        data / "codebooks.npz", **{k: q[k] + 1.0 for k in q.files}
+    )  # codebooks of "another run"
     analyze = [script_command("analyze_semantic_ids.py", data, out)]
     _check(tmp_path, analyze, "codebooks.npz", "another generator run")
     shutil.copy(generated / "codebooks.npz", data)
@@ -185,9 +226,14 @@ def test_damaged_split_caches_are_refused(generated, tmp_path):
     data, out = _copy(generated, tmp_path), good_outputs(tmp_path)
     for cache in (data / "splits").glob("*.npz"):
         cache.write_bytes(cache.read_bytes()[:200])
-    commands = [script_command(s, data, out, *extra) for s, extra in (
-        ("mf_train_eval.py", ("--models", "bias")), ("neural_train_eval.py", ("--modes", "baseline")),
-        ("tiger_train_eval.py", ("--models", "sasrec")))]
+    commands = [
+        script_command(s, data, out, *extra)
+        for s, extra in (
+            ("mf_train_eval.py", ("--models", "bias")),
+            ("neural_train_eval.py", ("--modes", "baseline")),
+            ("tiger_train_eval.py", ("--models", "sasrec")),
+        )
+    ]
     _check(tmp_path, commands, "cached split is damaged", "delete it")
 
 
@@ -195,8 +241,10 @@ def test_a_planted_checkpoint_never_runs(generated, tmp_path):
     data, out = _copy(generated, tmp_path), good_outputs(tmp_path)
     marker = tmp_path / "pwned"
     (out / "checkpoints").mkdir()
-    torch.save({"model": {}, "optimizer": {}, "epoch": 0, "payload": _Payload(marker)},
-               out / "checkpoints" / f"tiger-sasrec-{data.name}-quick-seed0.pt")
+    torch.save(
+        {"model": {}, "optimizer": {}, "epoch": 0, "payload": Payload(marker)},
+        out / "checkpoints" / f"tiger-sasrec-{data.name}-quick-seed0.pt",
+    )
     command = script_command("tiger_train_eval.py", data, out, "--models", "sasrec", "--resume")
     _check(tmp_path, [command], "refused to load", "run without --resume", marker=marker)
 

@@ -1,4 +1,5 @@
 """Atomic writes, stable hashing, CLI set-up and the run record."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,8 +10,11 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
+from tests.helpers import CHILD_ENV
 from utils.cli import add_common_args, resolve_device, setup
+from utils.errors import UsageError
 from utils.hashing import stable_hash, stable_hash_array
 from utils.io import atomic_path, atomic_write_json, read_json
 from utils.runinfo import RunRecord
@@ -18,7 +22,9 @@ from utils.runinfo import RunRecord
 
 def test_atomic_write_json_handles_numpy_and_leaves_no_temp(tmp_path):
     path = tmp_path / "sub" / "out.json"
-    atomic_write_json(path, {"a": np.int64(3), "b": np.float32(0.5), "c": np.arange(3), "d": np.bool_(True)})
+    atomic_write_json(
+        path, {"a": np.int64(3), "b": np.float32(0.5), "c": np.arange(3), "d": np.bool_(True)}
+    )
     assert read_json(path) == {"a": 3, "b": 0.5, "c": [0, 1, 2], "d": True}
     assert [p.name for p in path.parent.iterdir()] == ["out.json"]
     umask = os.umask(0o022)
@@ -42,19 +48,67 @@ def test_failed_write_keeps_the_old_file(tmp_path):
 def test_stable_hash_is_stable_across_processes():
     here = stable_hash("brand=OPI", 1000)
     code = "from utils.hashing import stable_hash; print(stable_hash('brand=OPI', 1000))"
-    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONHASHSEED": "123", "PYTHONPATH": "."}).stdout
+    env = {"PYTHONHASHSEED": "123", "PYTHONPATH": ".", **CHILD_ENV}
+    other = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout
     assert int(other) == here
     assert stable_hash_array(["a", "b", "a"], 97).tolist()[0] == stable_hash_array(["a"], 97)[0]
 
 
+def _machine(monkeypatch, cuda: bool, mps: bool) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+
+@pytest.mark.parametrize(
+    "cuda, mps, expected", [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")]
+)
+def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
+    """--device auto picks the best device the machine has (a wrong order, or 'auto' passed on to
+    torch, fails), and an explicit choice is kept as given when the machine has it."""
+    _machine(monkeypatch, cuda, mps)
+    assert resolve_device("auto") == expected
+    assert resolve_device("cpu") == "cpu"
+    if cuda:
+        assert resolve_device("cuda:1") == "cuda:1"
+
+
+def test_an_absent_device_is_refused_with_the_fix(monkeypatch):
+    """--device cuda / cuda:N / mps on a machine without it fails at set-up, naming the flag and
+    --device auto, instead of crashing deep inside the first tensor move."""
+    _machine(monkeypatch, cuda=False, mps=False)
+    for name in ("cuda", "cuda:1", "mps"):
+        with pytest.raises(UsageError, match=f"--device {name}: .*not available.*--device auto"):
+            resolve_device(name)
+    parser = add_common_args(argparse.ArgumentParser(), "results/x.json")
+    with pytest.raises(UsageError, match="--device cuda"):
+        setup(parser.parse_args(["--device", "cuda", "--quiet"]))
+
+
 def test_common_args_setup_and_run_record():
+    """setup() seeds torch and resolves the device; the run record holds what ran; the timing-free
+    record is plain JSON that reads back equal (a tuple, a NaN or a non-string key would not) and
+    is the same for two identical runs (byte-reproducible outputs rely on that)."""
     parser = add_common_args(argparse.ArgumentParser(), "results/x.json")
     args = parser.parse_args(["--seed", "5", "--quiet", "--device", "cpu"])
+    assert (args.out, args.data_dir, args.split_seed) == ("results/x.json", "beauty", 0)
     assert setup(args) == "cpu"
-    assert resolve_device("auto") in ("cuda", "mps", "cpu")
-    record = RunRecord("x.py", {"k": 1}, seed=5, data_checksum="abc")
-    with record.stage("load"):
-        pass
+    first = torch.rand(3)
+    setup(args)
+    assert torch.equal(torch.rand(3), first)
+
+    config = {"k": 1, "sizes": [4, 4]}
+    record = RunRecord("x.py", config, seed=5, data_checksum="abc")
+    for _ in range(2):
+        with record.stage("load"):
+            pass
     full, bare = record.to_dict(), record.to_dict(include_timing=False)
-    assert "load" in full["stage_seconds"] and "wall_seconds" in full and "torch" in full["library_versions"]
-    assert "stage_seconds" not in bare and json.dumps(bare)
+    assert set(full) - set(bare) == {"stage_seconds", "wall_seconds", "finished_at"}
+    assert list(full["stage_seconds"]) == ["load"] and full["stage_seconds"]["load"] >= 0.0
+    expected = {"script": "x.py", "config": config, "seed": 5, "data_checksum": "abc"}
+    assert {key: bare[key] for key in expected} == expected
+    assert bare["library_versions"]["torch"] == torch.__version__
+    assert json.loads(json.dumps(bare)) == bare
+    twin = RunRecord("x.py", {}).to_dict(include_timing=False)
+    assert RunRecord("x.py", {}).to_dict(include_timing=False) == twin

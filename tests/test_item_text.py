@@ -1,4 +1,5 @@
 """Item texts: field order, formatting, token truncation, fallback counting."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,16 +25,22 @@ def whitespace_truncate(texts: list[str], max_tokens: int) -> list[str]:
 
 
 def test_default_fields_order_and_format():
-    t = build_item_texts(meta(), ["A1", "A2", "A3"], truncate=whitespace_truncate, max_description_tokens=3)
-    assert t.texts[0] == ("Title: Rose Oil. Brand: Acme & Co. Categories: Skin Care, Face. Price: $12.50. "
-                          "Sales rank: 1234. Description: one two three.")
+    t = build_item_texts(
+        meta(), ["A1", "A2", "A3"], truncate=whitespace_truncate, max_description_tokens=3
+    )
+    assert t.texts[0] == (
+        "Title: Rose Oil. Brand: Acme & Co. Categories: Skin Care, Face. Price: $12.50. "
+        "Sales rank: 1234. Description: one two three."
+    )
     assert t.texts[1] == "Categories: Nails."
     assert t.texts[2] == "Item A3"
     assert t.fallback.tolist() == [False, False, True] and t.n_fallback == 1
 
 
 def test_field_selection_and_order_are_configurable():
-    t = build_item_texts(meta(), ["A1", "A2", "A3"], fields="brand,title", truncate=whitespace_truncate)
+    t = build_item_texts(
+        meta(), ["A1", "A2", "A3"], fields="brand,title", truncate=whitespace_truncate
+    )
     assert t.texts[0] == "Brand: Acme & Co. Title: Rose Oil."
     # item 2 only has categories, which were not asked for: it falls back
     assert t.n_fallback == 2
@@ -42,7 +49,10 @@ def test_field_selection_and_order_are_configurable():
 def test_year_from_movielens_like_meta():
     m = ItemMeta.empty(1)
     m.title[0], m.year[0], m.categories[0] = "Heat (1995)", 1995.0, ["Action", "Crime"]
-    assert build_item_texts(m, ["6"]).texts[0] == "Title: Heat (1995). Categories: Action, Crime. Year: 1995."
+    assert (
+        build_item_texts(m, ["6"]).texts[0]
+        == "Title: Heat (1995). Categories: Action, Crime. Year: 1995."
+    )
 
 
 def test_descriptions_need_a_truncator_unless_kept_whole():

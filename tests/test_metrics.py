@@ -1,4 +1,5 @@
 """Metrics against values computed by hand (the arithmetic is in each comment)."""
+
 from __future__ import annotations
 
 import math
@@ -57,3 +58,17 @@ def test_multi_target_recall_ndcg():
     # user 0: DCG 1/log2(3), ideal 1 + 1/log2(3); user 1: DCG 1/log2(4) = .5, ideal 1
     assert out["ndcg@3"] == pytest.approx([(1 / math.log2(3)) / (1 + 1 / math.log2(3)), 0.5])
     assert out["recall@1"] == pytest.approx([0.0, 0.0])
+
+
+def test_next_item_metrics_by_hand():
+    """Ranks 0, 2, miss, 9: Hit@1 1/4, Hit@3 2/4, Hit@10 3/4; NDCG@3 (1 + 1/2) / 4;
+    MRR (1 + 1/3 + 0 + 1/10) / 4; Recall@k is Hit@k with one target."""
+    from utils.metrics import mrr, next_item_metrics
+
+    m = next_item_metrics(np.array([0, 2, np.inf, 9]))
+    assert m["hit@1"] == 0.25 and m["hit@3"] == 0.5 and m["hit@5"] == 0.5 and m["hit@10"] == 0.75
+    assert m["recall@10"] == m["hit@10"]
+    assert m["ndcg@3"] == pytest.approx((1 + 1 / np.log2(4)) / 4)
+    assert m["ndcg@10"] == pytest.approx((1 + 1 / np.log2(4) + 1 / np.log2(11)) / 4)
+    assert m["mrr"] == pytest.approx((1 + 1 / 3 + 0 + 1 / 10) / 4)
+    assert mrr(np.array([np.inf, np.inf])) == 0.0 and np.isnan(mrr(np.array([])))

@@ -1,4 +1,5 @@
 """Data preparation from a local folder and from a download served on 127.0.0.1."""
+
 from __future__ import annotations
 
 import functools
@@ -62,7 +63,9 @@ def test_local_copy_and_known_counts(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="sha256 differs"):
         prepare("beauty", tmp_path / "beauty", source=src)
     monkeypatch.setitem(SPECS, "beauty", replace(SPECS["beauty"], checksums={}))
-    with pytest.raises(DataError, match=r"found \(8, 9, \d+\) users/items/interactions, the official beauty has"):
+    with pytest.raises(
+        DataError, match=r"found \(8, 9, \d+\) users/items/interactions, the official beauty has"
+    ):
         prepare("beauty", tmp_path / "beauty", source=src)
 
 

@@ -1,4 +1,6 @@
-"""--quantizer random: reproducible, well-formed, content-free IDs; readers accept them, new items refused."""
+"""--quantizer random: reproducible, well-formed, content-free IDs; readers accept them, new items
+refused."""
+
 from __future__ import annotations
 
 import json
@@ -7,18 +9,18 @@ import sys
 import numpy as np
 import pytest
 
-from src.semantic_ids import generator as gen
 import semantic_id_generator
+from src.semantic_ids import generator as gen
 from src.semantic_ids.analysis import purity_report
+from tests.helpers import run_generator as run
 from tests.synthetic import write_movielens
-from tests.test_semantic_ids import encoder, run  # noqa: F401  (encoder is a fixture)
 from utils.data import DataError, load_dataset
 from utils.errors import run_script
 from utils.runinfo import RunRecord
 from utils.semantic import load_semantic_ids, read_semantic_ids_file
 
 
-def test_same_seed_same_bytes_and_ids_are_well_formed(tmp_path, encoder):  # noqa: F811
+def test_same_seed_same_bytes_and_ids_are_well_formed(tmp_path, encoder):
     data = write_movielens(tmp_path / "ml", n_items=40)
     assert run(data, tmp_path / "c", "--quantizer", "random") == 0
     first = (data / "semantic_ids.json").read_bytes()
@@ -34,9 +36,16 @@ def test_same_seed_same_bytes_and_ids_are_well_formed(tmp_path, encoder):  # noq
     assert len({tuple(r) for r in sids.codes}) == 40
     header, _, _ = read_semantic_ids_file(data / "semantic_ids.json")
     assert header["quantizer"] == "random" and header["codebooks_file"] == "random_codes.npz"
-    assert header["run_record"]["config"]["quantizer"] == "random" and "rqvae_epochs" not in header["run_record"]["config"]
+    assert (
+        header["run_record"]["config"]["quantizer"] == "random"
+        and "rqvae_epochs" not in header["run_record"]["config"]
+    )
     stats = json.loads((data / "semantic_id_stats.json").read_text())
-    assert stats["quantizer"] == "random" and [u["codebook_size"] for u in stats["usage"]] == [4, 4, 4]
+    assert stats["quantizer"] == "random" and [u["codebook_size"] for u in stats["usage"]] == [
+        4,
+        4,
+        4,
+    ]
     assert stats["collisions"]["distinct_prefixes"] <= 40
     assert "per_level" in stats["quantization_error"]["all_items"]
     # the readers accept the set and refuse a mix with another run's table
@@ -49,10 +58,21 @@ def test_same_seed_same_bytes_and_ids_are_well_formed(tmp_path, encoder):  # noq
         gen.load_quantizer(data, header)
 
 
-def test_small_catalogue_uses_the_reduced_codebook(tmp_path, encoder):  # noqa: F811
+def test_small_catalogue_uses_the_reduced_codebook(tmp_path, encoder):
     data = write_movielens(tmp_path / "ml", n_items=40)
-    assert run(data, tmp_path / "c", "--quantizer", "random", "--min-items-per-code", "10",
-               "--collision-size", "40") == 0
+    assert (
+        run(
+            data,
+            tmp_path / "c",
+            "--quantizer",
+            "random",
+            "--min-items-per-code",
+            "10",
+            "--collision-size",
+            "40",
+        )
+        == 0
+    )
     sids = load_semantic_ids(data, load_dataset(data))
     assert sids.codebook_sizes == [3, 3, 3, 40]  # 38 fitted items // 10, then the collision level
 
@@ -67,15 +87,16 @@ def test_random_codes_carry_no_content():
     ds = type("DS", (), {"n_items": n, "name": "toy", "checksum": "x"})()
     purity = {}
     for quantizer in ("rqkmeans", "random"):
-        cfg = gen.GeneratorConfig(codebook_size=2, min_items_per_code=2, collision_size=n,
-                                  quantizer=quantizer)
+        cfg = gen.GeneratorConfig(
+            codebook_size=2, min_items_per_code=2, collision_size=n, quantizer=quantizer
+        )
         codes = gen.generate(ds, cfg, x, RunRecord("t", {})).codes
         purity[quantizer] = purity_report(codes[:, 0], list(labels), np.random.default_rng(1))
     assert purity["rqkmeans"]["purity"] > 0.99
     assert abs(purity["random"]["purity"] - purity["random"]["random_assignment_mean"]) < 0.05
 
 
-def test_encode_texts_refuses_random_ids_in_one_line(tmp_path, encoder, monkeypatch, capsys):  # noqa: F811
+def test_encode_texts_refuses_random_ids_in_one_line(tmp_path, encoder, monkeypatch, capsys):
     data = write_movielens(tmp_path / "ml", n_items=40)
     assert run(data, tmp_path / "c", "--quantizer", "random") == 0
     new = tmp_path / "new.txt"

@@ -1,7 +1,10 @@
-"""Issue 10: every bad input and fault ends in one clear message, with nothing lost and nothing executed.
+"""Issue 10: every bad input and fault ends in one clear message, with nothing lost and nothing
+executed.
 
-One section per numbered item of the issue; tests/test_hostile_inputs.py runs the scripts end to end.
+One section per numbered item of the issue; tests/test_hostile_inputs.py runs the scripts end to
+end.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,74 +21,52 @@ import pytest
 import torch
 
 from src.training import TrainConfig
+from tests.helpers import (
+    CHILD_ENV,
+    REPO,
+    Payload,
+    assert_one_line_error,
+    fit_linear,
+    run_cli,
+    run_generator,
+    snapshot,
+)
 from tests.synthetic import write_movielens, write_p5
-from tests.test_semantic_ids import encoder  # noqa: F401  (fixture)
-from tests.test_training import _run
 from utils import argtypes
 from utils.data import DataError, load_dataset
 from utils.errors import CheckpointError, NonFiniteScoresError
 from utils.metrics import auc, multi_target_ranking, naming_model, require_finite
 from utils.prepare import prepare
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def run_cli(script: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """A script through its command line, as a user runs it (one thread, quiet)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run([sys.executable, str(REPO / script), *args], capture_output=True, text=True,
-                          cwd=REPO, env=env, timeout=300)
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str, code: int = 1) -> str:
-    """Exit ``code``, no traceback, and the last stderr line is the ``error:`` line holding every fragment."""
-    assert proc.returncode == code, proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: " if code == 1 else "interrupted"), proc.stderr
-    for fragment in fragments:
-        assert fragment in last, last
-    return last
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` (relative name -> bytes), to prove a folder unchanged."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-class _Payload:
-    """Pickles as a call to os.system: what a planted file would carry."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
-# ---------------------------------------------------------------- 1. checkpoints load with weights_only
+# -------------------------------------------------------- 1. checkpoints load with weights_only
 
 
 def test_a_planted_checkpoint_is_refused_and_never_executed(tmp_path):
     marker, ckpt = tmp_path / "pwned", tmp_path / "model.pt"
-    torch.save({"model": {}, "optimizer": {}, "epoch": 0, "payload": _Payload(marker)}, ckpt)
-    cfg = TrainConfig(epochs=2, lr=0.02, monitor="mse", mode="min", checkpoint=str(ckpt), resume=True)
+    torch.save({"model": {}, "optimizer": {}, "epoch": 0, "payload": Payload(marker)}, ckpt)
+    cfg = TrainConfig(
+        epochs=2, lr=0.02, monitor="mse", mode="min", checkpoint=str(ckpt), resume=True
+    )
     with pytest.raises(CheckpointError, match=f"{ckpt}: refused to load.*run without --resume"):
-        _run(cfg)
+        fit_linear(cfg)
     assert not marker.exists()
 
 
 def test_a_damaged_checkpoint_is_refused_with_its_name(tmp_path):
     ckpt = tmp_path / "model.pt"
     ckpt.write_bytes(b"PK\x03\x04 truncated")
-    cfg = TrainConfig(epochs=2, lr=0.02, monitor="mse", mode="min", checkpoint=str(ckpt), resume=True)
+    cfg = TrainConfig(
+        epochs=2, lr=0.02, monitor="mse", mode="min", checkpoint=str(ckpt), resume=True
+    )
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
-        _run(cfg)
+        fit_linear(cfg)
 
 
 def test_own_checkpoints_load_with_weights_only(tmp_path):
     ckpt = str(tmp_path / "model.pt")
-    _run(TrainConfig(epochs=2, lr=0.02, monitor="mse", mode="min", patience=100, checkpoint=ckpt))
+    fit_linear(
+        TrainConfig(epochs=2, lr=0.02, monitor="mse", mode="min", patience=100, checkpoint=ckpt)
+    )
     state = torch.load(ckpt, weights_only=True)
     assert state["epoch"] == 1 and isinstance(state["result"]["history"], list)
 
@@ -94,12 +75,13 @@ def test_own_checkpoints_load_with_weights_only(tmp_path):
 
 
 def _bad_sources(tmp_path: Path, good: Path, marker: Path) -> dict[str, Path]:
-    """Copies of ``good`` with a truncated meta.json.gz, and with a rating pickle that carries a payload."""
+    """Copies of ``good`` with a truncated meta.json.gz, and with a rating pickle that carries a
+    payload."""
     truncated = Path(shutil.copytree(good, tmp_path / "truncated"))
     data = (truncated / "meta.json.gz").read_bytes()
     (truncated / "meta.json.gz").write_bytes(data[: len(data) // 2])
     evil = Path(shutil.copytree(good, tmp_path / "evil"))
-    (evil / "rating_splits_augmented.pkl").write_bytes(pickle.dumps(_Payload(marker)))
+    (evil / "rating_splits_augmented.pkl").write_bytes(pickle.dumps(Payload(marker)))
     return {"truncated or corrupt": truncated, "refused to load": evil}
 
 
@@ -116,7 +98,12 @@ def test_a_failed_prepare_leaves_the_old_folder_byte_identical(tmp_path):
             prepare("toys", target, source=bad)
         assert snapshot(target) == before
     assert not marker.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil", "good", "toys", "truncated"]  # no staging
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "evil",
+        "good",
+        "toys",
+        "truncated",
+    ]  # no staging
     # the refused pickle did not stay behind: preparing from the good source again works
     prepare("toys", target, source=good)
     assert snapshot(target) == before
@@ -135,21 +122,30 @@ def test_a_swap_killed_half_way_is_rolled_back_by_the_next_run(tmp_path):
     assert snapshot(target) == before and not (tmp_path / ".toys.previous").exists()
 
 
-# ---------------------------------------------------------------- 3. one error line, never a traceback
+# -------------------------------------------------------- 3. one error line, never a traceback
 
 
 def test_scripts_print_one_error_line_and_exit_1(tmp_path):
     missing = tmp_path / "nowhere"
-    for script in ("mf_train_eval.py", "neural_train_eval.py", "tiger_train_eval.py",
-                   "analyze_semantic_ids.py", "semantic_id_generator.py"):
-        assert_one_line_error(run_cli(script, "--data-dir", str(missing), "--device", "cpu", "--quiet"),
-                              f"{missing}: no such data folder",
-                              "prepare_data.py --dataset NAME --source FOLDER")
+    for script in (
+        "mf_train_eval.py",
+        "neural_train_eval.py",
+        "tiger_train_eval.py",
+        "analyze_semantic_ids.py",
+        "semantic_id_generator.py",
+    ):
+        assert_one_line_error(
+            run_cli(script, "--data-dir", str(missing), "--device", "cpu", "--quiet"),
+            f"{missing}: no such data folder",
+            "prepare_data.py --dataset NAME --source FOLDER",
+        )
     results = tmp_path / "results"
     results.mkdir()
     (results / "mf_results_x.json").write_text('{"dataset": "x", "models": {"mf_id"')
-    assert_one_line_error(run_cli("summarize_results.py", "--results-dir", str(results)),
-                          "mf_results_x.json:1: invalid JSON")
+    assert_one_line_error(
+        run_cli("summarize_results.py", "--results-dir", str(results)),
+        "mf_results_x.json:1: invalid JSON",
+    )
 
 
 def _hint_command(folder: Path) -> list[str]:
@@ -175,8 +171,17 @@ def test_the_missing_folder_hint_names_a_command_that_works(tmp_path, name):
 def test_debug_shows_the_traceback_and_ctrl_c_exits_130(tmp_path):
     proc = run_cli("mf_train_eval.py", "--data-dir", str(tmp_path / "nowhere"), "--debug")
     assert proc.returncode == 1 and "Traceback" in proc.stderr and "DataError" in proc.stderr
-    code = "from utils.errors import run_script\ndef main():\n    raise KeyboardInterrupt\nrun_script(main)"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    code = (
+        "from utils.errors import run_script\ndef main():\n    raise KeyboardInterrupt\n"
+        "run_script(main)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **CHILD_ENV},
+    )
     assert_one_line_error(proc, code=130)
 
 
@@ -190,14 +195,20 @@ def test_a_damaged_split_cache_is_refused_with_the_fix(tmp_path):
     with pytest.raises(DataError, match="cached split is damaged.*delete it"):
         get_split(ds, cache_dir=tmp_path / "splits")
     empty = np.zeros(0, int)
-    foreign = dict(train=np.array([10**6]), val=empty, test=empty, cold_items=empty,
-                   val_negatives=np.zeros((0, 4), int), test_negatives=np.zeros((0, 4), int))
+    foreign = dict(
+        train=np.array([10**6]),
+        val=empty,
+        test=empty,
+        cold_items=empty,
+        val_negatives=np.zeros((0, 4), int),
+        test_negatives=np.zeros((0, 4), int),
+    )
     np.savez(cached, **foreign)
     with pytest.raises(DataError, match="train holds values outside"):
         get_split(ds, cache_dir=tmp_path / "splits")
 
 
-# ---------------------------------------------------------------- 4. outputs are checked before any work
+# -------------------------------------------------------- 4. outputs are checked before any work
 
 
 @pytest.mark.parametrize("out", ["folder", "file/out.json"])
@@ -205,23 +216,41 @@ def test_an_unwritable_out_fails_before_training(tmp_path, out):
     data = write_movielens(tmp_path / "ml", n_users=10, n_items=12)
     (tmp_path / "folder").mkdir()
     (tmp_path / "file").write_text("a file, not a folder")
-    proc = run_cli("mf_train_eval.py", "--data-dir", str(data), "--out", str(tmp_path / out),
-                   "--plot-dir", str(tmp_path / "plots"), "--models", "bias", "--device", "cpu")
+    proc = run_cli(
+        "mf_train_eval.py",
+        "--data-dir",
+        str(data),
+        "--out",
+        str(tmp_path / out),
+        "--plot-dir",
+        str(tmp_path / "plots"),
+        "--models",
+        "bias",
+        "--device",
+        "cpu",
+    )
     assert_one_line_error(proc, f"--out {tmp_path / out}")
-    assert "epoch" not in proc.stderr and not (data / "splits").exists() and not (tmp_path / "plots").exists()
+    assert (
+        "epoch" not in proc.stderr
+        and not (data / "splits").exists()
+        and not (tmp_path / "plots").exists()
+    )
 
 
-# ---------------------------------------------------------------- 5. flags are checked at parse time
+# -------------------------------------------------------- 5. flags are checked at parse time
 
 
-@pytest.mark.parametrize("check, bad, good", [
-    (argtypes.positive_int, ["0", "-3", "1.5", "x"], ["1", "64"]),
-    (argtypes.non_negative_int, ["-1"], ["0"]),
-    (argtypes.positive_float, ["0", "-1e-3", "nan", "inf"], ["1e-3"]),
-    (argtypes.non_negative_float, ["-0.1", "nan"], ["0", "2.5"]),
-    (argtypes.fraction, ["1", "-0.1", "nan"], ["0", "0.05"]),
-    (argtypes.device_name, ["tpu", "cuda:x", "gpu"], ["auto", "cpu", "cuda", "cuda:1", "mps"]),
-])
+@pytest.mark.parametrize(
+    "check, bad, good",
+    [
+        (argtypes.positive_int, ["0", "-3", "1.5", "x"], ["1", "64"]),
+        (argtypes.non_negative_int, ["-1"], ["0"]),
+        (argtypes.positive_float, ["0", "-1e-3", "nan", "inf"], ["1e-3"]),
+        (argtypes.non_negative_float, ["-0.1", "nan"], ["0", "2.5"]),
+        (argtypes.fraction, ["1", "-0.1", "nan"], ["0", "0.05"]),
+        (argtypes.device_name, ["tpu", "cuda:x", "gpu"], ["auto", "cpu", "cuda", "cuda:1", "mps"]),
+    ],
+)
 def test_flag_types(check, bad, good):
     for text in bad:
         with pytest.raises(argparse.ArgumentTypeError):
@@ -230,12 +259,19 @@ def test_flag_types(check, bad, good):
         check(text)
 
 
-@pytest.mark.parametrize("script, flags", [
-    ("mf_train_eval.py", ["--epochs", "0"]), ("mf_train_eval.py", ["--batch-size", "-5"]),
-    ("neural_train_eval.py", ["--epochs", "-1"]), ("neural_train_eval.py", ["--batch-size", "0"]),
-    ("tiger_train_eval.py", ["--epochs", "0"]), ("mf_train_eval.py", ["--device", "tpu"]),
-    ("semantic_id_generator.py", ["--levels", "0"]), ("neural_train_eval.py", ["--lr", "nan"]),
-])
+@pytest.mark.parametrize(
+    "script, flags",
+    [
+        ("mf_train_eval.py", ["--epochs", "0"]),
+        ("mf_train_eval.py", ["--batch-size", "-5"]),
+        ("neural_train_eval.py", ["--epochs", "-1"]),
+        ("neural_train_eval.py", ["--batch-size", "0"]),
+        ("tiger_train_eval.py", ["--epochs", "0"]),
+        ("mf_train_eval.py", ["--device", "tpu"]),
+        ("semantic_id_generator.py", ["--levels", "0"]),
+        ("neural_train_eval.py", ["--lr", "nan"]),
+    ],
+)
 def test_invalid_flags_fail_before_any_work(tmp_path, script, flags):
     data = write_movielens(tmp_path / "ml", n_users=10, n_items=12)
     proc = run_cli(script, "--data-dir", str(data), "--out", str(tmp_path / "out.json"), *flags)
@@ -247,34 +283,50 @@ def test_invalid_flags_fail_before_any_work(tmp_path, script, flags):
 # ---------------------------------------------------------------- 6. no mixed semantic-ID files
 
 
-def test_a_generator_run_killed_between_writes_is_refused_by_readers(tmp_path, encoder, monkeypatch):
+def test_a_generator_run_killed_between_writes_is_refused_by_readers(
+    tmp_path, encoder, monkeypatch
+):
     import analyze_semantic_ids
     from src.semantic_ids import generator as gen
-    from tests.test_semantic_ids import run
 
     data = write_p5(tmp_path / "p5", n_users=30, n_items=40)
-    assert run(data, tmp_path / "cache", "--seed", "0") == 0
-    before = {name: (data / name).read_bytes() for name in ("semantic_ids.json", "semantic_id_stats.json")}
+    assert run_generator(data, tmp_path / "cache", "--seed", "0") == 0
+    before = {
+        name: (data / name).read_bytes() for name in ("semantic_ids.json", "semantic_id_stats.json")
+    }
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt  # SIGINT after the codebooks and stats, before the IDs
 
     monkeypatch.setattr(gen, "write_semantic_ids", killed)
     with pytest.raises(KeyboardInterrupt):
-        run(data, tmp_path / "cache", "--seed", "1")
+        run_generator(data, tmp_path / "cache", "--seed", "1")
     assert (data / "semantic_ids.json").read_bytes() == before["semantic_ids.json"]
-    analyze = ["--data-dir", str(data), "--cache-dir", str(tmp_path / "cache"), "--quiet", "--device", "cpu",
-               "--out", str(tmp_path / "a.json"), "--plot-dir", str(tmp_path / "plots")]
+    analyze = [
+        "--data-dir",
+        str(data),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--quiet",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "a.json"),
+        "--plot-dir",
+        str(tmp_path / "plots"),
+    ]
     with pytest.raises(DataError, match="semantic_id_stats.json: written by another generator run"):
         analyze_semantic_ids.main(analyze)
     # only the codebooks differ now
     (data / "semantic_id_stats.json").write_bytes(before["semantic_id_stats.json"])
-    with pytest.raises(DataError, match="codebooks.npz: written by another generator run.*generator.py"):
+    with pytest.raises(
+        DataError, match="codebooks.npz: written by another generator run.*generator.py"
+    ):
         analyze_semantic_ids.main(analyze)
     assert not (tmp_path / "a.json").exists()
 
 
-# ---------------------------------------------------------------- 7. every format has a schema check
+# -------------------------------------------------------- 7. every format has a schema check
 
 
 def test_non_utf8_and_non_object_p5_files_are_refused(tmp_path):
@@ -287,8 +339,10 @@ def test_non_utf8_and_non_object_p5_files_are_refused(tmp_path):
     (folder / "datamaps.json").write_bytes(b'{"user2id": "\xe9"}')
     with pytest.raises(DataError, match=r"datamaps.json:1: not utf-8 text"):
         load_dataset(folder)
-    for doc, message in (("[1, 2]", "expected a JSON object.*got a list"),
-                         ('{"user2id": {"U1": 1}, "item2id": {}}', "numeric id string")):
+    for doc, message in (
+        ("[1, 2]", "expected a JSON object.*got a list"),
+        ('{"user2id": {"U1": 1}, "item2id": {}}', "numeric id string"),
+    ):
         (folder / "datamaps.json").write_text(doc)
         with pytest.raises(DataError, match=message):
             load_dataset(folder)
@@ -298,10 +352,16 @@ def test_a_u_data_line_cut_inside_the_timestamp_is_not_accepted(tmp_path, caplog
     folder = write_movielens(tmp_path / "ml", n_users=10, n_items=12)
     data = (folder / "u.data").read_text()
     n_lines = data.count("\n")
-    (folder / "u.data").write_text(data[:-4])  # the last line loses its newline and 3 timestamp digits
-    with pytest.raises(DataError, match=rf"1 of {n_lines} lines are malformed \(first at line {n_lines}\)"):
+    (folder / "u.data").write_text(
+        data[:-4]
+    )  # the last line loses its newline and 3 timestamp digits
+    with pytest.raises(
+        DataError, match=rf"1 of {n_lines} lines are malformed \(first at line {n_lines}\)"
+    ):
         load_dataset(folder)
-    big = write_movielens(tmp_path / "big", n_users=120, n_items=40)  # > 1000 lines: one bad line is skipped
+    big = write_movielens(
+        tmp_path / "big", n_users=120, n_items=40
+    )  # > 1000 lines: one bad line is skipped
     data = (big / "u.data").read_text()
     (big / "u.data").write_text(data[:-4])
     assert load_dataset(big).n_interactions == data.count("\n") - 1
@@ -314,8 +374,9 @@ def test_a_u_data_line_cut_inside_the_timestamp_is_not_accepted(tmp_path, caplog
 def test_stale_temp_files_are_removed_on_the_next_write(tmp_path):
     from utils.io import STALE_UNTAGGED_SECONDS, atomic_write_json
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     stale = tmp_path / f".out.json.pid{int(dead.stdout)}.k3j4h5g6.tmp"
     old_style = tmp_path / ".out.json.ab12cd34.tmp"
     live = tmp_path / f".out.json.pid{os.getppid()}.zz99yy88.tmp"  # its writer is still running
@@ -325,7 +386,9 @@ def test_stale_temp_files_are_removed_on_the_next_write(tmp_path):
     old = os.path.getmtime(old_style) - STALE_UNTAGGED_SECONDS - 10
     os.utime(old_style, (old, old))
     atomic_write_json(tmp_path / "out.json", {"a": 1})
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, foreign.name, "out.json"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [live.name, foreign.name, "out.json"]
+    )
 
 
 # ---------------------------------------------------------------- 9. no metric of a diverged model
@@ -340,22 +403,32 @@ def test_nan_scores_are_refused():
 
 
 def test_sasrec_ranking_refuses_nan_scores():
+    from src.sequential.experiment import sasrec_rank
     from src.sequential.sasrec import SASRec, SASRecConfig
     from src.sequential.sequence_data import SequenceExamples
-    from src.sequential.experiment import sasrec_rank
 
     model = SASRec(5, SASRecConfig(d_model=8, n_layers=1, max_items=4))
     with torch.no_grad():
-        model.item_emb.weight[3] = float("nan")  # item 2, the target: its score is NaN, the others are not
-    ex = SequenceExamples(hist=torch.tensor([[-1, -1, 0, 1]]), length=torch.tensor([2]), target=torch.tensor([2]),
-                  user=torch.tensor([0]), rows=torch.tensor([0]))
+        model.item_emb.weight[3] = float(
+            "nan"
+        )  # item 2, the target: its score is NaN, the others are not
+    ex = SequenceExamples(
+        hist=torch.tensor([[-1, -1, 0, 1]]),
+        length=torch.tensor([2]),
+        target=torch.tensor([2]),
+        user=torch.tensor([0]),
+        rows=torch.tensor([0]),
+    )
     with pytest.raises(NonFiniteScoresError, match="SASRec"):
         sasrec_rank(model, ex, batch_size=4)
 
 
 def test_multi_target_ranking_k_wider_than_topk_and_duplicates():
     topk = np.array([[3, 1]])
-    offsets, relevant = np.array([0, 3]), np.array([1, 1, 7])  # item 1 listed twice: relevant = {1, 7}
+    offsets, relevant = (
+        np.array([0, 3]),
+        np.array([1, 1, 7]),
+    )  # item 1 listed twice: relevant = {1, 7}
     out = multi_target_ranking(topk, offsets, relevant, ks=(2, 5))
     assert out["recall@2"] == pytest.approx([0.5]) and out["recall@5"] == pytest.approx([0.5])
     ideal = 1 + 1 / math.log2(3)

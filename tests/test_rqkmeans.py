@@ -1,4 +1,5 @@
 """Residual k-means quantizer: arithmetic, collisions, new-item encoding, reproducibility."""
+
 from __future__ import annotations
 
 import logging
@@ -7,8 +8,13 @@ import numpy as np
 import pytest
 
 from src.semantic_ids.rqkmeans import (
-    ResidualQuantizer, code_usage, collision_codes, collision_report, effective_codebook_size,
-    fit_residual_kmeans, nearest_centroid,
+    ResidualQuantizer,
+    code_usage,
+    collision_codes,
+    collision_report,
+    effective_codebook_size,
+    fit_residual_kmeans,
+    nearest_centroid,
 )
 
 
@@ -16,15 +22,19 @@ def blobs(n_per: int = 40, dim: int = 8, centers: int = 6, seed: int = 0) -> np.
     """A tiny deterministic embedding set: Gaussian blobs around fixed centres."""
     rng = np.random.default_rng(seed)
     c = rng.normal(size=(centers, dim)) * 4
-    return (np.repeat(c, n_per, axis=0) + rng.normal(size=(centers * n_per, dim))).astype(np.float32)
+    return (np.repeat(c, n_per, axis=0) + rng.normal(size=(centers * n_per, dim))).astype(
+        np.float32
+    )
 
 
 def test_encode_residual_arithmetic_by_hand():
     # exactly representable numbers, so every step can be checked with ==
-    q = ResidualQuantizer([
-        np.array([[0.0, 0.0], [4.0, 0.0]], dtype=np.float32),
-        np.array([[0.0, 1.0], [0.0, -1.0], [0.5, 0.0]], dtype=np.float32),
-    ])
+    q = ResidualQuantizer(
+        [
+            np.array([[0.0, 0.0], [4.0, 0.0]], dtype=np.float32),
+            np.array([[0.0, 1.0], [0.0, -1.0], [0.5, 0.0]], dtype=np.float32),
+        ]
+    )
     x = np.array([[4.5, 0.25], [0.25, -1.0], [3.0, 2.0]], dtype=np.float32)
     codes, errors = q.encode_with_errors(x)
     # level 1: nearest of (0,0),(4,0); residuals (0.5,0.25), (0.25,-1), (-1,2)
@@ -32,7 +42,7 @@ def test_encode_residual_arithmetic_by_hand():
     assert codes.tolist() == [[1, 2], [0, 1], [1, 0]]
     level1 = np.array([[0.5, 0.25], [0.25, -1.0], [-1.0, 2.0]])
     level2 = np.array([[0.0, 0.25], [0.25, 0.0], [-1.0, 1.0]])
-    assert errors == [float((level1 ** 2).sum(1).mean()), float((level2 ** 2).sum(1).mean())]
+    assert errors == [float((level1**2).sum(1).mean()), float((level2**2).sum(1).mean())]
     np.testing.assert_array_equal(x - q.reconstruct(codes), level2.astype(np.float32))
 
 
@@ -53,7 +63,9 @@ def test_reencoding_training_items_reproduces_codes_and_save_load(tmp_path):
     q, codes = fit_residual_kmeans(x, levels=3, codebook_size=8, seed=3)
     np.testing.assert_array_equal(q.encode(x), codes)
     # one item at a time gives the same codes as the whole batch
-    np.testing.assert_array_equal(np.vstack([q.encode(x[i:i + 1]) for i in range(0, len(x), 37)]), codes[::37])
+    np.testing.assert_array_equal(
+        np.vstack([q.encode(x[i : i + 1]) for i in range(0, len(x), 37)]), codes[::37]
+    )
     path = tmp_path / "codebooks.npz"
     path.write_bytes(q.to_bytes())
     loaded = ResidualQuantizer.load(path)
@@ -101,7 +113,7 @@ def test_collision_numbering():
     assert collision_codes(codes, max_size=4, order=order).tolist() == [1, 2, 1, 0, 0, 0]
     # appending new items after existing ones keeps the existing numbers
     extended = np.vstack([codes, [[1, 2, 3], [7, 7, 7]]])
-    existing_first = np.concatenate([collision_codes(codes, 4), [10 ** 9, 10 ** 9]])
+    existing_first = np.concatenate([collision_codes(codes, 4), [10**9, 10**9]])
     assert collision_codes(extended, 4, order=existing_first).tolist() == [0, 1, 0, 2, 0, 1, 3, 0]
 
 
@@ -129,9 +141,16 @@ def test_usage_and_collision_figures_by_hand():
     codes = np.array([[0, 1], [0, 1], [1, 0], [1, 1]])
     usage = code_usage(codes, [4, 2])
     assert usage[0]["counts"] == [2, 2, 0, 0] and usage[0]["unused_codes"] == 2
-    assert usage[0]["entropy_bits"] == pytest.approx(1.0) and usage[0]["normalized_entropy"] == pytest.approx(0.5)
+    assert usage[0]["entropy_bits"] == pytest.approx(1.0) and usage[0][
+        "normalized_entropy"
+    ] == pytest.approx(0.5)
     # level 2: counts [1, 3] -> H = -(1/4 log 1/4 + 3/4 log 3/4)
     assert usage[1]["entropy_bits"] == pytest.approx(0.8112781245)
     rep = collision_report(codes)
-    assert rep == {"distinct_prefixes": 3, "colliding_items": 2, "colliding_groups": 1, "largest_group": 2,
-                   "group_size_histogram": {"1": 2, "2": 1}}
+    assert rep == {
+        "distinct_prefixes": 3,
+        "colliding_items": 2,
+        "colliding_groups": 1,
+        "largest_group": 2,
+        "group_size_histogram": {"1": 2, "2": 1},
+    }

@@ -1,4 +1,6 @@
-"""RQ-VAE quantizer (src/semantic_ids/rqvae.py): gradients, dead codes, reconstruction, encoding, safe saving, CLI."""
+"""RQ-VAE quantizer (src/semantic_ids/rqvae.py): gradients, dead codes, reconstruction, encoding,
+safe saving, CLI."""
+
 from __future__ import annotations
 
 import json
@@ -9,9 +11,18 @@ import pytest
 import torch
 
 from src.semantic_ids import generator as gen
-from src.semantic_ids.rqvae import FORMAT, RQVAE, RQVAEConfig, RQVAEQuantizer, RQVAETrainConfig, reseed_dead, train_rqvae
+from src.semantic_ids.rqvae import (
+    FORMAT,
+    RQVAE,
+    RQVAEConfig,
+    RQVAEQuantizer,
+    RQVAETrainConfig,
+    reseed_dead,
+    train_rqvae,
+)
+from tests.helpers import RQVAE_ARGS
+from tests.helpers import run_generator as run
 from tests.synthetic import write_movielens
-from tests.test_semantic_ids import encoder, run  # noqa: F401  (encoder is a fixture)
 from utils.data import DataError, load_dataset
 from utils.semantic import load_semantic_ids, read_semantic_ids_file
 
@@ -27,10 +38,16 @@ def clustered(n: int = 240, dim: int = 8, clusters: int = 6, seed: int = 0) -> n
 
 @pytest.fixture(scope="module")
 def trained() -> tuple[RQVAEQuantizer, np.ndarray]:
-    torch.set_num_threads(1)
-    x = clustered()
-    cfg = RQVAEConfig(input_dim=8, hidden=(32, 16), latent_dim=4, levels=3, codebook_size=6)
-    model, report = train_rqvae(x, cfg, RQVAETrainConfig(epochs=150, batch_size=60, lr=3e-3, seed=0))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # set up before the per-test one-thread fixture; restored below
+    try:
+        x = clustered()
+        cfg = RQVAEConfig(input_dim=8, hidden=(32, 16), latent_dim=4, levels=3, codebook_size=6)
+        model, report = train_rqvae(
+            x, cfg, RQVAETrainConfig(epochs=150, batch_size=60, lr=3e-3, seed=0)
+        )
+    finally:
+        torch.set_num_threads(threads)
     assert len(report.history) == 150 and report.steps == 600
     return RQVAEQuantizer(model), x
 
@@ -48,7 +65,8 @@ def test_forward_backward_shapes():
 
 
 def test_straight_through_gradient_reaches_the_encoder():
-    """The reconstruction loss alone (no commitment term) must move the encoder through the argmin."""
+    """The reconstruction loss alone (no commitment term) must move the encoder through the
+    argmin."""
     torch.manual_seed(0)
     model = RQVAE(TINY)
     with torch.no_grad():
@@ -74,13 +92,19 @@ def test_reseeding_revives_a_dead_code():
     reseeded = reseed_dead(model, opt, counts == 0, q.residuals, torch.Generator().manual_seed(0))
     assert reseeded[0] == int((counts[0] == 0).sum()) >= 1
     _, after = model(x)
-    assert (after.codes[:, 0] == 3).any(), "the re-seeded code sits on a batch residual, so it is used"
+    assert (after.codes[:, 0] == 3).any(), (
+        "the re-seeded code sits on a batch residual, so it is used"
+    )
 
 
 def test_training_records_usage_and_reseeds_only_with_the_flag():
     x = clustered(n=60)
-    runs = {flag: train_rqvae(x, TINY, RQVAETrainConfig(epochs=3, batch_size=20, reseed_dead_codes=flag))[1]
-            for flag in (False, True)}
+    runs = {
+        flag: train_rqvae(
+            x, TINY, RQVAETrainConfig(epochs=3, batch_size=20, reseed_dead_codes=flag)
+        )[1]
+        for flag in (False, True)
+    }
     assert all(len(h["usage"]) == 2 for h in runs[False].history)
     assert all("reseeded" not in h for h in runs[False].history)
     # never after the last epoch, which would leave a re-seeded code untrained
@@ -91,7 +115,9 @@ def test_reconstructs_better_than_the_first_level_alone(trained):
     q, x = trained
     codes, errors = q.encode_with_errors(x)
     assert errors[-1] < 0.8 * errors[0], errors
-    assert errors[0] < 0.5 * float((x ** 2).sum(1).mean()), "level 1 alone must already beat predicting zero"
+    assert errors[0] < 0.5 * float((x**2).sum(1).mean()), (
+        "level 1 alone must already beat predicting zero"
+    )
     assert len(np.unique(codes[:, 0])) >= 4
 
 
@@ -99,7 +125,9 @@ def test_new_item_encoding_reproduces_training_codes(trained, tmp_path):
     q, x = trained
     codes = q.encode(x)
     np.testing.assert_array_equal(q.encode(x[:5]), codes[:5])
-    np.testing.assert_array_equal(np.vstack([q.encode(x[i:i + 1]) for i in range(10)]), codes[:10])
+    np.testing.assert_array_equal(
+        np.vstack([q.encode(x[i : i + 1]) for i in range(10)]), codes[:10]
+    )
     path = tmp_path / "rqvae.pt"
     path.write_bytes(q.to_bytes())
     loaded = RQVAEQuantizer.load(path)
@@ -136,12 +164,8 @@ def test_saved_model_is_plain_tensors_and_a_pickle_payload_is_refused(trained, t
 
 # ------------------------------------------------------------------ through the generator CLI
 
-# a 3-epoch model may put most items on one prefix; the collision level must still number them all
-RQVAE_ARGS = ("--quantizer", "rqvae", "--rqvae-epochs", "3", "--rqvae-batch-size", "16",
-              "--reseed-dead-codes", "--collision-size", "64")
 
-
-def test_generator_rqvae_same_seed_same_bytes_and_new_items(tmp_path, encoder):  # noqa: F811
+def test_generator_rqvae_same_seed_same_bytes_and_new_items(tmp_path, encoder):
     data = write_movielens(tmp_path / "ml", n_items=40)
     cache = tmp_path / "cache"
     assert run(data, cache, *RQVAE_ARGS) == 0
@@ -150,7 +174,10 @@ def test_generator_rqvae_same_seed_same_bytes_and_new_items(tmp_path, encoder): 
     assert [(data / name).read_bytes() for name in ("semantic_ids.json", "rqvae.pt")] == first
     header, _, _ = read_semantic_ids_file(data / "semantic_ids.json")
     assert header["quantizer"] == "rqvae" and header["codebooks_file"] == "rqvae.pt"
-    assert header["run_record"]["config"]["quantizer"] == "rqvae" and not (data / "codebooks.npz").exists()
+    assert (
+        header["run_record"]["config"]["quantizer"] == "rqvae"
+        and not (data / "codebooks.npz").exists()
+    )
     stats = json.loads((data / "semantic_id_stats.json").read_text())
     assert stats["quantizer"] == "rqvae" and len(stats["training"]["history"]) == 3
     assert [u["used_codes"] + u["unused_codes"] for u in stats["usage"]] == [4, 4, 4]
@@ -161,22 +188,34 @@ def test_generator_rqvae_same_seed_same_bytes_and_new_items(tmp_path, encoder): 
     # new items: the training items' own texts get their training codes back
     texts = gen.item_texts(ds, gen.GeneratorConfig()).texts[:5]
     new_items = tmp_path / "new.jsonl"
-    new_items.write_text("".join(json.dumps({"id": f"n{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
-    assert run(data, cache, "--encode-texts", str(new_items), "--out", str(tmp_path / "o.json")) == 0
+    new_items.write_text(
+        "".join(json.dumps({"id": f"n{i}", "text": t}) + "\n" for i, t in enumerate(texts))
+    )
+    assert (
+        run(data, cache, "--encode-texts", str(new_items), "--out", str(tmp_path / "o.json")) == 0
+    )
     new = np.array(list(json.loads((tmp_path / "o.json").read_text())["items"].values()))
     np.testing.assert_array_equal(new[:, :3], sids.codes[:5, :3])
 
     # a model from another run is refused
-    assert run(data, cache, *RQVAE_ARGS, "--seed", "1", "--output-dir", str(tmp_path / "other")) == 0
+    assert (
+        run(data, cache, *RQVAE_ARGS, "--seed", "1", "--output-dir", str(tmp_path / "other")) == 0
+    )
     (data / "rqvae.pt").write_bytes((tmp_path / "other" / "rqvae.pt").read_bytes())
     with pytest.raises(DataError, match="another generator run"):
         run(data, cache, "--encode-texts", str(new_items))
 
 
-def test_rqkmeans_run_record_has_no_rqvae_fields(tmp_path, encoder):  # noqa: F811
+def test_rqkmeans_run_record_has_no_rqvae_fields(tmp_path, encoder):
     """The default quantizer's semantic_ids.json keeps the exact fields it had before the RQ-VAE."""
     data = write_movielens(tmp_path / "ml", n_items=40)
     assert run(data, tmp_path / "cache") == 0
     header, _, _ = read_semantic_ids_file(data / "semantic_ids.json")
-    assert "quantizer" not in header and "kmeans" in header and header["codebooks_file"] == "codebooks.npz"
-    assert not {"quantizer", "rqvae_epochs", "reseed_dead_codes"} & set(header["run_record"]["config"])
+    assert (
+        "quantizer" not in header
+        and "kmeans" in header
+        and header["codebooks_file"] == "codebooks.npz"
+    )
+    assert not {"quantizer", "rqvae_epochs", "reseed_dead_codes"} & set(
+        header["run_record"]["config"]
+    )

@@ -1,18 +1,21 @@
 """SASRec: causal masking, padding invariance, all-position training, memorisation, untrained
 (cold) items, and full-catalogue ranks."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
+from src.sequential.experiment import sasrec_rank
 from src.sequential.sasrec import SASRec, SASRecConfig
 from src.sequential.sequence_data import SequenceExamples
-from src.sequential.experiment import sasrec_rank
 
 
 def tiny(seed=0, trained_items=None) -> SASRec:
     torch.manual_seed(seed)
-    return SASRec(30, SASRecConfig(d_model=16, n_layers=2, n_heads=2, dropout=0.2, max_items=5), trained_items)
+    return SASRec(
+        30, SASRecConfig(d_model=16, n_layers=2, n_heads=2, dropout=0.2, max_items=5), trained_items
+    )
 
 
 def test_scores_no_nan_with_padding_and_padding_invariant():
@@ -56,18 +59,24 @@ def test_training_steps_lower_the_loss():
 
 
 def test_loss_is_the_mean_over_every_real_position():
-    """All-position training: each position after a real item predicts the next one; padding predicts nothing."""
+    """All-position training: each position after a real item predicts the next one; padding
+    predicts nothing."""
     model = tiny().eval()
     seq = torch.tensor([[-1, -1, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6]])
     logits = model.states(seq[:, :-1]) @ model.item_emb.weight[1:].T
-    terms = [torch.nn.functional.cross_entropy(logits[b, t], seq[b, t + 1])
-             for b in range(2) for t in range(5) if seq[b, t] >= 0]
+    terms = [
+        torch.nn.functional.cross_entropy(logits[b, t], seq[b, t + 1])
+        for b in range(2)
+        for t in range(5)
+        if seq[b, t] >= 0
+    ]
     assert len(terms) == 3 + 5
     assert torch.allclose(model.loss(seq), torch.stack(terms).mean(), atol=1e-6)
 
 
 def test_memorises_a_small_training_set():
-    """256 random 6-item chunks over 30 items, no dropout: the last position's top-1 must fit almost all."""
+    """256 random 6-item chunks over 30 items, no dropout: the last position's top-1 must fit
+    almost all."""
     torch.manual_seed(0)
     model = SASRec(30, SASRecConfig(d_model=32, n_layers=2, n_heads=2, dropout=0.0, max_items=5))
     seq = torch.randint(0, 30, (256, 6), generator=torch.Generator().manual_seed(1))
@@ -88,7 +97,9 @@ def test_untrained_items_are_zero_and_out_of_the_softmax():
     seq = torch.tensor([[1, 2, 3, 5, 6, 8]])
     assert torch.equal(model.scores(seq[:, :-1])[0, [4, 7]], torch.zeros(2))
     model.loss(seq).backward()
-    assert model.item_emb.weight.grad[[5, 8]].abs().sum() == 0  # rows of items 4 and 7 (row = item + 1)
+    assert (
+        model.item_emb.weight.grad[[5, 8]].abs().sum() == 0
+    )  # rows of items 4 and 7 (row = item + 1)
     with pytest.raises(ValueError, match="trained_items"):
         SASRec(30, SASRecConfig(d_model=16, n_heads=2), torch.ones(29, dtype=torch.bool))
 
@@ -103,6 +114,51 @@ def test_ranks_are_full_catalogue_ranks():
     s = model.scores(hist)
     expected = [(s[i] > s[i, t]).sum().item() for i, t in enumerate(target.tolist())]
     assert ranks.tolist() == expected
+
+
+class TableScores:
+    """Stands in for SASRec in sasrec_rank: a history's scores are the row of its last item."""
+
+    def __init__(self, table):
+        self.table = torch.tensor(table)
+
+    def eval(self):
+        return self
+
+    def scores(self, hist):
+        return self.table[hist[:, -1]]
+
+
+def test_ranks_count_ties_against_the_target():
+    """Pessimistic ties: rank = items scoring >= the target, minus 1. An optimistic (>) rule gives
+    2, 0, 0 for the first three rows, a mean-tie rule 3, 0.5, 2.5; only the last row has no tie."""
+    table = [
+        [0.5, 0.9, 0.5, 0.1, 0.5, 0.9],  # after item 0: items 0, 2, 4 tie; 1 and 5 tie on top
+        [0.2] * 6,  # after item 1: every item ties (a constant model)
+        *[[0.0] * 6] * 4,
+    ]
+    hist = torch.tensor([[-1, -1, 2, 0], [-1, 3, 2, 0], [-1, -1, -1, 1], [4, 3, 2, 0]])
+    ex = SequenceExamples(
+        hist, (hist >= 0).sum(1), torch.tensor([0, 1, 4, 3]), torch.arange(4), torch.arange(4)
+    )
+    ranks, _ = sasrec_rank(TableScores(table), ex, batch_size=2)
+    assert ranks.tolist() == [4, 1, 5, 5]
+
+
+def test_an_untrained_target_ranks_below_every_tied_untrained_item():
+    """Untrained (cold) items all score exactly 0, so a cold target ties with the other cold items:
+    it ranks after all of them, not first among them."""
+    trained = torch.ones(30, dtype=torch.bool)
+    trained[[4, 7, 9]] = False
+    model = tiny(trained_items=trained).eval()
+    hist = torch.tensor([[1, 2, 3, 5, 6]])
+    ex = SequenceExamples(
+        hist, torch.tensor([5]), torch.tensor([4]), torch.arange(1), torch.arange(1)
+    )
+    ranks, _ = sasrec_rank(model, ex, batch_size=1)
+    s = model.scores(hist)[0]
+    assert s[[4, 7, 9]].tolist() == [0.0, 0.0, 0.0]
+    assert ranks.tolist() == [(s > 0).sum().item() + 2]  # every positive item, then items 7 and 9
 
 
 def test_bad_config_is_refused():

@@ -1,4 +1,5 @@
 """Training windows, evaluation histories and length bucketing on hand-made sequences."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,21 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from src.sequential.sequence_data import PAD_ITEM, build_sequence_data, bucketed_batches, n_bucketed_batches
-from utils.data import Dataset, ItemMeta
+from src.sequential.sequence_data import (
+    PAD_ITEM,
+    bucketed_batches,
+    build_sequence_data,
+    n_bucketed_batches,
+)
+from tests.synthetic import dataset_from_sequences
+from utils.data import Dataset
 from utils.splits import Split
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def make_dataset(sequences: list[list[int]], n_items: int) -> Dataset:
-    users = np.concatenate([[u] * len(s) for u, s in enumerate(sequences)]).astype(np.int64)
-    items = np.concatenate(sequences).astype(np.int64)
-    positions = np.concatenate([np.arange(len(s)) for s in sequences]).astype(np.int64)
-    offsets = np.r_[0, np.cumsum([len(s) for s in sequences])].astype(np.int64)
-    return Dataset("toy", "p5", np.array([f"U{u}" for u in range(len(sequences))], dtype=object),
-                   np.array([f"I{i}" for i in range(n_items)], dtype=object), users, items, positions,
-                   None, None, offsets, ItemMeta.empty(n_items), "0" * 64)
 
 
 def leave_one_out(ds: Dataset, cold: list[int]) -> Split:
@@ -36,7 +33,7 @@ def leave_one_out(ds: Dataset, cold: list[int]) -> Split:
 
 def test_windows_are_every_prefix_right_aligned_and_padded():
     # user 0: train 10 11 12 13, val 14, test 15; user 1: train 20 21, val 22, test 23
-    ds = make_dataset([[10, 11, 12, 13, 14, 15], [20, 21, 22, 23]], n_items=30)
+    ds = dataset_from_sequences([[10, 11, 12, 13, 14, 15], [20, 21, 22, 23]], n_items=30)
     data = build_sequence_data(ds, leave_one_out(ds, cold=[]), max_items=3)
     P = PAD_ITEM
     assert data.train.hist.tolist() == [[P, P, 10], [P, 10, 11], [10, 11, 12], [P, P, 20]]
@@ -52,7 +49,7 @@ def test_windows_are_every_prefix_right_aligned_and_padded():
 
 
 def test_cold_items_never_enter_training_windows_but_stay_in_eval_histories():
-    ds = make_dataset([[1, 2, 3, 4, 5, 6]], n_items=8)
+    ds = dataset_from_sequences([[1, 2, 3, 4, 5, 6]], n_items=8)
     cold = [2]
     split = leave_one_out(ds, cold)
     split.train = np.arange(4)  # a split that forgot to drop the cold row: the builder still must
@@ -66,14 +63,18 @@ def test_cold_items_never_enter_training_windows_but_stay_in_eval_histories():
 
 def test_chunks_cover_every_window_target_once():
     # user 0 trains on 10..16 (7 items), user 1 on 20 (one item: no target), user 2 on 30 31.
-    ds = make_dataset([[10, 11, 12, 13, 14, 15, 16, 17, 18], [20, 21, 22], [30, 31, 32, 33]], n_items=40)
+    ds = dataset_from_sequences(
+        [[10, 11, 12, 13, 14, 15, 16, 17, 18], [20, 21, 22], [30, 31, 32, 33]], n_items=40
+    )
     data = build_sequence_data(ds, leave_one_out(ds, cold=[]), max_items=3)
     P = PAD_ITEM
     assert data.train_chunks.seq.tolist() == [[13, 14, 15, 16], [10, 11, 12, 13], [P, P, 30, 31]]
     assert data.train_chunks.length.tolist() == [4, 4, 2]
     seq = data.train_chunks.seq
     targets = sorted(seq[:, 1:][(seq[:, :-1] >= 0)].tolist())
-    assert targets == sorted(data.train.target.tolist())  # the same targets as the windows, once each
+    assert targets == sorted(
+        data.train.target.tolist()
+    )  # the same targets as the windows, once each
     assert data.summary()["train_chunks"] == 3
 
 
@@ -85,16 +86,20 @@ def test_bucketed_batches_cover_each_example_once_with_tight_width():
         assert int(lengths[idx].min()) > width // 2  # one bucket: similar lengths
         seen += idx.tolist()
     assert sorted(seen) == list(range(len(lengths)))
-    assert n_bucketed_batches(lengths, 2) == len(list(bucketed_batches(lengths, 2, torch.Generator())))
+    assert n_bucketed_batches(lengths, 2) == len(
+        list(bucketed_batches(lengths, 2, torch.Generator()))
+    )
 
 
 def test_bad_max_items_is_refused():
-    ds = make_dataset([[1, 2, 3]], n_items=4)
+    ds = dataset_from_sequences([[1, 2, 3]], n_items=4)
     with pytest.raises(ValueError, match="max_items"):
         build_sequence_data(ds, leave_one_out(ds, []), max_items=0)
 
 
-@pytest.mark.skipif(not (SHARED / "beauty").is_dir(), reason=f"real data not found at {SHARED / 'beauty'}")
+@pytest.mark.skipif(
+    not (SHARED / "beauty").is_dir(), reason=f"real data not found at {SHARED / 'beauty'}"
+)
 def test_real_beauty_windows():
     from utils.data import load_dataset
     from utils.splits import make_split

@@ -1,14 +1,22 @@
 """Split sizes, leakage, determinism, cold hold-out and negative sampling."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tests.synthetic import write_movielens, write_p5
+from tests.synthetic import dataset_from_sequences, write_movielens, write_p5
 from utils.data import load_dataset
 from utils.examples import TrainSampler, eval_examples, resolve_objective
 from utils.slices import popularity_groups, row_slices, slice_report
-from utils.splits import InteractionSet, cold_item_holdout, get_split, make_split, sample_negatives
+from utils.splits import (
+    InteractionSet,
+    Split,
+    cold_item_holdout,
+    get_split,
+    make_split,
+    sample_negatives,
+)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +74,9 @@ def test_determinism_and_cache(ds, tmp_path):
     c = make_split(ds, "temporal", seed=7)
     d = make_split(ds, "temporal", seed=8)
     for x in (b, c):
-        assert np.array_equal(a.test_negatives, x.test_negatives) and np.array_equal(a.cold_items, x.cold_items)
+        assert np.array_equal(a.test_negatives, x.test_negatives) and np.array_equal(
+            a.cold_items, x.cold_items
+        )
     assert not np.array_equal(a.cold_items, d.cold_items)
     assert len(list(tmp_path.glob("split-temporal-seed7-*.npz"))) == 1
     assert cold_item_holdout(100, 0.05, 3).tolist() == cold_item_holdout(100, 0.05, 3).tolist()
@@ -95,10 +105,16 @@ def test_train_sampler_and_eval_examples(ds):
     assert len(ex) == 4 * len(split.train) and ex.labels.sum() == len(split.train)
     negs = ex.labels == 0
     assert not np.isin(ex.items[negs], split.cold_items).any()
-    assert not InteractionSet(ds.users[split.train], ds.items[split.train], ds.n_items).contains(ex.users[negs], ex.items[negs]).any()
+    assert (
+        not InteractionSet(ds.users[split.train], ds.items[split.train], ds.n_items)
+        .contains(ex.users[negs], ex.items[negs])
+        .any()
+    )
     assert not np.array_equal(sampler.epoch(1).items, ex.items)
     ev = eval_examples(ds, split, "test", objective)
-    assert len(ev) == 3 * len(split.test) and np.array_equal(ev.users[ev.labels == 0], np.repeat(ds.users[split.test], 2))
+    assert len(ev) == 3 * len(split.test) and np.array_equal(
+        ev.users[ev.labels == 0], np.repeat(ds.users[split.test], 2)
+    )
     with pytest.raises(ValueError, match="no star ratings"):
         resolve_objective(ds, "explicit")
 
@@ -110,14 +126,55 @@ def test_explicit_examples_carry_ratings(tmp_path):
     assert np.array_equal(ev.labels, ml.ratings[split.val])
 
 
-def test_popularity_groups_and_slices(ds):
+def test_popularity_groups_and_slice_report():
     counts = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
     labels = popularity_groups(counts)  # quantiles of 1..10: 20% -> 2.8, 80% -> 8.2
-    assert labels.tolist() == ["tail", "tail", "tail", "mid", "mid", "mid", "mid", "mid", "mid", "head", "head"]
-    split = make_split(ds, "temporal", seed=0, cold_fraction=0.1)
-    masks = row_slices(ds, split, split.test)
-    assert (masks["cold_items"] | masks["warm_items"]).all()
-    assert not (masks["item_head"] & masks["cold_items"]).any()
-    assert (masks["user_head"].astype(int) + masks["user_mid"] + masks["user_tail"] == 1).all()
-    report = slice_report(lambda m: {"share": float(m.mean())}, {"all": np.ones(4, bool), "none": np.zeros(4, bool)})
+    assert labels.tolist() == [
+        "tail",
+        "tail",
+        "tail",
+        "mid",
+        "mid",
+        "mid",
+        "mid",
+        "mid",
+        "mid",
+        "head",
+        "head",
+    ]
+    report = slice_report(
+        lambda m: {"share": float(m.mean())}, {"all": np.ones(4, bool), "none": np.zeros(4, bool)}
+    )
     assert report == {"all": {"n": 4, "share": 1.0}, "none": {"n": 0}}
+
+
+def test_row_slices_by_hand():
+    """Slices of six test rows, one per item 0..5, worked out by hand: the cold mask is exactly the
+    held-out item's row; the item groups split the warm rows by *training* counts (an unseen warm
+    item is tail) and never hold a cold row; user groups come from training counts too.
+
+    Training counts: items 0..3 -> 5, 3, 2, 1 (item 4 warm but unseen, item 5 cold): quantiles of
+    [1, 2, 3, 5] are 1.6 and 3.8. Users 0..5 -> 4, 3, 2, 1, 1, 0: quantiles of [1, 1, 2, 3, 4] are
+    1.0 and 3.2.
+    """
+    ds = dataset_from_sequences(
+        [[0, 1, 2, 3, 4], [0, 1, 2, 5], [0, 1, 2], [0, 3], [0, 1], [0]], n_items=6
+    )
+    train = np.array([0, 1, 2, 3, 5, 6, 7, 9, 10, 12, 14])
+    test = np.array([4, 8, 11, 13, 15, 16])  # items 4, 5, 2, 3, 1, 0 of users 0..5
+    empty = np.zeros((0, 0), dtype=np.int64)
+    split = Split(
+        "temporal", train, np.array([], dtype=np.int64), test, np.array([5]), empty, empty, 0
+    )
+    masks = {name: mask.tolist() for name, mask in row_slices(ds, split, test).items()}
+    f, t = False, True
+    assert masks == {
+        "item_head": [f, f, f, f, f, t],
+        "item_mid": [f, f, t, f, t, f],
+        "item_tail": [t, f, f, t, f, f],
+        "user_head": [t, f, f, f, f, f],
+        "user_mid": [f, t, t, f, f, f],
+        "user_tail": [f, f, f, t, t, t],
+        "cold_items": [f, t, f, f, f, f],
+        "warm_items": [t, f, t, t, t, t],
+    }

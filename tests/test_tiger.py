@@ -1,5 +1,6 @@
 """TIGER model: shapes, padding invariance, memorisation, the value of real semantic IDs over
 shuffled ones, and checkpoint/resume through the shared loop."""
+
 from __future__ import annotations
 
 import itertools
@@ -17,12 +18,22 @@ from tests.helpers import assert_steps_lower_loss
 SIZES = [4, 4, 3]
 
 
-
 def tiny(encoder="token", user_tokens=0, seed=0) -> Tiger:
     torch.manual_seed(seed)
     codes = np.array(list(itertools.product(*map(range, SIZES))))[:40]
-    cfg = TigerConfig(codebook_sizes=SIZES, d_model=16, n_heads=2, head_dim=8, d_ff=32, enc_layers=1,
-                      dec_layers=1, max_items=6, encoder=encoder, user_tokens=user_tokens, dropout=0.1)
+    cfg = TigerConfig(
+        codebook_sizes=SIZES,
+        d_model=16,
+        n_heads=2,
+        head_dim=8,
+        d_ff=32,
+        enc_layers=1,
+        dec_layers=1,
+        max_items=6,
+        encoder=encoder,
+        user_tokens=user_tokens,
+        dropout=0.1,
+    )
     return Tiger(cfg, codes)
 
 
@@ -47,8 +58,11 @@ def test_forward_shapes_no_nan_and_padding_invariance(encoder):
     # Extra left padding changes nothing (positions count back from the latest item).
     padded = torch.cat([torch.full((8, 3), -1), hist], 1)
     assert torch.allclose(model(padded[:, -6:], codes), logits, atol=1e-5)
-    assert torch.allclose(model(hist[:, -3:].masked_fill(hist[:, -3:] < 0, -1), codes),
-                          model(torch.cat([torch.full((8, 3), -1), hist[:, -3:]], 1), codes), atol=1e-5)
+    assert torch.allclose(
+        model(hist[:, -3:].masked_fill(hist[:, -3:] < 0, -1), codes),
+        model(torch.cat([torch.full((8, 3), -1), hist[:, -3:]], 1), codes),
+        atol=1e-5,
+    )
 
 
 def test_user_tokens_required_when_configured():
@@ -73,7 +87,9 @@ def test_training_steps_lower_the_loss(encoder):
     assert_steps_lower_loss(model, hist, target, steps=30)
 
 
-def _train_steps(model: Tiger, hist, target, steps: int, lr: float, batch: int | None = None) -> None:
+def _train_steps(
+    model: Tiger, hist, target, steps: int, lr: float, batch: int | None = None
+) -> None:
     """Plain AdamW steps on the full set (``batch`` None) or on seeded random batches."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     g = torch.Generator().manual_seed(0)
@@ -96,15 +112,30 @@ def test_memorises_a_small_training_set(encoder):
     torch.manual_seed(0)
     sizes = [8, 8, 4]
     codes = np.array(list(itertools.product(*map(range, sizes))))[::2]
-    cfg = TigerConfig(codebook_sizes=sizes, d_model=64, n_heads=2, head_dim=16, d_ff=64, enc_layers=2,
-                      dec_layers=2, max_items=5, encoder=encoder, dropout=0.0)
+    cfg = TigerConfig(
+        codebook_sizes=sizes,
+        d_model=64,
+        n_heads=2,
+        head_dim=16,
+        d_ff=64,
+        enc_layers=2,
+        dec_layers=2,
+        max_items=5,
+        encoder=encoder,
+        dropout=0.0,
+    )
     model = Tiger(cfg, codes)
     g = torch.Generator().manual_seed(1)
-    hist, target = torch.randint(0, len(codes), (512, 5), generator=g), torch.randint(0, len(codes), (512,), generator=g)
+    hist, target = (
+        torch.randint(0, len(codes), (512, 5), generator=g),
+        torch.randint(0, len(codes), (512,), generator=g),
+    )
     _train_steps(model, hist, target, steps=80, lr=3e-3)
     with torch.no_grad():
         target_codes = model.item_tokens[target + 1] - 2 - model.offsets
-        accuracy = (model(hist, target_codes).argmax(-1) == target_codes + model.offsets).float().mean(0)
+        accuracy = (
+            (model(hist, target_codes).argmax(-1) == target_codes + model.offsets).float().mean(0)
+        )
     assert accuracy.min() >= 0.98, accuracy.tolist()
 
 
@@ -127,19 +158,34 @@ def test_real_semantic_ids_beat_shuffled_ones(encoder):
     recall = {}
     for name, codes in (("real", real), ("shuffled", shuffled)):
         torch.manual_seed(0)
-        model = Tiger(TigerConfig(codebook_sizes=[4, 4, 4], d_model=32, n_heads=2, head_dim=16, d_ff=64,
-                                  enc_layers=1, dec_layers=1, max_items=5, encoder=encoder, dropout=0.0), codes)
+        model = Tiger(
+            TigerConfig(
+                codebook_sizes=[4, 4, 4],
+                d_model=32,
+                n_heads=2,
+                head_dim=16,
+                d_ff=64,
+                enc_layers=1,
+                dec_layers=1,
+                max_items=5,
+                encoder=encoder,
+                dropout=0.0,
+            ),
+            codes,
+        )
         _train_steps(model, train_hist, train_target, steps=100, lr=1e-2, batch=64)
         with torch.no_grad():
-            top = beam_search(TigerStepper(model, test_hist), len(test_target), build_trie(codes, [4, 4, 4]), 10)
+            top = beam_search(
+                TigerStepper(model, test_hist), len(test_target), build_trie(codes, [4, 4, 4]), 10
+            )
         recall[name] = float((top.items == test_target[:, None]).any(1).float().mean())
     # Real IDs: the best possible Recall@10 is 10/16 = 0.625 (any item of the category).
     assert recall["real"] >= 0.5 and recall["real"] >= recall["shuffled"] + 0.2, recall
 
 
 def test_a_diverged_model_is_refused_not_ranked():
-    from src.sequential.sequence_data import SequenceExamples
     from src.sequential.experiment import tiger_rank
+    from src.sequential.sequence_data import SequenceExamples
     from utils.errors import NonFiniteScoresError
 
     model = tiny("item").eval()
@@ -148,7 +194,13 @@ def test_a_diverged_model_is_refused_not_ranked():
     hist, length, target = toy_windows(8)
     ex = SequenceExamples(hist, length, target, torch.arange(8), torch.arange(8))
     with pytest.raises(NonFiniteScoresError, match="TIGER"):
-        tiger_rank(model, ex, build_trie(model.item_tokens[1:] - 2 - model.offsets, SIZES), beam=5, batch_size=4)
+        tiger_rank(
+            model,
+            ex,
+            build_trie(model.item_tokens[1:] - 2 - model.offsets, SIZES),
+            beam=5,
+            batch_size=4,
+        )
 
 
 def _fit(model, tmp_path, epochs, resume):
@@ -161,8 +213,17 @@ def _fit(model, tmp_path, epochs, resume):
     def evaluate(m):
         return {"neg_loss": -m.loss(hist, target).item()}
 
-    cfg = TrainConfig(epochs=epochs, lr=5e-3, warmup_steps=2, schedule="inverse_sqrt", grad_clip=1.0,
-                      monitor="neg_loss", patience=10, checkpoint=str(tmp_path / "ckpt.pt"), resume=resume)
+    cfg = TrainConfig(
+        epochs=epochs,
+        lr=5e-3,
+        warmup_steps=2,
+        schedule="inverse_sqrt",
+        grad_clip=1.0,
+        monitor="neg_loss",
+        patience=10,
+        checkpoint=str(tmp_path / "ckpt.pt"),
+        resume=resume,
+    )
     return fit(model, batches, lambda m, b: m.loss(*b), evaluate, cfg, steps_per_epoch=4, desc="t")
 
 
@@ -192,17 +253,42 @@ def test_script_end_to_end_on_synthetic_data(tmp_path):
     codes = np.array([[i % 4, (i // 4) % 3, i // 12, 0] for i in range(ds.n_items)])
     ids_dir = tmp_path / "random_ids"  # the data folder itself has no semantic_ids.json
     ids_dir.mkdir()
-    header = {"data_checksum": ds.checksum, "codebook_sizes": [4, 3, 2], "collision_size": 1,
-              "quantizer": "random"}
+    header = {
+        "data_checksum": ds.checksum,
+        "codebook_sizes": [4, 3, 2],
+        "collision_size": 1,
+        "quantizer": "random",
+    }
     write_semantic_ids(ids_dir / "semantic_ids.json", header, ds.item_ids, codes)
     out = tmp_path / "res.json"
-    main(["--data-dir", str(folder), "--semantic-dir", str(ids_dir), "--out", str(out),
-          "--plot-dir", str(tmp_path), "--epochs", "1",
-          "--models", "tiger", "tiger_item", "sasrec",
-          "--checkpoint-dir", str(tmp_path / "ckpt"), "--cold-fraction", "0.1", "--threads", "1", "--quiet"])
+    main(
+        [
+            "--data-dir",
+            str(folder),
+            "--semantic-dir",
+            str(ids_dir),
+            "--out",
+            str(out),
+            "--plot-dir",
+            str(tmp_path),
+            "--epochs",
+            "1",
+            "--models",
+            "tiger",
+            "tiger_item",
+            "sasrec",
+            "--checkpoint-dir",
+            str(tmp_path / "ckpt"),
+            "--cold-fraction",
+            "0.1",
+            "--threads",
+            "1",
+            "--quiet",
+        ]
+    )
     res = read_json(out)
     assert set(res["models"]) == {"tiger", "tiger_item", "sasrec"}
-    for name, rep in res["models"].items():
+    for rep in res["models"].values():
         assert rep["n_test_users"] == 30 and 0.0 <= rep["test"]["recall@10"] <= 1.0
         assert rep["test_slices"]["cold_items"]["n"] + rep["test_slices"]["warm_items"]["n"] == 30
         assert len(rep["curve"]) == 1
@@ -212,12 +298,15 @@ def test_script_end_to_end_on_synthetic_data(tmp_path):
     assert res["models"]["sasrec"]["untrained_items"] >= 1  # the cold hold-out
     assert res["run_record"]["data_checksum"] == ds.checksum
     digest = ids_digest(load_semantic_ids(ids_dir, ds))
-    assert res["semantic_ids"]["dir"] == str(ids_dir) and res["semantic_ids"]["quantizer"] == "random"
+    assert (
+        res["semantic_ids"]["dir"] == str(ids_dir) and res["semantic_ids"]["quantizer"] == "random"
+    )
     assert res["semantic_ids"]["ids_digest"] == digest
     assert res["semantic_ids"]["codebook_sizes"] == [4, 3, 2, 1]
     # TIGER checkpoints are named by the IDs they were trained on; SASRec's do not depend on them
     ckpts = sorted(p.name for p in (tmp_path / "ckpt").glob("*.pt"))
     assert [n for n in ckpts if n.startswith("tiger-tiger")] and all(
-        n.endswith(f"-ids{digest}.pt") for n in ckpts if not n.startswith("tiger-sasrec")), ckpts
+        n.endswith(f"-ids{digest}.pt") for n in ckpts if not n.startswith("tiger-sasrec")
+    ), ckpts
     assert (tmp_path / "tiger_val_curve.png").stat().st_size > 0
     assert (tmp_path / "tiger_vs_published.png").stat().st_size > 0

@@ -1,39 +1,18 @@
-"""The shared training loop: it learns, stops early, schedules the learning rate and resumes exactly."""
+"""The shared training loop: it learns, stops early, schedules the learning rate, resumes."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
-from src.training import TrainConfig, epoch_generator, fit, index_batches, lr_lambda
-
-
-def _problem(seed: int = 0):
-    torch.manual_seed(seed)
-    x = torch.randn(256, 4)
-    y = x @ torch.tensor([1.0, -2.0, 0.5, 3.0]) + 0.1 * torch.randn(256)
-    return x, y
-
-
-def _run(cfg: TrainConfig, init_seed: int = 0, seed: int = 0):
-    x, y = _problem()
-    torch.manual_seed(init_seed)
-    model = torch.nn.Linear(4, 1)
-
-    def batches(epoch):
-        for idx in index_batches(len(x), 32, epoch_generator(seed, epoch)):
-            yield x[idx], y[idx]
-
-    def loss_fn(m, batch):
-        return torch.nn.functional.mse_loss(m(batch[0]).squeeze(-1), batch[1])
-
-    def evaluate(m):
-        return {"mse": float(torch.nn.functional.mse_loss(m(x).squeeze(-1), y))}
-
-    return model, fit(model, batches, loss_fn, evaluate, cfg, steps_per_epoch=8)
+from src.training import TrainConfig, index_batches, lr_lambda
+from tests.helpers import fit_linear
 
 
 def test_fit_learns_and_keeps_the_best_epoch():
-    model, res = _run(TrainConfig(epochs=15, lr=0.05, monitor="mse", mode="min", patience=100))
+    model, res = fit_linear(
+        TrainConfig(epochs=15, lr=0.05, monitor="mse", mode="min", patience=100)
+    )
     losses = [h["loss"] for h in res.history]
     assert losses[-1] < losses[0] / 10
     best = min(h["val_mse"] for h in res.history)
@@ -42,22 +21,36 @@ def test_fit_learns_and_keeps_the_best_epoch():
 
 
 def test_early_stopping_stops():
-    _, res = _run(TrainConfig(epochs=50, lr=0.0, monitor="mse", mode="min", patience=2))
+    _, res = fit_linear(TrainConfig(epochs=50, lr=0.0, monitor="mse", mode="min", patience=2))
     assert res.stopped_early and len(res.history) == 3 and res.best_epoch == 0
 
 
 def test_resume_matches_an_uninterrupted_run(tmp_path):
     ckpt = str(tmp_path / "ckpt.pt")
-    full, _ = _run(TrainConfig(epochs=6, lr=0.02, monitor="mse", mode="min", patience=100))
-    _run(TrainConfig(epochs=3, lr=0.02, monitor="mse", mode="min", patience=100, checkpoint=ckpt))
-    resumed, res = _run(TrainConfig(epochs=6, lr=0.02, monitor="mse", mode="min", patience=100, checkpoint=ckpt, resume=True), init_seed=123)
+    full, _ = fit_linear(TrainConfig(epochs=6, lr=0.02, monitor="mse", mode="min", patience=100))
+    fit_linear(
+        TrainConfig(epochs=3, lr=0.02, monitor="mse", mode="min", patience=100, checkpoint=ckpt)
+    )
+    resumed, res = fit_linear(
+        TrainConfig(
+            epochs=6, lr=0.02, monitor="mse", mode="min", patience=100, checkpoint=ckpt, resume=True
+        ),
+        init_seed=123,
+    )
     assert len(res.history) == 6
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
     # Resuming a finished run only re-evaluates, and keeps the throughput it measured.
-    _, again = _run(TrainConfig(epochs=6, lr=0.02, monitor="mse", mode="min", patience=100, checkpoint=ckpt,
-                                resume=True), init_seed=7)
-    assert again.examples_per_second == pytest.approx(res.examples_per_second) and again.examples_per_second > 0
+    _, again = fit_linear(
+        TrainConfig(
+            epochs=6, lr=0.02, monitor="mse", mode="min", patience=100, checkpoint=ckpt, resume=True
+        ),
+        init_seed=7,
+    )
+    assert (
+        again.examples_per_second == pytest.approx(res.examples_per_second)
+        and again.examples_per_second > 0
+    )
     assert again.train_seconds == res.train_seconds and len(again.history) == 6
 
 

@@ -16,6 +16,7 @@ from utils.argtypes import fraction, positive_int
 from utils.cli import setup
 from utils.data import Dataset, load_dataset
 from utils.io import check_writable
+from utils.predictions import predictions_dir, save_predictions
 from utils.runinfo import RunRecord
 from utils.semantic import SemanticIds, load_semantic_ids, semantic_ids_record
 from utils.splits import SPLIT_KINDS, Split, get_split
@@ -27,6 +28,18 @@ def add_experiment_args(
     """The flags of the data split, the cold-item hold-out, the semantic IDs and
     (optionally) --seeds."""
     g = parser.add_argument_group("experiment")
+    g.add_argument(
+        "--save-predictions",
+        action="store_true",
+        help="save each model's test predictions (top-k lists, per-example scores) as .npz beside "
+        "--out, named with their sha256 in the results (see utils/predictions.py)",
+    )
+    g.add_argument(
+        "--top-k",
+        type=positive_int,
+        default=100,
+        help="length of the saved ranked lists (default 100; TIGER: the beam width)",
+    )
     if repeat_seeds:
         g.add_argument(
             "--seeds",
@@ -91,6 +104,37 @@ class Experiment:
     out_path: Path
     seeds: list[int]
     progress: bool
+    data_dir: str
+    split_cache: Path
+    cold_fraction: float
+    save_predictions: bool = False
+
+    def save(
+        self, name: str, seed: int, kind: str, meta: dict[str, Any], **arrays: Any
+    ) -> dict[str, str]:
+        """Write one model's test predictions beside the results; returns {"file", "sha256"}.
+
+        ``kind`` is "ranking" or "pointwise" (utils/predictions.py); ``meta`` adds what the
+        verifier needs beyond the data set and split (objective, tie rule, ...).
+        """
+        suffix = "" if kind == "ranking" else f"-{kind}"
+        path = predictions_dir(self.out_path) / f"{name}-seed{seed}{suffix}.npz"
+        common = {
+            "kind": kind,
+            "model": name,
+            "seed": seed,
+            "part": "test",
+            "dataset": self.ds.name,
+            "data_checksum": self.ds.checksum,
+            "data_dir": self.data_dir,
+            "split": {
+                "kind": self.split.kind,
+                "seed": self.split.seed,
+                "cold_fraction": self.cold_fraction,
+                "cache_dir": str(self.split_cache),
+            },
+        }
+        return save_predictions(path, {**common, **meta}, **arrays)
 
 
 def setup_experiment(
@@ -132,5 +176,17 @@ def setup_experiment(
             sids = load_semantic_ids(ids_dir, ds)
         ids_info = semantic_ids_record(sids, ids_dir, args.cold_fraction, args.split_seed)
     return Experiment(
-        ds, split, sids, ids_info, record, device, out_path, seeds, progress=not args.quiet
+        ds,
+        split,
+        sids,
+        ids_info,
+        record,
+        device,
+        out_path,
+        seeds,
+        progress=not args.quiet,
+        data_dir=str(args.data_dir),
+        split_cache=split_cache,
+        cold_fraction=args.cold_fraction,
+        save_predictions=args.save_predictions,
     )

@@ -162,10 +162,29 @@ def ndcg_at_k(ranks: np.ndarray, k: int) -> float:
 
 
 def ranking_metrics(ranks: np.ndarray, ks: tuple[int, ...] = (5, 10)) -> dict[str, float]:
+    """Recall@k and NDCG@k of single-target ranks (the paper's TIGER table)."""
     out: dict[str, float] = {}
     for k in ks:
         out[f"recall@{k}"] = recall_at_k(ranks, k)
         out[f"ndcg@{k}"] = ndcg_at_k(ranks, k)
+    return out
+
+
+def mrr(ranks: np.ndarray) -> float:
+    """Mean reciprocal rank 1/(rank+1); a target outside the ranked list (inf) counts 0."""
+    ranks = np.asarray(ranks, dtype=float)
+    if not len(ranks):
+        return float("nan")
+    return float(
+        np.where(np.isfinite(ranks), 1.0 / (np.nan_to_num(ranks, posinf=0.0) + 1.0), 0.0).mean()
+    )
+
+
+def next_item_metrics(ranks: np.ndarray, ks: tuple[int, ...] = (1, 3, 5, 10)) -> dict[str, float]:
+    """Recall@k (= Hit@k with one target) and NDCG@k at ``ks``, and MRR: the seed's metric set."""
+    out = ranking_metrics(ranks, ks)
+    out.update({f"hit@{k}": out[f"recall@{k}"] for k in ks})
+    out["mrr"] = mrr(ranks)
     return out
 
 

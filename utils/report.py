@@ -364,3 +364,59 @@ def plot_overall_vs_cold(path: str | Path, models: dict[str, Any], metric: str, 
             series[label][0].append(value["mean"])
             series[label][1].append(value["std"])
     return grouped_bar_plot(path, list(models), series, title, f"test {metric}")
+
+
+QUANTIZERS = ("rqkmeans", "rqvae", "random")
+QUANTIZER_NAMES = {
+    "rqkmeans": "RQ-KMeans",
+    "rqvae": "RQ-VAE (+ re-seeding)",
+    "random": "random IDs",
+}
+# (row label, path in a quantizer's block of results/quantizer_comparison.json)
+QUANTIZER_ROWS = [
+    ("TIGER Recall@10", ("tiger", "mean_std", "test", "recall@10")),
+    ("TIGER NDCG@10", ("tiger", "mean_std", "test", "ndcg@10")),
+    ("TIGER tail-item Recall@10", ("tiger", "mean_std", "item_tail", "recall@10")),
+    (
+        "TIGER cold-target Recall@10 (cold share)",
+        ("tiger", "mean_std", "cold_share", "cold_target_users", "recall@10"),
+    ),
+    ("MF-Semantic AUC", ("mf_semantic", "mean_std", "overall", "auc")),
+    ("MF-Semantic Recall@20", ("mf_semantic", "mean_std", "ranking", "overall", "recall@20")),
+    ("MF-Semantic cold AUC", ("mf_semantic", "mean_std", "slices", "cold_items", "auc")),
+    (
+        "MF-Semantic cold Recall@20",
+        ("mf_semantic", "mean_std", "ranking", "slices", "cold_items", "recall@20"),
+    ),
+    (
+        "MF-Semantic cold-catalogue Recall@20",
+        ("mf_semantic", "mean_std", "ranking", "cold_catalogue", "recall@20"),
+    ),
+    ("DeepFM (semantic) AUC", ("deepfm_semantic", "mean_std", "overall", "auc")),
+    ("DeepFM (semantic) cold AUC", ("deepfm_semantic", "mean_std", "slices", "cold_items", "auc")),
+    (
+        "DeepFM (semantic) tail-item AUC",
+        ("deepfm_semantic", "mean_std", "slices", "item_tail", "auc"),
+    ),
+]
+
+
+def quantizer_table(comparison: dict[str, Any]) -> str:
+    """The downstream comparison of ID quantizers (benchmarks/compare_quantizers.py)."""
+    blocks = comparison["quantizers"]
+    names = [q for q in QUANTIZERS if q in blocks]
+    rows = [[label] + [dig(blocks[q], *path) for q in names] for label, path in QUANTIZER_ROWS]
+    rows.append(["TIGER seeds"] + [", ".join(map(str, blocks[q]["tiger"]["seeds"])) for q in names])
+    rows.append(
+        ["MF / DeepFM seeds"]
+        + [", ".join(map(str, blocks[q]["mf_semantic"]["seeds"])) for q in names]
+    )
+    rows.append(
+        ["colliding items before the 4th level"]
+        + [str(blocks[q]["ids"]["colliding_items"]) for q in names]
+    )
+    rows.append(
+        ["reconstruction error (fit items, final)"]
+        + [f"{blocks[q]['ids']['final_error_fit_items']:.3f}" for q in names]
+    )
+    return markdown_table([""] + [QUANTIZER_NAMES[q] for q in names], rows)

@@ -82,9 +82,10 @@ def run_ctr(
     feature_options: dict[str, Any],
     stage: Callable[[str], Any],
     progress: bool = False,
+    save: Callable[[str, int, Any], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """``{mode: {model: {'seeds': {...}, 'mean_std': {...}}, 'features': {...}}}`` for every
-    mode."""
+    mode; ``save(label, seed, model)`` saves test predictions under the label "<model>-<mode>"."""
     out: dict[str, Any] = {}
     for mode in modes:
         with stage(f"features {mode}"):
@@ -109,6 +110,9 @@ def run_ctr(
             ranking=False,
             tune_threshold=True,
             progress=progress,
+            save=None
+            if save is None
+            else (lambda name, seed, model, mode=mode: save(f"{name}-{mode}", seed, model)),
         )
         out[mode] = {
             "features": {

@@ -28,6 +28,7 @@ from utils.metrics import (
     require_finite,
     rmse,
 )
+from utils.predictions import id_strings
 from utils.slices import row_slices, slice_report
 from utils.splits import Split
 
@@ -102,8 +103,12 @@ def top_k_items(
     device: str | torch.device = "cpu",
     desc: str = "rank",
     progress: bool = False,
+    with_scores: bool = False,
 ) -> dict[str, np.ndarray]:
     """Top-k item indices per user, for each candidate set (``None`` = the full catalogue).
+
+    ``with_scores`` adds ``"<name>_scores"``: the scores of the listed items (a target's
+    nudged down by one float step, see below).
 
     ``exclude`` and ``targets`` are CSR lists (offsets, items) aligned with
     ``users``. Excluded items (e.g. the user's training items) are masked to
@@ -124,6 +129,8 @@ def top_k_items(
         name: min(k, n_items if cand is None else len(cand)) for name, cand in candidates.items()
     }
     out = {name: np.empty((len(users), size[name]), dtype=np.int64) for name in candidates}
+    if with_scores:
+        out.update({f"{name}_scores": np.empty((len(users), size[name])) for name in candidates})
     batch = max(1, RANKING_CHUNK // max(n_items, 1))
     minus_inf = torch.tensor(-float("inf"), device=device)
     for start in tqdm(range(0, len(users), batch), desc=desc, disable=not progress, leave=False):
@@ -139,12 +146,14 @@ def top_k_items(
             scores[r, c] = torch.nextafter(scores[r, c], minus_inf) if nudge else minus_inf
         for name in candidates:
             if name in subsets:
-                top = subsets[name][
-                    scores.index_select(1, subsets[name]).topk(size[name], dim=1).indices
-                ]
+                best = scores.index_select(1, subsets[name]).topk(size[name], dim=1)
+                top = subsets[name][best.indices]
             else:
-                top = scores.topk(size[name], dim=1).indices
+                best = scores.topk(size[name], dim=1)
+                top = best.indices
             out[name][start:end] = top.cpu().numpy()
+            if with_scores:
+                out[f"{name}_scores"][start:end] = best.values.double().cpu().numpy()
     return out
 
 
@@ -241,6 +250,90 @@ class PointwiseEvaluator:
             report["ranking"] = self.ranking(model, part)
         return report
 
+    def top_lists(
+        self, model: nn.Module, part: str, k: int, with_scores: bool = False
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
+        """Each ``part`` user's top-k over the catalogue ("all") and among cold items ("cold").
+
+        Returns (users, held-out (user position, item) pairs, cold mask of the held-out rows,
+        the lists from :func:`top_k_items`).
+        """
+        ds, split = self.ds, self.split
+        rows = getattr(split, part)
+        earlier = split.train if part == "val" else np.concatenate([split.train, split.val])
+        users = np.unique(ds.users[rows])
+        user_pos = np.full(ds.n_users, -1, dtype=np.int64)
+        user_pos[users] = np.arange(len(users))
+        exclude = csr(user_pos[ds.users[earlier]], ds.items[earlier], len(users))
+        held_out = (user_pos[ds.users[rows]], ds.items[rows])
+        targets = csr(*held_out, len(users))
+        cold_rows = split.is_cold(ds.items[rows])
+        candidates = {"all": None, **({"cold": split.cold_items} if cold_rows.any() else {})}
+        top = top_k_items(
+            model,
+            users,
+            k,
+            ds.n_items,
+            exclude,
+            targets,
+            candidates,
+            self.device,
+            f"rank {part}",
+            self.progress,
+            with_scores,
+        )
+        return users, held_out, cold_rows, top
+
+    def predictions(
+        self, model: nn.Module, part: str = "test", top_k: int = 100, ranking: bool = True
+    ) -> dict[str, tuple[dict[str, Any], dict[str, np.ndarray]]]:
+        """What to save of ``model`` on ``part`` (utils/predictions.py): {kind: (meta, columns)}.
+
+        "pointwise": every evaluation example's raw score, with its label and the item whose
+        slice it counts in (a sampled negative counts in its positive's); "ranking"
+        (implicit, with ``ranking``): each user's top ``top_k`` (at least the largest reported
+        cut-off) over the catalogue and among cold items, with scores.
+        """
+        ds, ex = self.ds, self.examples[part]
+        meta = {
+            "objective": self.objective,
+            "positive_threshold": self.positive_threshold,
+            "rating_range": list(self.rating_range),
+        }
+        out = {
+            "pointwise": (
+                {**meta, "note": "scores: the raw model output (a rating, or a logit)"},
+                {
+                    "users": id_strings(ds.user_ids, ex.users),
+                    "items": id_strings(ds.item_ids, ex.items),
+                    "slice_items": id_strings(ds.item_ids, ds.items[ex.group_row]),
+                    "labels": ex.labels,
+                    "scores": predict(model, self.tensors[part], self.batch_size),
+                },
+            )
+        }
+        if ranking and self.objective == "implicit":
+            # At least as long as the reported cut-offs, so the lists can reproduce the metrics.
+            k = max(top_k, *self.ks)
+            users, _, _, top = self.top_lists(model, part, k, with_scores=True)
+            columns = {
+                "users": id_strings(ds.user_ids, users),
+                "items": id_strings(ds.item_ids, top["all"]),
+                "scores": top["all_scores"],
+            }
+            if "cold" in top:
+                columns["cold_items"] = id_strings(ds.item_ids, top["cold"])
+            note = (
+                "full-catalogue top-k without the user's train/val items; cold_items: the "
+                "top-k among cold items; a held-out item's score is nudged one float step "
+                "down (ties count against it)"
+            )
+            out["ranking"] = (
+                {**meta, "tie_rule": "pessimistic", "k_reported": max(self.ks), "note": note},
+                columns,
+            )
+        return out
+
     def ranking(self, model: nn.Module, part: str = "test") -> dict[str, Any]:
         """Recall@k / NDCG@k of each user's held-out items over the whole catalogue.
 
@@ -261,27 +354,7 @@ class PointwiseEvaluator:
         """
         ds, split = self.ds, self.split
         rows = getattr(split, part)
-        earlier = split.train if part == "val" else np.concatenate([split.train, split.val])
-        users = np.unique(ds.users[rows])
-        user_pos = np.full(ds.n_users, -1, dtype=np.int64)
-        user_pos[users] = np.arange(len(users))
-        exclude = csr(user_pos[ds.users[earlier]], ds.items[earlier], len(users))
-        held_out = (user_pos[ds.users[rows]], ds.items[rows])
-        targets = csr(*held_out, len(users))
-        cold_rows = split.is_cold(ds.items[rows])
-        candidates = {"all": None, **({"cold": split.cold_items} if cold_rows.any() else {})}
-        top = top_k_items(
-            model,
-            users,
-            max(self.ks),
-            ds.n_items,
-            exclude,
-            targets,
-            candidates,
-            self.device,
-            f"rank {part}",
-            self.progress,
-        )
+        users, held_out, cold_rows, top = self.top_lists(model, part, max(self.ks))
 
         def held_out_metrics(mask: np.ndarray, top: np.ndarray) -> dict[str, float]:
             """Recall/NDCG@ks of the held-out pairs in ``mask`` against the users' lists ``top``."""

@@ -70,6 +70,7 @@ def run_models(
     ranking: bool = True,
     tune_threshold: bool = False,
     progress: bool = False,
+    save: Callable[[str, int, nn.Module], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Train and test every model under every seed; per-seed results plus their mean and std.
 
@@ -80,7 +81,9 @@ def run_models(
     ``RunRecord.stage``. A model without trainable parameters (a fixed
     baseline) is evaluated without training. ``ranking=False`` skips the
     full-catalogue ranking (costly for models without ``score_all``);
-    ``tune_threshold`` adds test metrics at the best-F1 validation threshold.
+    ``tune_threshold`` adds test metrics at the best-F1 validation threshold;
+    ``save(name, seed, model)`` saves the test predictions and returns what the results file
+    records of them (file names and checksums).
     """
     stage = stage or (lambda label: nullcontext())
     out: dict[str, Any] = {}
@@ -114,6 +117,8 @@ def run_models(
                 if threshold is not None:
                     entry["val_threshold"] = threshold
                 entry["test"] = evaluator.evaluate(model, "test", ranking, threshold)
+                if save is not None:
+                    entry["predictions"] = save(name, seed, model)
             entry.update(describe(model) if describe else {})
             per_seed[str(seed)] = entry
             log.info(
@@ -128,3 +133,21 @@ def run_models(
         ]
         out[name] = {"seeds": per_seed, "mean_std": aggregate_seeds(runs)}
     return out
+
+
+def prediction_saver(
+    exp: Any, evaluator: PointwiseEvaluator, top_k: int, ranking: bool = True
+) -> Callable[[str, int, nn.Module], dict[str, Any]] | None:
+    """``save`` for :func:`run_models` when the run saves predictions (``exp``: an
+    :class:`utils.experiment.Experiment`), else None: each model's test scores and, with
+    ``ranking``, its top ``top_k`` lists."""
+    if not exp.save_predictions:
+        return None
+
+    def save(name: str, seed: int, model: nn.Module) -> dict[str, Any]:
+        content = evaluator.predictions(model, "test", top_k, ranking)
+        return {
+            kind: exp.save(name, seed, kind, meta, **cols) for kind, (meta, cols) in content.items()
+        }
+
+    return save

@@ -31,7 +31,8 @@ from src.sequential.sequence_data import (
 from src.sequential.tiger import Tiger, TigerConfig, TigerStepper
 from src.training import TrainConfig, TrainResult, count_parameters, epoch_generator, fit
 from utils.hashing import stable_hash_array
-from utils.metrics import ranking_metrics, require_finite
+from utils.metrics import next_item_metrics, ranking_metrics, require_finite
+from utils.predictions import id_strings
 from utils.report import grouped_bar_plot, pyplot, save_figure
 from utils.slices import slice_report
 
@@ -183,10 +184,14 @@ def user_buckets(users: Tensor, user_ids: np.ndarray, n_buckets: int) -> Tensor 
 
 @dataclass
 class TigerRanking:
+    """Beam-search output: the targets' ranks, and the ranked lists (item indices, -1 = none)."""
+
     ranks: np.ndarray
     seconds: float
     invalid_top1: float = 0.0
     invalid_top10: float = 0.0
+    items: np.ndarray | None = None  # (n, beam) best first
+    scores: np.ndarray | None = None  # (n, beam) summed log-probabilities; None for a merged list
 
 
 @dataclass
@@ -233,6 +238,8 @@ def tiger_rank(
     """
     model.eval()
     ranks = np.full(len(ex), np.inf)
+    lists = np.full((len(ex), beam), -1, dtype=np.int64)
+    list_scores = np.full((len(ex), beam), -np.inf) if cold is None else None
     invalid1 = invalid10 = 0.0
     t0 = time.perf_counter()
     for idx, width in tqdm(
@@ -247,6 +254,7 @@ def tiger_rank(
                 stepper, len(idx), trie, beam, constrained=constrained, device=ex.hist.device
             )
             items = res.items
+            list_scores[idx.cpu().numpy(), : items.shape[1]] = res.scores.float().cpu().numpy()
         else:
             # Both searches decode from the same encoder memory; each keeps its own decoder caches.
             cold_stepper = copy.copy(stepper)
@@ -254,10 +262,13 @@ def tiger_rank(
             new = beam_search(cold_stepper, len(idx), cold.cold, beam, device=ex.hist.device)
             items = merge_cold_share(warm, new, cold.share)
         ranks[idx.cpu().numpy()] = ranks_from_topk(items, ex.target[idx])
+        lists[idx.cpu().numpy(), : items.shape[1]] = items.cpu().numpy()
         invalid1 += float((items[:, 0] < 0).sum())
         invalid10 += float((items[:, :10] < 0).float().mean(1).sum())
     n = max(len(ex), 1)
-    return TigerRanking(ranks, time.perf_counter() - t0, invalid1 / n, invalid10 / n)
+    return TigerRanking(
+        ranks, time.perf_counter() - t0, invalid1 / n, invalid10 / n, lists, list_scores
+    )
 
 
 @torch.no_grad()
@@ -282,6 +293,21 @@ def sasrec_rank(
         target = scores.gather(1, ex.target[idx, None])
         ranks[idx.cpu().numpy()] = ((scores >= target).sum(1) - 1).cpu().numpy()
     return ranks, time.perf_counter() - t0
+
+
+@torch.no_grad()
+def sasrec_top_k(
+    model: SASRec, ex: SequenceExamples, batch_size: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each example's ``k`` best-scoring items (indices, best first) and their scores."""
+    model.eval()
+    items = np.empty((len(ex), k), dtype=np.int64)
+    scores = np.empty((len(ex), k))
+    for idx, width in _length_sorted_batches(ex, batch_size):
+        top = model.scores(ex.hist[idx, -width:]).topk(k, dim=1)
+        items[idx.cpu().numpy()] = top.indices.cpu().numpy()
+        scores[idx.cpu().numpy()] = top.values.double().cpu().numpy()
+    return items, scores
 
 
 # ---------------------------------------------------------------- training
@@ -345,6 +371,9 @@ class ModelRun:
     test_ranks: np.ndarray
     timing: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # The test ranking as lists of item indices (best first) with scores, for saved predictions:
+    # "items", "scores", and for TIGER's cold-start ranking "cold_share_items" (top 10).
+    test_lists: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def run_tiger(
@@ -442,6 +471,7 @@ def run_tiger(
         100 * free.invalid_top10,
     )
     cold_start = {}
+    lists = {"items": t.items, "scores": t.scores}
     if is_cold is not None and is_cold.any() and preset.cold_share > 0:
         cs = ColdStart.build(codes, cfg.codebook_sizes, is_cold, preset.cold_share).to(device)
         shared = tiger_rank(
@@ -456,22 +486,23 @@ def run_tiger(
             progress=progress,
         )
         target_cold = is_cold[test.target.cpu().numpy()]
+        lists["cold_share_items"] = shared.items[:, :10]
         cold_start = {
             "cold_start": {
                 "what": f"test ranking with {preset.cold_share:.0%} of the top 10 (rounded up) "
                 "reserved for the best cold items of a beam over cold items, the rest from a beam "
                 "over warm items, ordered by score (Rajput et al. 2023, cold-start retrieval)",
                 "cold_share": preset.cold_share,
-                "all_users": ranking_metrics(shared.ranks),
+                "all_users": next_item_metrics(shared.ranks),
                 "cold_target_users": {
                     "n": int(target_cold.sum()),
-                    **ranking_metrics(shared.ranks[target_cold]),
+                    **next_item_metrics(shared.ranks[target_cold]),
                 },
                 "warm_target_users": {
                     "n": int((~target_cold).sum()),
-                    **ranking_metrics(shared.ranks[~target_cold]),
+                    **next_item_metrics(shared.ranks[~target_cold]),
                 },
-                "plain_beam_cold_target_users": ranking_metrics(t.ranks[target_cold]),
+                "plain_beam_cold_target_users": next_item_metrics(t.ranks[target_cold]),
             }
         }
         log.info(
@@ -508,6 +539,7 @@ def run_tiger(
             },
             **cold_start,
         },
+        test_lists=lists,
     )
 
 
@@ -529,9 +561,10 @@ def run_sasrec(
     checkpoint: str | None,
     resume: bool,
     progress: bool = False,
+    top_k: int = 100,
 ) -> ModelRun:
     """Train SASRec (all-position) and rank the whole catalogue for every validation and test
-    user."""
+    user; ``top_k``: length of the saved test lists."""
     chunks = data.train_chunks.to(device)
     trained = torch.zeros(n_items, dtype=torch.bool)
     trained[chunks.seq[chunks.seq >= 0].unique().cpu()] = True
@@ -557,6 +590,7 @@ def run_sasrec(
     )
     v, vs = sasrec_rank(model, val, preset.eval_batch, "sasrec val (all)", progress)
     t, ts = sasrec_rank(model, test, preset.eval_batch, "sasrec test", progress)
+    top_items, top_scores = sasrec_top_k(model, test, preset.eval_batch, min(top_k, n_items))
     return ModelRun(
         "sasrec",
         result,
@@ -577,20 +611,43 @@ def run_sasrec(
             "every item from the ones before it; untrained (cold) items are masked out of the "
             "softmax",
         },
+        test_lists={"items": top_items, "scores": top_scores},
     )
 
 
 # ---------------------------------------------------------------- reporting
 
 
+def test_predictions(
+    run: ModelRun, user_ids: np.ndarray, item_ids: np.ndarray, test_users: Tensor
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(meta, columns) of a model's saved test ranking (utils/predictions.py), in original IDs."""
+    lists, beam = run.test_lists, run.name != "sasrec"
+    columns = {
+        "users": id_strings(user_ids, test_users.cpu().numpy()),
+        "items": id_strings(item_ids, lists["items"]),
+        "scores": lists["scores"],
+    }
+    if "cold_share_items" in lists:
+        columns["cold_share_items"] = id_strings(item_ids, lists["cold_share_items"])
+    meta = {
+        "tie_rule": "list order" if beam else "pessimistic",
+        "note": "beam search output, best first; scores: summed log-probabilities; "
+        "cold_share_items: the cold-start ranking's top 10"
+        if beam
+        else "top-k of the full-catalogue scores; ties count against the target",
+    }
+    return meta, columns
+
+
 def run_report(run: ModelRun, test_masks: dict[str, np.ndarray]) -> dict[str, Any]:
     """Metrics on all validation and test users, test slices, curves and timing for one model."""
     return {
-        "val": ranking_metrics(run.val_ranks),
-        "test": ranking_metrics(run.test_ranks),
+        "val": next_item_metrics(run.val_ranks),
+        "test": next_item_metrics(run.test_ranks),
         "n_val_users": len(run.val_ranks),
         "n_test_users": len(run.test_ranks),
-        "test_slices": slice_report(lambda m: ranking_metrics(run.test_ranks[m]), test_masks),
+        "test_slices": slice_report(lambda m: next_item_metrics(run.test_ranks[m]), test_masks),
         "cold_start_test_recall@10": (
             float(np.mean(run.test_ranks[test_masks["cold_items"]] < 10))
             if test_masks["cold_items"].any()

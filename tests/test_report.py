@@ -1,0 +1,314 @@
+"""utils/report.py: mean ± std over seeds and every summary table, on hand-written results."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from tests.synthetic import analysis_result, ctr_result, mf_result, tiger_result
+from utils.report import (
+    aggregate_seeds,
+    ctr_table,
+    mf_table,
+    semantic_ids_table,
+    tiger_seeds_table,
+    tiger_table,
+)
+
+NAN = float("nan")
+
+
+def line(*cells: str) -> str:
+    """One Markdown table line."""
+    return "| " + " | ".join(cells) + " |"
+
+
+def assert_same(got, expected, path="") -> None:
+    """Equal structure and values, floats to 1e-12 relative, NaN equal to NaN."""
+    if isinstance(expected, dict):
+        assert isinstance(got, dict) and set(got) == set(expected), (path, got)
+        for key in expected:
+            assert_same(got[key], expected[key], f"{path}/{key}")
+    elif isinstance(expected, list):
+        assert isinstance(got, list) and len(got) == len(expected), (path, got)
+        for k, (g, e) in enumerate(zip(got, expected)):
+            assert_same(g, e, f"{path}[{k}]")
+    else:
+        assert type(got) is float, (path, got)
+        assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(
+            expected, rel=1e-12
+        ), (path, got, expected)
+
+
+# ---------------------------------------------------------------- aggregate_seeds
+
+
+def test_aggregate_seeds_by_hand():
+    """Every ± in the README: mean and *sample* std (ddof=1) of each numeric leaf, nested dicts
+    kept; NaN left out of mean and std but kept in values; bools and strings dropped; numpy
+    scalars count; keys only later runs have are ignored, a key a later run lacks uses the runs
+    that have it."""
+    runs = [
+        {
+            "auc": 0.8,
+            "n": 5,
+            "ok": True,
+            "name": "a",
+            "loss": NAN,
+            "pr": np.float32(0.5),
+            "slices": {"cold": {"auc": 0.6, "n": np.int64(2)}},
+            "only_first": 3.0,
+        },
+        {
+            "auc": 0.6,
+            "n": 7,
+            "ok": False,
+            "name": "b",
+            "loss": 1.0,
+            "pr": 0.25,
+            "slices": {"cold": {"auc": 0.9, "n": 4}},
+            "only_later": 1.0,
+        },
+        {
+            "auc": 0.7,
+            "n": 6,
+            "ok": True,
+            "name": "c",
+            "loss": 3.0,
+            "pr": 0.75,
+            "slices": {"cold": {"auc": NAN, "n": 3}},
+        },
+    ]
+    assert_same(
+        aggregate_seeds(runs),
+        {
+            "auc": {"mean": 0.7, "std": 0.1, "values": [0.8, 0.6, 0.7]},  # population std: 0.0816
+            "n": {"mean": 6.0, "std": 1.0, "values": [5.0, 7.0, 6.0]},
+            "loss": {"mean": 2.0, "std": math.sqrt(2.0), "values": [NAN, 1.0, 3.0]},
+            "pr": {"mean": 0.5, "std": 0.25, "values": [0.5, 0.25, 0.75]},
+            "slices": {
+                "cold": {
+                    "auc": {"mean": 0.75, "std": 0.3 / math.sqrt(2.0), "values": [0.6, 0.9, NAN]},
+                    "n": {"mean": 3.0, "std": 1.0, "values": [2.0, 4.0, 3.0]},
+                }
+            },
+            "only_first": {"mean": 3.0, "std": 0.0, "values": [3.0]},
+        },
+    )
+
+
+def test_aggregate_seeds_single_run_and_all_nan():
+    """One run: its values with std 0 (not NaN, which would print as 'nan' in a table); a leaf that
+    is NaN in every run: mean NaN, std 0, values kept."""
+    assert_same(
+        aggregate_seeds([{"auc": 0.8, "x": {"y": 2}}]),
+        {
+            "auc": {"mean": 0.8, "std": 0.0, "values": [0.8]},
+            "x": {"y": {"mean": 2.0, "std": 0.0, "values": [2.0]}},
+        },
+    )
+    assert_same(
+        aggregate_seeds([{"r": NAN}, {"r": NAN}]),
+        {"r": {"mean": NAN, "std": 0.0, "values": [NAN, NAN]}},
+    )
+
+
+# ---------------------------------------------------------------- tables
+
+
+def test_semantic_ids_table():
+    """Every row of the semantic-ID analysis table, rounded as printed; purity lists only the
+    attributes with a purity value."""
+    assert semantic_ids_table(analysis_result()).splitlines() == [
+        "**Semantic IDs, beauty** (120 items, fitted on warm items)",
+        "",
+        "|  |  |",
+        "|---|---|",
+        "| codebook sizes | 4 / 4 / 4 |",
+        "| codes used per level | 4/4 / 3/4 / 2/4 |",
+        "| normalized entropy per level | 0.99 / 0.50 / 0.25 |",
+        "| colliding items / groups / largest group | 10 / 4 / 3 |",
+        "| quantization error per level (fit items) | 0.500 / 0.250 / 0.125 |",
+        "| mean cosine of pairs sharing >= 0/1/2/3 codes | 0.100 / 0.346 / 0.500 / 0.900 |",
+        "| level-1 purity | top category 0.800 vs random 0.250; brand 0.500 vs random 0.400 |",
+    ]
+    bare = analysis_result()
+    del bare["quantization_error"]
+    for value in bare["purity_level1"].values():
+        if isinstance(value, dict):
+            value["purity"] = None
+    rows = semantic_ids_table(bare).splitlines()
+    assert (
+        rows[8] == "| quantization error per level (fit items) |  |"
+        and rows[10] == "| level-1 purity | – |"
+    )
+
+
+def test_mf_table_explicit():
+    """Explicit MF: the rating columns, mean ± std over the seeds, '–' where a model has none."""
+    assert mf_table(mf_result("explicit")).splitlines() == [
+        "**MF, ml-100k** (explicit, temporal split, test set, 2 seed(s), 62 s)",
+        "",
+        line("model", "RMSE", "MAE", "AUC (liked)", "warm RMSE", "cold RMSE", "tail-item RMSE"),
+        "|---|---|---|---|---|---|---|",
+        line(
+            "mf_id",
+            "0.9500 ± 0.0100",
+            "0.7500 ± 0.0050",
+            "0.7000 ± 0.0200",
+            "0.9400 ± 0.0100",
+            "1.1000 ± 0.0500",
+            "1.0000 ± 0.0300",
+        ),
+        line("global_mean", "1.1200 ± 0.0000", "–", "–", "–", "–", "–"),
+    ]
+
+
+def test_mf_table_implicit():
+    """Implicit MF: AUC and the ranking columns (cold slice, cold catalogue); one seed: no ±."""
+    assert mf_table(mf_result("implicit")).splitlines() == [
+        "**MF, ml-100k** (implicit, temporal split, test set, 1 seed(s), 62 s)",
+        "",
+        line(
+            "model",
+            "AUC",
+            "Recall@20",
+            "NDCG@20",
+            "cold AUC",
+            "cold Recall@20",
+            "cold-catalogue Recall@20",
+        ),
+        "|---|---|---|---|---|---|---|",
+        line("mf_id", "0.8123", "0.0500", "0.0250", "0.6000", "0.0125", "0.2000"),
+        line("global_mean", "0.5000", "–", "–", "–", "–", "–"),
+    ]
+
+
+def test_ctr_table():
+    """CTR: one row per model and mode, sorted by model (modes in file order), parameters with
+    thousands separators, train seconds to one decimal; a mode without cold items prints '–'."""
+    assert ctr_table(ctr_result()).splitlines() == [
+        "**Neural CTR, beauty** (implicit, test set, seeds [0, 1], 300 s)",
+        "",
+        line(
+            "model",
+            "mode",
+            "AUC",
+            "logloss",
+            "PR-AUC",
+            "cold AUC",
+            "tail-item AUC",
+            "parameters",
+            "train s",
+        ),
+        "|---|---|---|---|---|---|---|---|---|",
+        line(
+            "deepfm",
+            "baseline",
+            "0.8100 ± 0.0100",
+            "0.4500 ± 0.0050",
+            "0.3000 ± 0.0100",
+            "–",
+            "0.7100 ± 0.0100",
+            "123,456",
+            "12.3 ± 0.6",
+        ),
+        line(
+            "wide_deep",
+            "baseline",
+            "0.8000 ± 0.0100",
+            "0.4500 ± 0.0050",
+            "0.3000 ± 0.0100",
+            "0.5000 ± 0.0200",
+            "0.7000 ± 0.0100",
+            "123,456",
+            "12.3 ± 0.6",
+        ),
+        line(
+            "wide_deep",
+            "semantic",
+            "0.8200 ± 0.0100",
+            "0.4500 ± 0.0050",
+            "0.3000 ± 0.0100",
+            "0.6000 ± 0.0200",
+            "0.7200 ± 0.0100",
+            "123,456",
+            "12.3 ± 0.6",
+        ),
+    ]
+
+
+TIGER_COLUMNS = (
+    "model",
+    "Recall@5",
+    "NDCG@5",
+    "Recall@10",
+    "NDCG@10",
+    "cold Recall@10 (plain beam)",
+    "cold Recall@10 (cold share)",
+)
+PUBLISHED_ROW = ("tiger (published)", "0.0454", "0.0321", "0.0648", "0.0384", "–", "–")
+
+
+def test_tiger_table():
+    """One TIGER run: each model's test metrics, both cold-start figures ('–' without a cold-share
+    run), epochs and train seconds, then the published numbers; the title names file and command."""
+    assert tiger_table(tiger_result(), "tiger_results.json").splitlines() == [
+        "**TIGER and SASRec, beauty** (`tiger_results.json`: leave-one-out, full-catalogue "
+        "ranking, test set, quick preset, `tiger_train_eval.py --seed 0`, 3600 s)",
+        "",
+        line(*TIGER_COLUMNS, "epochs", "train s"),
+        "|---|---|---|---|---|---|---|---|---|",
+        line("tiger", "0.0312", "0.0205", "0.0488", "0.0262", "0.0000", "0.1250", "20", "1501"),
+        line("sasrec", "0.0300", "0.0200", "0.0450", "0.0250", "0.0000", "–", "7", "99"),
+        line(*PUBLISHED_ROW, "–", "–"),
+    ]
+    assert tiger_table(tiger_result()).startswith("**TIGER and SASRec, beauty** (leave-one-out, ")
+
+
+def test_tiger_seeds_table_is_mean_and_sample_std_of_one_experiment():
+    """Mean ± sample std over the complete quick-preset runs on the same semantic IDs as the first;
+    other IDs, other presets and unfinished runs are left out; fewer than two seeds: no table."""
+    seeds = [
+        tiger_result(seed, r10, train_seconds=100.0 + seed)
+        for seed, r10 in ((0, 0.06), (1, 0.07), (2, 0.08))
+    ]
+    others = [
+        tiger_result(3, 0.5, digest="zzz"),
+        tiger_result(4, 0.9, preset="full"),
+        tiger_result(5, 0.9, complete=False),
+    ]
+    assert tiger_seeds_table(seeds + others).splitlines() == [
+        "**TIGER and SASRec, beauty, mean ± std over seeds [0, 1, 2]** (quick preset, "
+        "`tiger_train_eval.py --seed N`, one results file per seed; leave-one-out, full-catalogue "
+        "ranking, test set)",
+        "",
+        line(*TIGER_COLUMNS, "train s"),
+        "|---|---|---|---|---|---|---|---|",
+        line(
+            "tiger",
+            "0.0312 ± 0.0000",
+            "0.0205 ± 0.0000",
+            "0.0700 ± 0.0100",
+            "0.0262 ± 0.0000",
+            "0.0000 ± 0.0000",
+            "0.1250 ± 0.0000",
+            "101 ± 1",
+        ),
+        line(
+            "sasrec",
+            "0.0300 ± 0.0000",
+            "0.0200 ± 0.0000",
+            "0.0450 ± 0.0000",
+            "0.0250 ± 0.0000",
+            "0.0000 ± 0.0000",
+            "–",
+            "99 ± 0",
+        ),
+        line(*PUBLISHED_ROW, "–"),
+    ]
+    del seeds[2]["models"]["sasrec"]  # a model missing from one seed's file gets no mean ± std row
+    assert "| sasrec |" not in tiger_seeds_table(seeds)
+    assert tiger_seeds_table(seeds[:1] + others) is None

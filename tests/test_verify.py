@@ -1,0 +1,154 @@
+"""Metrics recomputed from saved predictions (utils/verify.py, summarize_results.py --verify).
+
+Each trainer runs on tiny synthetic data with --save-predictions; the verifier must reproduce
+every headline metric from the files alone, and must fail loudly on a changed number.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import mf_train_eval
+import neural_train_eval
+import summarize_results
+import tiger_train_eval
+from tests.synthetic import write_movielens, write_p5
+from utils.data import load_dataset
+from utils.io import atomic_write_json, read_json
+from utils.semantic import write_semantic_ids
+
+
+def semantic_ids_for(folder):
+    """Hand-made semantic IDs for every item of the data set in ``folder`` (written into it)."""
+    ds = load_dataset(folder)
+    codes = np.array([[i % 4, (i // 4) % 3, i // 12, 0] for i in range(ds.n_items)])
+    sizes = [4, 3, int(codes[:, 2].max()) + 1]
+    header = {"data_checksum": ds.checksum, "codebook_sizes": sizes, "collision_size": 1}
+    write_semantic_ids(folder / "semantic_ids.json", header, ds.item_ids, codes)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """A results folder: MF (implicit, explicit), CTR and TIGER/SASRec runs with predictions."""
+    root = tmp_path_factory.mktemp("verify")
+    p5 = semantic_ids_for(write_p5(root / "p5", n_users=30, n_items=36))
+    ml = semantic_ids_for(write_movielens(root / "ml", n_users=30, n_items=40))
+    out, plots = root / "results", str(root / "plots")
+    common = ["--quiet", "--save-predictions", "--plot-dir", plots, "--threads", "1"]
+    mf = [
+        "--models",
+        "bias",
+        "mf_id",
+        "mf_semantic",
+        "--seeds",
+        "0",
+        "1",
+        "--epochs",
+        "2",
+        "--top-k",
+        "15",
+    ]
+    mf_train_eval.main(
+        ["--data-dir", str(p5), "--out", str(out / "mf_results_p5.json"), *mf, *common]
+    )
+    mf_train_eval.main(
+        ["--data-dir", str(ml), "--out", str(out / "mf_results_ml.json"), *mf, *common]
+    )
+    neural_train_eval.main(
+        [
+            "--data-dir",
+            str(p5),
+            "--out",
+            str(out / "neural_results_p5.json"),
+            "--models",
+            "deepfm",
+            "--modes",
+            "baseline",
+            "semantic",
+            "--epochs",
+            "1",
+            "--dim",
+            "4",
+            "--hidden",
+            "8",
+            "--cross-buckets",
+            "64",
+            *common,
+        ]
+    )
+    tiger_train_eval.main(
+        [
+            "--data-dir",
+            str(p5),
+            "--out",
+            str(out / "tiger_results.json"),
+            "--models",
+            "tiger_item",
+            "sasrec",
+            "--epochs",
+            "1",
+            "--cold-fraction",
+            "0.1",
+            "--checkpoint-dir",
+            str(root / "ckpt"),
+            *common,
+        ]
+    )
+    return out
+
+
+def test_every_headline_metric_is_recomputed_exactly(results, capsys):
+    assert summarize_results.verify(results) == 0
+    out = capsys.readouterr().out
+    assert out.count("ok  ") == 4 and "0 mismatch(es)" in out
+    checked = int(out.rsplit("\n", 2)[-2].split()[0])
+    assert checked > 100  # MF x 2 objectives x 3 models x 2 seeds, CTR, TIGER, SASRec
+
+
+def test_the_saved_lists_are_what_the_models_ranked(results):
+    """TIGER's list is its beam (best first); SASRec's and MF's hold top-k full-catalogue scores."""
+    tiger = read_json(results / "tiger_results.json")["models"]
+    from utils.predictions import load_predictions
+
+    beam = load_predictions(tiger["tiger_item"]["predictions"]["file"])
+    assert beam.meta["tie_rule"] == "list order" and beam["items"].shape == (30, 20)
+    assert "cold_share_items" in beam and beam["cold_share_items"].shape == (30, 10)
+    sasrec = load_predictions(tiger["sasrec"]["predictions"]["file"])
+    assert np.all(np.diff(sasrec["scores"], axis=1) <= 0)  # best first
+    mf = read_json(results / "mf_results_p5.json")["models"]["mf_id"]["seeds"]["0"]["predictions"]
+    assert set(mf) == {"pointwise", "ranking"}
+    # --top-k 15 is raised to the largest reported cut-off (Recall@20), or the lists could not
+    # reproduce the metric
+    assert load_predictions(mf["ranking"]["file"])["items"].shape[1] == 20
+    assert (results / "tiger_results_examples.md").read_text().count("## User ") >= 3
+
+
+def test_a_changed_number_fails_the_check(results, tmp_path, capsys):
+    """Edit one reported metric: the verifier names the model and the metric and exits 1."""
+    copy = tmp_path / "results"
+    copy.mkdir()
+    for name in ("mf_results_ml.json", "tiger_results.json"):
+        data = read_json(results / name)
+        if name.startswith("tiger"):
+            data["models"]["sasrec"]["test"]["ndcg@10"] += 1e-6
+        else:
+            data["models"]["mf_id"]["seeds"]["1"]["test"]["overall"]["rmse"] += 1e-6
+        atomic_write_json(copy / name, data)
+    assert summarize_results.main(["--results-dir", str(copy), "--verify"]) == 1
+    out = capsys.readouterr().out
+    assert "mf_id seed 1, overall rmse" in out and "sasrec, test ndcg@10" in out
+
+
+def test_a_results_file_without_predictions_cannot_pass(results, tmp_path, capsys):
+    data = read_json(results / "neural_results_p5.json")
+    for block in data["modes"].values():
+        for model in block["models"].values():
+            for entry in model["seeds"].values():
+                entry.pop("predictions")
+    (tmp_path / "neural_results_p5.json").write_text(json.dumps(data))
+    assert summarize_results.verify(tmp_path) == 1
+    assert "no saved predictions" in capsys.readouterr().out
