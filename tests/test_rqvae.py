@@ -219,3 +219,18 @@ def test_rqkmeans_run_record_has_no_rqvae_fields(tmp_path, encoder):
     assert not {"quantizer", "rqvae_epochs", "reseed_dead_codes"} & set(
         header["run_record"]["config"]
     )
+
+
+def test_training_runs_on_one_thread_and_restores_the_callers():
+    """Multi-threaded CPU sums made Beauty's RQ-VAE codes differ run to run; training must run
+    on one thread whatever the caller set, and give the caller's setting back."""
+    x = clustered(n=64, dim=4, clusters=4)
+    seen: list[int] = []
+    torch.set_num_threads(2)
+    train_rqvae(
+        x,
+        RQVAEConfig(4, hidden=(8,), latent_dim=2, levels=2, codebook_size=4),
+        RQVAETrainConfig(epochs=2, batch_size=32),
+        progress=lambda epoch: seen.append(torch.get_num_threads()),
+    )
+    assert seen == [1, 1] and torch.get_num_threads() == 2

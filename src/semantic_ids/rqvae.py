@@ -245,12 +245,27 @@ def train_rqvae(
     train: RQVAETrainConfig,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[RQVAE, TrainReport]:
-    """Fit an RQ-VAE on embeddings x (n, input_dim); deterministic on CPU for a seed and thread
-    count."""
+    """Fit an RQ-VAE on embeddings x (n, input_dim); on CPU the same seed gives the same model.
+
+    Training runs on one torch thread: with two, Beauty's codes differed from run to run (the
+    threads' partial sums are added in a load-dependent order; the losses parted in the sixth
+    digit at epoch 3), with one they are identical. The caller's thread count is restored.
+    """
     if len(x) < cfg.codebook_size:
         raise ValueError(
             f"{len(x)} items cannot fill a codebook of {cfg.codebook_size}; lower --codebook-size"
         )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(x, cfg, train, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(
+    x: np.ndarray, cfg: RQVAEConfig, train: RQVAETrainConfig, progress: Callable[[int], None] | None
+) -> tuple[RQVAE, TrainReport]:
     t0 = time.perf_counter()
     torch.manual_seed(train.seed)
     gen = torch.Generator().manual_seed(train.seed)
