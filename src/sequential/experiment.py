@@ -587,6 +587,7 @@ def run_sasrec(
         steps_per_epoch=steps,
         desc="sasrec",
         progress=progress,
+        weight=SASRec.loss_terms,
     )
     v, vs = sasrec_rank(model, val, preset.eval_batch, "sasrec val (all)", progress)
     t, ts = sasrec_rank(model, test, preset.eval_batch, "sasrec test", progress)
