@@ -17,9 +17,13 @@ import torch
 import torch.multiprocessing as mp
 
 import mf_train_eval
+from src.sequential.beam_search import build_trie
+from src.sequential.experiment import ColdStart, sasrec_rank, sasrec_top_k, tiger_rank
 from src.sequential.sasrec import SASRec, SASRecConfig
+from src.sequential.sequence_data import SequenceExamples
 from src.training import TrainConfig, epoch_generator, fit, index_batches, rank_share
 from tests.test_mf import write_clustered_movielens, write_clustered_semantic_ids
+from tests.test_tiger import SIZES, tiny, toy_windows
 from utils import distributed
 from utils.data import load_dataset
 
@@ -92,6 +96,28 @@ def _sasrec_run(checkpoint: Path) -> dict:
     }
 
 
+def _rankings() -> dict:
+    """TIGER's beam search (plain and cold-start) and SASRec's ranking of 37 examples in
+    batches of 5 (8 batches shared out among the ranks)."""
+    hist, length, target = toy_windows(37)
+    ex = SequenceExamples(hist, length, target, torch.arange(37), torch.arange(37))
+    model = tiny("item").eval()
+    codes = (model.item_tokens[1:] - 2 - model.offsets).numpy()
+    trie = build_trie(codes, SIZES)
+    plain = tiger_rank(model, ex, trie, beam=6, batch_size=5)
+    is_cold = np.arange(len(codes)) % 5 == 0
+    cold = tiger_rank(model, ex, trie, 6, 5, cold=ColdStart.build(codes, SIZES, is_cold, share=0.2))
+    torch.manual_seed(0)
+    sasrec = SASRec(40, SASRecConfig(d_model=16, n_layers=1, max_items=6)).eval()
+    top_items, top_scores = sasrec_top_k(sasrec, ex, 5, 7)
+    return {
+        "tiger": [plain.ranks.tolist(), plain.items.tolist(), plain.scores.tolist()],
+        "tiger_invalid": [plain.invalid_top1, plain.invalid_top10],
+        "cold_share": [cold.ranks.tolist(), cold.items.tolist()],
+        "sasrec": [sasrec_rank(sasrec, ex, 5)[0].tolist(), top_items.tolist(), top_scores.tolist()],
+    }
+
+
 def _summary(result: dict, sasrec: dict) -> dict:
     models = result["models"]
     return {
@@ -99,6 +125,7 @@ def _summary(result: dict, sasrec: dict) -> dict:
         "mf_test": {n: m["seeds"]["0"]["test"]["overall"] for n, m in models.items()},
         "world_size": result["run_record"]["config"]["world_size"],
         "sasrec": sasrec,
+        "rankings": _rankings(),
     }
 
 
@@ -158,6 +185,8 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     for key in ("loss", "val"):
         np.testing.assert_allclose(two[0]["sasrec"][key], one["sasrec"][key], rtol=1e-5)
     assert two[0]["sasrec"]["weights"] == pytest.approx(one["sasrec"]["weights"], rel=1e-5)
+    # Shared-out evaluation gives exactly the single-process rankings (JSON: inf == inf).
+    assert json.dumps(two[0]["rankings"]) == json.dumps(one["rankings"])
     # Rank 0 alone wrote: one results file, one set of plots, one checkpoint.
     written = sorted(p.name for p in (tmp_path / "two").rglob("*") if p.is_file())
     assert written == sorted(p.name for p in (tmp_path / "one").rglob("*") if p.is_file())

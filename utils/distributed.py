@@ -13,11 +13,12 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
-import numpy as np
-
+T = TypeVar("T")
+R = TypeVar("R")
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
@@ -126,17 +127,19 @@ def all_reduce_sum(t: Any) -> Any:
     return t
 
 
-def gather_rows(rows: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Put every rank's ``arrays`` (one entry per row of ``rows``) back in row order.
-
-    ``rows`` are this rank's row numbers of a table every rank shares out; the result holds
-    each array for all rows of all ranks, sorted by row, exactly as one process computing
-    every row would hold it.
+def map_shared(
+    fn: Callable[[T], R], items: Sequence[T], wrap: Callable[[list[T]], Iterable[T]] = iter
+) -> list[R]:
+    """``[fn(x) for x in items]`` with the items shared out: rank r computes items r, r + world,
+    ... (round robin keeps length-sorted batches balanced), and every rank gets all results in
+    item order. ``fn`` must return picklable values (numpy arrays, numbers); ``wrap`` may add a
+    progress bar over this rank's items. One process computes every item, in order.
     """
-    if not is_distributed():
-        order = np.argsort(rows, kind="stable")
-        return tuple(a[order] for a in arrays)
-    parts = all_gather_objects((rows, *arrays))
-    all_rows = np.concatenate([p[0] for p in parts])
-    order = np.argsort(all_rows, kind="stable")
-    return tuple(np.concatenate([p[i + 1] for p in parts])[order] for i in range(len(arrays)))
+    size, r = world_size(), rank()
+    mine = [fn(x) for x in wrap(list(items[r::size]))]
+    if size == 1:
+        return mine
+    out: list[Any] = [None] * len(items)
+    for k, part in enumerate(all_gather_objects(mine)):
+        out[k::size] = part
+    return out
