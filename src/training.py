@@ -159,11 +159,10 @@ def _data_parallel(
     """The step's loss: the plain ``loss_fn`` in one process, a DDP module over the ranks."""
     if not distributed.is_distributed():
         return lambda batch: loss_fn(model, batch)
-    # Buffers (semantic codes, side features) are fixed, so they are not re-broadcast every step;
-    # some parameters (e.g. user-token rows) may be untouched by a rank's slice.
-    return DistributedDataParallel(
-        _Loss(model, loss_fn), broadcast_buffers=False, find_unused_parameters=True
-    )
+    # Buffers (semantic codes, side features) are fixed, so they are not re-synced every step.
+    # Every parameter of the toolkit's models is in every step's graph (an embedding table is,
+    # whichever rows the slice touches), so DDP needs no search for unused ones.
+    return DistributedDataParallel(_Loss(model, loss_fn), forward_sync_buffers=False)
 
 
 def mixed_precision(device: torch.device) -> tuple[torch.dtype | None, bool]:
