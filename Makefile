@@ -101,6 +101,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_ctr.py
 	$(PY) benchmarks/bench_tiger.py
 	$(PY) benchmarks/bench_semantic_ids.py --data-dir beauty
+	$(PY) benchmarks/bench_scaling.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

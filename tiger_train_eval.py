@@ -11,6 +11,8 @@ results/tiger_results.json and plots/tiger_*.png.
     python tiger_train_eval.py --preset long
     # the paper's size and schedule (GPU)
     python tiger_train_eval.py --preset paper
+    # the same on 8 GPUs, one process each (data-parallel; README "Scaling out")
+    torchrun --standalone --nproc_per_node 8 tiger_train_eval.py --preset paper
     # TIGER on IDs generated into another folder
     python tiger_train_eval.py --semantic-dir /tmp/beauty_rqvae
 

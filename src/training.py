@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from utils import distributed
 from utils.errors import CheckpointError
 from utils.io import atomic_path, to_json
 
@@ -110,6 +112,59 @@ def _batch_len(batch: Any) -> int:
     return 1
 
 
+def _rows(batch: Any, lo: int, hi: int) -> Any:
+    """Rows [lo, hi) of every tensor in a batch (tensors, dicts, tuples; None stays None)."""
+    if isinstance(batch, torch.Tensor):
+        return batch[lo:hi]
+    if isinstance(batch, dict):
+        return {k: _rows(v, lo, hi) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_rows(v, lo, hi) for v in batch)
+    return batch
+
+
+def rank_share(batch: Any, weight: Callable[[Any], float] = _batch_len) -> tuple[Any, float]:
+    """This rank's contiguous slice of a global batch, and the factor its mean loss is scaled by.
+
+    DDP averages the ranks' gradients; scaling rank r's mean loss by
+    ``world * weight(slice_r) / weight(batch)`` turns that average into the gradient of the
+    global batch's mean loss, for any split of the rows, where ``weight`` counts the terms the
+    loss averages over. A rank whose slice is empty (a batch smaller than the world) runs its
+    forward on one row with factor 0, so it still joins the gradient all-reduce.
+    """
+    lo, hi = distributed.shard_bounds(_batch_len(batch))
+    total = weight(batch)
+    if hi == lo or not total:
+        return _rows(batch, 0, 1), 0.0
+    local = _rows(batch, lo, hi)
+    return local, distributed.world_size() * float(weight(local)) / float(total)
+
+
+class _Loss(torch.nn.Module):
+    """``loss_fn(model, batch)`` as a module's forward, so DistributedDataParallel sees the step
+    (models are trained through methods such as ``loss``, not only through ``forward``)."""
+
+    def __init__(self, model: torch.nn.Module, loss_fn: Callable[..., torch.Tensor]) -> None:
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        return self.loss_fn(self.model, batch)
+
+
+def _data_parallel(
+    model: torch.nn.Module, loss_fn: Callable[..., torch.Tensor]
+) -> Callable[[Any], torch.Tensor]:
+    """The step's loss: the plain ``loss_fn`` in one process, a DDP module over the ranks."""
+    if not distributed.is_distributed():
+        return lambda batch: loss_fn(model, batch)
+    # Buffers (semantic codes, side features) are fixed, so they are not re-synced every step.
+    # Every parameter of the toolkit's models is in every step's graph (an embedding table is,
+    # whichever rows the slice touches), so DDP needs no search for unused ones.
+    return DistributedDataParallel(_Loss(model, loss_fn), forward_sync_buffers=False)
+
+
 def mixed_precision(device: torch.device) -> tuple[torch.dtype | None, bool]:
     """The autocast dtype for ``device`` and whether it needs a gradient scaler.
 
@@ -167,6 +222,7 @@ def fit(
     steps_per_epoch: int | None = None,
     desc: str = "train",
     progress: bool = False,
+    weight: Callable[[Any], float] | None = None,
 ) -> TrainResult:
     """Train ``model`` with early stopping on ``evaluate()[cfg.monitor]``; leaves the best weights
     in it.
@@ -175,6 +231,13 @@ def fit(
     device); ``loss_fn(model, batch)`` returns a scalar loss. With
     ``cfg.checkpoint`` set, the full state is saved after every epoch, and
     ``cfg.resume`` continues from it. ``progress`` shows a per-epoch progress bar.
+
+    Under torchrun (:mod:`utils.distributed`) every rank draws the same global batches and
+    trains on its slice of each (:func:`rank_share`) through DistributedDataParallel, so a step
+    sees the single-process batch and gradient; ``weight(batch)`` counts the terms the loss
+    averages over (default: the batch's rows). Every rank evaluates (evaluators may share the
+    work out) and rank 0's metrics decide early stopping everywhere; rank 0 alone writes the
+    checkpoint.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     device = params[0].device
@@ -183,7 +246,10 @@ def fit(
     optimizer = torch.optim.AdamW(
         params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda" or None
     )
-    step_loss = torch.compile(loss_fn, dynamic=True) if cfg.compile else loss_fn
+    step_loss = _data_parallel(
+        model, torch.compile(loss_fn, dynamic=True) if cfg.compile else loss_fn
+    )
+    world = distributed.world_size()
     total_steps = cfg.epochs * (steps_per_epoch or 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total_steps))
     result = TrainResult(best_epoch=-1, best_metrics={})
@@ -222,8 +288,11 @@ def fit(
             leave=False,
         )
         for batch in bar:
+            local, share = rank_share(batch, weight or _batch_len) if world > 1 else (batch, 1.0)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                loss = step_loss(model, batch)
+                loss = step_loss(local)
+            if world > 1:
+                loss = loss * share
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if cfg.grad_clip:
@@ -237,14 +306,15 @@ def fit(
             n_examples += _batch_len(batch)
             if n_steps % 50 == 0:
                 bar.set_postfix(loss=f"{float(loss_sum) / n_steps:.4f}")
-        total_loss = float(loss_sum)
+        # The ranks' scaled losses average to the global batch's loss.
+        total_loss = float(distributed.all_reduce_sum(loss_sum)) / world
         train_time = time.perf_counter() - t0
         result.train_seconds += train_time
         examples += n_examples
 
         model.eval()
         with torch.no_grad():
-            metrics = evaluate(model)
+            metrics = distributed.broadcast_object(evaluate(model))
         value = float(metrics.get(cfg.monitor, float("nan")))
         entry = {
             "epoch": epoch,
@@ -271,7 +341,7 @@ def fit(
         else:
             bad_epochs += 1
         stop = bad_epochs >= cfg.patience
-        if ckpt:
+        if ckpt and distributed.is_main():
             with atomic_path(ckpt) as tmp:
                 torch.save(
                     {
@@ -289,6 +359,7 @@ def fit(
                     },
                     tmp,
                 )
+        distributed.barrier()  # no rank runs ahead of the epoch's checkpoint
         if stop:
             result.stopped_early = True
             log.info(

@@ -8,10 +8,12 @@ code and writes the results with :func:`utils.report.write_results`.
 from __future__ import annotations
 
 import argparse
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from utils import distributed
 from utils.argtypes import fraction, positive_int
 from utils.cli import setup
 from utils.data import Dataset, load_dataset
@@ -152,8 +154,15 @@ def setup_experiment(
     adds folders to probe for writing (flag -> path) besides --out, --plot-dir
     and the split cache; ``config`` adds entries to the run record's config.
     Every failure (bad data, unwritable output) happens here, before any training.
+
+    Launched by torchrun, the process joins the process group here (gloo on CPU, nccl on CUDA
+    with one GPU per LOCAL_RANK); ranks other than 0 log warnings only, show no progress and
+    save no predictions, and :func:`utils.report.write_results` writes on rank 0 only.
     """
-    device = setup(args)
+    device = distributed.init_from_env(setup(args))
+    main = distributed.is_main()
+    if not main:
+        logging.getLogger().setLevel(logging.WARNING)
     seeds = list(getattr(args, "seeds", None) or [args.seed])
     ds = load_dataset(args.data_dir)
     out_path = Path(args.out.format(dataset=ds.name))
@@ -162,8 +171,9 @@ def setup_experiment(
     if getattr(args, "plot_dir", None):
         folders["--plot-dir"] = args.plot_dir
     check_writable({"--out": out_path}, folders)
+    world = {"world_size": distributed.world_size()}
     record = RunRecord(
-        script, {**vars(args), **(config or {}), "seeds": seeds}, seeds[0], ds.checksum
+        script, {**vars(args), **(config or {}), "seeds": seeds, **world}, seeds[0], ds.checksum
     )
     with record.stage("split"):
         split = get_split(
@@ -184,9 +194,9 @@ def setup_experiment(
         device,
         out_path,
         seeds,
-        progress=not args.quiet,
+        progress=not args.quiet and main,
         data_dir=str(args.data_dir),
         split_cache=split_cache,
         cold_fraction=args.cold_fraction,
-        save_predictions=args.save_predictions,
+        save_predictions=args.save_predictions and main,
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from utils import distributed
 from utils.io import atomic_path, atomic_write_json
 
 # The key under which every results file stores its run record (utils.runinfo.RunRecord.to_dict()).
@@ -24,9 +25,10 @@ RUN_RECORD = "run_record"
 
 def write_results(path: str | Path, result: dict[str, Any], record: Any) -> dict[str, Any]:
     """Write ``result`` with the run record under :data:`RUN_RECORD`, atomically; returns what was
-    written."""
+    written. Under torchrun only rank 0 writes (the others return the same dict)."""
     result = {**result, RUN_RECORD: record.to_dict()}
-    atomic_write_json(path, result)
+    if distributed.is_main():
+        atomic_write_json(path, result)
     return result
 
 
@@ -297,9 +299,11 @@ def pyplot() -> Any:
 
 
 def save_figure(fig: Any, path: str | Path) -> Path:
-    """Write ``fig`` as a PNG atomically (no half-written image on failure) and close it."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight")
+    """Write ``fig`` as a PNG atomically (no half-written image on failure) and close it; under
+    torchrun only rank 0 writes."""
+    if distributed.is_main():
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight")
     pyplot().close(fig)
     return Path(path)
 

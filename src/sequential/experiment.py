@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from src.sequential.sequence_data import (
 )
 from src.sequential.tiger import Tiger, TigerConfig, TigerStepper
 from src.training import TrainConfig, TrainResult, count_parameters, epoch_generator, fit
+from utils.distributed import map_shared
 from utils.hashing import stable_hash_array
 from utils.metrics import next_item_metrics, ranking_metrics, require_finite
 from utils.predictions import id_strings
@@ -237,14 +239,10 @@ def tiger_rank(
     hypotheses of a beam over cold items (:func:`merge_cold_share`).
     """
     model.eval()
-    ranks = np.full(len(ex), np.inf)
-    lists = np.full((len(ex), beam), -1, dtype=np.int64)
-    list_scores = np.full((len(ex), beam), -np.inf) if cold is None else None
-    invalid1 = invalid10 = 0.0
     t0 = time.perf_counter()
-    for idx, width in tqdm(
-        _length_sorted_batches(ex, batch_size), desc=desc, disable=not progress, leave=False
-    ):
+
+    def rank_batch(batch: tuple[Tensor, int]) -> tuple[np.ndarray, np.ndarray | None]:
+        idx, width = batch
         hist, tok = ex.hist[idx, -width:], None if user_tok is None else user_tok[idx]
         stepper = TigerStepper(model, hist, tok)
         # A diverged model's NaN states would still decode to some items: refuse it instead.
@@ -253,18 +251,28 @@ def tiger_rank(
             res = beam_search(
                 stepper, len(idx), trie, beam, constrained=constrained, device=ex.hist.device
             )
-            items = res.items
-            list_scores[idx.cpu().numpy(), : items.shape[1]] = res.scores.float().cpu().numpy()
-        else:
-            # Both searches decode from the same encoder memory; each keeps its own decoder caches.
-            cold_stepper = copy.copy(stepper)
-            warm = beam_search(stepper, len(idx), cold.warm, beam, device=ex.hist.device)
-            new = beam_search(cold_stepper, len(idx), cold.cold, beam, device=ex.hist.device)
-            items = merge_cold_share(warm, new, cold.share)
-        ranks[idx.cpu().numpy()] = ranks_from_topk(items, ex.target[idx])
-        lists[idx.cpu().numpy(), : items.shape[1]] = items.cpu().numpy()
+            return res.items.cpu().numpy(), res.scores.float().cpu().numpy()
+        # Both searches decode from the same encoder memory; each keeps its own decoder caches.
+        cold_stepper = copy.copy(stepper)
+        warm = beam_search(stepper, len(idx), cold.warm, beam, device=ex.hist.device)
+        new = beam_search(cold_stepper, len(idx), cold.cold, beam, device=ex.hist.device)
+        return merge_cold_share(warm, new, cold.share).cpu().numpy(), None
+
+    batches = _length_sorted_batches(ex, batch_size)
+    bar = partial(tqdm, desc=desc, disable=not progress, leave=False)
+    ranks = np.full(len(ex), np.inf)
+    lists = np.full((len(ex), beam), -1, dtype=np.int64)
+    list_scores = np.full((len(ex), beam), -np.inf) if cold is None else None
+    invalid1 = invalid10 = 0.0
+    # Each rank searches its share of the batches; the results come back in batch order.
+    for (idx, _), (items, scores) in zip(batches, map_shared(rank_batch, batches, bar)):
+        rows = idx.cpu().numpy()
+        ranks[rows] = ranks_from_topk(torch.from_numpy(items), ex.target[idx].cpu())
+        lists[rows, : items.shape[1]] = items
+        if list_scores is not None:
+            list_scores[rows, : items.shape[1]] = scores
         invalid1 += float((items[:, 0] < 0).sum())
-        invalid10 += float((items[:, :10] < 0).float().mean(1).sum())
+        invalid10 += float(torch.from_numpy(items[:, :10] < 0).float().mean(1).sum())
     n = max(len(ex), 1)
     return TigerRanking(
         ranks, time.perf_counter() - t0, invalid1 / n, invalid10 / n, lists, list_scores
@@ -283,15 +291,19 @@ def sasrec_rank(
     model.eval()
     ranks = np.empty(len(ex))
     t0 = time.perf_counter()
-    for idx, width in tqdm(
-        _length_sorted_batches(ex, batch_size), desc=desc, disable=not progress, leave=False
-    ):
+
+    def rank_batch(batch: tuple[Tensor, int]) -> np.ndarray:
+        idx, width = batch
         scores = model.scores(ex.hist[idx, -width:])
-        require_finite(
-            scores, "SASRec"
-        )  # a NaN target compares false with every item: a false top-1 hit
+        # A NaN target compares false with every item: a false top-1 hit.
+        require_finite(scores, "SASRec")
         target = scores.gather(1, ex.target[idx, None])
-        ranks[idx.cpu().numpy()] = ((scores >= target).sum(1) - 1).cpu().numpy()
+        return ((scores >= target).sum(1) - 1).cpu().numpy()
+
+    batches = _length_sorted_batches(ex, batch_size)
+    bar = partial(tqdm, desc=desc, disable=not progress, leave=False)
+    for (idx, _), batch_ranks in zip(batches, map_shared(rank_batch, batches, bar)):
+        ranks[idx.cpu().numpy()] = batch_ranks
     return ranks, time.perf_counter() - t0
 
 
@@ -303,10 +315,16 @@ def sasrec_top_k(
     model.eval()
     items = np.empty((len(ex), k), dtype=np.int64)
     scores = np.empty((len(ex), k))
-    for idx, width in _length_sorted_batches(ex, batch_size):
+
+    def top_batch(batch: tuple[Tensor, int]) -> tuple[np.ndarray, np.ndarray]:
+        idx, width = batch
         top = model.scores(ex.hist[idx, -width:]).topk(k, dim=1)
-        items[idx.cpu().numpy()] = top.indices.cpu().numpy()
-        scores[idx.cpu().numpy()] = top.values.double().cpu().numpy()
+        return top.indices.cpu().numpy(), top.values.double().cpu().numpy()
+
+    batches = _length_sorted_batches(ex, batch_size)
+    for (idx, _), (top_items, top_scores) in zip(batches, map_shared(top_batch, batches)):
+        items[idx.cpu().numpy()] = top_items
+        scores[idx.cpu().numpy()] = top_scores
     return items, scores
 
 
@@ -587,6 +605,7 @@ def run_sasrec(
         steps_per_epoch=steps,
         desc="sasrec",
         progress=progress,
+        weight=SASRec.loss_terms,
     )
     v, vs = sasrec_rank(model, val, preset.eval_batch, "sasrec val (all)", progress)
     t, ts = sasrec_rank(model, test, preset.eval_batch, "sasrec test", progress)

@@ -104,6 +104,12 @@ class SASRec(nn.Module):
         """Scores (B, n_items) of the whole catalogue after the last history item."""
         return self.states(hist)[:, -1] @ self.item_emb.weight[1:].T
 
+    @staticmethod
+    def loss_terms(seq: Tensor) -> int:
+        """How many positions :meth:`loss` averages over (a real input followed by a real
+        target): what a data-parallel step weights each rank's slice by."""
+        return int(((seq[:, :-1] >= 0) & (seq[:, 1:] >= 0)).sum())
+
     def loss(self, seq: Tensor) -> Tensor:
         """All-position full-softmax cross-entropy over right-aligned chunks ``seq`` (B, H+1),
         -1 = padding.
