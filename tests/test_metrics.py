@@ -62,7 +62,8 @@ def test_multi_target_recall_ndcg():
 
 def test_next_item_metrics_by_hand():
     """Ranks 0, 2, miss, 9: Hit@1 1/4, Hit@3 2/4, Hit@10 3/4; NDCG@3 (1 + 1/2) / 4;
-    MRR (1 + 1/3 + 0 + 1/10) / 4; Recall@k is Hit@k with one target."""
+    MRR@20 (1 + 1/3 + 0 + 1/10) / 4; Recall@k is Hit@k with one target; a rank of 20 or more
+    counts 0 in MRR@20."""
     from utils.metrics import mrr, next_item_metrics
 
     m = next_item_metrics(np.array([0, 2, np.inf, 9]))
@@ -70,5 +71,7 @@ def test_next_item_metrics_by_hand():
     assert m["recall@10"] == m["hit@10"]
     assert m["ndcg@3"] == pytest.approx((1 + 1 / np.log2(4)) / 4)
     assert m["ndcg@10"] == pytest.approx((1 + 1 / np.log2(4) + 1 / np.log2(11)) / 4)
-    assert m["mrr"] == pytest.approx((1 + 1 / 3 + 0 + 1 / 10) / 4)
+    assert m["mrr@20"] == pytest.approx((1 + 1 / 3 + 0 + 1 / 10) / 4)
+    assert next_item_metrics(np.array([0, 25]))["mrr@20"] == 0.5
+    assert mrr(np.array([0, 25])) == pytest.approx((1 + 1 / 26) / 2)
     assert mrr(np.array([np.inf, np.inf])) == 0.0 and np.isnan(mrr(np.array([])))

@@ -170,21 +170,26 @@ def ranking_metrics(ranks: np.ndarray, ks: tuple[int, ...] = (5, 10)) -> dict[st
     return out
 
 
-def mrr(ranks: np.ndarray) -> float:
-    """Mean reciprocal rank 1/(rank+1); a target outside the ranked list (inf) counts 0."""
+def mrr(ranks: np.ndarray, k: int | None = None) -> float:
+    """Mean reciprocal rank 1/(rank+1); a target ranked k or lower (or not at all: inf) counts 0."""
     ranks = np.asarray(ranks, dtype=float)
     if not len(ranks):
         return float("nan")
-    return float(
-        np.where(np.isfinite(ranks), 1.0 / (np.nan_to_num(ranks, posinf=0.0) + 1.0), 0.0).mean()
-    )
+    inside = ranks < (np.inf if k is None else k)
+    return float(np.where(inside, 1.0 / (np.where(inside, ranks, 0.0) + 1.0), 0.0).mean())
+
+
+# MRR is cut at TIGER's beam width, the longest list both sequential models rank, so that
+# TIGER (whose ranking ends with the beam) and SASRec (a full ranking) are scored alike and
+# the saved top-k lists reproduce it.
+MRR_CUTOFF = 20
 
 
 def next_item_metrics(ranks: np.ndarray, ks: tuple[int, ...] = (1, 3, 5, 10)) -> dict[str, float]:
-    """Recall@k (= Hit@k with one target) and NDCG@k at ``ks``, and MRR: the seed's metric set."""
+    """Recall@k (= Hit@k with one target) and NDCG@k at ``ks``, and MRR@20: the seed's set."""
     out = ranking_metrics(ranks, ks)
     out.update({f"hit@{k}": out[f"recall@{k}"] for k in ks})
-    out["mrr"] = mrr(ranks)
+    out[f"mrr@{MRR_CUTOFF}"] = mrr(ranks, MRR_CUTOFF)
     return out
 
 

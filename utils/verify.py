@@ -86,7 +86,7 @@ def single_target_ranks(p: Predictions, targets: np.ndarray, column: str = "item
 
 
 def single_target_metrics(ranks: np.ndarray) -> dict[str, float]:
-    """Hit@k = Recall@k (one target) and NDCG@k at k = 1, 3, 5, 10, and MRR (a miss counts 0)."""
+    """Hit@k = Recall@k (one target) and NDCG@k at k = 1, 3, 5, 10, and MRR@20."""
     out: dict[str, float] = {}
     for k in (1, 3, 5, 10):
         inside = ranks < k
@@ -94,11 +94,8 @@ def single_target_metrics(ranks: np.ndarray) -> dict[str, float]:
         out[f"ndcg@{k}"] = float(
             np.where(inside, 1.0 / np.log2(np.where(inside, ranks, 0) + 2.0), 0.0).mean()
         )
-    out["mrr"] = float(
-        np.where(
-            np.isfinite(ranks), 1.0 / (np.where(np.isfinite(ranks), ranks, 0) + 1.0), 0.0
-        ).mean()
-    )
+    top20 = ranks < 20  # a target below the top 20 counts 0
+    out["mrr@20"] = float(np.where(top20, 1.0 / (np.where(top20, ranks, 0) + 1.0), 0.0).mean())
     return out
 
 
