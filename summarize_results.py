@@ -16,7 +16,14 @@ from typing import Any
 
 from utils.errors import DataError, add_debug_flag, run_script
 from utils.io import read_json
-from utils.report import ctr_table, mf_table, semantic_ids_table, tiger_seeds_table, tiger_table
+from utils.report import (
+    ctr_table,
+    mf_table,
+    next_item_table,
+    semantic_ids_table,
+    tiger_seeds_table,
+    tiger_table,
+)
 from utils.verify import verify_results_file
 
 SECTIONS: tuple[tuple[str, Callable[[dict[str, Any], Path], str]], ...] = (
@@ -41,16 +48,14 @@ def section(render: Callable[[dict[str, Any], Path], str], path: Path) -> str:
 
 def summarize(results_dir: Path) -> str:
     """Every section for the results files in ``results_dir``, then TIGER's mean ± std over
-    seeds."""
+    seeds and its full metric set by slice."""
     sections = [
         section(render, p)
         for pattern, render in SECTIONS
         for p in sorted(results_dir.glob(pattern))
     ]
-    seeds = tiger_seeds_table(
-        [read_json(p) for p in sorted(results_dir.glob("tiger_results*.json"))]
-    )
-    sections += [seeds] if seeds else []
+    tiger_runs = [read_json(p) for p in sorted(results_dir.glob("tiger_results*.json"))]
+    sections += [t for t in (tiger_seeds_table(tiger_runs), next_item_table(tiger_runs)) if t]
     if not sections:
         raise DataError(
             f"no results files in {results_dir}/: run `make all` (or the *_train_eval.py scripts) "

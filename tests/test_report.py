@@ -312,3 +312,58 @@ def test_tiger_seeds_table_is_mean_and_sample_std_of_one_experiment():
     del seeds[2]["models"]["sasrec"]  # a model missing from one seed's file gets no mean ± std row
     assert "| sasrec |" not in tiger_seeds_table(seeds)
     assert tiger_seeds_table(seeds[:1] + others) is None
+
+
+def _metric_set(value: float, n: int | None = None) -> dict:
+    block = {k: value for k in ("hit@1", "hit@3", "ndcg@3", "hit@5", "ndcg@5", "hit@10", "ndcg@10")}
+    block["mrr@20"] = value / 2
+    return block if n is None else {"n": n, **block}
+
+
+def _seed_run(seed: int, value: float) -> dict:
+    slices = {
+        s: _metric_set(value, n)
+        for s, n in (("item_head", 5), ("item_mid", 3), ("item_tail", 2), ("cold_items", 1))
+    }
+    model = {"test": _metric_set(value), "test_slices": slices, "n_test_users": 11}
+    return {
+        "dataset": "beauty",
+        "preset": "quick",
+        "seed": seed,
+        "complete": True,
+        "semantic_ids": {"ids_digest": "abc"},
+        "models": {"sasrec": model},
+    }
+
+
+def test_next_item_table_is_the_metric_set_by_slice_over_seeds():
+    """One row per slice (all users first) with its user count, every metric as mean ± sample
+    std over the seeds; runs without the metric set give no table."""
+    from utils.report import next_item_table
+
+    table = next_item_table([_seed_run(0, 0.1), _seed_run(1, 0.3)]).splitlines()
+    assert table[2] == line(
+        "model",
+        "test slice",
+        "users",
+        "Hit@1",
+        "Hit@3",
+        "NDCG@3",
+        "Hit@5",
+        "NDCG@5",
+        "Hit@10",
+        "NDCG@10",
+        "MRR@20",
+    )
+    cells = "0.2000 ± 0.1414"
+    assert table[4] == line("sasrec", "all test users", "11", *[cells] * 7, "0.1000 ± 0.0707")
+    assert [row.split(" | ")[1:3] for row in table[4:]] == [
+        ["all test users", "11"],
+        ["head items", "5"],
+        ["mid items", "3"],
+        ["tail items", "2"],
+        ["cold items", "1"],
+    ]
+    old = _seed_run(0, 0.1)
+    del old["models"]["sasrec"]["test"]["mrr@20"]
+    assert next_item_table([old]) is None

@@ -236,13 +236,18 @@ def tiger_table(result: dict[str, Any], name: str = "") -> str:
     )
 
 
+def seed_runs(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The complete quick-preset TIGER runs of one experiment: the same semantic IDs as the
+    first (runs on other IDs are other experiments)."""
+    runs = [r for r in results if r.get("complete") and r.get("preset") == "quick"]
+    ids = [dig(r, "semantic_ids", "ids_digest") for r in runs]
+    return [r for r, digest in zip(runs, ids) if digest == ids[0]]
+
+
 def tiger_seeds_table(results: list[dict[str, Any]]) -> str | None:
     """Mean ± std over quick-preset runs that differ only in --seed (None with fewer than two
     seeds)."""
-    runs = [r for r in results if r.get("complete") and r.get("preset") == "quick"]
-    # Seeds of one experiment: the same semantic IDs (runs on other IDs are other experiments).
-    ids = [dig(r, "semantic_ids", "ids_digest") for r in runs]
-    runs = [r for r, digest in zip(runs, ids) if digest == ids[0]]
+    runs = seed_runs(results)
     seeds = sorted({r.get("seed") for r in runs})
     if len(seeds) < 2:
         return None
@@ -424,3 +429,50 @@ def quantizer_table(comparison: dict[str, Any]) -> str:
         + [f"{blocks[q]['ids']['final_error_fit_items']:.3f}" for q in names]
     )
     return markdown_table([""] + [QUANTIZER_NAMES[q] for q in names], rows)
+
+
+NEXT_ITEM_COLUMNS = [
+    ("Hit@1", "hit@1"),
+    ("Hit@3", "hit@3"),
+    ("NDCG@3", "ndcg@3"),
+    ("Hit@5", "hit@5"),
+    ("NDCG@5", "ndcg@5"),
+    ("Hit@10", "hit@10"),
+    ("NDCG@10", "ndcg@10"),
+    ("MRR@20", "mrr@20"),
+]
+SLICE_ROWS = [
+    ("all test users", None),
+    ("head items", "item_head"),
+    ("mid items", "item_mid"),
+    ("tail items", "item_tail"),
+    ("cold items", "cold_items"),
+]
+
+
+def next_item_table(results: list[dict[str, Any]]) -> str | None:
+    """The seed's metric set (Hit/NDCG@1/3/5/10 = Recall, MRR@20) of TIGER and SASRec per test
+    slice, mean ± std over the seeds (None without a run that reports it)."""
+    runs = [
+        r for r in seed_runs(results) if all("mrr@20" in m["test"] for m in r["models"].values())
+    ]
+    if not runs:
+        return None
+    models = [m for m in runs[0]["models"] if all(m in r["models"] for r in runs)]
+    rows = []
+    for model in models:
+        per_seed = [
+            {"all": r["models"][model]["test"], **r["models"][model]["test_slices"]} for r in runs
+        ]
+        agg = aggregate_seeds(per_seed)
+        n_users = runs[0]["models"][model]["n_test_users"]
+        for label, key in SLICE_ROWS:
+            block = agg["all" if key is None else key]
+            n = n_users if key is None else block["n"]["mean"]  # the same users in every seed
+            rows.append([model, label, f"{n:,.0f}"] + [block[k] for _, k in NEXT_ITEM_COLUMNS])
+    seeds = sorted({r.get("seed") for r in runs})
+    return (
+        f"**TIGER and SASRec, {runs[0]['dataset']}: the full metric set by test slice, mean ± std "
+        f"over seeds {seeds}** (Recall@k = Hit@k with one target; MRR cut at 20, TIGER's beam)\n\n"
+        + markdown_table(["model", "test slice", "users"] + [c for c, _ in NEXT_ITEM_COLUMNS], rows)
+    )
