@@ -157,6 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, help="encoder batch size"
     )
     p.add_argument(
+        "--encode-processes",
+        type=non_negative_int,
+        default=0,
+        help="encoding processes for the texts missing from the cache: 0 (default) = one per GPU "
+        "when --device is cuda and several are visible, else one; N > 1 = N processes (on "
+        "--device, e.g. N CPU processes), via sentence-transformers' multi-process pool",
+    )
+    p.add_argument(
         "--rqvae-epochs",
         type=positive_int,
         default=RQVAE_DEFAULTS.epochs,
@@ -188,7 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
 def encode_command(args: argparse.Namespace, out_dir: Path, device: str) -> int:
     """--encode-texts: print the new items' IDs (and write them to --out)."""
     check_writable({"--out": args.out})
-    result = encode_new_texts(out_dir, Path(args.encode_texts), args.cache_dir, device)
+    result = encode_new_texts(
+        out_dir, Path(args.encode_texts), args.cache_dir, device, args.encode_processes
+    )
     for item, codes in result["items"].items():
         print(item, *codes, sep="\t")
     if args.out:
@@ -221,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
             "%d items have no text; they get a fallback text naming their ID", texts.n_fallback
         )
     with record.stage("embed"):
-        x, embed_report = embed(texts.texts, cfg, args.cache_dir, device, progress=not args.quiet)
+        x, embed_report = embed(
+            texts.texts, cfg, args.cache_dir, device, not args.quiet, args.encode_processes
+        )
     generated = generate(ds, cfg, x, record, progress=not args.quiet)
     extra = {
         "text": {

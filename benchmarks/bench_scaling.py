@@ -8,6 +8,7 @@ it (labelled as such): the size at which one run would take an hour, or the RAM 
 
     python benchmarks/bench_scaling.py                    # everything (a few minutes on 2 cores)
     python benchmarks/bench_scaling.py --stages quantize  # one stage
+    python benchmarks/bench_scaling.py --stages ctr_epoch --merge  # one stage into the saved file
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ PLAN = {
     "quantize": ([10_000, 30_000, 100_000], "items", f"RQ-KMeans fit, 3x256, {NITER} Lloyd its"),
     "encode": ([10_000, 100_000, 300_000], "items", "new-item encoding with saved codebooks"),
     "mf_epoch": ([300_000, 1_000_000, 10_000_000], "interactions", "one MF epoch, batch 16384"),
+    "ctr_epoch": ([300_000, 1_000_000], "interactions", "one DeepFM epoch (semantic), batch 2048"),
     "tiger_step": ([10_000, 100_000, 1_000_000], "items", "20 TIGER steps (item encoder), b 256"),
     "beam_search": ([10_000, 100_000, 1_000_000], "items", "beam search (beam 20), 256 users"),
 }
@@ -91,6 +93,39 @@ def tiger_setup(n_items: int, seed: int):
     return model, codes, sizes, hist, torch.as_tensor(zipf_items(256, n_items, rng))
 
 
+def ctr_dataset(ex, n_users: int, n_items: int, seed: int):
+    """The MF stage's interactions as a Dataset with Beauty-like item metadata (a brand, 1-3
+    categories, a 6-word title, a price), all of it training data, and random 3x256 semantic IDs
+    plus a collision level."""
+    from src.semantic_ids.random_ids import draw_random_codes
+    from src.semantic_ids.rqkmeans import collision_codes
+    from utils.data import Dataset, ItemMeta
+    from utils.splits import Split
+
+    rng = np.random.default_rng(seed + 1)
+    order = np.argsort(ex.users, kind="stable")
+    users, items = ex.users[order], ex.items[order]
+    counts = np.bincount(users, minlength=n_users)
+    offsets = np.r_[0, np.cumsum(counts)].astype(np.int64)
+    meta = ItemMeta.empty(n_items)
+    meta.brand = np.array([f"b{b}" for b in zipf_items(n_items, 3000, rng)], dtype=object)
+    cats = rng.integers(0, 400, (n_items, 3))
+    meta.categories = [[f"c{c}" for c in row[: 1 + i % 3]] for i, row in enumerate(cats)]
+    words = zipf_items(n_items * 6, 20_000, rng).reshape(n_items, 6)
+    meta.title = np.array([" ".join(f"w{w}" for w in row) for row in words], dtype=object)
+    meta.price = rng.lognormal(3.0, 1.0, n_items)
+    ds = Dataset(
+        "synthetic", "p5",
+        np.array([f"U{u}" for u in range(n_users)], dtype=object),
+        np.array([f"I{i}" for i in range(n_items)], dtype=object),
+        users, items, np.arange(len(users)) - offsets[users], None, None, offsets, meta, "0" * 64,
+    )  # fmt: skip
+    empty = np.zeros(0, dtype=np.int64)
+    split = Split("synthetic", np.arange(len(users)), empty, empty, empty, empty, empty, seed)
+    head = draw_random_codes(n_items, LEVELS, CODES, seed).codes
+    return ds, split, np.c_[head, collision_codes(head, n_items)]
+
+
 def run_stage(stage: str, n: int, seed: int) -> dict:
     """One measurement in this process: seconds of the timed part, memory before and at peak."""
     import torch
@@ -110,9 +145,8 @@ def run_stage(stage: str, n: int, seed: int) -> dict:
         else:
             before, t0 = rss_mb(), time.perf_counter()
             fit(x, kmeans=partial(kmeans, niter=NITER))
-    elif stage == "mf_epoch":
+    elif stage in ("mf_epoch", "ctr_epoch"):
         from src.pointwise.batches import ExampleTensors, pointwise_loss
-        from src.pointwise.mf import build_mf_model
         from src.training import TrainConfig, epoch_generator, fit, index_batches
         from utils.examples import PointwiseExamples
 
@@ -123,12 +157,25 @@ def run_stage(stage: str, n: int, seed: int) -> dict:
             users, zipf_items(n, n_items, rng), (rng.random(n) < 0.2).astype(np.float32), users
         )
         data = ExampleTensors.from_examples(ex, "cpu")
-        model = build_mf_model(
-            "mf_id", n_users, n_items, 32, np.ones(n_users, bool), np.ones(n_items, bool), 0.0
-        )
+        if stage == "mf_epoch":
+            from src.pointwise.mf import build_mf_model
+
+            model = build_mf_model(
+                "mf_id", n_users, n_items, 32, np.ones(n_users, bool), np.ones(n_items, bool), 0.0
+            )
+            batch_size = 16384
+        else:
+            from src.pointwise.ctr import CTRConfig, build_ctr_model
+            from src.pointwise.features import build_features
+
+            ds, split, codes = ctr_dataset(ex, n_users, n_items, seed)
+            model = build_ctr_model(
+                "deepfm", build_features(ds, split, "semantic", codes), CTRConfig()
+            )
+            batch_size = 2048
 
         def batches(epoch: int):
-            for idx in index_batches(len(data), 16384, epoch_generator(seed, epoch)):
+            for idx in index_batches(len(data), batch_size, epoch_generator(seed, epoch)):
                 yield data.batch(idx)
 
         before, t0 = rss_mb(), time.perf_counter()
@@ -261,6 +308,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--timeout", type=positive_int, default=180, help="seconds per measurement")
     p.add_argument("--out", default="results/bench_scaling.json")
     p.add_argument("--plot", default="plots/bench_scaling.png")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="update only the measured stages in --out, keeping the others (and their run record)",
+    )
     p.add_argument("--worker", nargs=2, metavar=("STAGE", "SIZE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -268,18 +320,23 @@ def main(argv: list[str] | None = None) -> None:
         return
     record = RunRecord("benchmarks/bench_scaling.py", vars(args), seed=args.seed)
     out: dict = {"machine": f"{os.cpu_count()} CPU cores (shared), 1 torch thread", "stages": {}}
+    if args.merge and Path(args.out).exists():
+        out = read_json(args.out)
     for stage in [s for s in args.stages if s in PLAN]:
         sizes, unit, what = PLAN[stage]
         with record.stage(stage):
             points = [measure(stage, n, args.seed, args.timeout) for n in sizes]
         out["stages"][stage] = {"unit": unit, "what": what, "points": points, "fit": growth(points)}
+        if args.merge:  # this stage's own run record; the top-level one is the earlier full run
+            out["stages"][stage]["run"] = record.to_dict()
         print(stage, json.dumps(out["stages"][stage]), flush=True)
     if "ddp" in args.stages:
         with record.stage("ddp"):
             out["ddp_cpu"] = ddp_runs(args.timeout * 2)
     plot(out["stages"], Path(args.plot))
     out["plot"] = args.plot
-    out["run"] = record.to_dict()
+    if not args.merge or "run" not in out:
+        out["run"] = record.to_dict()
     atomic_write_json(args.out, out)
 
 

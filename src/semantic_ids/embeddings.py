@@ -44,14 +44,83 @@ def model_path(model: str) -> str:
     return model
 
 
+def encode_devices(device: str, processes: int = 0) -> list[str] | None:
+    """Target devices of a multi-process encoding pool, or None for today's single process.
+
+    ``processes`` 0 (auto): every visible GPU when ``device`` is plain "cuda" and more than one is
+    visible, else one process. 1: one process. N > 1: N processes, spread round robin over the
+    visible GPUs when ``device`` is plain "cuda" and there are several, else all on ``device``
+    (``--device cpu --encode-processes 4``: four CPU processes).
+    """
+    if processes < 0:
+        raise ValueError(f"--encode-processes must be at least 0 (0 = auto), got {processes}")
+    if processes == 1:
+        return None
+    n_gpus = 0
+    if device == "cuda":
+        import torch
+
+        n_gpus = torch.cuda.device_count()
+    if processes == 0:
+        return [f"cuda:{i}" for i in range(n_gpus)] if n_gpus > 1 else None
+    if n_gpus > 1:
+        return [f"cuda:{i % n_gpus}" for i in range(processes)]
+    return [device] * processes
+
+
+class PoolEncoder:
+    """An Encoder that shares each call out over a sentence-transformers multi-process pool.
+
+    The pool starts on the first call (``SentenceTransformer.start_multi_process_pool``) and is
+    stopped by ``close()``, which :func:`embed_texts` calls when it is done. Each call is cut into
+    chunks of ``batch_size`` texts (``encode(..., pool=, chunk_size=batch_size)``), one forward
+    pass per chunk in whichever worker is free, and gathered in order; :func:`embed_texts` sends
+    ``call_size`` texts per call (a multiple of ``batch_size``), so the batches are the ones the
+    single-process path makes.
+    """
+
+    def __init__(self, st, devices: list[str], normalize: bool, batch_size: int):
+        self.st, self.devices, self.normalize, self.batch_size = st, devices, normalize, batch_size
+        self.call_size = batch_size * len(devices) * 4  # a few chunks per worker per call
+        self.pool = None
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        if self.pool is None:
+            log.info("starting %d encoding processes on %s", len(self.devices), self.devices)
+            self.pool = self.st.start_multi_process_pool(target_devices=self.devices)
+        out = self.st.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=self.normalize,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+            pool=self.pool,
+            chunk_size=self.batch_size,
+        )
+        return np.asarray(out, dtype=np.float32)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.st.stop_multi_process_pool(self.pool)
+            self.pool = None
+
+
 def load_sentence_encoder(
-    model: str, device: str, normalize: bool = True, batch_size: int = DEFAULT_BATCH_SIZE
+    model: str,
+    device: str,
+    normalize: bool = True,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    processes: int = 0,
 ) -> Encoder:
-    """A sentence-transformers model (any hub name or local path) as an Encoder."""
+    """A sentence-transformers model (any hub name or local path) as an Encoder; a
+    :class:`PoolEncoder` when :func:`encode_devices` gives several devices."""
     from sentence_transformers import SentenceTransformer
 
-    st = SentenceTransformer(model_path(model), device=device)
+    devices = encode_devices(device, processes)
+    st = SentenceTransformer(model_path(model), device="cpu" if devices else device)
     log.info("loaded encoder %s on %s (inputs cut at %d tokens)", model, device, st.max_seq_length)
+    if devices:
+        return PoolEncoder(st, devices, normalize, batch_size)
 
     def encode(texts: list[str]) -> np.ndarray:
         return st.encode(
@@ -186,7 +255,8 @@ def embed_texts(
     """Embeddings (len(texts), dim) float32; only texts missing from `cache` reach the encoder.
 
     `load_encoder` is called only when something must be encoded, so a fully
-    cached run never loads the model.
+    cached run never loads the model. An encoder with a ``call_size`` attribute (a
+    :class:`PoolEncoder`) gets that many texts per call, and its ``close()`` is called afterwards.
     """
     texts = list(texts)
     keys = [text_key(t) for t in texts]
@@ -207,7 +277,16 @@ def embed_texts(
         t0 = time.perf_counter()
         encoder = load_encoder()
         t1 = time.perf_counter()
-        encoded = encode_in_batches(encoder, [texts[i] for i in unique], batch_size, progress)
+        try:
+            encoded = encode_in_batches(
+                encoder,
+                [texts[i] for i in unique],
+                getattr(encoder, "call_size", batch_size),
+                progress,
+            )
+        finally:
+            if hasattr(encoder, "close"):
+                encoder.close()
         load_seconds, seconds = t1 - t0, time.perf_counter() - t1
         if not found.any():
             vectors = np.zeros((len(texts), encoded.shape[1]), dtype=np.float32)

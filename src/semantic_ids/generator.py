@@ -203,24 +203,34 @@ def embed(
     cache_dir: str | Path,
     device: str,
     progress: bool = False,
+    encode_processes: int = 0,
 ) -> tuple[np.ndarray, EmbedReport]:
-    """Embeddings of ``texts`` with the configured model, through the on-disk cache."""
+    """Embeddings of ``texts`` with the configured model, through the on-disk cache; the misses
+    are shared out over several encoding processes when ``encode_devices(device,
+    encode_processes)`` gives several devices (see embeddings.py)."""
     cache = EmbeddingCache(cache_dir, cfg.model, cfg.normalize)
     return embed_texts(
         texts,
         cache,
-        lambda: load_sentence_encoder(cfg.model, device, cfg.normalize, cfg.batch_size),
+        lambda: load_sentence_encoder(
+            cfg.model, device, cfg.normalize, cfg.batch_size, encode_processes
+        ),
         cfg.batch_size,
         progress,
     )
 
 
 def item_embeddings(
-    ds: Dataset, cfg: GeneratorConfig, cache_dir: str | Path, device: str, progress: bool = False
+    ds: Dataset,
+    cfg: GeneratorConfig,
+    cache_dir: str | Path,
+    device: str,
+    progress: bool = False,
+    encode_processes: int = 0,
 ) -> tuple[np.ndarray, ItemTexts, EmbedReport]:
     """Embeddings aligned to item indices (from the cache when the texts are unchanged)."""
     texts = item_texts(ds, cfg)
-    vectors, report = embed(texts.texts, cfg, cache_dir, device, progress)
+    vectors, report = embed(texts.texts, cfg, cache_dir, device, progress, encode_processes)
     return vectors, texts, report
 
 
@@ -482,7 +492,7 @@ def generator_config(ids_dir: Path, header: dict[str, Any]) -> GeneratorConfig:
 
 
 def encode_new_texts(
-    ids_dir: Path, new_items: Path, cache_dir: str | Path, device: str
+    ids_dir: Path, new_items: Path, cache_dir: str | Path, device: str, encode_processes: int = 0
 ) -> dict[str, Any]:
     """IDs for the items in ``new_items``, with the saved quantizer and the saved embedding
     model."""
@@ -493,7 +503,7 @@ def encode_new_texts(
     cfg = generator_config(ids_dir, header)
     ids, texts, x = read_new_items(new_items)
     if x is None:
-        x, _ = embed(texts, cfg, cache_dir, device)
+        x, _ = embed(texts, cfg, cache_dir, device, encode_processes=encode_processes)
     codes = encode_new_items(q, existing, x, int(header["collision_size"]))
     return {
         "model": cfg.model,
