@@ -20,7 +20,6 @@ import argparse
 import logging
 from pathlib import Path
 
-from src.pointwise.batches import MONITOR
 from src.pointwise.evaluation import PointwiseEvaluator
 from src.pointwise.experiment import prediction_saver, run_models
 from src.pointwise.mf import DEFAULTS, MODEL_NAMES, SEMANTIC_MODELS, mf_model_facts, model_factory
@@ -103,13 +102,9 @@ def main(argv: list[str] | None = None) -> dict:
             tuple(args.ks),
             progress=exp.progress,
         )
+    # The early-stopping metric follows the objective (train_pointwise sets it).
     cfg = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        patience=args.patience,
-        monitor=MONITOR[objective][0],
-        mode=MONITOR[objective][1],
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience
     )
     build = model_factory(
         ds, split, objective, args.dim, args.negatives, codes, sizes, args.init_std

@@ -23,7 +23,6 @@ import argparse
 import logging
 from pathlib import Path
 
-from src.pointwise.batches import MONITOR
 from src.pointwise.ctr import MODELS, CTRConfig
 from src.pointwise.ctr_experiment import ctr_objective, labelling, plot_modes, run_ctr, summary_rows
 from src.pointwise.evaluation import PointwiseEvaluator
@@ -118,14 +117,13 @@ def main(argv: list[str] | None = None) -> dict:
         evaluator = PointwiseEvaluator(
             ds, split, objective, exp.device, args.positive_threshold, progress=exp.progress
         )
+    # The early-stopping metric follows the objective (train_pointwise sets it).
     train_cfg = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
         weight_decay=args.weight_decay,
         patience=args.patience,
-        monitor=MONITOR[objective][0],
-        mode=MONITOR[objective][1],
     )
     model_cfg = CTRConfig(
         dim=args.dim,
