@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from utils.argtypes import positive_int  # noqa: E402
 from utils.errors import run_script  # noqa: E402
 from utils.io import atomic_write_json, read_json  # noqa: E402
-from utils.report import pyplot, save_figure  # noqa: E402
+from utils.report import RUN_RECORD, pyplot, save_figure  # noqa: E402
 from utils.runinfo import RunRecord  # noqa: E402
 
 DIM, NITER, LEVELS, CODES = 768, 10, 3, 256
@@ -328,15 +328,15 @@ def main(argv: list[str] | None = None) -> None:
             points = [measure(stage, n, args.seed, args.timeout) for n in sizes]
         out["stages"][stage] = {"unit": unit, "what": what, "points": points, "fit": growth(points)}
         if args.merge:  # this stage's own run record; the top-level one is the earlier full run
-            out["stages"][stage]["run"] = record.to_dict()
+            out["stages"][stage][RUN_RECORD] = record.to_dict()
         print(stage, json.dumps(out["stages"][stage]), flush=True)
     if "ddp" in args.stages:
         with record.stage("ddp"):
             out["ddp_cpu"] = ddp_runs(args.timeout * 2)
     plot(out["stages"], Path(args.plot))
     out["plot"] = args.plot
-    if not args.merge or "run" not in out:
-        out["run"] = record.to_dict()
+    if not args.merge or RUN_RECORD not in out:
+        out[RUN_RECORD] = record.to_dict()
     atomic_write_json(args.out, out)
 
 

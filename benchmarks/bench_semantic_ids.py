@@ -32,6 +32,7 @@ from utils.cli import add_common_args, setup  # noqa: E402
 from utils.data import load_dataset  # noqa: E402
 from utils.errors import run_script  # noqa: E402
 from utils.io import atomic_write_json  # noqa: E402
+from utils.report import RUN_RECORD  # noqa: E402
 from utils.runinfo import RunRecord  # noqa: E402
 
 log = logging.getLogger("bench_semantic_ids")
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         report["chosen_meets_target"] = chosen["meets_target"]
     report["quantizers"] = [{k: v for k, v in r.items() if k != "codes"} for r in results]
-    report["run"] = record.to_dict()
+    report[RUN_RECORD] = record.to_dict()
     out = Path(args.out.format(dataset=ds.name))
     atomic_write_json(out, report)
     log.info("wrote %s", out)

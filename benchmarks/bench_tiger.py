@@ -31,6 +31,7 @@ from utils.cli import add_common_args, setup  # noqa: E402
 from utils.data import DataError, load_dataset  # noqa: E402
 from utils.errors import run_script  # noqa: E402
 from utils.io import atomic_write_json  # noqa: E402
+from utils.report import RUN_RECORD  # noqa: E402
 from utils.runinfo import RunRecord  # noqa: E402
 from utils.semantic import load_semantic_ids  # noqa: E402
 from utils.splits import get_split  # noqa: E402
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
             "batch_size": bs,
         }
         log.info("%s: %s", name, out["models"][name])
-    out["run"] = record.to_dict()
+    out[RUN_RECORD] = record.to_dict()
     atomic_write_json(args.out, out)
     log.info("wrote %s", args.out)
 

@@ -38,6 +38,7 @@ from utils.data import load_dataset  # noqa: E402
 from utils.errors import run_script  # noqa: E402
 from utils.io import atomic_write_json, read_json  # noqa: E402
 from utils.metrics import ranking_metrics  # noqa: E402
+from utils.report import RUN_RECORD  # noqa: E402
 from utils.runinfo import RunRecord  # noqa: E402
 from utils.semantic import load_semantic_ids  # noqa: E402
 from utils.splits import get_split  # noqa: E402
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
             )
             results["variants"][name] = {
                 **rep,
-                "run": record.to_dict(),
+                RUN_RECORD: record.to_dict(),
                 "torch_threads": torch.get_num_threads(),
             }
             atomic_write_json(out, results)
