@@ -138,12 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
             "task": "matrix factorization: item IDs vs semantic IDs",
             "dataset": ds.name,
             "objective": objective,
-            "split": {
-                "kind": split.kind,
-                "seed": split.seed,
-                "sizes": split.sizes(),
-                "info": split.info,
-            },
+            "split": exp.split_record(),
             "semantic_ids": exp.ids_info,
             "models": models,
             "plots": [str(p) for p in plots],

@@ -172,12 +172,7 @@ def main(argv: list[str] | None = None) -> dict:
             "seeds_note": "mean and std over these model seeds (the split is fixed by "
             "--split-seed); the default is the single --seed, to keep the main job within its time "
             "budget: pass --seeds 0 1 2 for spreads",
-            "split": {
-                "kind": split.kind,
-                "seed": split.seed,
-                "sizes": split.sizes(),
-                "info": split.info,
-            },
+            "split": exp.split_record(),
             "semantic_ids": exp.ids_info,
             "cold_start_rule": "item-side values never seen on a training item (cold item "
             "IDs first of all) map to a shared zero row that is never trained; see "

@@ -111,6 +111,11 @@ class Experiment:
     cold_fraction: float
     save_predictions: bool = False
 
+    def split_record(self) -> dict[str, Any]:
+        """What a results file says about the split it was scored on."""
+        split = self.split
+        return {"kind": split.kind, "seed": split.seed, "sizes": split.sizes(), "info": split.info}
+
     def save(
         self, name: str, seed: int, kind: str, meta: dict[str, Any], **arrays: Any
     ) -> dict[str, str]:
