@@ -115,7 +115,7 @@ def test_modes_need_codes_and_validate_input(ml):
         build_features(ds, split, "semantic", None)
     with pytest.raises(ValueError, match="shape"):
         build_features(ds, split, "hybrid", np.zeros((3, 4), dtype=np.int64))
-    with pytest.raises(ValueError, match="--mode"):
+    with pytest.raises(ValueError, match="feature mode must be one of"):
         build_features(ds, split, "ids", None)
     with pytest.raises(ValueError, match="bag_layout"):
         build_features(ds, split, "baseline", bag_layout="ragged")

@@ -5,7 +5,7 @@ Every feature is a property of the user or of the item, so it is stored once
 per user / per item and a batch of (user, item) pairs is turned into model
 inputs by tensor indexing alone (``FeatureTensors.gather``): no per-row Python.
 
-Feature modes (``--mode``):
+Feature modes (``neural_train_eval.py --modes``):
 
 * ``baseline``: user ID, item ID, brand, categories (multi-hot bag; the genres
   on MovieLens), title tokens (stable-hashed bag of words) and the dense
@@ -260,12 +260,12 @@ def build_features(
     module docstring for why), so the result depends on the split.
     """
     if mode not in MODES:
-        raise ValueError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+        raise ValueError(f"feature mode must be one of {', '.join(MODES)}, got {mode!r}")
     if mode != "baseline":
         if codes is None:
             raise ValueError(
-                f"--mode {mode} needs semantic IDs; run semantic_id_generator.py for this data set "
-                "first"
+                f"feature mode {mode!r} needs semantic IDs; run semantic_id_generator.py for this "
+                "data set first"
             )
         codes = np.asarray(codes, dtype=np.int64)
         if codes.ndim != 2 or codes.shape[0] != ds.n_items:
