@@ -424,18 +424,24 @@ def run_tiger(
     val_idx = subset_index(len(val), preset.val_users_during_training, seed, 0x7A1)
     val_sub, val_sub_tok = val.subset(val_idx), _pick(buckets["val"], val_idx)
 
-    def evaluate(m: Tiger) -> dict[str, float]:
-        r = tiger_rank(
-            m,
-            val_sub,
+    def rank(
+        net: Tiger, ex: SequenceExamples, tok: Tensor | None, what: str, **options: Any
+    ) -> TigerRanking:
+        """Beam search of ``net`` over ``ex`` at the preset's beam and batch size."""
+        return tiger_rank(
+            net,
+            ex,
             trie,
             preset.beam,
             preset.eval_batch,
-            val_sub_tok,
-            desc=f"{name} val",
+            tok,
+            desc=f"{name} {what}",
             progress=progress,
+            **options,
         )
-        return ranking_metrics(r.ranks)
+
+    def evaluate(m: Tiger) -> dict[str, float]:
+        return ranking_metrics(rank(m, val_sub, val_sub_tok, "val").ranks)
 
     tcfg = replace(preset.train[name], checkpoint=checkpoint, resume=resume)
     steps = n_bucketed_batches(train.length, tcfg.batch_size)
@@ -449,37 +455,15 @@ def run_tiger(
         desc=name,
         progress=progress,
     )
-    v = tiger_rank(
-        model,
-        val,
-        trie,
-        preset.beam,
-        preset.eval_batch,
-        buckets["val"],
-        desc=f"{name} val (all)",
-        progress=progress,
-    )
-    t = tiger_rank(
-        model,
-        test,
-        trie,
-        preset.beam,
-        preset.eval_batch,
-        buckets["test"],
-        desc=f"{name} test",
-        progress=progress,
-    )
+    v = rank(model, val, buckets["val"], "val (all)")
+    t = rank(model, test, buckets["test"], "test")
     sub_idx = subset_index(len(test), preset.unconstrained_users, seed, 0xF7EE)
-    free = tiger_rank(
+    free = rank(
         model,
         test.subset(sub_idx),
-        trie,
-        preset.beam,
-        preset.eval_batch,
         _pick(buckets["test"], sub_idx),
+        "unconstrained",
         constrained=False,
-        desc=f"{name} unconstrained",
-        progress=progress,
     )
     n_eval = len(val) + len(test)
     log.info(
@@ -492,17 +476,7 @@ def run_tiger(
     lists = {"items": t.items, "scores": t.scores}
     if is_cold is not None and is_cold.any() and preset.cold_share > 0:
         cs = ColdStart.build(codes, cfg.codebook_sizes, is_cold, preset.cold_share).to(device)
-        shared = tiger_rank(
-            model,
-            test,
-            trie,
-            preset.beam,
-            preset.eval_batch,
-            buckets["test"],
-            cold=cs,
-            desc=f"{name} test (cold share)",
-            progress=progress,
-        )
+        shared = rank(model, test, buckets["test"], "test (cold share)", cold=cs)
         target_cold = is_cold[test.target.cpu().numpy()]
         lists["cold_share_items"] = shared.items[:, :10]
         cold_start = {
