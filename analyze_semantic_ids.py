@@ -18,11 +18,16 @@ import logging
 from pathlib import Path
 
 from src.semantic_ids.analysis import analyse, load_generated
-from src.semantic_ids.generator import DEFAULT_CACHE_DIR, generator_config, item_embeddings
+from src.semantic_ids.generator import (
+    DEFAULT_CACHE_DIR,
+    OUTPUT_FILES,
+    generator_config,
+    item_embeddings,
+)
 from src.semantic_ids.plots import plot_collisions, plot_purity, plot_similarity, plot_usage
 from utils.argtypes import positive_int
 from utils.cli import add_common_args, setup
-from utils.data import load_dataset
+from utils.data import data_files, load_dataset
 from utils.errors import run_script
 from utils.io import check_writable
 from utils.report import semantic_ids_table, write_results
@@ -59,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         ds = load_dataset(args.data_dir)
         record.data_checksum = ds.checksum
         out = Path(args.out.format(dataset=ds.name))
-        check_writable({"--out": out}, {"--plot-dir": args.plot_dir})
+        inputs = data_files(args.data_dir) + [ids_dir / name for name in OUTPUT_FILES]
+        check_writable({"--out": out}, {"--plot-dir": args.plot_dir}, inputs)
         sids, stats, q = load_generated(ids_dir, ds)
         cfg = generator_config(ids_dir, sids.meta)
     with record.stage("embeddings"):

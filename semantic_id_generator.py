@@ -33,6 +33,7 @@ from src.semantic_ids.embeddings import DEFAULT_BATCH_SIZE, DEFAULT_MODEL
 from src.semantic_ids.generator import (
     DEFAULT_CACHE_DIR,
     MIN_ITEMS_PER_CODE,
+    OUTPUT_FILES,
     QUANTIZERS,
     RQVAE_DEFAULTS,
     GeneratorConfig,
@@ -195,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def encode_command(args: argparse.Namespace, out_dir: Path, device: str) -> int:
     """--encode-texts: print the new items' IDs (and write them to --out)."""
-    check_writable({"--out": args.out})
+    inputs = [Path(args.encode_texts), *(out_dir / name for name in OUTPUT_FILES)]
+    check_writable({"--out": args.out}, inputs=inputs)
     result = encode_new_texts(
         out_dir, Path(args.encode_texts), args.cache_dir, device, args.encode_processes
     )

@@ -26,6 +26,7 @@ from tests.helpers import (
     REPO,
     Payload,
     assert_one_line_error,
+    dead_pid,
     fit_linear,
     run_cli,
     run_generator,
@@ -35,6 +36,7 @@ from tests.synthetic import write_movielens, write_p5
 from utils import argtypes
 from utils.data import DataError, load_dataset
 from utils.errors import CheckpointError, NonFiniteScoresError
+from utils.io import OWNER_FILE, TEMP_TAG
 from utils.metrics import auc, multi_target_ranking, naming_model, require_finite
 from utils.prepare import prepare
 
@@ -114,12 +116,16 @@ def test_a_swap_killed_half_way_is_rolled_back_by_the_next_run(tmp_path):
     target = tmp_path / "toys"
     prepare("toys", target, source=good)
     before = snapshot(target)
-    os.replace(target, tmp_path / ".toys.previous")  # killed after moving the old folder aside
+    # killed after moving the old folder into its work folder, before the new one took its place
+    work = tmp_path / f".toys.{TEMP_TAG}-{dead_pid()}-abc123.tmp"
+    work.mkdir()
+    (work / OWNER_FILE).write_text(work.name)
+    os.replace(target, work / "old")
     bad = Path(shutil.copytree(good, tmp_path / "bad"))
     (bad / "datamaps.json").write_text("[]")
     with pytest.raises(DataError, match="not an object|expected a JSON object"):
         prepare("toys", target, source=bad)
-    assert snapshot(target) == before and not (tmp_path / ".toys.previous").exists()
+    assert snapshot(target) == before and not work.exists()
 
 
 # -------------------------------------------------------- 3. one error line, never a traceback
@@ -372,22 +378,17 @@ def test_a_u_data_line_cut_inside_the_timestamp_is_not_accepted(tmp_path, caplog
 
 
 def test_stale_temp_files_are_removed_on_the_next_write(tmp_path):
-    from utils.io import STALE_UNTAGGED_SECONDS, atomic_write_json
+    from utils.io import atomic_write_json
 
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
-    )
-    stale = tmp_path / f".out.json.pid{int(dead.stdout)}.k3j4h5g6.tmp"
-    old_style = tmp_path / ".out.json.ab12cd34.tmp"
-    live = tmp_path / f".out.json.pid{os.getppid()}.zz99yy88.tmp"  # its writer is still running
+    stale = tmp_path / f".out.json.{TEMP_TAG}-{dead_pid()}-k3j4h5g6.tmp"
+    live = tmp_path / f".out.json.{TEMP_TAG}-{os.getppid()}-zz99yy88.tmp"  # its writer runs
+    old_style = tmp_path / ".out.json.ab12cd34.tmp"  # a user's file could look like this
     foreign = tmp_path / ".notes.tmp"
     for p in (stale, old_style, live, foreign):
         p.write_text("half")
-    old = os.path.getmtime(old_style) - STALE_UNTAGGED_SECONDS - 10
-    os.utime(old_style, (old, old))
     atomic_write_json(tmp_path / "out.json", {"a": 1})
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [live.name, foreign.name, "out.json"]
+        [live.name, old_style.name, foreign.name, "out.json"]
     )
 
 

@@ -165,6 +165,13 @@ class Dataset:
         }
 
 
+def data_files(data_dir: str | Path) -> list[Path]:
+    """The folder and the data files in it that a load reads: what no output may overwrite."""
+    folder = Path(data_dir)
+    names = (*P5_FILES, P5_RATINGS, *ML_FILES)
+    return [folder, *(folder / n for n in names if (folder / n).exists())]
+
+
 def load_dataset(data_dir: str | Path) -> Dataset:
     """Load the data folder, detecting its layout from the files it holds."""
     data_dir = Path(data_dir)

@@ -16,11 +16,11 @@ from typing import Any
 from utils import distributed
 from utils.argtypes import fraction, positive_int
 from utils.cli import setup
-from utils.data import Dataset, load_dataset
+from utils.data import Dataset, data_files, load_dataset
 from utils.io import check_writable
 from utils.predictions import predictions_dir, save_predictions
 from utils.runinfo import RunRecord
-from utils.semantic import SemanticIds, load_semantic_ids, semantic_ids_record
+from utils.semantic import IDS_FILE, SemanticIds, load_semantic_ids, semantic_ids_record
 from utils.splits import SPLIT_KINDS, Split, get_split
 
 
@@ -175,7 +175,9 @@ def setup_experiment(
     folders = {"--split-cache": split_cache, **(outputs or {})}
     if getattr(args, "plot_dir", None):
         folders["--plot-dir"] = args.plot_dir
-    check_writable({"--out": out_path}, folders)
+    ids_dir = args.semantic_dir or args.data_dir
+    inputs = data_files(args.data_dir) + ([Path(ids_dir) / IDS_FILE] if needs_ids else [])
+    check_writable({"--out": out_path}, folders, inputs)
     world = {"world_size": distributed.world_size()}
     record = RunRecord(
         script, {**vars(args), **(config or {}), "seeds": seeds, **world}, seeds[0], ds.checksum
@@ -186,7 +188,6 @@ def setup_experiment(
         )
     sids = ids_info = None
     if needs_ids:
-        ids_dir = args.semantic_dir or args.data_dir
         with record.stage("semantic ids"):
             sids = load_semantic_ids(ids_dir, ds)
         ids_info = semantic_ids_record(sids, ids_dir, args.cold_fraction, args.split_seed)

@@ -3,7 +3,8 @@
 Every results file is written to a temporary sibling and renamed into place, so
 an interrupted run never leaves a half-written file behind. A temporary file
 names its writer's process id; one whose writer is gone (killed mid-write) is
-removed the next time anything is written beside it.
+removed the next time anything is written beside it; nothing else ever is (see
+:func:`is_stale_temp`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import json
 import os
 import pickle
 import re
+import shutil
+import stat
 import tempfile
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,11 +25,12 @@ from typing import Any
 
 from utils.errors import DataError, OutputError
 
-# A temporary file or folder of ours: ".<name>.pid<pid>.<random>.tmp" (older runs:
-# ".<name>.<random>.tmp").
-_TEMP_NAME = re.compile(r"^\.(?P<name>.+?)\.(?:pid(?P<pid>\d+)\.[a-z0-9_]+|[a-z0-9_]{8})\.tmp$")
-# A temporary name without a process id is taken as abandoned once it is this old.
-STALE_UNTAGGED_SECONDS = 3600.0
+# A temporary file or folder of ours: ".<name>.sidtmp-<pid>-<random>.tmp". The tag makes a clash
+# with a user's own hidden file unlikely; removal also needs the checks of :func:`is_stale_temp`.
+TEMP_TAG = "sidtmp"
+_TEMP_NAME = re.compile(rf"^\.(?P<name>.+)\.{TEMP_TAG}-(?P<pid>\d+)-[A-Za-z0-9_]+\.tmp$")
+# A temporary folder of ours holds this file, whose text is the folder's own name.
+OWNER_FILE = ".semantic-ids-temp"
 
 
 def _process_alive(pid: int) -> bool:
@@ -37,28 +40,50 @@ def _process_alive(pid: int) -> bool:
         return False
     except PermissionError:  # exists, owned by someone else
         return True
+    except OverflowError:  # not a process id at all
+        return False
     return True
 
 
-def is_stale_temp(path: Path, now: float | None = None) -> bool:
-    """True for a temporary file or folder of our naming whose writer can no longer finish it."""
+def _owned_by_us(path: Path) -> bool:
+    """A regular file of this user, or a folder of this user that holds our owner file naming it.
+
+    Symbolic links, devices and foreign folders are never ours, whatever their name says.
+    """
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    if info.st_uid != os.getuid():
+        return False
+    if stat.S_ISREG(info.st_mode):
+        return True
+    if not stat.S_ISDIR(info.st_mode):
+        return False
+    owner = path / OWNER_FILE
+    try:
+        return stat.S_ISREG(owner.lstat().st_mode) and owner.read_text() == path.name
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def is_stale_temp(path: Path) -> bool:
+    """True for a temporary file or folder that this toolkit made and whose writer has died.
+
+    Four checks, all needed: our tagged name, a writer process that is gone, this user as owner,
+    and a regular file or a folder holding our owner file. A user's hidden file or folder that
+    merely looks like a temporary name is never taken for ours.
+    """
     match = _TEMP_NAME.match(path.name)
     if not match:
         return False
-    if match["pid"]:
-        return int(match["pid"]) != os.getpid() and not _process_alive(int(match["pid"]))
-    try:
-        age = (time.time() if now is None else now) - path.lstat().st_mtime
-    except FileNotFoundError:
-        return False
-    return age > STALE_UNTAGGED_SECONDS
+    pid = int(match["pid"])
+    return pid != os.getpid() and not _process_alive(pid) and _owned_by_us(path)
 
 
 def remove_stale_temps(folder: str | Path) -> list[Path]:
     """Delete our abandoned temporary files and folders in ``folder`` (left by a SIGKILL); returns
     them."""
-    import shutil
-
     removed = []
     try:
         entries = list(Path(folder).iterdir())
@@ -77,7 +102,23 @@ def remove_stale_temps(folder: str | Path) -> list[Path]:
 def temp_prefix(name: str) -> str:
     """The start of a temporary name for ``name``, tagged with this process (to tell a stale one
     later)."""
-    return f".{name}.pid{os.getpid()}."
+    return f".{name}.{TEMP_TAG}-{os.getpid()}-"
+
+
+def make_temp_dir(parent: str | Path, name: str) -> Path:
+    """A new temporary folder beside ``parent/name``, marked as ours so a later cleanup may remove
+    it once this process is gone. Created with the user's usual permissions (not mkdtemp's 0700).
+    """
+    folder = Path(tempfile.mkdtemp(prefix=temp_prefix(name), suffix=".tmp", dir=parent))
+    os.chmod(folder, 0o777 & ~_umask())
+    (folder / OWNER_FILE).write_text(folder.name)
+    return folder
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 @contextmanager
@@ -92,9 +133,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp_path
         # mkstemp creates 0600 files; give the result the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -158,16 +197,29 @@ def read_json(path: str | Path, fix: str = "re-run the script that wrote it") ->
 
 
 def check_writable(
-    outputs: dict[str, str | Path | None], folders: dict[str, str | Path | None] | None = None
+    outputs: dict[str, str | Path | None],
+    folders: dict[str, str | Path | None] | None = None,
+    inputs: Iterable[str | Path] = (),
 ) -> None:
     """Fail now, before any work, if an output file or folder cannot be written (keys name the
-    flags)."""
+    flags), or if an output file is one of the run's ``inputs`` (a data file, the data folder, a
+    semantic-ID file) or a path through an input file: writing it would destroy what the run
+    reads. Outputs beside the inputs, inside an input folder, stay allowed (the split cache is)."""
+    sources = [(Path(p), Path(p).resolve()) for p in inputs]
     for flag, path in outputs.items():
-        if path is not None:
-            if Path(path).is_dir():
-                example = Path(path) / "results.json"
-                raise OutputError(f"{flag} {path}: is a folder; give a file name such as {example}")
-            _probe_folder(flag, Path(path).parent, path)
+        if path is None:
+            continue
+        target = Path(path).resolve()
+        for shown, source in sources:
+            if target == source or (source in target.parents and not source.is_dir()):
+                raise OutputError(
+                    f"{flag} {path}: is this run's input {shown}, writing it would destroy it; "
+                    "choose another path, nothing has been run yet"
+                )
+        if Path(path).is_dir():
+            example = Path(path) / "results.json"
+            raise OutputError(f"{flag} {path}: is a folder; give a file name such as {example}")
+        _probe_folder(flag, Path(path).parent, path)
     for flag, folder in (folders or {}).items():
         if folder is not None:
             _probe_folder(flag, Path(folder), folder)

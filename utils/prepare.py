@@ -3,15 +3,17 @@
 Either way the result is verified: known checksums where we have them, then a
 full load through :func:`utils.data.load_dataset`, whose summary is returned.
 
-Preparation is a transaction: the new files are staged in a temporary sibling
-of the target folder together with (hard links to) everything else the target
-holds, verified there, and only then swapped in by two renames. A failure at
+Preparation is a transaction: the new files are staged in a work folder beside
+the target (marked as ours, :func:`utils.io.make_temp_dir`) together with (hard
+links to) everything else the target holds, verified there, and only then
+swapped in by two renames. A failure at
 any step leaves the previous folder exactly as it was; a run killed between the
 two renames is rolled back by the next one.
 """
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import shutil
@@ -26,7 +28,8 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from utils.data import ML_FILES, P5_FILES, P5_RATINGS, DataError, load_dataset
-from utils.io import remove_stale_temps, sha256_file, temp_prefix
+from utils.errors import OutputError
+from utils.io import TEMP_TAG, is_stale_temp, make_temp_dir, remove_stale_temps, sha256_file
 from utils.runtime import repo_root
 
 log = logging.getLogger(__name__)
@@ -110,25 +113,23 @@ def _link_or_copy(src: str, dst: str) -> None:
 
 
 def _stage(
-    source: Path, target: Path, spec: DatasetSpec, link: bool = False
-) -> tuple[Path, list[str]]:
-    """A sibling of ``target``: its other contents plus the new data files. Returns it, names
-    placed."""
+    source: Path, target: Path, spec: DatasetSpec, work: Path, link: bool = False
+) -> list[str]:
+    """Fill ``work/new`` with ``target``'s other contents plus the new data files; returns the
+    names placed."""
     data_names = set(spec.required + spec.optional)
-    staging = Path(
-        tempfile.mkdtemp(prefix=temp_prefix(target.name), suffix=".tmp", dir=target.parent)
-    )
-    if (
-        target.is_dir()
-    ):  # keep what else lives there (semantic IDs, split cache); old data files are replaced
+    staging = work / _NEW
+    if target.is_dir():
+        # keep what else lives there (semantic IDs, split cache); old data files are replaced
         shutil.copytree(
             target,
             staging,
             symlinks=True,
             copy_function=_link_or_copy,
-            dirs_exist_ok=True,
             ignore=lambda d, names: data_names & set(names) if Path(d) == target else (),
         )
+    else:
+        staging.mkdir()  # the user's usual permissions (umask), like any folder they make
     placed = []
     for name in spec.required + spec.optional:
         src = source / name
@@ -139,31 +140,30 @@ def _stage(
         else:
             shutil.copyfile(src, staging / name)
         placed.append(name)
-    return staging, placed
+    return placed
 
 
-def _backup_path(target: Path) -> Path:
-    return target.with_name(f".{target.name}.previous")
+# Inside a preparation's work folder (utils.io.make_temp_dir): the staged folder, and the previous
+# target while the two renames of the swap run.
+_NEW, _OLD = "new", "old"
 
 
-def _swap_in(staging: Path, target: Path) -> None:
-    """Replace ``target`` by ``staging``: the old folder moves aside first and is deleted last."""
-    backup = _backup_path(target)
+def _swap_in(work: Path, target: Path) -> None:
+    """Replace ``target`` by ``work/new``: the old folder moves into ``work`` first, and goes with
+    it."""
     if target.exists():
-        os.replace(target, backup)
-    os.replace(staging, target)
-    shutil.rmtree(backup, ignore_errors=True)
+        os.replace(target, work / _OLD)
+    os.replace(work / _NEW, target)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def _recover(target: Path) -> None:
-    """Finish what a killed run left: restore a folder moved aside, or drop a finished swap's
-    backup."""
-    backup = _backup_path(target)
-    if backup.exists():
-        if target.exists():
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.replace(backup, target)
+    """Finish what a killed run left: put back a target moved aside, then drop our stale work
+    folders (only folders this toolkit marked as its own; see utils.io.is_stale_temp)."""
+    prefix = f".{target.name}.{TEMP_TAG}-"
+    for work in target.parent.glob(f"{glob.escape(prefix)}*"):
+        if (work / _OLD).is_dir() and not target.exists() and is_stale_temp(work):
+            os.replace(work / _OLD, target)
             log.warning("%s: restored the previous folder after an interrupted preparation", target)
     remove_stale_temps(target.parent)
 
@@ -187,16 +187,18 @@ def install_verified(
     """Stage, load and check, then swap in; on any failure ``target`` is untouched."""
     target.parent.mkdir(parents=True, exist_ok=True)
     _recover(target)
-    staging, placed = _stage(source, target, spec, link)
+    work = make_temp_dir(target.parent, target.name)
     try:
+        placed = _stage(source, target, spec, work, link)
+        staging = work / _NEW
         try:
             summary = _verified_summary(staging, spec, verify, target)
         except DataError as exc:  # name the user's file, not its staged copy
             raise DataError(str(exc).replace(str(staging), str(source))) from exc
-        _swap_in(staging, target)
+        _swap_in(work, target)
     finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
     return summary, placed
 
 
@@ -285,6 +287,11 @@ def prepare(
         raise DataError(f"unknown data set {name!r}; choose one of {', '.join(SPECS)}")
     spec = SPECS[name]
     target = Path(data_dir or repo_root() / spec.default_dir)
+    if target.exists() and not target.is_dir():
+        raise OutputError(
+            f"--data-dir {target}: is a file, not a folder; give a new or existing folder "
+            "(nothing was moved)"
+        )
     checksums = spec.checksums if verify else {}
     with tempfile.TemporaryDirectory(prefix="prepare-") as tmp:
         workdir = Path(tmp)
