@@ -47,7 +47,6 @@ from utils.cli import add_common_args
 from utils.errors import run_script
 from utils.examples_page import examples_page
 from utils.experiment import add_experiment_args, setup_experiment
-from utils.io import atomic_write_text
 from utils.report import tiger_table, write_results
 from utils.semantic import ids_digest
 from utils.slices import row_slices
@@ -155,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
         "complete": False,
     }
     ckpt = Path(args.checkpoint_dir)
+    partial = exp.out_path.with_name(exp.out_path.name + ".partial")
     for name in models:
         stem = f"tiger-{name}-{ds.name}-{args.preset}-seed{args.seed}"
         with exp.record.stage(name):
@@ -202,16 +202,22 @@ def main(argv: list[str] | None = None) -> None:
             results["models"][name]["test"],
             results["models"][name]["timing"],
         )
-        # Written after every model, so a long run that is stopped keeps what it finished.
-        write_results(exp.out_path, results, exp.record)
+        # Progress after every model, so a long run that is stopped keeps what it finished; the
+        # result set at --out changes only when the run completes.
+        write_results(partial, results, exp.record)
 
     results["plots"] = plot_results(results, args.plot_dir)
     results["complete"] = True
-    written = write_results(exp.out_path, results, exp.record)
+    page = None
     if exp.save_predictions and sem is not None:
-        page = exp.out_path.with_name(exp.out_path.stem + "_examples.md")
-        atomic_write_text(page, examples_page(written, ds, sem.codes, split.cold_items, args.seed))
-        log.info("wrote %s", page)
+        page = (
+            exp.out_path.with_name(exp.out_path.stem + "_examples.md"),
+            lambda written: examples_page(written, ds, sem.codes, split.cold_items, args.seed),
+        )
+    written = write_results(exp.out_path, results, exp.record, page)
+    partial.unlink(missing_ok=True)
+    if page:
+        log.info("wrote %s", page[0])
     log.info("test metrics:\n%s", tiger_table(written, exp.out_path.name))
     log.info("wrote %s", exp.out_path)
 

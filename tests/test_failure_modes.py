@@ -13,6 +13,7 @@ tests/test_hostile_inputs.py runs the scripts end to end on a generated table of
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -127,3 +128,100 @@ def test_outputs_beside_the_inputs_stay_allowed(tmp_path):
     data = write_movielens(tmp_path / "ml", n_users=10, n_items=12)
     check_writable({"--out": data / "results.json"}, {"--split-cache": data / "splits"},
                    data_files(data))  # fmt: skip
+
+
+# ---------------------------------------------------------------- 2. result sets change together
+
+
+def _mf(data: Path, out: Path, lr: float) -> list[str]:
+    """MF on ``data`` with predictions; runs differing in ``lr`` write the same file names on the
+    old code."""
+    return [
+        "--data-dir", str(data), "--out", str(out), "--plot-dir", str(out.parent.parent / "plots"),
+        "--models", "bias", "mf_id", "--epochs", "1", "--lr", str(lr), "--top-k", "5",
+        "--save-predictions", "--quiet", "--device", "cpu",
+    ]  # fmt: skip
+
+
+def _full(errno_code: int) -> OSError:
+    return OSError(errno_code, os.strerror(errno_code))
+
+
+def test_a_run_that_fails_after_its_predictions_leaves_the_old_set_verifiable(
+    tmp_path, monkeypatch
+):
+    import errno
+
+    import mf_train_eval
+    import summarize_results
+    import utils.report
+
+    data = write_movielens(tmp_path / "ml", n_users=20, n_items=24)
+    results = tmp_path / "results"
+    out = results / "mf_results_ml.json"
+    mf_train_eval.main(_mf(data, out, lr=0.01))
+    assert summarize_results.verify(results) == 0
+    before = snapshot(results)
+
+    def disk_full(*args, **kwargs):
+        raise _full(errno.ENOSPC)
+
+    for failing in (  # after every prediction was written: the plot, then the results JSON
+        (mf_train_eval, "plot_overall_vs_cold"),
+        (utils.report, "atomic_write_json"),
+    ):
+        with monkeypatch.context() as mp:
+            mp.setattr(*failing, disk_full)
+            with pytest.raises(OSError):
+                mf_train_eval.main(_mf(data, out, lr=0.02))
+        now = snapshot(results)
+        assert {k: now[k] for k in before} == before  # nothing of the old set changed
+        assert summarize_results.verify(results) == 0
+    mf_train_eval.main(_mf(data, out, lr=0.03))  # a good run retires the old set and the orphans
+    assert summarize_results.verify(results) == 0
+    named = {Path(f).name for f in _named(out)}
+    assert {p.name for p in (results / "mf_results_ml.predictions").iterdir()} == named
+
+
+def _named(out: Path) -> list[str]:
+    from utils.io import read_json
+    from utils.predictions import named_files
+
+    return list(named_files(read_json(out)))
+
+
+def test_the_page_and_the_results_change_together(tmp_path, monkeypatch):
+    import utils.report
+    from utils.report import write_results
+    from utils.runinfo import RunRecord
+
+    out, page = tmp_path / "r.json", tmp_path / "r_examples.md"
+    record = RunRecord("x.py", {})
+    write_results(out, {"v": 1}, record, (page, lambda r: f"page of {r['v']}"))
+    before = snapshot(tmp_path)
+
+    def broken(r):
+        raise RuntimeError("render failed")
+
+    with pytest.raises(RuntimeError):
+        write_results(out, {"v": 2}, record, (page, broken))
+    assert snapshot(tmp_path) == before
+    monkeypatch.setattr(utils.report, "atomic_write_json", lambda *a, **k: broken(None))
+    with pytest.raises(RuntimeError):
+        write_results(out, {"v": 2}, record, (page, lambda r: "page of 2"))
+    assert snapshot(tmp_path) == before
+
+
+def test_a_second_run_on_the_same_out_is_refused_while_the_first_runs(tmp_path):
+    import fcntl
+
+    data = write_movielens(tmp_path / "ml", n_users=10, n_items=12)
+    out = tmp_path / "results" / "mf.json"
+    out.parent.mkdir()
+    out.write_text('{"good": true}')
+    with open(out.parent / ".mf.json.lock", "w") as held:  # what the first run holds
+        fcntl.flock(held, fcntl.LOCK_EX)
+        proc = run_cli("mf_train_eval.py", *_mf(data, out, lr=0.01))
+    assert_one_line_error(proc, f"--out {out}", "another run is writing", "wait for it")
+    assert out.read_text() == '{"good": true}'
+    assert not (out.parent / "mf.predictions").exists()

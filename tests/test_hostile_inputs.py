@@ -61,7 +61,9 @@ def script_command(script: str, data: Path, out: Path, *extra: str) -> tuple[str
     if script == "semantic_id_generator.py":
         flags += ["--output-dir", str(out / "ids"), "--cache-dir", str(out.parent / "cache")]
     else:
-        flags += ["--out", str(out / "results.json"), "--plot-dir", str(out / "plots")]
+        # one result set per script: scripts run two at a time, and one --out takes one run at once
+        results = out / f"{Path(script).stem}.json"
+        flags += ["--out", str(results), "--plot-dir", str(out / "plots")]
     if script == "tiger_train_eval.py":
         flags += ["--checkpoint-dir", str(out / "checkpoints")]
     return (script, *flags, *extra)

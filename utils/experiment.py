@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,8 @@ from utils import distributed
 from utils.argtypes import fraction, positive_int
 from utils.cli import setup
 from utils.data import Dataset, data_files, load_dataset
-from utils.io import check_writable
-from utils.predictions import predictions_dir, save_predictions
+from utils.io import check_writable, lock_output
+from utils.predictions import predictions_file, save_predictions
 from utils.runinfo import RunRecord
 from utils.semantic import IDS_FILE, SemanticIds, load_semantic_ids, semantic_ids_record
 from utils.splits import SPLIT_KINDS, Split, get_split
@@ -110,6 +111,9 @@ class Experiment:
     split_cache: Path
     cold_fraction: float
     save_predictions: bool = False
+    # names this run's predictions files: new per run, so none of the current results' is
+    # overwritten before the new results replace them (utils.report.write_results)
+    run_tag: str = field(default_factory=lambda: secrets.token_hex(6))
 
     def split_record(self) -> dict[str, Any]:
         """What a results file says about the split it was scored on."""
@@ -124,8 +128,7 @@ class Experiment:
         ``kind`` is "ranking" or "pointwise" (utils/predictions.py); ``meta`` adds what the
         verifier needs beyond the data set and split (objective, tie rule, ...).
         """
-        suffix = "" if kind == "ranking" else f"-{kind}"
-        path = predictions_dir(self.out_path) / f"{name}-seed{seed}{suffix}.npz"
+        path = predictions_file(self.out_path, name, seed, kind, self.run_tag)
         common = {
             "kind": kind,
             "model": name,
@@ -178,6 +181,8 @@ def setup_experiment(
     ids_dir = args.semantic_dir or args.data_dir
     inputs = data_files(args.data_dir) + ([Path(ids_dir) / IDS_FILE] if needs_ids else [])
     check_writable({"--out": out_path}, folders, inputs)
+    if main:
+        lock_output("--out", out_path)
     world = {"world_size": distributed.world_size()}
     record = RunRecord(
         script, {**vars(args), **(config or {}), "seeds": seeds, **world}, seeds[0], ds.checksum

@@ -9,6 +9,8 @@ removed the next time anything is written beside it; nothing else ever is (see
 
 from __future__ import annotations
 
+import atexit
+import fcntl
 import hashlib
 import io
 import json
@@ -19,7 +21,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +225,62 @@ def check_writable(
     for flag, folder in (folders or {}).items():
         if folder is not None:
             _probe_folder(flag, Path(folder), folder)
+
+
+# Result-set locks this process holds (lock file -> descriptor), released at commit or at exit;
+# the kernel drops a flock whose holder dies, so a killed run never blocks the next one.
+_HELD_LOCKS: dict[Path, int] = {}
+
+
+def lock_output(flag: str, path: str | Path) -> None:
+    """Hold ``.<name>.lock`` beside ``path`` until the run commits (:func:`unlock_output`) or this
+    process exits, so two runs never write one result set at once: a second run is refused in one
+    line instead of interleaving its files."""
+    lock = _lock_file(path)
+    if lock in _HELD_LOCKS:  # a second run in the same process (tests call main() twice)
+        return
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputError(
+                f"{flag} {path}: another run is writing this result set now (it holds {lock}); "
+                "wait for it to finish or choose another path"
+            ) from None
+        try:
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # locked a file that its finishing holder had just removed: try again
+    _HELD_LOCKS[lock] = fd
+
+
+def unlock_output(path: str | Path) -> None:
+    """Let go of ``path``'s result-set lock: its run has committed."""
+    _unlock(_lock_file(path))
+
+
+def _lock_file(path: str | Path) -> Path:
+    return Path(path).with_name(f".{Path(path).name}.lock").resolve()
+
+
+def _unlock(lock: Path) -> None:
+    """Remove the lock file while still holding it (so no waiting run locks a removed file), then
+    close it."""
+    fd = _HELD_LOCKS.pop(lock, None)
+    if fd is not None:
+        with suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)
+
+
+@atexit.register
+def _release_locks() -> None:
+    for lock in list(_HELD_LOCKS):
+        _unlock(lock)
 
 
 def _probe_folder(flag: str, folder: Path, shown: str | Path) -> None:

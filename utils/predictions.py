@@ -1,10 +1,13 @@
 """Saved predictions: what each model ranked or scored on the test set, so a metric can be checked.
 
 One compressed ``.npz`` file per (model, seed), written next to the results
-JSON (``<results>.predictions/<model>-seed<N>.npz``) and named in it with its
-sha256. ``.npz`` because it needs nothing beyond numpy, stores columns compactly,
-and loads with ``allow_pickle=False`` (no code can hide in it); item and user
-IDs are stored as fixed-width unicode arrays, never as Python objects.
+JSON (``<results>.predictions/<model>-seed<N>.<run>.npz``) and named in it with its
+sha256. ``<run>`` is new for every run, so a run never overwrites the files the
+current results name: they stay valid until the new results JSON replaces the
+old one, and only then are the old files removed (:func:`remove_superseded`).
+``.npz`` because it needs nothing beyond numpy, stores columns compactly, and
+loads with ``allow_pickle=False`` (no code can hide in it); item and user IDs
+are stored as fixed-width unicode arrays, never as Python objects.
 
 Two kinds:
 
@@ -18,13 +21,17 @@ Two kinds:
 ``meta`` says which model, seed, data set, split and tie rule produced it.
 
     from utils.predictions import load_predictions
-    p = load_predictions("results/tiger_results.predictions/tiger_item-seed0.npz")
+    p = load_predictions(result["models"]["tiger_item"]["predictions"]["file"])
     p.meta["model"], p["users"][0], p["items"][0, :10]
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +43,8 @@ from utils.io import atomic_path, sha256_file
 
 FORMAT = "semantic-ids-predictions/1"
 KINDS = ("ranking", "pointwise")
+# A predictions file of some run: "<model>-seed<N>[-<kind>].<run tag>.npz".
+_RUN_FILE = re.compile(r"^.+-seed-?\d+(?:-[a-z]+)?\.[0-9a-f]{12}\.npz$")
 
 
 @dataclass
@@ -56,6 +65,50 @@ def predictions_dir(results_path: str | Path) -> Path:
     """Where a results file's predictions go: ``results/x.json`` -> ``results/x.predictions/``."""
     path = Path(results_path)
     return path.with_name(path.stem + ".predictions")
+
+
+def predictions_file(
+    results_path: str | Path, model: str, seed: int, kind: str, run_tag: str
+) -> Path:
+    """A run's file for one model and seed; ``run_tag`` (12 hex digits) is new for every run."""
+    suffix = "" if kind == "ranking" else f"-{kind}"
+    return predictions_dir(results_path) / f"{model}-seed{seed}{suffix}.{run_tag}.npz"
+
+
+def named_files(result: Any) -> Iterator[str]:
+    """Every predictions file a results dict names (``{"file", "sha256"}`` records, any depth)."""
+    if isinstance(result, dict):
+        if isinstance(result.get("file"), str) and "sha256" in result:
+            yield result["file"]
+        for value in result.values():
+            yield from named_files(value)
+    elif isinstance(result, list):
+        for value in result:
+            yield from named_files(value)
+
+
+def remove_superseded(results_path: str | Path, previous: Any, current: Any) -> list[Path]:
+    """After ``current`` replaced ``previous`` as the results at ``results_path``: delete the
+    predictions files the old results named and the new ones do not, and those of runs that never
+    finished (a run-tagged name nobody names). Only regular files of this user inside the results'
+    own predictions folder are touched, whatever a results file says."""
+    folder = predictions_dir(results_path)
+    if not folder.is_dir():
+        return []
+    keep = {Path(f).resolve() for f in named_files(current)}
+    named_before = {Path(f).resolve() for f in named_files(previous)}
+    removed = []
+    for entry in folder.iterdir():
+        path = entry.resolve()
+        if path in keep or path.parent != folder.resolve():
+            continue
+        if path not in named_before and not _RUN_FILE.match(entry.name):
+            continue
+        info = entry.lstat()
+        if stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid():
+            entry.unlink()
+            removed.append(entry)
+    return removed
 
 
 def id_strings(ids: np.ndarray, index: np.ndarray) -> np.ndarray:

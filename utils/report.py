@@ -9,27 +9,59 @@ same code.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from utils import distributed
-from utils.io import atomic_path, atomic_write_json
+from utils.io import atomic_path, atomic_write_json, unlock_output
+from utils.predictions import remove_superseded
 
 # The key under which every results file stores its run record (utils.runinfo.RunRecord.to_dict()).
 RUN_RECORD = "run_record"
 
 
-def write_results(path: str | Path, result: dict[str, Any], record: Any) -> dict[str, Any]:
-    """Write ``result`` with the run record under :data:`RUN_RECORD`, atomically; returns what was
-    written. Under torchrun only rank 0 writes (the others return the same dict)."""
+def write_results(
+    path: str | Path,
+    result: dict[str, Any],
+    record: Any,
+    page: tuple[Path, Callable[[dict[str, Any]], str]] | None = None,
+) -> dict[str, Any]:
+    """Commit a run's result set: ``result`` with the run record under :data:`RUN_RECORD`, and
+    optionally a page rendered from it (``(path, render)``); returns what was written.
+
+    The set changes together or not at all. Its predictions files carry a new name per run (so
+    nothing the old results name is overwritten), the page is rendered to a temporary file
+    first, the results JSON is renamed into place, the page right after it, and only then are
+    the predictions of the old results removed. A failure before the JSON's rename leaves the
+    previous set exactly as it was. Under torchrun only rank 0 writes (the others return the
+    same dict).
+    """
     result = {**result, RUN_RECORD: record.to_dict()}
-    if distributed.is_main():
+    if not distributed.is_main():
+        return result
+    previous = _previous_results(Path(path))
+    with ExitStack() as stack:
+        if page is not None:
+            staged = stack.enter_context(atomic_path(page[0]))
+            staged.write_text(page[1](result), encoding="utf-8")
         atomic_write_json(path, result)
+    remove_superseded(path, previous, result)
+    unlock_output(path)
     return result
+
+
+def _previous_results(path: Path) -> Any:
+    """The results now at ``path`` (None when absent or unreadable): whose predictions to retire."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 # ------------------------------------------------------------------ seeds
