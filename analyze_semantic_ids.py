@@ -25,8 +25,8 @@ from src.semantic_ids.generator import (
     item_embeddings,
 )
 from src.semantic_ids.plots import plot_collisions, plot_purity, plot_similarity, plot_usage
-from utils.argtypes import positive_int
-from utils.cli import add_common_args, setup
+from utils import argtypes
+from utils.cli import add_common_args, resolve_out, setup
 from utils.data import data_files, load_dataset
 from utils.errors import run_script
 from utils.io import check_writable
@@ -45,14 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="embedding cache folder")
     p.add_argument(
         "--example-codes",
-        type=positive_int,
+        type=argtypes.list_length,
         default=8,
         help="level-1 codes to show example items for",
     )
-    p.add_argument("--examples-per-code", type=positive_int, default=5)
+    p.add_argument("--examples-per-code", type=argtypes.list_length, default=5)
     p.add_argument(
         "--shuffles",
-        type=positive_int,
+        type=argtypes.repeats,
         default=20,
         help="random assignments for the purity baseline",
     )
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     with record.stage("load"):
         ds = load_dataset(args.data_dir)
         record.data_checksum = ds.checksum
-        out = Path(args.out.format(dataset=ds.name))
+        out = resolve_out(args.out, ds.name)
         inputs = data_files(args.data_dir) + [ids_dir / name for name in OUTPUT_FILES]
         check_writable({"--out": out}, {"--plot-dir": args.plot_dir}, inputs)
         sids, stats, q = load_generated(ids_dir, ds)

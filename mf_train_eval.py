@@ -24,7 +24,7 @@ from src.pointwise.evaluation import PointwiseEvaluator
 from src.pointwise.experiment import prediction_saver, run_models
 from src.pointwise.mf import DEFAULTS, MODEL_NAMES, SEMANTIC_MODELS, mf_model_facts, model_factory
 from src.training import TrainConfig
-from utils.argtypes import non_negative_float, positive_float, positive_int
+from utils import argtypes
 from utils.cli import add_common_args
 from utils.errors import run_script
 from utils.examples import TrainSampler, resolve_objective
@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--ks",
         nargs="+",
-        type=positive_int,
+        type=argtypes.list_length,
         default=[10, 20],
         help="implicit: cut-offs of Recall@k and NDCG@k",
     )
@@ -54,11 +54,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "training (defaults depend on the objective; see src/pointwise/mf.py DEFAULTS)"
     )
     for name, kind in (
-        ("dim", positive_int),
-        ("lr", positive_float),
-        ("reg", non_negative_float),
-        ("batch_size", positive_int),
-        ("epochs", positive_int),
+        ("dim", argtypes.dim),
+        ("lr", argtypes.learning_rate),
+        ("reg", argtypes.penalty),
+        ("batch_size", argtypes.batch_size),
+        ("epochs", argtypes.epochs),
     ):
         g.add_argument(
             f"--{name.replace('_', '-')}",
@@ -67,13 +67,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         )
     g.add_argument(
         "--patience",
-        type=positive_int,
+        type=argtypes.patience,
         default=3,
         help="epochs without validation improvement before stopping",
     )
     g.add_argument(
         "--init-std",
-        type=non_negative_float,
+        type=argtypes.scale,
         default=0.01,
         help="standard deviation of the initial factors",
     )

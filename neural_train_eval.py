@@ -29,7 +29,7 @@ from src.pointwise.evaluation import PointwiseEvaluator
 from src.pointwise.experiment import prediction_saver
 from src.pointwise.features import BAG_LAYOUTS, MODES, NGRAM_BUCKETS, TITLE_BUCKETS
 from src.training import TrainConfig
-from utils.argtypes import fraction, non_negative_float, positive_float, positive_int
+from utils import argtypes
 from utils.cli import add_common_args
 from utils.errors import run_script
 from utils.examples import resolve_objective
@@ -51,37 +51,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_experiment_args(p)
     add_pointwise_args(p, negatives=2, threshold_help="rated data: a rating >= this is a positive")
     g = p.add_argument_group("model")
-    g.add_argument("--dim", type=positive_int, default=16, help="embedding size of every field")
+    g.add_argument("--dim", type=argtypes.dim, default=16, help="embedding size of every field")
     g.add_argument(
         "--hidden",
         nargs="+",
-        type=positive_int,
+        type=argtypes.layer_size,
         default=[128, 64],
         help="deep / top MLP hidden sizes",
     )
     g.add_argument(
         "--bottom",
         nargs="+",
-        type=positive_int,
+        type=argtypes.layer_size,
         default=[32],
         help="DLRM-style bottom MLP for dense features",
     )
-    g.add_argument("--dropout", type=fraction, default=0.0)
+    g.add_argument("--dropout", type=argtypes.fraction, default=0.0)
     g.add_argument(
         "--cross-buckets",
-        type=positive_int,
+        type=argtypes.buckets,
         default=2**18,
         help="hash buckets of the wide part's user x item crosses",
     )
     g.add_argument(
         "--title-buckets",
-        type=positive_int,
+        type=argtypes.buckets,
         default=TITLE_BUCKETS,
         help="hash buckets of title tokens",
     )
     g.add_argument(
         "--ngram-buckets",
-        type=positive_int,
+        type=argtypes.buckets,
         default=NGRAM_BUCKETS,
         help="hash buckets of each semantic-ID prefix n-gram",
     )
@@ -92,16 +92,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="how multi-hot bags reach EmbeddingBag",
     )
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=positive_int, default=5)
+    g.add_argument("--epochs", type=argtypes.epochs, default=5)
     g.add_argument(
         "--patience",
-        type=positive_int,
+        type=argtypes.patience,
         default=2,
         help="epochs without validation AUC improvement before stopping",
     )
-    g.add_argument("--batch-size", type=positive_int, default=2048)
-    g.add_argument("--lr", type=positive_float, default=5e-3)
-    g.add_argument("--weight-decay", type=non_negative_float, default=0.0)
+    g.add_argument("--batch-size", type=argtypes.batch_size, default=2048)
+    g.add_argument("--lr", type=argtypes.learning_rate, default=5e-3)
+    g.add_argument("--weight-decay", type=argtypes.penalty, default=0.0)
     return p.parse_args(argv)
 
 

@@ -45,7 +45,7 @@ from src.semantic_ids.generator import (
 )
 from src.semantic_ids.item_text import DEFAULT_FIELDS, DEFAULT_MAX_DESCRIPTION_TOKENS
 from src.semantic_ids.rqkmeans import DEFAULT_NITER
-from utils.argtypes import fraction, non_negative_int, positive_int
+from utils import argtypes
 from utils.cli import add_common_args, setup
 from utils.data import load_dataset
 from utils.errors import run_script
@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-description-tokens",
-        type=non_negative_int,
+        type=argtypes.tokens,
         default=DEFAULT_MAX_DESCRIPTION_TOKENS,
         help="cut descriptions to this many tokenizer tokens (0: keep whole)",
     )
@@ -120,23 +120,26 @@ def build_parser() -> argparse.ArgumentParser:
         "codes of the same shape (a control without content; cannot --encode-texts)",
     )
     p.add_argument(
-        "--levels", type=positive_int, default=3, help="quantizer levels before the collision code"
+        "--levels",
+        type=argtypes.levels,
+        default=3,
+        help="quantizer levels before the collision code",
     )
     p.add_argument(
         "--codebook-size",
-        type=positive_int,
+        type=argtypes.codebook_size,
         default=256,
         help="codes per level (reduced for small catalogues)",
     )
     p.add_argument(
         "--min-items-per-code",
-        type=positive_int,
+        type=argtypes.item_count,
         default=MIN_ITEMS_PER_CODE,
         help="shrink the codebook below this many fitted items per code",
     )
     p.add_argument(
         "--collision-size",
-        type=positive_int,
+        type=argtypes.codebook_size,
         help="values of the collision code (default: the codebook size)",
     )
     p.add_argument(
@@ -146,20 +149,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="fit the codebooks on warm items (cold hold-out encoded afterwards) or on all items",
     )
     p.add_argument(
-        "--cold-fraction", type=fraction, default=0.05, help="share of items in the cold hold-out"
+        "--cold-fraction",
+        type=argtypes.fraction,
+        default=0.05,
+        help="share of items in the cold hold-out",
     )
     p.add_argument(
         "--kmeans-iterations",
-        type=positive_int,
+        type=argtypes.repeats,
         default=DEFAULT_NITER,
         help="most Lloyd iterations per level (stops earlier at convergence)",
     )
     p.add_argument(
-        "--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, help="encoder batch size"
+        "--batch-size",
+        type=argtypes.batch_size,
+        default=DEFAULT_BATCH_SIZE,
+        help="encoder batch size",
     )
     p.add_argument(
         "--encode-processes",
-        type=non_negative_int,
+        type=argtypes.processes,
         default=0,
         help="encoding processes for the texts missing from the cache: 0 (default) = one per GPU "
         "when --device is cuda and several are visible, else one; N > 1 = N processes (on "
@@ -167,18 +176,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--rqvae-epochs",
-        type=positive_int,
+        type=argtypes.epochs,
         default=RQVAE_DEFAULTS.epochs,
         help="RQ-VAE training epochs over the fitted items",
     )
     p.add_argument(
         "--rqvae-batch-size",
-        type=positive_int,
+        type=argtypes.batch_size,
         default=RQVAE_DEFAULTS.batch_size,
         help="RQ-VAE training batch size (the first batch also seeds the codebooks' k-means)",
     )
     p.add_argument(
-        "--rqvae-lr", type=float, default=RQVAE_DEFAULTS.lr, help="RQ-VAE Adam learning rate"
+        "--rqvae-lr",
+        type=argtypes.learning_rate,
+        default=RQVAE_DEFAULTS.lr,
+        help="RQ-VAE Adam learning rate",
     )
     p.add_argument(
         "--reseed-dead-codes",

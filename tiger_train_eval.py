@@ -42,7 +42,7 @@ from src.sequential.experiment import (
     test_predictions,
 )
 from src.sequential.sequence_data import build_sequence_data
-from utils.argtypes import fraction, non_negative_int, positive_int
+from utils import argtypes
 from utils.cli import add_common_args
 from utils.errors import run_script
 from utils.examples_page import examples_page
@@ -73,20 +73,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "default: the preset's models)",
     )
     p.add_argument(
-        "--epochs", type=positive_int, help="override the preset's epochs for every model"
+        "--epochs", type=argtypes.epochs, help="override the preset's epochs for every model"
     )
     p.add_argument(
-        "--beam", type=positive_int, help="beam width (preset default 20; top 10 are ranked)"
+        "--beam",
+        type=argtypes.list_length,
+        help="beam width (preset default 20; top 10 are ranked)",
     )
     p.add_argument(
         "--user-tokens",
-        type=non_negative_int,
+        type=argtypes.optional_buckets,
         default=0,
         help="hashed user-token buckets for TIGER (default 0 = off)",
     )
     p.add_argument(
         "--cold-share",
-        type=fraction,
+        type=argtypes.fraction,
         help="cold-start ranking: this share of the top 10 (rounded up) is reserved for the best "
         "cold items (preset default 0.1; 0 = plain beam search only)",
     )

@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from utils.argtypes import positive_int  # noqa: E402
+from utils import argtypes  # noqa: E402
 from utils.errors import run_script  # noqa: E402
 from utils.io import atomic_write_json, read_json  # noqa: E402
 from utils.report import RUN_RECORD, pyplot, save_figure  # noqa: E402
@@ -304,8 +304,8 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--stages", nargs="+", choices=[*PLAN, "ddp"], default=[*PLAN, "ddp"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--timeout", type=positive_int, default=180, help="seconds per measurement")
+    p.add_argument("--seed", type=argtypes.seed, default=0)
+    p.add_argument("--timeout", type=argtypes.seconds, default=180, help="seconds per measurement")
     p.add_argument("--out", default="results/bench_scaling.json")
     p.add_argument("--plot", default="plots/bench_scaling.png")
     p.add_argument(

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from src.semantic_ids import generator as gen  # noqa: E402
 from src.semantic_ids.embeddings import embed_texts, load_sentence_encoder  # noqa: E402
 from src.semantic_ids.rqkmeans import DEFAULT_NITER, KMeansFn, fit_residual_kmeans, kmeans  # noqa: E402
-from utils.cli import add_common_args, setup  # noqa: E402
+from utils.cli import add_common_args, resolve_out, setup  # noqa: E402
 from utils.data import load_dataset  # noqa: E402
 from utils.errors import run_script  # noqa: E402
 from utils.io import atomic_write_json  # noqa: E402
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         report["chosen_meets_target"] = chosen["meets_target"]
     report["quantizers"] = [{k: v for k, v in r.items() if k != "codes"} for r in results]
     report[RUN_RECORD] = record.to_dict()
-    out = Path(args.out.format(dataset=ds.name))
+    out = resolve_out(args.out, ds.name)
     atomic_write_json(out, report)
     log.info("wrote %s", out)
     return 0

@@ -13,6 +13,7 @@ tests/test_hostile_inputs.py runs the scripts end to end on a generated table of
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -225,3 +226,100 @@ def test_a_second_run_on_the_same_out_is_refused_while_the_first_runs(tmp_path):
     assert_one_line_error(proc, f"--out {out}", "another run is writing", "wait for it")
     assert out.read_text() == '{"good": true}'
     assert not (out.parent / "mf.predictions").exists()
+
+
+# ---------------------------------------------------------------- 6. flags with a ceiling
+
+SCRIPT_MODULES = (
+    "mf_train_eval",
+    "neural_train_eval",
+    "tiger_train_eval",
+    "semantic_id_generator",
+    "analyze_semantic_ids",
+    "summarize_results",
+    "prepare_data",
+)
+
+
+class _Parsed(Exception):
+    """Raised in place of parsing, to hand a script's parser to the test."""
+
+    def __init__(self, parser):
+        self.parser = parser
+
+
+def script_parser(module: str, monkeypatch):
+    import argparse
+    import importlib
+
+    def capture(self, *args, **kwargs):
+        raise _Parsed(self)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
+    with pytest.raises(_Parsed) as parsed:
+        importlib.import_module(module).main([])
+    return parsed.value.parser
+
+
+@pytest.mark.parametrize("module", SCRIPT_MODULES)
+def test_every_numeric_flag_of_every_script_has_a_ceiling(module, monkeypatch):
+    """The rule itself: a flag's type is one of utils.argtypes' bounded checks (or the device
+    name); the value just above its ceiling is refused, naming the ceiling."""
+    import argparse
+
+    from utils import argtypes
+
+    for action in script_parser(module, monkeypatch)._actions:
+        if action.type is None or action.type is argtypes.device_name:
+            continue
+        flag = action.option_strings[0]
+        high = getattr(action.type, "high", None)
+        assert high is not None, f"{module} {flag}: no ceiling"
+        above, shown = (high + 1, str(high)) if isinstance(high, int) else (high * 10, f"{high:g}")
+        with pytest.raises(argparse.ArgumentTypeError, match=re.escape(f", {shown}")):
+            action.type(str(above))
+        defaults = action.default if isinstance(action.default, list) else [action.default]
+        for value in defaults:  # every default is inside its own range
+            assert value is None or action.type(str(value)) == value, (module, flag)
+
+
+@pytest.mark.parametrize(
+    "script, flags, limit",
+    [
+        ("neural_train_eval.py", ["--lr", "1e300"], "(0, 10]"),
+        ("mf_train_eval.py", ["--dim", "1e9"], "[1, 1024]"),
+        ("mf_train_eval.py", ["--negatives", "1000000"], "[1, 256]"),
+        ("tiger_train_eval.py", ["--beam", "1000000000"], "[1, 1000]"),
+        ("mf_train_eval.py", ["--ks", "10", "1000000000"], "[1, 1000]"),
+        ("analyze_semantic_ids.py", ["--shuffles", "1000000000"], "[1, 1000]"),
+        ("mf_train_eval.py", ["--seed", str(2**32)], "[0, 4294967295]"),
+        ("neural_train_eval.py", ["--seeds", "0", str(2**40)], "[0, 4294967295]"),
+        ("semantic_id_generator.py", ["--rqvae-lr", "nan"], "finite"),
+        ("semantic_id_generator.py", ["--codebook-size", "1000000000000"], "[1, 65536]"),
+    ],
+)
+def test_absurd_flags_are_refused_with_the_limit(tmp_path, script, flags, limit):
+    data = write_movielens(tmp_path / "ml", n_users=10, n_items=12)
+    proc = run_cli(script, "--data-dir", str(data), *flags)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert f"argument {flags[0]}" in last and limit in last, last
+    assert sorted(p.name for p in data.iterdir()) == ["u.data", "u.item"]
+
+
+def test_too_many_or_repeated_seeds_are_refused(tmp_path):
+    data = write_movielens(tmp_path / "ml", n_users=10, n_items=12)
+    for seeds in (["0", "0"], [str(s) for s in range(101)]):
+        proc = run_cli("mf_train_eval.py", "--data-dir", str(data), "--seeds", *seeds)
+        assert_one_line_error(proc, "--seeds", "at most 100 distinct seeds")
+
+
+def test_braces_in_out_are_part_of_the_file_name(tmp_path):
+    data = write_movielens(tmp_path / "ml", n_users=10, n_items=12)
+    out = tmp_path / "r" / "{x}_{dataset}_{}.json"
+    proc = run_cli(
+        "mf_train_eval.py", "--data-dir", str(data), "--out", str(out), "--models", "bias",
+        "--epochs", "1", "--plot-dir", str(tmp_path / "plots"), "--quiet", "--device", "cpu",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in out.parent.iterdir()] == ["{x}_ml_{}.json"]

@@ -249,10 +249,11 @@ def test_an_unwritable_out_fails_before_training(tmp_path, out):
 @pytest.mark.parametrize(
     "check, bad, good",
     [
-        (argtypes.positive_int, ["0", "-3", "1.5", "x"], ["1", "64"]),
-        (argtypes.non_negative_int, ["-1"], ["0"]),
-        (argtypes.positive_float, ["0", "-1e-3", "nan", "inf"], ["1e-3"]),
-        (argtypes.non_negative_float, ["-0.1", "nan"], ["0", "2.5"]),
+        (argtypes.epochs, ["0", "-3", "1.5", "x", "1001"], ["1", "64", "1e2"]),
+        (argtypes.threads, ["-1", "257"], ["0"]),
+        (argtypes.learning_rate, ["0", "-1e-3", "nan", "inf", "1e300"], ["1e-3"]),
+        (argtypes.penalty, ["-0.1", "nan", "1e9"], ["0", "2.5"]),
+        (argtypes.seed, ["-1", str(2**32)], ["0", str(2**32 - 1)]),
         (argtypes.fraction, ["1", "-0.1", "nan"], ["0", "0.05"]),
         (argtypes.device_name, ["tpu", "cuda:x", "gpu"], ["auto", "cpu", "cuda", "cuda:1", "mps"]),
     ],

@@ -1,9 +1,12 @@
 """argparse ``type=`` checks shared by every script, so a bad flag fails at parse time with a
 message.
 
-Without them ``--epochs 0`` trains nothing and still writes results, and
-``--batch-size 0`` or ``--device tpu`` crash deep inside a run, after the split
-or the embeddings were already computed.
+One rule: every numeric flag has a floor and a ceiling, and the message says both. Without a
+floor ``--epochs 0`` trains nothing and still writes results; without a ceiling ``--dim 1e9``
+or ``--negatives 1000000`` try to allocate hundreds of GiB, and ``--shuffles 1000000000`` runs
+for days, after the split or the embeddings were already computed. The ceilings are what the
+machine this toolkit targets (2 cores, 24 GiB) can hold with the other flags at their defaults;
+a test checks that every script's numeric flags use them.
 """
 
 from __future__ import annotations
@@ -15,41 +18,85 @@ from collections.abc import Callable
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
+MEMORY = "larger does not fit in a 24 GiB machine's memory"
+TIME = "more would run for days on 2 cores"
+
 
 def _number(kind: type, text: str) -> float | int:
+    """``text`` as ``kind``; an integer may be written as a float ("1e9"), so its range is what
+    gets checked."""
     try:
-        value = kind(text)
+        value: float | None = float(text)
     except ValueError:
-        expected = "an integer" if kind is int else "a number"
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-    if kind is float and not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        value = None
+    if kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            if value is not None and math.isfinite(value) and value.is_integer():
+                return int(value)
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+    if value is None or not math.isfinite(value):
+        expected = "a number" if value is None else "a finite number"
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
 
 
-def _bounded(
-    kind: type, low: float, inclusive: bool, high: float | None = None, what: str = ""
+def _show(limit: float) -> str:
+    return str(limit) if isinstance(limit, int) else f"{limit:g}"
+
+
+def bounded(
+    kind: type,
+    low: float,
+    high: float,
+    low_open: bool = False,
+    high_open: bool = False,
+    why: str = "",
 ) -> Callable[[str], float]:
+    """A ``type=`` check for a number of ``kind`` between ``low`` and ``high`` (each end included
+    unless open); the message names the range and, for a ceiling, ``why``."""
+    span = f"{'(' if low_open else '['}{_show(low)}, {_show(high)}{')' if high_open else ']'}"
+    what = f"{'an integer' if kind is int else 'a number'} in {span}"
+
     def check(text: str) -> float:
         value = _number(kind, text)
-        too_low = value < low if inclusive else value <= low
-        if too_low or (high is not None and value >= high):
+        if value < low or (low_open and value == low):
             raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        if value > high or (high_open and value == high):
+            reason = f" ({why})" if why else ""
+            raise argparse.ArgumentTypeError(f"must be {what}{reason}, got {text}")
         return value
 
-    check.__name__ = what.replace(" ", "_")  # argparse names the type in its messages
+    check.__name__ = what  # argparse names the type in its messages
+    check.low, check.high = low, high  # type: ignore[attr-defined]
     return check
 
 
-positive_int = _bounded(int, 0, inclusive=False, what="at least 1")
-non_negative_int = _bounded(int, 0, inclusive=True, what="0 or more")
-positive_float = _bounded(float, 0.0, inclusive=False, what="greater than 0")
-non_negative_float = _bounded(float, 0.0, inclusive=True, what="0 or more")
-fraction = _bounded(float, 0.0, inclusive=True, high=1.0, what="in [0, 1)")
-
-
-def finite_float(text: str) -> float:
-    return float(_number(float, text))
+# numpy and torch take seeds in [0, 2^32).
+seed = bounded(int, 0, 2**32 - 1, why="seeds are 32-bit")
+epochs = bounded(int, 1, 1000, why=TIME)
+patience = bounded(int, 1, 1000, why=TIME)
+batch_size = bounded(int, 1, 2**20, why=MEMORY)
+dim = bounded(int, 1, 1024, why=MEMORY)  # embedding sizes
+layer_size = bounded(int, 1, 8192, why=MEMORY)  # MLP widths
+buckets = bounded(int, 1, 2**22, why=MEMORY)  # hash-bucket tables
+optional_buckets = bounded(int, 0, 2**22, why=MEMORY)  # 0 = off
+negatives = bounded(int, 1, 256, why=MEMORY)  # sampled negatives per positive
+list_length = bounded(int, 1, 1000, why=MEMORY)  # top-k lists, beams, cut-offs, examples
+repeats = bounded(int, 1, 1000, why=TIME)  # shuffles, k-means iterations
+threads = bounded(int, 0, 256, why="more threads than that only slow a run down")
+processes = bounded(int, 0, 64, why=MEMORY)
+levels = bounded(int, 1, 16, why=MEMORY)
+codebook_size = bounded(int, 1, 65536, why=MEMORY)
+item_count = bounded(int, 1, 10**7, why="no catalogue here is larger")
+tokens = bounded(int, 0, 100_000, why=MEMORY)
+seconds = bounded(int, 1, 7 * 86400, why="a week")
+learning_rate = bounded(float, 0.0, 10.0, low_open=True, why="a larger step only diverges")
+penalty = bounded(float, 0.0, 1000.0, why="a larger penalty zeroes every weight")
+scale = bounded(float, 0.0, 10.0, why="larger initial weights overflow")
+threshold = bounded(float, -1e6, 1e6, why="ratings are small numbers")
+fraction = bounded(float, 0.0, 1.0, high_open=True)
 
 
 def device_name(text: str) -> str:

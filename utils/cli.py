@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
-from utils.argtypes import device_name, non_negative_int
+from utils import argtypes
 from utils.errors import add_debug_flag
 from utils.runtime import resolve_device, seed_everything
 
@@ -31,19 +32,19 @@ def add_common_args(
     )
     g.add_argument(
         "--seed",
-        type=int,
+        type=argtypes.seed,
         default=0,
         help="seed for python, numpy and torch (model init, sampling)",
     )
     g.add_argument(
         "--split-seed",
-        type=int,
+        type=argtypes.seed,
         default=0,
         help="seed of the data split and the cold-item hold-out (kept fixed across --seed)",
     )
     g.add_argument(
         "--device",
-        type=device_name,
+        type=argtypes.device_name,
         default="auto",
         help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps",
     )
@@ -57,7 +58,7 @@ def add_common_args(
     if threads is not None:
         g.add_argument(
             "--threads",
-            type=non_negative_int,
+            type=argtypes.threads,
             default=threads,
             help=f"torch CPU threads (default {threads}; 0 = torch's choice). "
             "Small models train fastest on one thread, and extra spinning threads slow down badly "
@@ -68,6 +69,12 @@ def add_common_args(
             "--plot-dir", default="plots", help="where the PNG plots go (default: plots)"
         )
     return parser
+
+
+def resolve_out(template: str, dataset: str) -> Path:
+    """``--out`` with ``{dataset}`` filled in. Only that placeholder: any other brace is part of the
+    user's file name (``str.format`` would fail on it, or fill it from the arguments)."""
+    return Path(template.replace("{dataset}", dataset))
 
 
 def setup_logging(quiet: bool = False) -> None:

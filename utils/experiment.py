@@ -14,15 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from utils import distributed
-from utils.argtypes import fraction, positive_int
-from utils.cli import setup
+from utils import argtypes, distributed
+from utils.cli import resolve_out, setup
 from utils.data import Dataset, data_files, load_dataset
+from utils.errors import UsageError
 from utils.io import check_writable, lock_output
 from utils.predictions import predictions_file, save_predictions
 from utils.runinfo import RunRecord
 from utils.semantic import IDS_FILE, SemanticIds, load_semantic_ids, semantic_ids_record
 from utils.splits import SPLIT_KINDS, Split, get_split
+
+# Repeats of a whole training run: more would run for weeks on 2 cores.
+MAX_SEEDS = 100
 
 
 def add_experiment_args(
@@ -39,7 +42,7 @@ def add_experiment_args(
     )
     g.add_argument(
         "--top-k",
-        type=positive_int,
+        type=argtypes.list_length,
         default=100,
         help="length of the saved ranked lists (default 100; TIGER: the beam width)",
     )
@@ -47,7 +50,7 @@ def add_experiment_args(
         g.add_argument(
             "--seeds",
             nargs="+",
-            type=int,
+            type=argtypes.seed,
             help="model seeds to repeat (default: --seed only); the split stays fixed",
         )
     if split_choice:
@@ -59,7 +62,7 @@ def add_experiment_args(
         )
     g.add_argument(
         "--cold-fraction",
-        type=fraction,
+        type=argtypes.fraction,
         default=0.05,
         help="share of items held out of training (cold items)",
     )
@@ -75,7 +78,6 @@ def add_pointwise_args(
     parser: argparse.ArgumentParser, negatives: int, threshold_help: str
 ) -> None:
     """The labelling flags MF and the CTR models share."""
-    from utils.argtypes import finite_float
     from utils.examples import OBJECTIVES
 
     g = parser.add_argument_group("labels")
@@ -85,10 +87,12 @@ def add_pointwise_args(
         default="auto",
         help="auto: explicit (rated data) when the data has star ratings, else implicit feedback",
     )
-    g.add_argument("--positive-threshold", type=finite_float, default=4.0, help=threshold_help)
+    g.add_argument(
+        "--positive-threshold", type=argtypes.threshold, default=4.0, help=threshold_help
+    )
     g.add_argument(
         "--negatives",
-        type=positive_int,
+        type=argtypes.negatives,
         default=negatives,
         help="implicit: sampled negatives per training positive",
     )
@@ -167,13 +171,18 @@ def setup_experiment(
     with one GPU per LOCAL_RANK); ranks other than 0 log warnings only, show no progress and
     save no predictions, and :func:`utils.report.write_results` writes on rank 0 only.
     """
+    seeds = list(getattr(args, "seeds", None) or [args.seed])
+    if len(seeds) > MAX_SEEDS or len(set(seeds)) < len(seeds):
+        raise UsageError(
+            f"--seeds: {len(seeds)} seeds, {len(set(seeds))} distinct; give at most {MAX_SEEDS} "
+            "distinct seeds (each is a full training run)"
+        )
     device = distributed.init_from_env(setup(args))
     main = distributed.is_main()
     if not main:
         logging.getLogger().setLevel(logging.WARNING)
-    seeds = list(getattr(args, "seeds", None) or [args.seed])
     ds = load_dataset(args.data_dir)
-    out_path = Path(args.out.format(dataset=ds.name))
+    out_path = resolve_out(args.out, ds.name)
     split_cache = Path(args.split_cache or Path(args.data_dir) / "splits")
     folders = {"--split-cache": split_cache, **(outputs or {})}
     if getattr(args, "plot_dir", None):
