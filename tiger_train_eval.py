@@ -157,6 +157,11 @@ def main(argv: list[str] | None = None) -> None:
     }
     ckpt = Path(args.checkpoint_dir)
     partial = exp.out_path.with_name(exp.out_path.name + ".partial")
+    # what a checkpoint must have been trained on to be resumed (src/training.py check_identity)
+    identity = {
+        "data_checksum": ds.checksum,
+        "split": {"kind": split.kind, "seed": split.seed, "cold_fraction": args.cold_fraction},
+    }
     for name in models:
         stem = f"tiger-{name}-{ds.name}-{args.preset}-seed{args.seed}"
         with exp.record.stage(name):
@@ -171,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
                     args.resume,
                     progress=exp.progress,
                     top_k=args.top_k,
+                    identity=identity,
                 )
             else:
                 path = str(ckpt / f"{stem}-ids{ids_digest(sem)}.pt")
@@ -191,6 +197,7 @@ def main(argv: list[str] | None = None) -> None:
                     args.resume,
                     is_cold=split.is_cold(np.arange(ds.n_items)),
                     progress=exp.progress,
+                    identity={**identity, "semantic_ids": ids_digest(sem)},
                 )
         results["models"][name] = run_report(run, test_masks)
         if exp.save_predictions:

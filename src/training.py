@@ -9,6 +9,7 @@ once.
 from __future__ import annotations
 
 import copy
+import io
 import json
 import logging
 import math
@@ -25,7 +26,7 @@ from tqdm.auto import tqdm
 
 from utils import distributed
 from utils.errors import CheckpointError
-from utils.io import atomic_path, to_json
+from utils.io import atomic_write_bytes, to_json
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ class TrainConfig:
     monitor: str = "auc"
     mode: str = "max"
     compile: bool = False  # torch.compile the loss (GPU runs; CPU gains little and compiles slowly)
+    # What the run trains on (data checksum, semantic-ID digest, split, model configuration);
+    # saved in each checkpoint, and a checkpoint of anything else is refused on --resume.
+    identity: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -213,6 +217,70 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
+RESUME_FIX = "delete it, or run without --resume"
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested dict as {"a.b": leaf}, so a difference can be named by its path."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def check_identity(path: Path, saved: Any, wanted: dict[str, Any] | None) -> None:
+    """Refuse a checkpoint trained on other data, semantic IDs, split or model than this run's,
+    naming what differs."""
+    if _plain(saved) == _plain(wanted):
+        return
+    if not isinstance(saved, dict):
+        raise CheckpointError(
+            f"{path}: records no data checksum, semantic IDs or model configuration (written by "
+            f"an older version or another tool), so it cannot be checked against this run; "
+            f"{RESUME_FIX}"
+        )
+    old, new = _flat(_plain(saved)), _flat(_plain(wanted or {}))
+    differ = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    shown = "; ".join(f"{k}: {_short(old.get(k))} there, {_short(new.get(k))} here" for k in differ)
+    raise CheckpointError(
+        f"{path}: trained on something else than this run ({shown[:300]}); {RESUME_FIX}"
+    )
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text[:12] + "..." if len(text) > 15 else text
+
+
+def check_layout(path: Path, own: dict[str, torch.Tensor], weights: Any) -> None:
+    """Refuse saved weights of another size or layout than ``own`` (a state dict), by name, before
+    torch's size-mismatch error can."""
+    if not isinstance(weights, dict) or not all(
+        isinstance(v, torch.Tensor) for v in weights.values()
+    ):
+        raise CheckpointError(f"{path}: its model weights are not a table of tensors; {RESUME_FIX}")
+    differ = sorted(set(own) ^ set(weights)) + [
+        f"{k} {tuple(weights[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in weights and weights[k].shape != v.shape
+    ]
+    if differ:
+        raise CheckpointError(
+            f"{path}: a model of another size or layout ({len(differ)} tensor(s) differ, e.g. "
+            f"{', '.join(map(str, differ[:2]))}); {RESUME_FIX}"
+        )
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Serialise in memory, then write through a temporary file: a full disk ends in one
+    OSError naming ``path`` and leaves the previous checkpoint as it was."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
 def fit(
     model: torch.nn.Module,
     batches: Callable[[int], Iterable[Any]],
@@ -260,15 +328,28 @@ def fit(
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
     if ckpt and cfg.resume and ckpt.exists():
         state = load_checkpoint(ckpt)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        best_state, best_value = state["best_state"], state["best_value"]
-        result = TrainResult(**state["result"])
-        start_epoch, bad_epochs = state["epoch"] + 1, state["bad_epochs"]
-        # Older checkpoints lack the count; a finished run's recorded throughput gives it back.
-        examples = state.get("examples", round(result.examples_per_second * result.train_seconds))
-        torch.set_rng_state(state["torch_rng"])
+        check_identity(ckpt, state.get("identity"), cfg.identity)
+        try:
+            own = model.state_dict()
+            check_layout(ckpt, own, state["model"])
+            if state["best_state"] is not None:
+                check_layout(ckpt, own, state["best_state"])
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            best_state, best_value = state["best_state"], state["best_value"]
+            result = TrainResult(**state["result"])
+            start_epoch, bad_epochs = int(state["epoch"]) + 1, int(state["bad_epochs"])
+            # Older checkpoints lack the count; a finished run's recorded throughput gives it back.
+            examples = state.get(
+                "examples", round(result.examples_per_second * result.train_seconds)
+            )
+            torch.set_rng_state(state["torch_rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            raise CheckpointError(
+                f"{ckpt}: its training state does not fit this run ({type(exc).__name__}: "
+                f"{str(exc)[:120]}); {RESUME_FIX}"
+            ) from exc
         log.info("resumed from %s at epoch %d", ckpt, start_epoch)
 
     for epoch in range(start_epoch, cfg.epochs):
@@ -342,23 +423,23 @@ def fit(
             bad_epochs += 1
         stop = bad_epochs >= cfg.patience
         if ckpt and distributed.is_main():
-            with atomic_path(ckpt) as tmp:
-                torch.save(
-                    {
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "best_state": best_state,
-                        "best_value": best_value,
-                        "result": _plain(asdict(result)),
-                        "epoch": epoch,
-                        "bad_epochs": bad_epochs,
-                        "examples": examples,
-                        "torch_rng": torch.get_rng_state(),
-                        "config": asdict(cfg),
-                    },
-                    tmp,
-                )
+            _save_checkpoint(
+                ckpt,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "best_state": best_state,
+                    "best_value": best_value,
+                    "result": _plain(asdict(result)),
+                    "epoch": epoch,
+                    "bad_epochs": bad_epochs,
+                    "examples": examples,
+                    "torch_rng": torch.get_rng_state(),
+                    "config": _plain(asdict(cfg)),
+                    "identity": _plain(cfg.identity),
+                },
+            )
         distributed.barrier()  # no rank runs ahead of the epoch's checkpoint
         if stop:
             result.stopped_early = True

@@ -323,3 +323,97 @@ def test_braces_in_out_are_part_of_the_file_name(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert [p.name for p in out.parent.iterdir()] == ["{x}_ml_{}.json"]
+
+
+# ---------------------------------------------------------------- 4. checkpoints from elsewhere
+
+
+def _ckpt_cfg(ckpt: Path, resume: bool, identity: dict | None = None):
+    from src.training import TrainConfig
+
+    given = {} if identity is None else {"identity": identity}
+    return TrainConfig(
+        epochs=2, lr=0.02, monitor="mse", mode="min", patience=100, checkpoint=str(ckpt),
+        resume=resume, **given,
+    )  # fmt: skip
+
+
+def test_resume_refuses_a_checkpoint_trained_on_something_else(tmp_path):
+    from tests.helpers import fit_linear
+    from utils.errors import CheckpointError
+
+    ckpt = tmp_path / "model.pt"
+    mine = {"data_checksum": "a" * 64, "semantic_ids": "0123456789ab", "model": {"dim": 4}}
+    fit_linear(_ckpt_cfg(ckpt, False, mine))
+    other_data = {**mine, "data_checksum": "b" * 64}
+    with pytest.raises(CheckpointError, match=r"data_checksum: aaaaaaaaaaaa\.\.\. there, bbbb"):
+        fit_linear(_ckpt_cfg(ckpt, True, other_data))
+    with pytest.raises(CheckpointError, match=r"model\.dim: 4 there, 8 here.*without --resume"):
+        fit_linear(_ckpt_cfg(ckpt, True, {**mine, "model": {"dim": 8}}))
+    fit_linear(_ckpt_cfg(ckpt, True, mine))  # its own run resumes
+    fit_linear(_ckpt_cfg(ckpt, False, None))  # a checkpoint that records nothing ...
+    with pytest.raises(CheckpointError, match="records no data checksum"):
+        fit_linear(_ckpt_cfg(ckpt, True, mine))  # ... cannot be checked
+
+
+@pytest.mark.parametrize("damage", ["shape", "missing", "optimizer"])
+def test_a_checkpoint_of_another_layout_never_reaches_torch(tmp_path, damage):
+    import torch
+
+    from tests.helpers import fit_linear
+    from utils.errors import CheckpointError
+
+    ckpt = tmp_path / "model.pt"
+    fit_linear(_ckpt_cfg(ckpt, False))
+    state = torch.load(ckpt, weights_only=True)
+    if damage == "shape":
+        state["model"]["weight"] = torch.zeros(3, 4)
+    elif damage == "missing":
+        del state["model"]["bias"]
+    else:
+        state["optimizer"]["param_groups"] = []
+    torch.save(state, ckpt)
+    with pytest.raises(CheckpointError, match=f"{ckpt}: .*delete it, or run without --resume"):
+        fit_linear(_ckpt_cfg(ckpt, True))
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_one_line(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from tests.helpers import fit_linear
+    from utils.errors import run_script
+
+    ckpt = tmp_path / "model.pt"
+    fit_linear(_ckpt_cfg(ckpt, False))
+    before = snapshot(tmp_path)
+
+    def full(self, data):
+        with open(self, "wb") as f:
+            f.write(data[: len(data) // 2])  # half written, then the disk is full
+        raise _full(errno.ENOSPC)
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(SystemExit) as exit_:
+        run_script(lambda: fit_linear(_ckpt_cfg(ckpt, False)))
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: No space left on device, {ckpt}: the disk is full"), err
+    assert snapshot(tmp_path) == before  # the old checkpoint stays, no temporary file is left
+
+
+def test_tiger_resume_on_other_data_of_the_same_shape_is_refused(tmp_path):
+    data = write_movielens(tmp_path / "ml", n_users=20, n_items=24)
+    flags = [
+        "--data-dir", str(data), "--models", "sasrec", "--epochs", "1", "--device", "cpu",
+        "--out", str(tmp_path / "r.json"), "--plot-dir", str(tmp_path / "plots"), "--quiet",
+        "--checkpoint-dir", str(tmp_path / "ckpt"),
+    ]  # fmt: skip
+    assert run_cli("tiger_train_eval.py", *flags).returncode == 0
+    lines = (data / "u.data").read_text().splitlines()
+    user, item, rating, ts = lines[0].split("\t")
+    lines[0] = "\t".join([user, item, "5" if rating != "5" else "4", ts])  # same shape, other data
+    (data / "u.data").write_text("\n".join(lines) + "\n")
+    before = snapshot(tmp_path / "ckpt")
+    proc = run_cli("tiger_train_eval.py", *flags, "--resume")
+    assert_one_line_error(proc, "trained on something else", "data_checksum", "--resume")
+    assert snapshot(tmp_path / "ckpt") == before

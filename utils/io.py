@@ -137,6 +137,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         # mkstemp creates 0600 files; give the result the permissions a plain open() would.
         os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
+    except OSError as exc:  # name the user's file, not our temporary one (a full disk, say)
+        if exc.filename not in (None, str(tmp_path)):
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

@@ -407,11 +407,14 @@ def run_tiger(
     resume: bool,
     is_cold: np.ndarray | None = None,
     progress: bool = False,
+    identity: dict[str, Any] | None = None,
 ) -> ModelRun:
     """Train one TIGER variant and rank every validation and test user with beam search.
 
     ``is_cold`` (bool per item) adds the paper's cold-start ranking of the test
     users (:class:`ColdStart` with ``preset.cold_share``) beside plain beam search.
+    ``identity`` (data checksum, semantic-ID digest, split) goes into each checkpoint with the
+    model's configuration; ``resume`` refuses a checkpoint of anything else.
     """
     cfg = replace(preset.tiger, encoder="item" if name == "tiger_item" else "token")
     model = Tiger(cfg, codes).to(device)
@@ -443,7 +446,12 @@ def run_tiger(
     def evaluate(m: Tiger) -> dict[str, float]:
         return ranking_metrics(rank(m, val_sub, val_sub_tok, "val").ranks)
 
-    tcfg = replace(preset.train[name], checkpoint=checkpoint, resume=resume)
+    tcfg = replace(
+        preset.train[name],
+        checkpoint=checkpoint,
+        resume=resume,
+        identity={**(identity or {}), "model": cfg.to_dict()},
+    )
     steps = n_bucketed_batches(train.length, tcfg.batch_size)
     result = fit(
         model,
@@ -554,9 +562,10 @@ def run_sasrec(
     resume: bool,
     progress: bool = False,
     top_k: int = 100,
+    identity: dict[str, Any] | None = None,
 ) -> ModelRun:
     """Train SASRec (all-position) and rank the whole catalogue for every validation and test
-    user; ``top_k``: length of the saved test lists."""
+    user; ``top_k``: length of the saved test lists; ``identity`` as for :func:`run_tiger`."""
     chunks = data.train_chunks.to(device)
     trained = torch.zeros(n_items, dtype=torch.bool)
     trained[chunks.seq[chunks.seq >= 0].unique().cpu()] = True
@@ -568,7 +577,12 @@ def run_sasrec(
             sasrec_rank(m, val, preset.eval_batch, desc="sasrec val", progress=progress)[0]
         )
 
-    tcfg = replace(preset.train["sasrec"], checkpoint=checkpoint, resume=resume)
+    tcfg = replace(
+        preset.train["sasrec"],
+        checkpoint=checkpoint,
+        resume=resume,
+        identity={**(identity or {}), "model": preset.sasrec.to_dict()},
+    )
     steps = n_bucketed_batches(chunks.length, tcfg.batch_size)
     result = fit(
         model,
