@@ -417,3 +417,204 @@ def test_tiger_resume_on_other_data_of_the_same_shape_is_refused(tmp_path):
     proc = run_cli("tiger_train_eval.py", *flags, "--resume")
     assert_one_line_error(proc, "trained on something else", "data_checksum", "--resume")
     assert snapshot(tmp_path / "ckpt") == before
+
+
+# ---------------------------------------------------------------- 5. hostile or odd data
+
+
+def _edit_json(path: Path, edit) -> None:
+    import json
+
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+
+
+def _edit_u_data(folder: Path, edit) -> None:
+    lines = (folder / "u.data").read_text().splitlines()
+    (folder / "u.data").write_text("\n".join(edit(lines)) + "\n")
+
+
+def _field(lines: list[str], column: int, value: str) -> list[str]:
+    parts = lines[0].split("\t")
+    parts[column] = value
+    return ["\t".join(parts), *lines[1:]]
+
+
+def _p5_ratings(folder: Path, field: str, value) -> None:
+    import pickle
+
+    path = folder / "rating_splits_augmented.pkl"
+    splits = pickle.loads(path.read_bytes())
+    splits["train"][0][field] = value
+    path.write_bytes(pickle.dumps(splits))
+
+
+def _meta_line(folder: Path, line: str) -> None:
+    import gzip
+
+    with gzip.open(folder / "meta.json.gz", "at") as f:
+        f.write(line + "\n")
+
+
+HOSTILE_DATA = {
+    "datamaps value a non-ASCII digit": (
+        "p5",
+        lambda d: _edit_json(d / "datamaps.json", lambda m: m["item2id"].update(B000000000="²")),
+        "numeric id string",
+    ),
+    "datamaps nested a million deep": (
+        "p5",
+        lambda d: (d / "datamaps.json").write_text("[" * 10**6 + "]" * 10**6),
+        "datamaps.json: JSON nested too deeply",
+    ),
+    "metadata asin a list": (
+        "p5",
+        lambda d: _meta_line(d, '{"asin": ["B000000001"], "title": "x"}'),
+        "meta.json.gz: 1 of",
+    ),
+    "u.data user id beyond 64 bits": (
+        "ml",
+        lambda d: _edit_u_data(d, lambda ls: _field(ls, 0, str(2**64))),
+        "u.data: 1 of",
+    ),
+    "u.data timestamp beyond 64 bits": (
+        "ml",
+        lambda d: _edit_u_data(d, lambda ls: _field(ls, 3, str(2**70))),
+        "u.data: 1 of",
+    ),
+    "rating pickle: NaN rating": (
+        "p5r",
+        lambda d: _p5_ratings(d, "overall", float("nan")),
+        "rating nan outside [1.0, 5.0]",
+    ),
+    "rating pickle: rating 99": ("p5r", lambda d: _p5_ratings(d, "overall", 99), "rating 99"),
+    "rating pickle: rating 1e30": ("p5r", lambda d: _p5_ratings(d, "overall", 1e30), "1e+30"),
+    "rating pickle: time beyond 64 bits": (
+        "p5r",
+        lambda d: _p5_ratings(d, "unixReviewTime", 2**70),
+        "outside [0, 2^63)",
+    ),
+}
+
+
+def _folder(kind: str, root: Path) -> Path:
+    if kind == "ml":
+        return write_movielens(root, n_users=10, n_items=12)
+    return write_p5(root, n_users=10, n_items=12, with_ratings=kind == "p5r")
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_DATA))
+def test_hostile_data_is_refused_by_name(tmp_path, case):
+    from utils.data import load_dataset
+    from utils.errors import DataError
+
+    kind, damage, message = HOSTILE_DATA[case]
+    folder = _folder(kind, tmp_path / "data")
+    damage(folder)
+    with pytest.raises(DataError, match=re.escape(message)):
+        load_dataset(folder)
+
+
+def test_a_gzip_bomb_is_refused_before_it_fills_memory(tmp_path, monkeypatch):
+    import gzip
+
+    import utils.data
+    from utils.errors import DataError
+
+    folder = write_p5(tmp_path / "p5", n_users=10, n_items=12)
+    monkeypatch.setattr(utils.data, "MAX_META_BYTES", 1 << 20)  # the real cap is 2 GiB
+    with gzip.open(folder / "meta.json.gz", "wb") as f:
+        f.write(b"\0" * (2 << 20))  # compresses 1000:1
+    with pytest.raises(DataError, match="meta.json.gz: decompresses to more than 1 MiB"):
+        utils.data.load_dataset(folder)
+
+
+def test_a_repeated_rating_in_u_data_is_kept_once_at_its_latest_row(tmp_path, caplog):
+    from utils.data import load_dataset
+    from utils.splits import get_split
+
+    folder = write_movielens(tmp_path / "ml", n_users=10, n_items=12)
+    plain = load_dataset(folder)
+    first = (folder / "u.data").read_text().splitlines()[0].split("\t")
+    again = [first[0], first[1], "1" if first[2] != "1" else "2", str(int(first[3]) + 10**6)]
+    _edit_u_data(folder, lambda ls: [*ls, "\t".join(again), "\t".join(again)])
+    ds = load_dataset(folder)
+    assert ds.n_interactions == plain.n_interactions and "2 repeated" in caplog.text
+    user = list(ds.user_ids).index(first[0])
+    item = list(ds.item_ids).index(first[1])
+    row = ds.user_offsets[user] + list(ds.sequence(user)).index(item)
+    assert ds.ratings[row] == float(again[2]) and ds.timestamps[row] == int(again[3])
+    split = get_split(ds)
+    pairs = ds.users * ds.n_items + ds.items
+    assert not set(pairs[split.train]) & set(pairs[split.test])
+
+
+def test_a_user_who_has_every_item_ends_in_one_line(tmp_path):
+    folder = write_movielens(tmp_path / "ml", n_users=10, n_items=12)
+    everything = [f"1\t{i}\t4\t{890000000 + i}" for i in range(1, 13)]
+    _edit_u_data(
+        folder, lambda ls: [line for line in ls if not line.startswith("1\t")] + everything
+    )
+    proc = run_cli(
+        "mf_train_eval.py", "--data-dir", str(folder), "--models", "bias", "--device", "cpu",
+        "--out", str(tmp_path / "r.json"), "--plot-dir", str(tmp_path / "plots"), "--quiet",
+    )  # fmt: skip
+    assert_one_line_error(proc, "no negative items to sample", "remove such users")
+
+
+def test_nan_embeddings_are_refused_wherever_they_enter(tmp_path):
+    import numpy as np
+
+    from src.semantic_ids.embeddings import embed_texts
+    from src.semantic_ids.generator import read_new_items
+    from utils.errors import DataError
+
+    def nan_encoder():
+        return lambda texts: np.full((len(texts), 4), np.nan, np.float32)
+
+    with pytest.raises(DataError, match="sentence encoder: 2 of 2 embedding"):
+        embed_texts(["a", "b"], None, nan_encoder)
+    npy = tmp_path / "new.npy"
+    np.save(npy, np.array([[0.1, 0.2], [np.inf, 0.0]], np.float32))
+    with pytest.raises(DataError, match=f"{npy}: 1 of 2 embedding.*row 1"):
+        read_new_items(npy)
+
+
+def _ids_file(tmp_path: Path) -> tuple[Path, Path]:
+    import numpy as np
+
+    from utils.data import load_dataset
+    from utils.semantic import write_semantic_ids
+
+    folder = write_movielens(tmp_path / "ml", n_users=10, n_items=12)
+    ds = load_dataset(folder)
+    codes = np.array([[i % 3, i // 3 % 2, 0] for i in range(ds.n_items)])
+    header = {"data_checksum": ds.checksum, "codebook_sizes": [3, 2], "collision_size": 1}
+    write_semantic_ids(folder / "semantic_ids.json", header, ds.item_ids, codes)
+    return folder, folder / "semantic_ids.json"
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d["items"].update({"1": [None, 0, 0]}), "integer codes per item"),
+        (lambda d: d["items"].update({"1": ["1", 0, 0]}), "integer codes per item"),
+        (lambda d: d["items"].update({"1": [1.0, 0, 0]}), "integer codes per item"),
+        (lambda d: d["items"].update({"1": [2**70, 0, 0]}), "outside their codebook sizes"),
+        (lambda d: d.update(codebook_sizes=[10**12, 2]), "each in [1, 65536]"),
+        (lambda d: d.update(codebook_sizes=["3", 2]), "each in [1, 65536]"),
+        (lambda d: d.update(collision_size=None), "each in [1, 65536]"),
+        (lambda d: d.update(codebook_sizes=None), "codebook_sizes must be"),
+        (lambda d: d.update(data_checksum=None), "data_checksum must be a string"),
+    ],
+)
+def test_a_hand_edited_semantic_ids_file_is_refused_in_one_line(tmp_path, edit, message):
+    from utils.data import load_dataset
+    from utils.errors import DataError
+    from utils.semantic import load_semantic_ids
+
+    folder, path = _ids_file(tmp_path)
+    _edit_json(path, edit)
+    with pytest.raises(DataError, match=f"{path}: .*{re.escape(message)}"):
+        load_semantic_ids(folder, load_dataset(folder))

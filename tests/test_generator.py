@@ -142,7 +142,7 @@ def test_errors_name_the_file_and_the_fix(tmp_path, encoder):
     with pytest.raises(DataError, match="other data"):
         load_semantic_ids(data, ds)
     (data / "semantic_ids.json").write_text("{not json")
-    with pytest.raises(DataError, match="line 1"):
+    with pytest.raises(DataError, match="semantic_ids.json:1: invalid JSON"):
         load_semantic_ids(data, ds)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "ok"}\n{"name": "no text"}\n')

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from utils.errors import DataError
-from utils.io import UnsafePickleError, restricted_pickle_load, sha256_files
+from utils.io import UnsafePickleError, parse_json, restricted_pickle_load, sha256_files
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,14 @@ ML_FILES = ("u.data", "u.item")
 MAX_BAD_LINE_FRACTION = 0.001
 # MovieLens started in 1997: an earlier u.data timestamp is a damaged (e.g. cut) field.
 MIN_MOVIELENS_TIMESTAMP = 788_918_400  # 1995-01-01
+# Every value read from a data file is checked against what the arrays can hold and what the
+# task means, where it is read: ids and times are int64, ratings are stars.
+MAX_INT64 = 2**63 - 1
+RATING_RANGE = (1.0, 5.0)
+# P5's ids are ASCII digit strings ("²" is a digit to str.isdigit, but no int).
+_NUMERIC_ID = re.compile(r"[0-9]{1,18}")
+# The metadata is decompressed whole; a real Amazon dump is a few hundred MB, a gzip bomb more.
+MAX_META_BYTES = 2 << 30
 
 
 def prepare_hint(data_dir: Path) -> str:
@@ -248,8 +256,14 @@ def _offsets_and_positions(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 def _read_meta_lines(path: Path) -> list[str]:
     try:
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            return f.read().splitlines()
+        with gzip.open(path, "rb") as f:
+            data = f.read(MAX_META_BYTES + 1)
+        if len(data) > MAX_META_BYTES:
+            raise DataError(
+                f"{path}: decompresses to more than {MAX_META_BYTES >> 20} MiB, far beyond any "
+                "real item metadata (a gzip bomb?); re-run prepare_data.py to fetch the original."
+            )
+        return data.decode("utf-8").splitlines()
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
         raise DataError(
             f"{path}: the gzip file is truncated or corrupt ({exc}); "
@@ -268,8 +282,8 @@ def _parse_meta_line(line: str) -> dict[str, Any]:
         record = json.loads(line)
     except json.JSONDecodeError:
         record = ast.literal_eval(line)
-    if not isinstance(record, dict) or "asin" not in record:
-        raise ValueError("not a metadata record with an 'asin'")
+    if not isinstance(record, dict) or not isinstance(record.get("asin"), str):
+        raise ValueError("not a metadata record with an 'asin' string")
     return record
 
 
@@ -338,13 +352,7 @@ def _read_text(path: Path, encoding: str = "utf-8") -> str:
 
 
 def _load_datamaps(path: Path) -> dict[str, dict[str, str]]:
-    try:
-        maps = json.loads(_read_text(path))
-    except json.JSONDecodeError as exc:
-        raise DataError(
-            f"{path}:{exc.lineno}: invalid JSON ({exc.msg}); "
-            "re-run prepare_data.py to fetch it again."
-        ) from exc
+    maps = parse_json(_read_text(path), path, "re-run prepare_data.py to fetch it again.")
     if not isinstance(maps, dict):
         raise DataError(
             f"{path}: expected a JSON object with 'user2id' and 'item2id', got a "
@@ -356,11 +364,13 @@ def _load_datamaps(path: Path) -> dict[str, dict[str, str]]:
                 f"{path}: the '{key}' map is missing; this is not P5's datamaps.json. "
                 "Re-run prepare_data.py."
             )
-        bad = [k for k, v in maps[key].items() if not (isinstance(v, str) and v.isdigit())]
+        bad = [
+            k for k, v in maps[key].items() if not (isinstance(v, str) and _NUMERIC_ID.fullmatch(v))
+        ]
         if bad:
             raise DataError(
                 f"{path}: {len(bad)} '{key}' entries map to something other than a numeric id "
-                f"string (first: {bad[0]!r}); this is not P5's datamaps.json. "
+                f"string of at most 18 digits (first: {bad[0]!r}); this is not P5's datamaps.json. "
                 "Re-run prepare_data.py."
             )
     return maps
@@ -368,7 +378,7 @@ def _load_datamaps(path: Path) -> dict[str, dict[str, str]]:
 
 def _parse_sequence_line(line: str) -> tuple[str, list[str]]:
     tokens = line.split()
-    if len(tokens) < 2 or not all(t.isdigit() for t in tokens):
+    if len(tokens) < 2 or not all(_NUMERIC_ID.fullmatch(t) for t in tokens):
         raise ValueError("expected 'user_id item_id item_id ...' of integers")
     return tokens[0], tokens[1:]
 
@@ -504,12 +514,15 @@ def _p5_ratings(
         for k, review in enumerate(splits[part]):
             try:
                 u, i = user_index[review["reviewerID"]], item_index[review["asin"]]
-                lookup[u * n_items + i] = (float(review["overall"]), int(review["unixReviewTime"]))
+                lookup[u * n_items + i] = (
+                    _rating(review["overall"]),
+                    _time(review["unixReviewTime"]),
+                )
             except (KeyError, TypeError, ValueError) as exc:
                 raise DataError(
                     f"{path}: review {k} of '{part}' is malformed or names an unknown user/item "
-                    f"({exc!r}); "
-                    "it needs reviewerID, asin, overall and unixReviewTime matching datamaps.json."
+                    f"({exc!r}); it needs reviewerID and asin matching datamaps.json, overall "
+                    f"a rating in {list(RATING_RANGE)} and unixReviewTime a time in seconds."
                 ) from exc
     keys = users * n_items + items
     found = np.array([int(k) in lookup for k in keys], dtype=bool)
@@ -525,6 +538,31 @@ def _p5_ratings(
     ratings = np.array([v[0] for v in values], dtype=np.float32)
     timestamps = np.array([v[1] for v in values], dtype=np.int64)
     return ratings, timestamps, found
+
+
+def _rating(value: Any) -> float:
+    """A star rating: a number in RATING_RANGE (NaN, 99 or 1e30 would train and score nonsense)."""
+    rating = float(value)
+    if isinstance(value, bool) or not RATING_RANGE[0] <= rating <= RATING_RANGE[1]:
+        raise ValueError(f"rating {value!r} outside {list(RATING_RANGE)}")
+    return rating
+
+
+def _time(value: Any) -> int:
+    """A Unix time in seconds that fits int64 (a float is accepted when it is whole)."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"time {value!r} is not a whole number of seconds")
+    seconds = int(value)
+    if not 0 <= seconds <= MAX_INT64:
+        raise ValueError(f"time {value!r} outside [0, 2^63)")
+    return seconds
+
+
+def _int64_id(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= MAX_INT64:
+        raise ValueError(f"id {text} outside [0, 2^63)")
+    return value
 
 
 # ---------------------------------------------------------------- MovieLens 100K
@@ -557,9 +595,8 @@ def _parse_ml_rating(line: str) -> tuple[int, int, float, int]:
     parts = line.split("\t")
     if len(parts) != 4:
         raise ValueError("expected 4 tab-separated fields")
-    user, item, rating, ts = int(parts[0]), int(parts[1]), float(parts[2]), int(parts[3])
-    if not 1 <= rating <= 5:
-        raise ValueError("rating outside 1-5")
+    user, item = _int64_id(parts[0]), _int64_id(parts[1])
+    rating, ts = _rating(parts[2]), _time(parts[3])
     if ts < MIN_MOVIELENS_TIMESTAMP:
         raise ValueError("timestamp before MovieLens existed (a cut field)")
     return user, item, rating, ts
@@ -576,6 +613,26 @@ def _parse_ml_item(line: str) -> tuple[int, str, float, list[str]]:
     year = float(match.group(1)) if match else float("nan")
     genres = [g for g, f in zip(ML_GENRES, flags) if f == "1" and g != "unknown"]
     return int(parts[0]), _clean(parts[1]), year, genres
+
+
+def _latest_per_pair(
+    path: Path, users: np.ndarray, items: np.ndarray, order: np.ndarray
+) -> np.ndarray:
+    """The rule for a (user, item) pair rated more than once: one interaction, its latest row.
+
+    ``order`` sorts the rows chronologically per user; the rows it keeps stay in that order.
+    Kept twice, a pair could sit in training and in the test set at once.
+    """
+    key = users.astype(np.int64) * (int(items.max()) + 1 if len(items) else 1) + items
+    _, last = np.unique(key[::-1], return_index=True)  # the latest row of each pair
+    keep = np.sort(len(key) - 1 - last)
+    if len(keep) < len(key):
+        log.warning(
+            "%s: %d repeated (user, item) rating(s); each pair keeps its latest row",
+            path,
+            len(key) - len(keep),
+        )
+    return order[keep]
 
 
 def load_movielens(data_dir: Path) -> Dataset:
@@ -614,6 +671,7 @@ def load_movielens(data_dir: Path) -> Dataset:
     user_values, users = np.unique(raw_users, return_inverse=True)
     # Chronological per user; file order breaks ties so the order is deterministic.
     order = np.lexsort((np.arange(len(users)), timestamps, users))
+    order = _latest_per_pair(data_path, users[order], items[order], order)
     users, items, ratings, timestamps = (
         users[order].astype(np.int64),
         items[order],

@@ -186,20 +186,33 @@ def atomic_write_json(
 
 
 def read_json(path: str | Path, fix: str = "re-run the script that wrote it") -> Any:
-    """Parse a JSON file; a truncated or non-UTF-8 file is refused with its name, the line and
-    ``fix``."""
+    """Parse a JSON file; a truncated, non-UTF-8 or absurdly nested file is refused with its
+    name, the line and ``fix``."""
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            text = f.read()
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: not UTF-8 text (byte {exc.start}), the file is damaged; {fix}"
+        ) from exc
+    return parse_json(text, path, fix)
+
+
+def parse_json(text: str, path: str | Path, fix: str) -> Any:
+    """``json.loads`` for a file's text: every way it can fail is a DataError naming the file.
+
+    Nesting deeper than Python's recursion limit (a hostile ``[[[[...]]]]``) is refused like
+    any other damage instead of ending in a RecursionError.
+    """
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(
             f"{path}:{exc.lineno}: invalid JSON ({exc.msg}), the file is truncated or damaged; "
             f"{fix}"
         ) from exc
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path}: not UTF-8 text (byte {exc.start}), the file is damaged; {fix}"
-        ) from exc
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to be a real file; {fix}") from None
 
 
 def check_writable(

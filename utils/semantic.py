@@ -24,14 +24,20 @@ from typing import Any
 
 import numpy as np
 
+from utils import argtypes
 from utils.data import DataError, Dataset
-from utils.io import atomic_write_text
+from utils.io import atomic_write_text, parse_json
 
 FORMAT = "semantic-ids/1"
 IDS_FILE = "semantic_ids.json"
 CODEBOOKS_FILE = "codebooks.npz"
 STATS_FILE = "semantic_id_stats.json"
 log = logging.getLogger(__name__)
+
+# What a semantic-ID file may declare: the generator's own flag ceilings, so a hand-edited
+# codebook size of 10^12 never reaches a model's embedding table.
+MAX_CODEBOOK = int(argtypes.codebook_size.high)  # type: ignore[attr-defined]
+MAX_LEVELS = int(argtypes.levels.high)  # type: ignore[attr-defined]
 
 GENERATE_HINT = "run `python semantic_id_generator.py --data-dir {data_dir}` to (re)generate it"
 
@@ -96,9 +102,9 @@ def read_semantic_ids_file(path: str | Path) -> tuple[dict[str, Any], list[str],
     if not path.is_file():
         raise DataError(f"{path}: no semantic IDs yet; {hint}")
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: invalid JSON at line {exc.lineno} ({exc.msg}); {hint}") from exc
+        doc = parse_json(path.read_text(encoding="utf-8"), path, hint)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); {hint}") from exc
     if (
         not isinstance(doc, dict)
         or doc.get("format") != FORMAT
@@ -107,22 +113,45 @@ def read_semantic_ids_file(path: str | Path) -> tuple[dict[str, Any], list[str],
         found = doc.get("format") if isinstance(doc, dict) else None
         raise DataError(f"{path}: not a {FORMAT} file (format={found!r}); {hint}")
     items = doc.pop("items")
-    try:
-        codes = np.array(list(items.values()), dtype=np.int64)
-    except (TypeError, ValueError) as exc:
+    sizes, collision = doc.get("codebook_sizes"), doc.get("collision_size")
+    if (
+        not isinstance(sizes, list)
+        or not 1 <= len(sizes) <= MAX_LEVELS
+        or not all(_is_int(v) and 1 <= v <= MAX_CODEBOOK for v in [*sizes, collision])
+    ):
         raise DataError(
-            f"{path}: item codes must be equal-length lists of integers ({exc}); {hint}"
-        ) from exc
-    sizes = doc.get("codebook_sizes")
-    if codes.ndim != 2 or not isinstance(sizes, list) or codes.shape[1] != len(sizes) + 1:
-        raise DataError(
-            f"{path}: expected {len(sizes) + 1 if isinstance(sizes, list) else '?'} codes per item "
-            f"(levels + collision), got shape {codes.shape}; {hint}"
+            f"{path}: codebook_sizes must be 1 to {MAX_LEVELS} integers and collision_size an "
+            f"integer, each in [1, {MAX_CODEBOOK}] (found {str(sizes)[:60]}, {collision!r}); "
+            f"{hint}"
         )
-    bounds = np.array([*sizes, doc.get("collision_size", 0)])
+    if not isinstance(doc.get("data_checksum"), str):
+        raise DataError(f"{path}: data_checksum must be a string; {hint}")
+    width = len(sizes) + 1
+    bad = next(
+        (
+            (item, row)
+            for item, row in items.items()
+            if not (isinstance(row, list) and len(row) == width and all(map(_is_int, row)))
+        ),
+        None,
+    )
+    if bad is not None:
+        raise DataError(
+            f"{path}: expected {width} integer codes per item (levels + collision), item "
+            f"{bad[0]!r} has {str(bad[1])[:60]}; {hint}"
+        )
+    try:
+        codes = np.array(list(items.values()), dtype=np.int64).reshape(len(items), width)
+    except OverflowError as exc:
+        raise DataError(f"{path}: codes outside their codebook sizes ({exc}); {hint}") from exc
+    bounds = np.array([*sizes, collision])
     if (codes < 0).any() or (codes >= bounds).any():
         raise DataError(f"{path}: codes outside their codebook sizes {bounds.tolist()}; {hint}")
     return doc, list(items), codes
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int  # not a bool, a float or a numeric string
 
 
 def codebooks_sha256(centroids: Iterable[np.ndarray]) -> str:

@@ -100,8 +100,12 @@ def sample_negatives(
             return out.reshape(len(users), n)
         out[idx] = rng.integers(0, observed.n_items, size=len(idx))
         idx = idx[rejected(idx)]
-    raise ValueError(
-        "could not sample negatives: some users have interacted with (almost) every allowed item"
+    stuck = np.unique(flat_users[idx])
+    raise DataError(
+        f"no negative items to sample for {len(stuck)} user(s) (user index "
+        f"{', '.join(map(str, stuck[:3].tolist()))}): they have interacted with every item a "
+        "negative may be drawn from; remove such users from the data, or lower --cold-fraction "
+        "if the cold hold-out takes the rest"
     )
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from utils.errors import DataError
 from utils.hashing import stable_hash
 from utils.io import atomic_write_bytes
 
@@ -148,6 +149,18 @@ def text_key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()
 
 
+def require_finite(vectors: np.ndarray, where: str, fix: str) -> np.ndarray:
+    """Refuse NaN or infinite embeddings where they enter (cache, encoder, .npy file): quantized,
+    they would still get real-looking codes."""
+    bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1)) if vectors.size else []
+    if len(bad):
+        raise DataError(
+            f"{where}: {len(bad)} of {len(vectors)} embedding(s) are NaN or infinite (first: row "
+            f"{bad[0]}); {fix}"
+        )
+    return vectors
+
+
 class EmbeddingCache:
     """Vectors of one (model, normalisation) pair, stored in one .npz under `cache_dir`."""
 
@@ -166,6 +179,7 @@ class EmbeddingCache:
                 raise ValueError(
                     f"{self.path}: not an embedding cache of this version; delete it to rebuild it"
                 )
+            require_finite(self._vectors, str(self.path), "delete it to rebuild it")
             self._keys = {k.tobytes(): i for i, k in enumerate(keys)}
 
     def __len__(self) -> int:
@@ -288,6 +302,7 @@ def embed_texts(
             if hasattr(encoder, "close"):
                 encoder.close()
         load_seconds, seconds = t1 - t0, time.perf_counter() - t1
+        require_finite(encoded, "the sentence encoder", "check the model (--model) and its files")
         if not found.any():
             vectors = np.zeros((len(texts), encoded.shape[1]), dtype=np.float32)
         elif vectors.shape[1] != encoded.shape[1]:

@@ -27,6 +27,7 @@ from src.semantic_ids.embeddings import (
     embed_texts,
     load_sentence_encoder,
     load_tokenizer,
+    require_finite,
 )
 from src.semantic_ids.item_text import (
     DEFAULT_FIELDS,
@@ -459,7 +460,8 @@ def read_new_items(path: Path) -> tuple[list[str], list[str] | None, np.ndarray 
             raise DataError(
                 f"{path}: expected a 2-d array of embeddings (n, dim), got shape {x.shape}"
             )
-        return [str(i) for i in range(len(x))], None, x.astype(np.float32)
+        x = require_finite(x.astype(np.float32), str(path), "give finite embeddings")
+        return [str(i) for i in range(len(x))], None, x
     ids, texts = [], []
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
