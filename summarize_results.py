@@ -68,7 +68,8 @@ def verify(results_dir: Path) -> int:
     """Recompute every headline metric of the results files that have saved predictions.
 
     Prints one line per file and every mismatch; returns the number of mismatches (a results
-    file of a trainer without predictions counts as one: it cannot be checked).
+    file of a trainer without predictions, or of another layout, counts as one: it cannot be
+    checked), and 1 when there was nothing to check at all.
     """
     failures, checked = 0, 0
     patterns = ("mf_results_*.json", "neural_results_*.json", "tiger_results*.json")
@@ -90,6 +91,9 @@ def verify(results_dir: Path) -> int:
                 f"     {c.model}, {c.metric}: reported {c.reported!r}, recomputed {c.recomputed!r}"
             )
     print(f"{checked} metrics checked, {failures} mismatch(es)")
+    if not checked and not failures:
+        print(f"FAIL {results_dir}: no results file with saved predictions, nothing was verified")
+        return 1
     return failures
 
 

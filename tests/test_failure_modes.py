@@ -618,3 +618,130 @@ def test_a_hand_edited_semantic_ids_file_is_refused_in_one_line(tmp_path, edit, 
     _edit_json(path, edit)
     with pytest.raises(DataError, match=f"{path}: .*{re.escape(message)}"):
         load_semantic_ids(folder, load_dataset(folder))
+
+
+# ---------------------------------------------------------------- 3. --verify checks everything
+
+
+@pytest.fixture(scope="module")
+def verified(tmp_path_factory) -> Path:
+    """A results folder that verifies: MF (2 seeds) and SASRec on a small MovieLens copy."""
+    import mf_train_eval
+    import tiger_train_eval
+
+    root = tmp_path_factory.mktemp("verified")
+    data = write_movielens(root / "ml", n_users=30, n_items=40)
+    out = root / "results"
+    common = ["--data-dir", str(data), "--plot-dir", str(root / "plots"), "--quiet"]
+    common += ["--save-predictions", "--device", "cpu", "--top-k", "20"]
+    mf_train_eval.main(
+        [*common, "--out", str(out / "mf_results_ml.json"), "--models", "bias", "mf_id",
+         "--seeds", "0", "1", "--epochs", "1"]
+    )  # fmt: skip
+    tiger_train_eval.main(
+        [*common, "--out", str(out / "tiger_results.json"), "--models", "sasrec",
+         "--epochs", "1", "--checkpoint-dir", str(root / "ckpt")]
+    )  # fmt: skip
+    return out
+
+
+def _copy_results(verified: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(verified, tmp_path / "results"))
+
+
+def _rewrite_predictions(results: Path, name: str, model: str, change) -> None:
+    """Change a saved predictions file (``change(meta, arrays)``) and re-record its sha256, as a
+    careful forger would."""
+    import json
+
+    import numpy as np
+
+    from utils.io import read_json, sha256_file
+
+    doc = read_json(results / name)
+    record = doc["models"][model]["predictions"]
+    with np.load(record["file"], allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    change(meta, arrays)
+    forged = results / f"forged-{model}.npz"
+    np.savez_compressed(forged, meta=np.array(json.dumps(meta)), **arrays)
+    record.update(file=str(forged), sha256=sha256_file(forged))
+    (results / name).write_text(json.dumps(doc))
+
+
+def _verify(results: Path, capsys) -> tuple[int, str]:
+    import summarize_results
+
+    failures = summarize_results.verify(results)
+    return failures, capsys.readouterr().out
+
+
+def _edit_results(results: Path, name: str, edit) -> None:
+    _edit_json(results / name, edit)
+
+
+def test_an_edited_mean_over_seeds_or_slice_metric_fails(verified, tmp_path, capsys):
+    results = _copy_results(verified, tmp_path)
+    assert _verify(results, capsys)[0] == 0
+
+    def mf(doc):
+        mf_id = doc["models"]["mf_id"]
+        mf_id["mean_std"]["test"]["overall"]["rmse"]["mean"] -= 0.01  # what the table prints
+        mf_id["seeds"]["1"]["test"]["slices"]["user_head"]["rmse"] += 0.01
+
+    def sasrec(doc):
+        doc["models"]["sasrec"]["test_slices"]["item_tail"]["ndcg@10"] += 0.01
+
+    _edit_results(results, "mf_results_ml.json", mf)
+    _edit_results(results, "tiger_results.json", sasrec)
+    failures, out = _verify(results, capsys)
+    assert failures >= 3, out  # the edited seed also no longer matches its mean
+    assert "mf_id, mean over seeds test.overall.rmse" in out
+    assert "mf_id seed 1, user_head rmse" in out and "sasrec, item_tail ndcg@10" in out
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda r: _edit_results(r, "mf_results_ml.json", lambda d: d["models"]["bias"]["seeds"]["0"].pop("test")), "KeyError: 'test'"),  # noqa: E501
+        (lambda r: _edit_results(r, "mf_results_ml.json", lambda d: d.update(models=[])), "AttributeError"),  # noqa: E501
+        (lambda r: _edit_results(r, "tiger_results.json", lambda d: d["models"]["sasrec"]["test"].update({"ndcg@10": "0.5"})), "reported '0.5'"),  # noqa: E501
+        (lambda r: _rewrite_predictions(r, "tiger_results.json", "sasrec", lambda m, a: a.update(users=a["users"][:-1], items=a["items"][:-1], scores=a["scores"][:-1])), "the test set has"),  # noqa: E501
+        (lambda r: _rewrite_predictions(r, "tiger_results.json", "sasrec", lambda m, a: a.update(scores=a["scores"][:-1])), "unequal length"),  # noqa: E501
+        (lambda r: _rewrite_predictions(r, "tiger_results.json", "sasrec", lambda m, a: a["users"].__setitem__(0, "nobody")), "unknown"),  # noqa: E501
+    ],
+)  # fmt: skip
+def test_structural_damage_is_refused_in_one_line(verified, tmp_path, capsys, damage, message):
+    results = _copy_results(verified, tmp_path)
+    damage(results)
+    failures, out = _verify(results, capsys)
+    assert failures >= 1 and message in out, out
+    assert "Traceback" not in out
+
+
+def test_the_verifier_writes_nowhere_a_file_points_it_to(verified, tmp_path, capsys):
+    results = _copy_results(verified, tmp_path)
+    planted = tmp_path / "not-a-cache"
+
+    def point(meta, arrays):
+        meta["split"]["cache_dir"] = str(planted)
+
+    _rewrite_predictions(results, "tiger_results.json", "sasrec", point)
+    assert _verify(results, capsys)[0] == 0
+    assert not planted.exists()
+    other = write_movielens(tmp_path / "other", n_users=30, n_items=40, seed=1)
+    _rewrite_predictions(
+        results, "tiger_results.json", "sasrec", lambda m, a: m.update(data_dir=str(other))
+    )
+    failures, out = _verify(results, capsys)
+    assert failures == 1 and "not the data the predictions were made on" in out
+    assert sorted(p.name for p in other.iterdir()) == ["u.data", "u.item"]
+
+
+def test_a_folder_with_nothing_to_check_fails(tmp_path, capsys):
+    (tmp_path / "notes.json").write_text("{}")
+    failures, out = _verify(tmp_path, capsys)
+    assert failures == 1 and "nothing was verified" in out
