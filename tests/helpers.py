@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
 import os
+import pickle
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -153,10 +158,17 @@ def run_generator(data_dir, cache_dir, *extra: str) -> int:
 
 
 def run_cli(
-    script: str, *args: str, env: dict[str, str] | None = None
+    script: str, *args: str, env: dict[str, str] | None = None, memory: int | None = None
 ) -> subprocess.CompletedProcess:
-    """A script through its command line, as a user runs it (one thread, quiet, no bytecode)."""
+    """A script through its command line, as a user runs it (one thread, quiet, no bytecode);
+    ``memory`` caps its address space in bytes (an allocation beyond it fails)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", **CHILD_ENV, **(env or {})}
+
+    def cap() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
     return subprocess.run(
         [sys.executable, str(REPO / script), *args],
         capture_output=True,
@@ -164,6 +176,7 @@ def run_cli(
         cwd=REPO,
         env=env,
         timeout=300,
+        preexec_fn=cap if memory else None,
     )
 
 
@@ -201,3 +214,81 @@ def dead_pid() -> int:
     code = "import os; print(os.getpid())"
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(child.stdout)
+
+
+# ---------------------------------------------------------------- hostile edits of real formats
+
+
+def edit_json(path: Path, edit: Callable[[Any], Any]) -> None:
+    """Change a JSON file in place, as a hand edit would."""
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+
+
+def edit_u_data(folder: Path, edit: Callable[[list[str]], list[str]]) -> None:
+    lines = (folder / "u.data").read_text().splitlines()
+    (folder / "u.data").write_text("\n".join(edit(lines)) + "\n")
+
+
+def set_field(lines: list[str], column: int, value: str) -> list[str]:
+    """The lines with one field of the first replaced."""
+    parts = lines[0].split("\t")
+    parts[column] = value
+    return ["\t".join(parts), *lines[1:]]
+
+
+def edit_rating_pickle(folder: Path, field: str, value: Any) -> None:
+    """Set one field of the first training review in P5's rating pickle."""
+    path = folder / "rating_splits_augmented.pkl"
+    splits = pickle.loads(path.read_bytes())
+    splits["train"][0][field] = value
+    path.write_bytes(pickle.dumps(splits))
+
+
+def append_meta_line(folder: Path, line: str) -> None:
+    with gzip.open(folder / "meta.json.gz", "at") as f:
+        f.write(line + "\n")
+
+
+# Odd or hostile values in real data files: name -> (layout "p5" (with its rating pickle) or
+# "ml", the damage done to a folder, what the one error line must say).
+HOSTILE_DATA: dict[str, tuple[str, Callable[[Path], None], str]] = {
+    "datamaps value a non-ASCII digit": (
+        "p5",
+        lambda d: edit_json(d / "datamaps.json", lambda m: m["item2id"].update(B000000000="²")),
+        "numeric id string",
+    ),
+    "datamaps nested a million deep": (
+        "p5",
+        lambda d: (d / "datamaps.json").write_text("[" * 10**6 + "]" * 10**6),
+        "datamaps.json: JSON nested too deeply",
+    ),
+    "metadata asin a list": (
+        "p5",
+        lambda d: append_meta_line(d, '{"asin": ["B000000001"], "title": "x"}'),
+        "meta.json.gz: 1 of",
+    ),
+    "u.data user id beyond 64 bits": (
+        "ml",
+        lambda d: edit_u_data(d, lambda ls: set_field(ls, 0, str(2**64))),
+        "u.data: 1 of",
+    ),
+    "u.data timestamp beyond 64 bits": (
+        "ml",
+        lambda d: edit_u_data(d, lambda ls: set_field(ls, 3, str(2**70))),
+        "u.data: 1 of",
+    ),
+    "rating pickle: NaN rating": (
+        "p5",
+        lambda d: edit_rating_pickle(d, "overall", float("nan")),
+        "rating nan outside [1.0, 5.0]",
+    ),
+    "rating pickle: rating 99": ("p5", lambda d: edit_rating_pickle(d, "overall", 99), "rating 99"),
+    "rating pickle: rating 1e30": ("p5", lambda d: edit_rating_pickle(d, "overall", 1e30), "1e+30"),
+    "rating pickle: time beyond 64 bits": (
+        "p5",
+        lambda d: edit_rating_pickle(d, "unixReviewTime", 2**70),
+        "outside [0, 2^63)",
+    ),
+}

@@ -18,7 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import assert_one_line_error, dead_pid, run_cli, snapshot
+from tests.helpers import (
+    HOSTILE_DATA,
+    assert_one_line_error,
+    dead_pid,
+    edit_json,
+    edit_u_data,
+    run_cli,
+    snapshot,
+)
 from tests.synthetic import write_movielens, write_p5
 from utils.io import OWNER_FILE, TEMP_TAG, atomic_write_json, make_temp_dir
 from utils.prepare import prepare
@@ -422,86 +430,10 @@ def test_tiger_resume_on_other_data_of_the_same_shape_is_refused(tmp_path):
 # ---------------------------------------------------------------- 5. hostile or odd data
 
 
-def _edit_json(path: Path, edit) -> None:
-    import json
-
-    doc = json.loads(path.read_text())
-    edit(doc)
-    path.write_text(json.dumps(doc))
-
-
-def _edit_u_data(folder: Path, edit) -> None:
-    lines = (folder / "u.data").read_text().splitlines()
-    (folder / "u.data").write_text("\n".join(edit(lines)) + "\n")
-
-
-def _field(lines: list[str], column: int, value: str) -> list[str]:
-    parts = lines[0].split("\t")
-    parts[column] = value
-    return ["\t".join(parts), *lines[1:]]
-
-
-def _p5_ratings(folder: Path, field: str, value) -> None:
-    import pickle
-
-    path = folder / "rating_splits_augmented.pkl"
-    splits = pickle.loads(path.read_bytes())
-    splits["train"][0][field] = value
-    path.write_bytes(pickle.dumps(splits))
-
-
-def _meta_line(folder: Path, line: str) -> None:
-    import gzip
-
-    with gzip.open(folder / "meta.json.gz", "at") as f:
-        f.write(line + "\n")
-
-
-HOSTILE_DATA = {
-    "datamaps value a non-ASCII digit": (
-        "p5",
-        lambda d: _edit_json(d / "datamaps.json", lambda m: m["item2id"].update(B000000000="²")),
-        "numeric id string",
-    ),
-    "datamaps nested a million deep": (
-        "p5",
-        lambda d: (d / "datamaps.json").write_text("[" * 10**6 + "]" * 10**6),
-        "datamaps.json: JSON nested too deeply",
-    ),
-    "metadata asin a list": (
-        "p5",
-        lambda d: _meta_line(d, '{"asin": ["B000000001"], "title": "x"}'),
-        "meta.json.gz: 1 of",
-    ),
-    "u.data user id beyond 64 bits": (
-        "ml",
-        lambda d: _edit_u_data(d, lambda ls: _field(ls, 0, str(2**64))),
-        "u.data: 1 of",
-    ),
-    "u.data timestamp beyond 64 bits": (
-        "ml",
-        lambda d: _edit_u_data(d, lambda ls: _field(ls, 3, str(2**70))),
-        "u.data: 1 of",
-    ),
-    "rating pickle: NaN rating": (
-        "p5r",
-        lambda d: _p5_ratings(d, "overall", float("nan")),
-        "rating nan outside [1.0, 5.0]",
-    ),
-    "rating pickle: rating 99": ("p5r", lambda d: _p5_ratings(d, "overall", 99), "rating 99"),
-    "rating pickle: rating 1e30": ("p5r", lambda d: _p5_ratings(d, "overall", 1e30), "1e+30"),
-    "rating pickle: time beyond 64 bits": (
-        "p5r",
-        lambda d: _p5_ratings(d, "unixReviewTime", 2**70),
-        "outside [0, 2^63)",
-    ),
-}
-
-
 def _folder(kind: str, root: Path) -> Path:
     if kind == "ml":
         return write_movielens(root, n_users=10, n_items=12)
-    return write_p5(root, n_users=10, n_items=12, with_ratings=kind == "p5r")
+    return write_p5(root, n_users=10, n_items=12, with_ratings=True)
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE_DATA))
@@ -538,7 +470,7 @@ def test_a_repeated_rating_in_u_data_is_kept_once_at_its_latest_row(tmp_path, ca
     plain = load_dataset(folder)
     first = (folder / "u.data").read_text().splitlines()[0].split("\t")
     again = [first[0], first[1], "1" if first[2] != "1" else "2", str(int(first[3]) + 10**6)]
-    _edit_u_data(folder, lambda ls: [*ls, "\t".join(again), "\t".join(again)])
+    edit_u_data(folder, lambda ls: [*ls, "\t".join(again), "\t".join(again)])
     ds = load_dataset(folder)
     assert ds.n_interactions == plain.n_interactions and "2 repeated" in caplog.text
     user = list(ds.user_ids).index(first[0])
@@ -553,9 +485,7 @@ def test_a_repeated_rating_in_u_data_is_kept_once_at_its_latest_row(tmp_path, ca
 def test_a_user_who_has_every_item_ends_in_one_line(tmp_path):
     folder = write_movielens(tmp_path / "ml", n_users=10, n_items=12)
     everything = [f"1\t{i}\t4\t{890000000 + i}" for i in range(1, 13)]
-    _edit_u_data(
-        folder, lambda ls: [line for line in ls if not line.startswith("1\t")] + everything
-    )
+    edit_u_data(folder, lambda ls: [line for line in ls if not line.startswith("1\t")] + everything)
     proc = run_cli(
         "mf_train_eval.py", "--data-dir", str(folder), "--models", "bias", "--device", "cpu",
         "--out", str(tmp_path / "r.json"), "--plot-dir", str(tmp_path / "plots"), "--quiet",
@@ -615,7 +545,7 @@ def test_a_hand_edited_semantic_ids_file_is_refused_in_one_line(tmp_path, edit, 
     from utils.semantic import load_semantic_ids
 
     folder, path = _ids_file(tmp_path)
-    _edit_json(path, edit)
+    edit_json(path, edit)
     with pytest.raises(DataError, match=f"{path}: .*{re.escape(message)}"):
         load_semantic_ids(folder, load_dataset(folder))
 
@@ -680,7 +610,7 @@ def _verify(results: Path, capsys) -> tuple[int, str]:
 
 
 def _edit_results(results: Path, name: str, edit) -> None:
-    _edit_json(results / name, edit)
+    edit_json(results / name, edit)
 
 
 def test_an_edited_mean_over_seeds_or_slice_metric_fails(verified, tmp_path, capsys):

@@ -1,14 +1,18 @@
-"""Every script, run through its command line on broken copies of every format it reads.
+"""Every script, run through its command line on broken copies of every format it reads, and on
+a generated table of hostile data, flags, outputs, checkpoints and results files.
 
-For each broken input: exit code 1, one ``error:`` line, no traceback, no marker
-file from any payload, and the good outputs already in place unchanged. The
-formats are the real ones (P5's bundle, MovieLens 100K, our own semantic-ID,
-split, checkpoint and results files), built small by tests/synthetic.py.
+For each case: the exit code, one ``error:`` line naming the file or flag and the fix, no
+traceback, no marker file from any payload, every file that existed before unchanged (by
+content), and an address space under MEMORY_CEILING (a run that tried to allocate more would
+fail). The formats are the real ones (P5's bundle, MovieLens 100K, our own semantic-ID, split,
+checkpoint and results files), built small by tests/synthetic.py.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
 import pickle
 import shutil
 import subprocess
@@ -21,14 +25,20 @@ import pytest
 import torch
 
 from tests.helpers import (
+    HOSTILE_DATA,
     CountingEncoder,
     Payload,
     assert_one_line_error,
+    edit_json,
     run_cli,
     run_generator,
     snapshot,
 )
 from tests.synthetic import write_movielens, write_p5
+
+# Every run of this module gets this much address space: far below what an unchecked flag or file
+# would try to allocate, well above what a refused run needs (the imports take about 2 GiB).
+MEMORY_CEILING = 4 << 30
 
 SCRIPTS = (
     "mf_train_eval.py",
@@ -42,7 +52,7 @@ SCRIPTS = (
 def run_all(commands: list[tuple[str, ...]]) -> list[subprocess.CompletedProcess]:
     """Run the commands two at a time (the suite's machine has two cores)."""
     with ThreadPoolExecutor(2) as pool:
-        return list(pool.map(lambda cmd: run_cli(*cmd), commands))
+        return list(pool.map(lambda cmd: run_cli(*cmd, memory=MEMORY_CEILING), commands))
 
 
 def good_outputs(root: Path) -> Path:
@@ -100,32 +110,41 @@ def _cut_timestamp(folder: Path, marker: Path) -> None:
     (folder / "u.data").write_text(text[:-4])
 
 
-BREAKS: dict[str, tuple[str, Callable[[Path, Path], None]]] = {
-    "p5 truncated meta.json.gz": ("toys", _truncate_meta),
-    "p5 meta line with code": ("toys", _meta_payload),
-    "p5 non-UTF-8 sequential_data.txt": ("toys", _non_utf8_sequences),
-    "p5 datamaps.json not an object": ("toys", _datamaps_not_an_object),
-    "p5 rating pickle with a payload": ("toys", _rating_pickle_payload),
-    "movielens u.data cut in a timestamp": ("ml-100k", _cut_timestamp),
+# name -> (data set, damage(folder, marker), what the error line must also say)
+BREAKS: dict[str, tuple[str, Callable[[Path, Path], None], str]] = {
+    "p5 truncated meta.json.gz": ("toys", _truncate_meta, "meta.json.gz"),
+    "p5 meta line with code": ("toys", _meta_payload, "meta.json.gz"),
+    "p5 non-UTF-8 sequential_data.txt": ("toys", _non_utf8_sequences, "sequential_data.txt"),
+    "p5 datamaps.json not an object": ("toys", _datamaps_not_an_object, "datamaps.json"),
+    "p5 rating pickle with a payload": ("toys", _rating_pickle_payload, "refused to load"),
+    "movielens u.data cut in a timestamp": ("ml-100k", _cut_timestamp, "u.data"),
+    **{
+        f"{'p5' if layout == 'p5' else 'movielens'} {name}": (
+            "toys" if layout == "p5" else "ml-100k",
+            lambda folder, marker, damage=damage: damage(folder),
+            message,
+        )
+        for name, (layout, damage, message) in HOSTILE_DATA.items()
+    },
 }
 
 
 def _write(kind: str, folder: Path) -> Path:
     if kind == "toys":
-        return write_p5(folder, n_users=30, n_items=24)
+        return write_p5(folder, n_users=30, n_items=24, with_ratings=True)
     return write_movielens(folder, n_users=20, n_items=24)
 
 
 @pytest.mark.parametrize("breakage", sorted(BREAKS))
 def test_every_script_refuses_a_broken_data_folder(tmp_path, breakage):
-    kind, damage = BREAKS[breakage]
+    kind, damage, message = BREAKS[breakage]
     marker, out = tmp_path / "pwned", good_outputs(tmp_path)
     broken = _write(kind, tmp_path / "broken")
     damage(broken, marker)
     prepared = _write(
         kind, tmp_path / "prepared"
     )  # a good folder that a failed prepare must not touch
-    before, prepared_before = snapshot(out), snapshot(prepared)
+    before, prepared_before, broken_before = snapshot(out), snapshot(prepared), snapshot(broken)
     commands = [
         (
             "prepare_data.py",
@@ -141,9 +160,10 @@ def test_every_script_refuses_a_broken_data_folder(tmp_path, breakage):
     ]
     commands += [script_command(script, broken, out) for script in SCRIPTS]
     for proc in run_all(commands):
-        assert_one_line_error(proc, str(broken.name))
+        assert_one_line_error(proc, str(broken), message)  # the user's file, not a staged copy
     assert not marker.exists()
     assert snapshot(out) == before and snapshot(prepared) == prepared_before
+    assert snapshot(broken) == broken_before
 
 
 # ---------------------------------------------------------------- our own outputs
@@ -257,3 +277,200 @@ def test_a_truncated_results_file_is_refused_by_the_summary(tmp_path):
     (results / "tiger_results.json").write_text('{"dataset": "beauty", "models": {"sasrec": {"te')
     command = ("summarize_results.py", "--results-dir", str(results))
     _check(tmp_path, [command], "tiger_results.json:1: invalid JSON")
+
+
+# ---------------------------------------------------------------- the generated table
+
+# Each case, on its own copy of a generated P5 folder (semantic IDs, cached splits) and of the
+# good outputs: (script, extra flags, exit code, fragments of the error line). In the flags,
+# DATA, OUT and NEW stand for the data copy, the outputs folder and a file of new item texts.
+Case = tuple[str, tuple[str, ...], int, tuple[str, ...]]
+
+ABSURD_FLAGS: dict[str, Case] = {
+    "mf --dim 1e9": ("mf_train_eval.py", ("--dim", "1e9"), 2, ("--dim", "[1, 1024]")),
+    "mf --negatives 10^6": (
+        "mf_train_eval.py", ("--negatives", "1000000"), 2, ("--negatives", "[1, 256]")),
+    "mf --ks 10^9": ("mf_train_eval.py", ("--ks", "10", "1000000000"), 2, ("--ks", "[1, 1000]")),
+    "mf --lr nan": ("mf_train_eval.py", ("--lr", "nan"), 2, ("--lr", "finite")),
+    "neural --lr 1e300": ("neural_train_eval.py", ("--lr", "1e300"), 2, ("--lr", "(0, 10]")),
+    "neural --seeds 2^32": (
+        "neural_train_eval.py", ("--seeds", "0", str(2**32)), 2, ("--seeds", "4294967295")),
+    "neural --cross-buckets 2^40": (
+        "neural_train_eval.py", ("--cross-buckets", str(2**40)), 2, ("--cross-buckets", "4194304")),
+    "tiger --beam 10^9": ("tiger_train_eval.py", ("--beam", "1000000000"), 2, ("--beam", "1000]")),
+    "tiger --seed 2^40": ("tiger_train_eval.py", ("--seed", str(2**40)), 2, ("--seed", "32-bit")),
+    "generator --codebook-size 10^12": (
+        "semantic_id_generator.py", ("--codebook-size", str(10**12)), 2,
+        ("--codebook-size", "65536")),
+    "generator --rqvae-lr nan": (
+        "semantic_id_generator.py", ("--rqvae-lr", "nan"), 2, ("--rqvae-lr", "finite")),
+    "analyze --shuffles 10^9": (
+        "analyze_semantic_ids.py", ("--shuffles", "1000000000"), 2, ("--shuffles", "[1, 1000]")),
+}  # fmt: skip
+
+OUTPUTS_ONTO_INPUTS: dict[str, Case] = {
+    "mf --out datamaps.json": (
+        "mf_train_eval.py", ("--out", "DATA/datamaps.json"), 1, ("--out", "this run's input")),
+    "neural --out sequential_data.txt": (
+        "neural_train_eval.py", ("--out", "DATA/sequential_data.txt"), 1, ("--out", "input")),
+    "tiger --out semantic_ids.json": (
+        "tiger_train_eval.py", ("--models", "tiger", "--out", "DATA/semantic_ids.json"), 1,
+        ("--out", "this run's input")),
+    "analyze --out semantic_id_stats.json": (
+        "analyze_semantic_ids.py", ("--out", "DATA/semantic_id_stats.json"), 1, ("--out", "input")),
+    "encode --out semantic_ids.json": (
+        "semantic_id_generator.py",
+        ("--output-dir", "DATA", "--encode-texts", "NEW", "--out", "DATA/semantic_ids.json"), 1,
+        ("--out", "this run's input", "choose another path")),
+    "encode --out its own texts": (
+        "semantic_id_generator.py",
+        ("--output-dir", "DATA", "--encode-texts", "NEW", "--out", "NEW"), 1,
+        ("--out", "this run's input")),
+    "mf --out the data folder": ("mf_train_eval.py", ("--out", "DATA"), 1, ("--out", "input")),
+    "mf --seeds repeated": ("mf_train_eval.py", ("--seeds", "1", "1"), 1, ("--seeds", "distinct")),
+}  # fmt: skip
+
+IDS_READERS: dict[str, tuple[str, ...]] = {
+    "mf_train_eval.py": ("--models", "mf_semantic"),
+    "neural_train_eval.py": ("--modes", "semantic"),
+    "tiger_train_eval.py": ("--models", "tiger"),
+    "analyze_semantic_ids.py": (),
+    "semantic_id_generator.py": ("--output-dir", "DATA", "--encode-texts", "NEW"),
+}
+IDS_EDITS = {
+    "a null code": (lambda d: d["items"].update({next(iter(d["items"])): [None, 0, 0, 0]}),
+                    "integer codes per item"),
+    "a codebook of 10^12": (lambda d: d.update(codebook_sizes=[10**12, 4, 4]), "[1, 65536]"),
+}  # fmt: skip
+HAND_EDITED_IDS: dict[str, Case] = {
+    f"{script} on semantic_ids.json with {edit}": (
+        script, flags, 1, ("semantic_ids.json", message, "semantic_id_generator.py --data-dir"))
+    for script, flags in IDS_READERS.items()
+    for edit, (_, message) in IDS_EDITS.items()
+}  # fmt: skip
+
+CKPT = "OUT/checkpoints/tiger-sasrec-DATANAME-quick-seed0.pt"
+RESUME = ("--models", "sasrec", "--epochs", "1", "--resume")
+FOREIGN_CHECKPOINTS: dict[str, Case] = {
+    "a checkpoint of other data": (
+        "tiger_train_eval.py", RESUME, 1, ("checkpoints", "trained on something else",
+                                           "data_checksum", "run without --resume")),
+    "a checkpoint that records nothing": (
+        "tiger_train_eval.py", RESUME, 1, ("checkpoints", "records no data checksum")),
+    "a checkpoint with a payload": (
+        "tiger_train_eval.py", RESUME, 1, ("checkpoints", "refused to load")),
+    "a truncated checkpoint": (
+        "tiger_train_eval.py", RESUME, 1, ("checkpoints", "not a readable checkpoint")),
+}  # fmt: skip
+
+
+def _plant_checkpoint(case: str, path: Path, marker: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"model": {}, "optimizer": {}, "epoch": 0}
+    if case == "a truncated checkpoint":
+        path.write_bytes(b"PK\x03\x04 cut")
+        return
+    if case == "a checkpoint of other data":
+        state["identity"] = {"data_checksum": "0" * 64}
+    if case == "a checkpoint with a payload":
+        state["payload"] = Payload(marker)
+    torch.save(state, path)
+
+
+RESULTS_FILES: dict[str, Case] = {
+    "summary of a truncated results file": (
+        "summarize_results.py", (), 1, ("tiger_results.json:1: invalid JSON",)),
+    "summary of a results file nested deeply": (
+        "summarize_results.py", (), 1, ("tiger_results.json", "nested too deeply")),
+    "summary of models as a list": (
+        "summarize_results.py", (), 1, ("tiger_results.json", "expected layout")),
+    "verify of models as a list": (
+        "summarize_results.py", ("--verify",), 1,
+        ("FAIL", "tiger_results.json", "expected layout")),
+    "verify of a folder with nothing": (
+        "summarize_results.py", ("--verify",), 1, ("FAIL", "nothing was verified")),
+}  # fmt: skip
+
+
+def _results_file(case: str, folder: Path) -> None:
+    from tests.synthetic import tiger_result
+
+    path = folder / "tiger_results.json"
+    if case.endswith("truncated results file"):
+        path.write_text('{"dataset": "beauty", "models": {"sasrec": {"te')
+    elif case.endswith("nested deeply"):
+        path.write_text("[" * 10**6 + "]" * 10**6)
+    elif case.endswith("models as a list"):
+        path.write_text(json.dumps({**tiger_result(), "models": []}))
+
+
+TABLE = {
+    "flags": ABSURD_FLAGS,
+    "outputs": OUTPUTS_ONTO_INPUTS,
+    "semantic ids": HAND_EDITED_IDS,
+    "checkpoints": FOREIGN_CHECKPOINTS,
+    "results": RESULTS_FILES,
+}
+
+
+def _case_root(generated: Path, root: Path, group: str, case: str) -> tuple[Path, Path, Path]:
+    """The case's own copy of the data, good outputs and new texts, damaged as the case says."""
+    data = Path(shutil.copytree(generated, root / "data"))
+    out, new = good_outputs(root), root / "new.txt"
+    new.write_text("a new lipstick\nan odd shampoo\n")
+    if group == "semantic ids":
+        edit = next(e for name, (e, _) in IDS_EDITS.items() if case.endswith(name))
+        edit_json(data / "semantic_ids.json", edit)
+    elif group == "checkpoints":
+        _plant_checkpoint(case, Path(CKPT.replace("OUT", str(out)).replace("DATANAME", data.name)),
+                          root / "pwned")  # fmt: skip
+    elif group == "results":
+        _results_file(case, out)
+    return data, out, new
+
+
+def _command(script: str, flags: tuple[str, ...], data: Path, out: Path, new: Path):
+    fill = {"DATA": str(data), "OUT": str(out), "NEW": str(new)}
+    flags = tuple(
+        fill.get(f) or f.replace("DATA/", f"{data}/").replace("NEW", str(new)) for f in flags
+    )
+    if script == "summarize_results.py":
+        return (script, "--results-dir", str(out), *flags)
+    return script_command(script, data, out, *flags)
+
+
+def _files(root: Path) -> dict[str, str]:
+    return {name: hashlib.sha256(body).hexdigest() for name, body in snapshot(root).items()}
+
+
+@pytest.mark.parametrize("group", sorted(TABLE))
+def test_the_hostile_table(generated, tmp_path, group):
+    """Every case of the group: its exit code, one error line with its fragments (flag or file,
+    and the fix), no traceback, no payload run, every file that was there unchanged and nothing
+    new but split caches, within MEMORY_CEILING."""
+    cases = TABLE[group]
+    roots = {case: tmp_path / f"case{i}" for i, case in enumerate(sorted(cases))}
+    commands, before = [], {}
+    for case, root in roots.items():
+        script, flags, _, _ = cases[case]
+        data, out, new = _case_root(generated, root, group, case)
+        before[case] = _files(root)
+        commands.append(_command(script, flags, data, out, new))
+    problems = []
+    for (case, root), proc in zip(roots.items(), run_all(commands)):
+        _, _, code, fragments = cases[case]
+        text = proc.stdout + proc.stderr
+        last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
+        shown = text if "FAIL" in fragments else last
+        after = _files(root)
+        wrong = [
+            proc.returncode != code and f"exit {proc.returncode}",
+            "Traceback" in text and "traceback",
+            "FAIL" not in fragments and "error:" not in last and "no error line",
+            any(f not in shown for f in fragments) and f"missing {fragments} in {shown[-300:]!r}",
+            (root / "pwned").exists() and "payload ran",
+            any(after.get(k) != v for k, v in before[case].items()) and "a file changed",
+            any(k not in before[case] and "/splits/" not in k for k in after) and "new files",
+        ]
+        problems += [f"{group}: {case}: {w}" for w in wrong if w]
+    assert not problems, "\n".join(problems)
