@@ -20,6 +20,7 @@ from utils.report import (
     ctr_table,
     mf_table,
     next_item_table,
+    protocol_tables,
     semantic_ids_table,
     tiger_seeds_table,
     tiger_table,
@@ -31,6 +32,7 @@ SECTIONS: tuple[tuple[str, Callable[[dict[str, Any], Path], str]], ...] = (
     ("mf_results_*.json", lambda r, p: mf_table(r)),
     ("neural_results_*.json", lambda r, p: ctr_table(r)),
     ("tiger_results*.json", lambda r, p: tiger_table(r, p.name)),
+    ("sequential_*.json", lambda r, p: tiger_table(r, p.name)),
 )
 
 
@@ -56,6 +58,9 @@ def summarize(results_dir: Path) -> str:
     ]
     tiger_runs = [read_json(p) for p in sorted(results_dir.glob("tiger_results*.json"))]
     sections += [t for t in (tiger_seeds_table(tiger_runs), next_item_table(tiger_runs)) if t]
+    sections += protocol_tables(
+        [read_json(p) for p in sorted(results_dir.glob("sequential_*.json"))]
+    )
     if not sections:
         raise DataError(
             f"no results files in {results_dir}/: run `make all` (or the *_train_eval.py scripts) "
@@ -71,7 +76,12 @@ def verify(results_dir: Path) -> int:
     file of a trainer without predictions counts as one: it cannot be checked).
     """
     failures, checked = 0, 0
-    patterns = ("mf_results_*.json", "neural_results_*.json", "tiger_results*.json")
+    patterns = (
+        "mf_results_*.json",
+        "neural_results_*.json",
+        "tiger_results*.json",
+        "sequential_*.json",
+    )
     for path in sorted(p for pattern in patterns for p in results_dir.glob(pattern)):
         try:
             checks = verify_results_file(path, read_json(path))

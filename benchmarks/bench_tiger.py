@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from src.sequential.beam_search import build_trie  # noqa: E402
-from src.sequential.experiment import PRESETS, sasrec_rank, subset_index, tiger_rank  # noqa: E402
+from src.sequential.experiment import PRESETS, score_rank, subset_index, tiger_rank  # noqa: E402
 from src.sequential.sasrec import SASRec  # noqa: E402
 from src.sequential.sequence_data import bucketed_batches, build_sequence_data  # noqa: E402
 from src.sequential.tiger import Tiger  # noqa: E402
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
                 bs,
                 device,
             )
-            ranks, secs = sasrec_rank(model, val, preset.eval_batch)
+            ranks, secs = score_rank(model, val, preset.eval_batch)
             speed = {"scoring_users_per_second": round(len(val) / secs, 1)}
         else:
             cfg = replace(

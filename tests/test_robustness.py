@@ -403,7 +403,7 @@ def test_nan_scores_are_refused():
 
 
 def test_sasrec_ranking_refuses_nan_scores():
-    from src.sequential.experiment import sasrec_rank
+    from src.sequential.experiment import score_rank
     from src.sequential.sasrec import SASRec, SASRecConfig
     from src.sequential.sequence_data import SequenceExamples
 
@@ -420,7 +420,7 @@ def test_sasrec_ranking_refuses_nan_scores():
         rows=torch.tensor([0]),
     )
     with pytest.raises(NonFiniteScoresError, match="SASRec"):
-        sasrec_rank(model, ex, batch_size=4)
+        score_rank(model, ex, batch_size=4)
 
 
 def test_multi_target_ranking_k_wider_than_topk_and_duplicates():

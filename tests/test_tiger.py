@@ -4,6 +4,7 @@ shuffled ones, and checkpoint/resume through the shared loop."""
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -279,6 +280,8 @@ def test_script_end_to_end_on_synthetic_data(tmp_path):
             "sasrec",
             "--checkpoint-dir",
             str(tmp_path / "ckpt"),
+            "--protocol",
+            "cold",
             "--cold-fraction",
             "0.1",
             "--threads",
@@ -308,5 +311,8 @@ def test_script_end_to_end_on_synthetic_data(tmp_path):
     assert [n for n in ckpts if n.startswith("tiger-tiger")] and all(
         n.endswith(f"-ids{digest}.pt") for n in ckpts if not n.startswith("tiger-sasrec")
     ), ckpts
-    assert (tmp_path / "tiger_val_curve.png").stat().st_size > 0
-    assert (tmp_path / "tiger_vs_published.png").stat().st_size > 0
+    # Plot names carry the data set and the protocol, so runs never overwrite each other's.
+    assert res["plots"] == [
+        str(tmp_path / f"sequential_{ds.name}_cold_{kind}.png") for kind in ("val_curve", "test")
+    ]
+    assert all(Path(p).stat().st_size > 0 for p in res["plots"])

@@ -91,8 +91,24 @@ def results(tmp_path_factory):
             "sasrec",
             "--epochs",
             "1",
+            "--protocol",
+            "cold",
             "--cold-fraction",
             "0.1",
+            "--checkpoint-dir",
+            str(root / "ckpt"),
+            *common,
+        ]
+    )
+    # The paper protocol: every model (baselines included) with its filtered ranking saved too.
+    tiger_train_eval.main(
+        [
+            "--data-dir",
+            str(p5),
+            "--out",
+            str(out / "sequential_p5_paper_seed0.json"),
+            "--epochs",
+            "1",
             "--checkpoint-dir",
             str(root / "ckpt"),
             *common,
@@ -104,7 +120,8 @@ def results(tmp_path_factory):
 def test_every_headline_metric_is_recomputed_exactly(results, capsys):
     assert summarize_results.verify(results) == 0
     out = capsys.readouterr().out
-    assert out.count("ok  ") == 4 and "0 mismatch(es)" in out
+    assert out.count("ok  ") == 5 and "0 mismatch(es)" in out
+    assert "sequential_p5_paper_seed0.json: " in out
     checked = int(out.rsplit("\n", 2)[-2].split()[0])
     assert checked > 100  # MF x 2 objectives x 3 models x 2 seeds, CTR, TIGER, SASRec
 
@@ -125,6 +142,30 @@ def test_the_saved_lists_are_what_the_models_ranked(results):
     # reproduce the metric
     assert load_predictions(mf["ranking"]["file"])["items"].shape[1] == 20
     assert (results / "tiger_results_examples.md").read_text().count("## User ") >= 3
+
+
+def test_the_filtered_lists_hold_no_history_item_and_are_checked(results, tmp_path, capsys):
+    """Each model's filtered list is its ranking without the user's earlier items, still full;
+    an edited filtered metric fails the check."""
+    from utils.predictions import load_predictions
+
+    run = read_json(results / "sequential_p5_paper_seed0.json")
+    ds = load_dataset(run["run_record"]["config"]["data_dir"])
+    history = {
+        str(ds.user_ids[u]): set(ds.item_ids[ds.sequence(u)[:-1]].astype(str))
+        for u in range(ds.n_users)
+    }
+    for name in ("tiger_item", "sasrec", "most_popular", "transition"):
+        p = load_predictions(run["models"][name]["predictions"]["file"])
+        assert p.meta["ranking_rules"] == ["paper", "filtered"]
+        for user, items in zip(p["users"], p["filtered_items"]):
+            listed = set(items) - {""}
+            assert not history[user] & listed
+            assert len(listed) >= min(10, ds.n_items - len(history[user]))
+    run["models"]["transition"]["filtered"]["test"]["recall@10"] += 1e-6
+    atomic_write_json(tmp_path / "sequential_p5_paper_seed0.json", run)
+    assert summarize_results.verify(tmp_path) == 1
+    assert "transition, filtered test recall@10" in capsys.readouterr().out
 
 
 def test_a_changed_number_fails_the_check(results, tmp_path, capsys):

@@ -204,31 +204,47 @@ TIGER_HEADER = [m.replace("recall", "Recall").replace("ndcg", "NDCG") for m in T
 
 
 def tiger_table(result: dict[str, Any], name: str = "") -> str:
-    """TIGER and SASRec of one run beside the published numbers (tiger_train_eval.py); ``name``: the
-    file."""
-    rows = [
-        [model]
-        + [m["test"][k] for k in TIGER_METRICS]
-        + [
-            m["cold_start_test_recall@10"],
-            dig(m, "cold_start", "cold_target_users", "recall@10"),
-            m["epochs_run"],
-            f"{m['timing']['train_seconds']:.0f}",
+    """The models of one sequential run beside the published numbers of its protocol
+    (tiger_train_eval.py): the headline ranking's row per model, then its other rankings' rows
+    (filtered); ``name``: the file."""
+    protocol = result.get("protocol", "cold")  # files from before the protocols were named
+
+    def row(model: str, ranking: str, m: dict[str, Any], extra: list[Any]) -> list[Any]:
+        return [model, ranking] + [m["test"].get(k) for k in TIGER_METRICS] + extra
+
+    rows = []
+    for model, m in result["models"].items():
+        headline = m.get("ranking", "paper")
+        rows.append(
+            row(
+                model,
+                headline,
+                m,
+                [
+                    m["cold_start_test_recall@10"],
+                    dig(m, "cold_start", "cold_target_users", "recall@10"),
+                    m["epochs_run"],
+                    f"{m['timing']['train_seconds']:.0f}",
+                ],
+            )
+        )
+        rows += [
+            row(model, rule, m[rule], [None] * 4) for rule in result.get("rankings", [headline])[1:]
         ]
-        for model, m in result["models"].items()
-    ]
     rows += [
-        [f"{model} (published)"] + [p[k] for k in TIGER_METRICS] + [None, None, None, None]
+        [f"{model} (published)", result.get("rankings", ["paper"])[0]]
+        + [p.get(k) for k in TIGER_METRICS]
+        + [None] * 4
         for model, p in result["published_beauty_test"].items()
     ]
     record = result[RUN_RECORD]
     where = f"`{name}`: " if name else ""
     return (
-        f"**TIGER and SASRec, {result['dataset']}** "
+        f"**Sequential models, {result['dataset']}, `{protocol}` protocol** "
         f"({where}leave-one-out, full-catalogue ranking, test set, "
         f"{result['preset']} preset, `{record['command']}`, {record['wall_seconds']:.0f} s)\n\n"
         + markdown_table(
-            ["model"]
+            ["model", "ranking"]
             + TIGER_HEADER
             + ["cold Recall@10 (plain beam)", "cold Recall@10 (cold share)", "epochs", "train s"],
             rows,
@@ -236,10 +252,57 @@ def tiger_table(result: dict[str, Any], name: str = "") -> str:
     )
 
 
+PROTOCOL_METRICS = [*TIGER_METRICS, "mrr@20"]
+
+
+def protocol_tables(results: list[dict[str, Any]]) -> list[str]:
+    """One table per protocol and ranking over the complete quick-preset runs of each protocol:
+    every model's test metrics as mean ± std over its seeds (the value alone for one seed),
+    with the published numbers of that protocol under its headline ranking."""
+    by_protocol: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        if r.get("complete") and r.get("preset") == "quick" and "protocol" in r:
+            by_protocol.setdefault(r["protocol"], []).append(r)
+    tables = []
+    for protocol, runs in by_protocol.items():
+        for position, ranking in enumerate(runs[0]["rankings"]):
+            rows = []
+            for model in dict.fromkeys(m for r in runs for m in r["models"]):
+                blocks = [
+                    r["models"][model] if position == 0 else r["models"][model][ranking]
+                    for r in runs
+                    if model in r["models"]
+                ]
+                seeds = sorted(r["seed"] for r in runs if model in r["models"])
+                agg = aggregate_seeds([{"test": b["test"]} for b in blocks])["test"]
+                rows.append(
+                    [model, ", ".join(map(str, seeds))] + [agg.get(k) for k in PROTOCOL_METRICS]
+                )
+            if position == 0:
+                rows += [
+                    [f"{model} (published)", "–"] + [p.get(k) for k in PROTOCOL_METRICS]
+                    for model, p in runs[0]["published_beauty_test"].items()
+                ]
+            tables.append(
+                f"**{runs[0]['dataset']}, `{protocol}` protocol, `{ranking}` ranking** "
+                f"(`tiger_train_eval.py --protocol {protocol}`, quick preset; test set, "
+                "mean ± std over seeds)\n\n"
+                + markdown_table(
+                    ["model", "seeds"] + TIGER_HEADER + ["MRR@20"],
+                    rows,
+                )
+            )
+    return tables
+
+
 def seed_runs(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The complete quick-preset TIGER runs of one experiment: the same semantic IDs as the
-    first (runs on other IDs are other experiments)."""
-    runs = [r for r in results if r.get("complete") and r.get("preset") == "quick"]
+    """The complete quick-preset TIGER runs of the cold-start study (files from before the
+    protocols were named) on the same semantic IDs as the first (other IDs: other experiments)."""
+    runs = [
+        r
+        for r in results
+        if r.get("complete") and r.get("preset") == "quick" and "protocol" not in r
+    ]
     ids = [dig(r, "semantic_ids", "ids_digest") for r in runs]
     return [r for r, digest in zip(runs, ids) if digest == ids[0]]
 

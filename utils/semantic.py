@@ -207,7 +207,9 @@ def semantic_ids_record(
     a warning says so.
     """
     meta = sids.meta
-    same_holdout = (
+    # A split without cold items (the sequential 'paper' and 'holdout' protocols) has no item
+    # that should be new to the codebooks.
+    same_holdout = cold_fraction == 0 or (
         meta.get("fit_on") == "warm"
         and meta.get("cold_fraction") == cold_fraction
         and meta.get("split_seed") == split_seed

@@ -79,9 +79,10 @@ def single_target_ranks(p: Predictions, targets: np.ndarray, column: str = "item
     hit = items == targets[:, None]
     found = hit.any(1)
     pos = np.where(found, hit.argmax(1), 0)
-    if p.meta["tie_rule"] == "pessimistic" and column == "items":
-        target_score = p["scores"][np.arange(len(items)), pos]
-        pos = (p["scores"] >= target_score[:, None]).sum(1) - 1
+    scores = column.removesuffix("items") + "scores"  # "scores", "filtered_scores"
+    if p.meta["tie_rule"] == "pessimistic" and scores in p:
+        target_score = p[scores][np.arange(len(items)), pos]
+        pos = (p[scores] >= target_score[:, None]).sum(1) - 1
     return np.where(found, pos, np.inf)
 
 
@@ -124,6 +125,13 @@ def verify_sequential(path: Path, result: dict[str, Any]) -> list[Check]:
             for m in got
             if m in rep["test"]
         ]
+        for rule in p.meta.get("ranking_rules", [])[1:]:  # e.g. the filtered ranking
+            got = single_target_metrics(single_target_ranks(p, targets, f"{rule}_items"))
+            checks += [
+                Check(str(path), name, f"{rule} test {m}", rep[rule]["test"][m], got[m])
+                for m in got
+                if m in rep[rule]["test"]
+            ]
         cold = np.isin(targets, ds.item_ids[split.cold_items].astype(str))
         if cold.any():
             checks.append(

@@ -14,13 +14,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from typing import Any
+from typing import Protocol as Interface
 
 import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from src.sequential.baselines import BASELINES
 from src.sequential.beam_search import PrefixTrie, beam_search, build_trie, merge_cold_share
+from src.sequential.protocols import Histories, RankingRule
 from src.sequential.sasrec import SASRec, SASRecConfig
 from src.sequential.sequence_data import (
     Chunks,
@@ -31,6 +34,7 @@ from src.sequential.sequence_data import (
 )
 from src.sequential.tiger import Tiger, TigerConfig, TigerStepper
 from src.training import TrainConfig, TrainResult, count_parameters, epoch_generator, fit
+from utils.data import Dataset
 from utils.distributed import map_shared
 from utils.hashing import stable_hash_array
 from utils.metrics import next_item_metrics, ranking_metrics, require_finite
@@ -40,10 +44,27 @@ from utils.slices import slice_report
 
 log = logging.getLogger(__name__)
 
-MODELS = ("tiger", "tiger_item", "sasrec")
-PUBLISHED = {  # Rajput et al. 2023, Table 2, Amazon Beauty (test set)
-    "tiger": {"recall@5": 0.0454, "ndcg@5": 0.0321, "recall@10": 0.0648, "ndcg@10": 0.0384},
-    "sasrec": {"recall@5": 0.0387, "ndcg@5": 0.0249, "recall@10": 0.0605, "ndcg@10": 0.0318},
+MODELS = ("tiger", "tiger_item", "sasrec", *BASELINES)
+# Published test numbers on this Beauty split, by the protocol that produced them.
+PUBLISHED: dict[str, dict[str, dict[str, float]]] = {
+    "paper": {  # Rajput et al. 2023, Table 2 (their SASRec row is the BCE, one-negative model)
+        "TIGER (Rajput et al. 2023)": {
+            "recall@5": 0.0454,
+            "ndcg@5": 0.0321,
+            "recall@10": 0.0648,
+            "ndcg@10": 0.0384,
+        },
+        "SASRec, BCE (Rajput et al. 2023)": {
+            "recall@5": 0.0387,
+            "ndcg@5": 0.0249,
+            "recall@10": 0.0605,
+            "ndcg@10": 0.0318,
+        },
+    },
+    "holdout": {  # eSASRec benchmark README (Petrov et al., RecSys 2025), leave-one-out Beauty
+        "SASRec, sampled softmax (eSASRec benchmark)": {"recall@10": 0.0921, "ndcg@10": 0.0531},
+        "eSASRec (eSASRec benchmark)": {"recall@10": 0.0928, "ndcg@10": 0.0523},
+    },
 }
 
 
@@ -98,16 +119,21 @@ QUICK_TIGER = TigerConfig(n_heads=4, head_dim=32, d_ff=512, enc_layers=2, dec_la
 # A fixed 20 epochs, lr 5e-3 with 300 warm-up steps and cosine decay to zero; the best validation
 # epoch is tested (patience larger than the budget: no early stop).
 CPU_TIGER = _train(epochs=20, lr=5e-3, warmup_steps=300, schedule="cosine", patience=100)
-# SASRec, all-position: a fixed 30 epochs of cosine decay (validation NDCG@10 levels off at ~0.040
-# from epoch ~12 with a constant or a decaying rate; ~16 s per epoch on one core).
+# SASRec as tuned on validation (benchmarks/sweep_sasrec.py, results/sasrec_sweep.json): the
+# eSASRec benchmark's configuration (embedding 256, 1 block, 1 head, dropout 0.2, 50 items,
+# constant lr 1e-3, batch 128), early stopping on validation, with a sampled softmax over 4096
+# negatives shared by the batch (the benchmark draws 256 per position: as many distinct negatives
+# per batch cost too much memory on a CPU, and 256 shared ones trained a clearly worse model).
+TUNED_SASREC = SASRecConfig(
+    d_model=256, n_layers=1, n_heads=1, dropout=0.2, max_items=50, loss="sampled", n_negatives=4096
+)
 CPU_SASREC = _train(
-    epochs=30,
-    batch_size=64,
-    lr=2e-3,
-    warmup_steps=100,
-    schedule="cosine",
+    epochs=200,
+    batch_size=128,
+    lr=1e-3,
+    schedule="constant",
     weight_decay=0.0,
-    patience=100,
+    patience=10,
 )
 
 PRESETS: dict[str, Preset] = {
@@ -117,33 +143,27 @@ PRESETS: dict[str, Preset] = {
     # recipe chosen on validation by benchmarks/sweep_tiger.py (results/tiger_sweep.json).
     "quick": Preset(
         tiger=QUICK_TIGER,
-        sasrec=SASRecConfig(),
+        sasrec=TUNED_SASREC,
         train={"tiger": CPU_TIGER, "tiger_item": CPU_TIGER, "sasrec": CPU_SASREC},
-        models=("tiger_item", "sasrec"),
+        models=("tiger_item", "sasrec", *BASELINES),
         val_users_during_training=5000,
         note="CPU main job: TIGER 2+2 layers (4x32 heads, FF 512) with the item-level encoder, a "
         "fixed budget of epochs with cosine decay (the best validation epoch is tested), and "
-        "SASRec (all-position training, 30 epochs of cosine decay); validation curves on 5,000 "
-        "fixed users, final val/test metrics on all users",
+        "the tuned SASRec (sampled softmax, early stopping on all validation users), most-popular "
+        "and item-to-item transitions; TIGER's curves on 5,000 fixed validation users, final "
+        "val/test metrics on all users",
     ),
     # The paper's size (4+4 layers, d 128, 6x64 heads, FF 1024) and schedule
     # length (~200k steps of 256 = ~400 epochs of Beauty's ~124k windows), for a GPU.
     "paper": Preset(
         tiger=TigerConfig(),
-        sasrec=SASRecConfig(),
+        sasrec=TUNED_SASREC,
         train={
             "tiger": _train(epochs=400, warmup_steps=10_000, patience=20),
             "tiger_item": _train(epochs=400, warmup_steps=10_000, patience=20),
-            "sasrec": _train(
-                epochs=200,
-                batch_size=128,
-                warmup_steps=100,
-                schedule="constant",
-                weight_decay=0.0,
-                patience=10,
-            ),
+            "sasrec": CPU_SASREC,
         },
-        models=("tiger", "tiger_item", "sasrec"),
+        models=("tiger", "tiger_item", "sasrec", *BASELINES),
         note="the paper's TIGER size and schedule length (~200k steps of 256, inverse-sqrt decay), "
         "early stopping on all validation users; meant for a GPU",
     ),
@@ -162,7 +182,10 @@ PRESETS["long"] = replace(
 
 
 def _length_sorted_batches(ex: SequenceExamples, batch_size: int) -> list[tuple[Tensor, int]]:
-    """Evaluation batches of similar history length (width = longest in the batch)."""
+    """Evaluation batches of similar history length (width = longest in the batch); none for no
+    examples (holdout has no validation fold)."""
+    if not len(ex):
+        return []
     order = torch.argsort(ex.length.cpu(), stable=True).to(ex.length.device)
     return [(idx, int(ex.length[idx].max())) for idx in order.split(batch_size)]
 
@@ -229,6 +252,7 @@ def tiger_rank(
     user_tok: Tensor | None = None,
     constrained: bool = True,
     cold: ColdStart | None = None,
+    history: Histories | None = None,
     desc: str = "beam search",
     progress: bool = False,
 ) -> TigerRanking:
@@ -236,7 +260,8 @@ def tiger_rank(
     beam).
 
     With ``cold`` the top 10 reserves ``cold.share`` of its places for the best
-    hypotheses of a beam over cold items (:func:`merge_cold_share`).
+    hypotheses of a beam over cold items (:func:`merge_cold_share`). ``history`` removes each
+    example's earlier items inside the decoding, so the beam stays full (a filtered ranking).
     """
     model.eval()
     t0 = time.perf_counter()
@@ -247,15 +272,19 @@ def tiger_rank(
         stepper = TigerStepper(model, hist, tok)
         # A diverged model's NaN states would still decode to some items: refuse it instead.
         require_finite(stepper.memory, "TIGER encoder states")
+        device = ex.hist.device
+        banned = (
+            None if history is None else history.mask(idx, len(model.item_tokens) - 1).to(device)
+        )
         if cold is None:
             res = beam_search(
-                stepper, len(idx), trie, beam, constrained=constrained, device=ex.hist.device
+                stepper, len(idx), trie, beam, constrained, device=device, banned=banned
             )
             return res.items.cpu().numpy(), res.scores.float().cpu().numpy()
         # Both searches decode from the same encoder memory; each keeps its own decoder caches.
         cold_stepper = copy.copy(stepper)
-        warm = beam_search(stepper, len(idx), cold.warm, beam, device=ex.hist.device)
-        new = beam_search(cold_stepper, len(idx), cold.cold, beam, device=ex.hist.device)
+        warm = beam_search(stepper, len(idx), cold.warm, beam, device=device, banned=banned)
+        new = beam_search(cold_stepper, len(idx), cold.cold, beam, device=device, banned=banned)
         return merge_cold_share(warm, new, cold.share).cpu().numpy(), None
 
     batches = _length_sorted_batches(ex, batch_size)
@@ -279,24 +308,48 @@ def tiger_rank(
     )
 
 
+class Scorer(Interface):
+    """A model that scores the whole catalogue after each history (SASRec, the baselines)."""
+
+    def scores(self, hist: Tensor) -> Tensor: ...
+
+
+def _catalogue_scores(
+    scorer: Scorer, ex: SequenceExamples, idx: Tensor, width: int, history: Histories | None
+) -> Tensor:
+    """(len(idx), n_items) scores; the example's earlier items at -inf when ``history`` is
+    given (a filtered ranking)."""
+    scores = scorer.scores(ex.hist[idx, -width:])
+    # A NaN target compares false with every item: a false top-1 hit.
+    require_finite(scores, type(scorer).__name__)
+    if history is not None:
+        scores = scores.masked_fill(
+            history.mask(idx, scores.shape[1]).to(scores.device), -torch.inf
+        )
+    return scores
+
+
 @torch.no_grad()
-def sasrec_rank(
-    model: SASRec,
+def score_rank(
+    scorer: Scorer,
     ex: SequenceExamples,
     batch_size: int,
+    history: Histories | None = None,
     desc: str = "score",
     progress: bool = False,
 ) -> tuple[np.ndarray, float]:
-    """Full-catalogue rank of each target (ties count against it); returns ranks and seconds."""
-    model.eval()
+    """Full-catalogue rank of each target (ties count against it); returns ranks and seconds.
+
+    ``history`` removes each example's earlier items from its ranking (a target that is
+    itself an earlier item then counts as a miss)."""
+    if isinstance(scorer, torch.nn.Module):
+        scorer.eval()
     ranks = np.empty(len(ex))
     t0 = time.perf_counter()
 
     def rank_batch(batch: tuple[Tensor, int]) -> np.ndarray:
         idx, width = batch
-        scores = model.scores(ex.hist[idx, -width:])
-        # A NaN target compares false with every item: a false top-1 hit.
-        require_finite(scores, "SASRec")
+        scores = _catalogue_scores(scorer, ex, idx, width, history)
         target = scores.gather(1, ex.target[idx, None])
         return ((scores >= target).sum(1) - 1).cpu().numpy()
 
@@ -308,18 +361,25 @@ def sasrec_rank(
 
 
 @torch.no_grad()
-def sasrec_top_k(
-    model: SASRec, ex: SequenceExamples, batch_size: int, k: int
+def score_top_k(
+    scorer: Scorer,
+    ex: SequenceExamples,
+    batch_size: int,
+    k: int,
+    history: Histories | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each example's ``k`` best-scoring items (indices, best first) and their scores."""
-    model.eval()
+    if isinstance(scorer, torch.nn.Module):
+        scorer.eval()
     items = np.empty((len(ex), k), dtype=np.int64)
     scores = np.empty((len(ex), k))
 
     def top_batch(batch: tuple[Tensor, int]) -> tuple[np.ndarray, np.ndarray]:
         idx, width = batch
-        top = model.scores(ex.hist[idx, -width:]).topk(k, dim=1)
-        return top.indices.cpu().numpy(), top.values.double().cpu().numpy()
+        top = _catalogue_scores(scorer, ex, idx, width, history).topk(k, dim=1)
+        # A removed (history) item is no recommendation: -1, as an exhausted beam.
+        listed = torch.where(torch.isfinite(top.values), top.indices, -1)
+        return listed.cpu().numpy(), top.values.double().cpu().numpy()
 
     batches = _length_sorted_batches(ex, batch_size)
     for (idx, _), (top_items, top_scores) in zip(batches, map_shared(top_batch, batches)):
@@ -380,18 +440,33 @@ def _pick(tok: Tensor | None, idx: np.ndarray) -> Tensor | None:
 
 
 @dataclass
+class RuleRanks:
+    """The targets' ranks under one ranking rule; ``val`` is empty when the protocol trains on
+    the validation items (holdout)."""
+
+    val: np.ndarray
+    test: np.ndarray
+
+
+@dataclass
 class ModelRun:
-    """What one model's training and evaluation produced."""
+    """What one model's training and evaluation produced: ranks per ranking rule, the first
+    rule being the protocol's headline."""
 
     name: str
     train: TrainResult
-    val_ranks: np.ndarray
-    test_ranks: np.ndarray
+    ranks: dict[str, RuleRanks]
     timing: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     # The test ranking as lists of item indices (best first) with scores, for saved predictions:
-    # "items", "scores", and for TIGER's cold-start ranking "cold_share_items" (top 10).
+    # "items", "scores" under the headline rule, "filtered_items", "filtered_scores" when the
+    # filtered rule is not the headline, and for TIGER's cold-start ranking "cold_share_items".
     test_lists: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _no_validation(model: torch.nn.Module) -> dict[str, float]:
+    """Holdout training has no validation fold: every epoch runs and the last one is kept."""
+    return {}
 
 
 def run_tiger(
@@ -405,10 +480,12 @@ def run_tiger(
     device: str,
     checkpoint: str | None,
     resume: bool,
+    rules: list[RankingRule],
     is_cold: np.ndarray | None = None,
     progress: bool = False,
 ) -> ModelRun:
-    """Train one TIGER variant and rank every validation and test user with beam search.
+    """Train one TIGER variant and rank every validation and test user with beam search, under
+    each ranking rule.
 
     ``is_cold`` (bool per item) adds the paper's cold-start ranking of the test
     users (:class:`ColdStart` with ``preset.cold_share``) beside plain beam search.
@@ -449,14 +526,21 @@ def run_tiger(
         model,
         window_batches(train, tcfg.batch_size, seed, buckets["train"]),
         lambda m, b: m.loss(*b),
-        evaluate,
+        evaluate if len(val) else _no_validation,
         tcfg,
         steps_per_epoch=steps,
         desc=name,
         progress=progress,
     )
-    v = rank(model, val, buckets["val"], "val (all)")
-    t = rank(model, test, buckets["test"], "test")
+    ranks, lists, seconds = {}, {}, 0.0
+    for rule in rules:
+        v = rank(model, val, buckets["val"], f"val ({rule.name})", history=rule.val)
+        t = rank(model, test, buckets["test"], f"test ({rule.name})", history=rule.test)
+        ranks[rule.name] = RuleRanks(v.ranks, t.ranks)
+        seconds += v.seconds + t.seconds
+        prefix = f"{rule.name}_" if lists else ""
+        lists.update({f"{prefix}items": t.items, f"{prefix}scores": t.scores})
+    headline = ranks[rules[0].name].test
     sub_idx = subset_index(len(test), preset.unconstrained_users, seed, 0xF7EE)
     free = rank(
         model,
@@ -465,15 +549,14 @@ def run_tiger(
         "unconstrained",
         constrained=False,
     )
-    n_eval = len(val) + len(test)
+    n_eval = (len(val) + len(test)) * len(rules)
     log.info(
         "%s: beam search %.1f users/s; unconstrained decoding: %.2f%% of top-10 IDs invalid",
         name,
-        n_eval / (v.seconds + t.seconds),
+        n_eval / seconds,
         100 * free.invalid_top10,
     )
     cold_start = {}
-    lists = {"items": t.items, "scores": t.scores}
     if is_cold is not None and is_cold.any() and preset.cold_share > 0:
         cs = ColdStart.build(codes, cfg.codebook_sizes, is_cold, preset.cold_share).to(device)
         shared = rank(model, test, buckets["test"], "test (cold share)", cold=cs)
@@ -494,7 +577,7 @@ def run_tiger(
                     "n": int((~target_cold).sum()),
                     **next_item_metrics(shared.ranks[~target_cold]),
                 },
-                "plain_beam_cold_target_users": next_item_metrics(t.ranks[target_cold]),
+                "plain_beam_cold_target_users": next_item_metrics(headline[target_cold]),
             }
         }
         log.info(
@@ -507,13 +590,12 @@ def run_tiger(
     return ModelRun(
         name,
         result,
-        v.ranks,
-        t.ranks,
+        ranks,
         timing={
             "train_seconds": round(result.train_seconds, 2),
             "train_examples_per_second": _per_second(len(train), result),
-            "eval_seconds_val_test": round(v.seconds + t.seconds, 2),
-            "beam_search_users_per_second": round(n_eval / (v.seconds + t.seconds), 1),
+            "eval_seconds_val_test": round(seconds, 2),
+            "beam_search_users_per_second": round(n_eval / seconds, 1),
         },
         extra={
             "parameters": count_parameters(model),
@@ -527,7 +609,7 @@ def run_tiger(
                 "invalid_share_top1": round(free.invalid_top1, 4),
                 "invalid_share_top10": round(free.invalid_top10, 4),
                 **ranking_metrics(free.ranks),
-                "constrained_same_users": ranking_metrics(t.ranks[sub_idx]),
+                "constrained_same_users": ranking_metrics(headline[sub_idx]),
             },
             **cold_start,
         },
@@ -544,6 +626,28 @@ def _per_second(per_epoch: int, result: TrainResult) -> float:
     )
 
 
+def rank_scorer(
+    name: str,
+    scorer: Scorer,
+    data: SequenceData,
+    rules: list[RankingRule],
+    batch_size: int,
+    top_k: int,
+    progress: bool = False,
+) -> tuple[dict[str, RuleRanks], dict[str, np.ndarray], float]:
+    """Full-catalogue ranks of every validation and test target under each rule, the test top-k
+    lists (headline rule; the others' as ``<rule>_items``, ``<rule>_scores``), and the seconds."""
+    ranks, lists, seconds = {}, {}, 0.0
+    for rule in rules:
+        v, vs = score_rank(scorer, data.val, batch_size, rule.val, f"{name} val", progress)
+        t, ts = score_rank(scorer, data.test, batch_size, rule.test, f"{name} test", progress)
+        ranks[rule.name], seconds = RuleRanks(v, t), seconds + vs + ts
+        items, scores = score_top_k(scorer, data.test, batch_size, top_k, rule.test)
+        prefix = f"{rule.name}_" if lists else ""
+        lists.update({f"{prefix}items": items, f"{prefix}scores": scores})
+    return ranks, lists, seconds
+
+
 def run_sasrec(
     data: SequenceData,
     n_items: int,
@@ -552,20 +656,21 @@ def run_sasrec(
     device: str,
     checkpoint: str | None,
     resume: bool,
+    rules: list[RankingRule],
     progress: bool = False,
     top_k: int = 100,
 ) -> ModelRun:
     """Train SASRec (all-position) and rank the whole catalogue for every validation and test
-    user; ``top_k``: length of the saved test lists."""
+    user under each rule; ``top_k``: length of the saved test lists."""
     chunks = data.train_chunks.to(device)
     trained = torch.zeros(n_items, dtype=torch.bool)
     trained[chunks.seq[chunks.seq >= 0].unique().cpu()] = True
     model = SASRec(n_items, preset.sasrec, trained_items=trained).to(device)
-    val, test = data.val.to(device), data.test.to(device)
+    data = replace(data, val=data.val.to(device), test=data.test.to(device))
 
     def evaluate(m: SASRec) -> dict[str, float]:
         return ranking_metrics(
-            sasrec_rank(m, val, preset.eval_batch, desc="sasrec val", progress=progress)[0]
+            score_rank(m, data.val, preset.eval_batch, desc="sasrec val", progress=progress)[0]
         )
 
     tcfg = replace(preset.train["sasrec"], checkpoint=checkpoint, resume=resume)
@@ -574,37 +679,64 @@ def run_sasrec(
         model,
         chunk_batches(chunks, tcfg.batch_size, seed),
         lambda m, b: m.loss(b),
-        evaluate,
+        evaluate if len(data.val) else _no_validation,
         tcfg,
         steps_per_epoch=steps,
         desc="sasrec",
         progress=progress,
         weight=SASRec.loss_terms,
     )
-    v, vs = sasrec_rank(model, val, preset.eval_batch, "sasrec val (all)", progress)
-    t, ts = sasrec_rank(model, test, preset.eval_batch, "sasrec test", progress)
-    top_items, top_scores = sasrec_top_k(model, test, preset.eval_batch, min(top_k, n_items))
+    k = min(top_k, n_items)
+    ranks, lists, seconds = rank_scorer(
+        "sasrec", model, data, rules, preset.eval_batch, k, progress
+    )
+    n_eval = (len(data.val) + len(data.test)) * len(rules)
     return ModelRun(
         "sasrec",
         result,
-        v,
-        t,
+        ranks,
         timing={
             "train_seconds": round(result.train_seconds, 2),
             "train_chunks_per_second": _per_second(len(chunks), result),
-            "eval_seconds_val_test": round(vs + ts, 2),
-            "scoring_users_per_second": round((len(val) + len(test)) / (vs + ts), 1),
+            "eval_seconds_val_test": round(seconds, 2),
+            "scoring_users_per_second": round(n_eval / seconds, 1),
         },
         extra={
             "parameters": count_parameters(model),
             "config": preset.sasrec.to_dict(),
-            "curve_val_users": len(val),
+            "curve_val_users": len(data.val),
             "untrained_items": int((~trained).sum()),
             "training": "all-position: each chunk of up to max_items + 1 training items predicts "
             "every item from the ones before it; untrained (cold) items are masked out of the "
-            "softmax",
+            f"softmax; loss: {preset.sasrec.loss}",
         },
-        test_lists={"items": top_items, "scores": top_scores},
+        test_lists=lists,
+    )
+
+
+def run_baseline(
+    name: str,
+    ds: Dataset,
+    train_rows: np.ndarray,
+    data: SequenceData,
+    rules: list[RankingRule],
+    batch_size: int,
+    top_k: int = 100,
+) -> ModelRun:
+    """Fit a counting baseline (:mod:`src.sequential.baselines`) on ``train_rows`` and rank."""
+    t0 = time.perf_counter()
+    scorer = BASELINES[name](ds, train_rows)
+    fit_seconds = time.perf_counter() - t0
+    ranks, lists, seconds = rank_scorer(
+        name, scorer, data, rules, batch_size, min(top_k, ds.n_items)
+    )
+    return ModelRun(
+        name,
+        TrainResult(best_epoch=-1, best_metrics={}, train_seconds=fit_seconds),
+        ranks,
+        timing={"train_seconds": round(fit_seconds, 2), "eval_seconds_val_test": round(seconds, 2)},
+        extra={"parameters": 0, "config": {"model": name}, "curve_val_users": 0},
+        test_lists=lists,
     )
 
 
@@ -615,37 +747,55 @@ def test_predictions(
     run: ModelRun, user_ids: np.ndarray, item_ids: np.ndarray, test_users: Tensor
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """(meta, columns) of a model's saved test ranking (utils/predictions.py), in original IDs."""
-    lists, beam = run.test_lists, run.name != "sasrec"
+    lists, beam = run.test_lists, run.name.startswith("tiger")
     columns = {
         "users": id_strings(user_ids, test_users.cpu().numpy()),
-        "items": id_strings(item_ids, lists["items"]),
-        "scores": lists["scores"],
+        **{k: id_strings(item_ids, v) for k, v in lists.items() if k.endswith("items")},
+        **{k: v for k, v in lists.items() if k.endswith("scores")},
     }
-    if "cold_share_items" in lists:
-        columns["cold_share_items"] = id_strings(item_ids, lists["cold_share_items"])
+    rules = list(run.ranks)
     meta = {
         "tie_rule": "list order" if beam else "pessimistic",
-        "note": "beam search output, best first; scores: summed log-probabilities; "
-        "cold_share_items: the cold-start ranking's top 10"
-        if beam
-        else "top-k of the full-catalogue scores; ties count against the target",
+        "ranking_rules": rules,
+        "note": (
+            "beam search output, best first; scores: summed log-probabilities"
+            if beam
+            else "top-k of the full-catalogue scores; ties count against the target"
+        )
+        + f"; items: the {rules[0]} ranking"
+        + "".join(f"; {r}_items: the {r} ranking" for r in rules[1:])
+        + (
+            "; cold_share_items: the cold-start ranking's top 10"
+            if "cold_share_items" in lists
+            else ""
+        ),
     }
     return meta, columns
 
 
-def run_report(run: ModelRun, test_masks: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Metrics on all validation and test users, test slices, curves and timing for one model."""
+def _rule_report(rule: RuleRanks, test_masks: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Validation and test metrics and the test slices of one ranking rule."""
+    cold = test_masks["cold_items"]
     return {
-        "val": next_item_metrics(run.val_ranks),
-        "test": next_item_metrics(run.test_ranks),
-        "n_val_users": len(run.val_ranks),
-        "n_test_users": len(run.test_ranks),
-        "test_slices": slice_report(lambda m: next_item_metrics(run.test_ranks[m]), test_masks),
-        "cold_start_test_recall@10": (
-            float(np.mean(run.test_ranks[test_masks["cold_items"]] < 10))
-            if test_masks["cold_items"].any()
-            else None
-        ),
+        "val": next_item_metrics(rule.val) if len(rule.val) else None,
+        "test": next_item_metrics(rule.test),
+        "test_slices": slice_report(lambda m: next_item_metrics(rule.test[m]), test_masks),
+        "cold_start_test_recall@10": float(np.mean(rule.test[cold] < 10)) if cold.any() else None,
+    }
+
+
+def run_report(run: ModelRun, test_masks: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Metrics on all validation and test users, test slices, curves and timing for one model.
+
+    The headline rule's metrics sit at the top (``val``, ``test``, ``test_slices``); every other
+    rule's under its own name (``filtered``)."""
+    (headline, first), *others = run.ranks.items()
+    return {
+        "ranking": headline,
+        **_rule_report(first, test_masks),
+        **{name: _rule_report(r, test_masks) for name, r in others},
+        "n_val_users": len(first.val),
+        "n_test_users": len(first.test),
         "best_epoch": run.train.best_epoch,
         "stopped_early": run.train.stopped_early,
         "epochs_run": len(run.train.history),
@@ -656,42 +806,51 @@ def run_report(run: ModelRun, test_masks: dict[str, np.ndarray]) -> dict[str, An
 
 
 def plot_results(results: dict[str, Any], plot_dir: str) -> list[str]:
-    """Validation curves per model, and test metrics beside the published numbers."""
+    """Validation curves of the trained models, and test metrics beside the published numbers
+    of the same protocol (Beauty only); file names carry the data set and protocol."""
     plt = pyplot()
-    models = results["models"]
+    models, protocol = results["models"], results["protocol"]
+    stem = f"{plot_dir}/sequential_{results['dataset']}_{protocol}"
     paths = []
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, rep in models.items():
-        ax.plot(
-            [h["epoch"] for h in rep["curve"]],
-            [h.get("val_ndcg@10", np.nan) for h in rep["curve"]],
-            marker="o",
-            label=f"{name} ({rep['curve_val_users']} val users)",
-        )
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation NDCG@10")
-    ax.set_title(f"{results['dataset']}: validation NDCG@10 per epoch ({results['preset']} preset)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    path = f"{plot_dir}/tiger_val_curve.png"
-    save_figure(fig, path)
-    paths.append(path)
+    curves = {n: rep for n, rep in models.items() if any("val_ndcg@10" in h for h in rep["curve"])}
+    if curves:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name, rep in curves.items():
+            ax.plot(
+                [h["epoch"] for h in rep["curve"]],
+                [h.get("val_ndcg@10", np.nan) for h in rep["curve"]],
+                marker="o",
+                label=f"{name} ({rep['curve_val_users']} val users)",
+            )
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation NDCG@10")
+        ax.set_title(f"{results['dataset']}: validation NDCG@10 per epoch ({protocol} protocol)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        paths.append(str(save_figure(fig, f"{stem}_val_curve.png")))
 
+    published = PUBLISHED.get(protocol, {}) if results["dataset"] == "beauty" else {}
     metrics = ["recall@5", "ndcg@5", "recall@10", "ndcg@10"]
+    if published:
+        metrics = [m for m in metrics if all(m in p for p in published.values())]
     series = {
-        f"{n} (ours, {results['preset']}, seed {results['seed']})": (
+        f"{n} (ours, {rep['ranking']}, seed {results['seed']})": (
             [rep["test"][m] for m in metrics],
             None,
         )
         for n, rep in models.items()
     }
     series.update(
-        {f"{n} (published)": ([PUBLISHED[n][m] for m in metrics], None) for n in PUBLISHED}
+        {f"{n} (published)": ([p[m] for m in metrics], None) for n, p in published.items()}
     )
-    path = f"{plot_dir}/tiger_vs_published.png"
+    path = f"{stem}_test.png"
     grouped_bar_plot(
-        path, metrics, series, f"{results['dataset']} test, full-catalogue ranking", "value"
+        path,
+        metrics,
+        series,
+        f"{results['dataset']} test, full-catalogue ranking ({protocol} protocol)",
+        "value",
     )
     paths.append(path)
     return paths
