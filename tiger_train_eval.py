@@ -8,8 +8,8 @@ leave-one-out split, under a named protocol (src/sequential/protocols.py):
   cold      the cold-start study: 5% of items held out of training and of the codebooks
 
 Last item per user = test, second-to-last = validation, full-catalogue Recall/NDCG/Hit/MRR.
-Writes results/sequential_<data>_<protocol>_seed<seed>.json and
-plots/sequential_<data>_<protocol>_*.png.
+Writes results/sequential_<data>_<protocol>_seed<seed>.json and plots named after it
+(plots/sequential_<data>_<protocol>_seed<seed>_*.png).
 
     # quick preset, paper + filtered rankings: item-level TIGER, SASRec, baselines (2-core CPU)
     python tiger_train_eval.py
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
         # Written after every model, so a long run that is stopped keeps what it finished.
         write_results(exp.out_path, results, exp.record)
 
-    results["plots"] = plot_results(results, args.plot_dir)
+    results["plots"] = plot_results(results, args.plot_dir, exp.out_path.stem)
     results["complete"] = True
     written = write_results(exp.out_path, results, exp.record)
     if exp.save_predictions and sem is not None:

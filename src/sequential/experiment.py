@@ -805,12 +805,14 @@ def run_report(run: ModelRun, test_masks: dict[str, np.ndarray]) -> dict[str, An
     }
 
 
-def plot_results(results: dict[str, Any], plot_dir: str) -> list[str]:
+def plot_results(results: dict[str, Any], plot_dir: str, name: str) -> list[str]:
     """Validation curves of the trained models, and test metrics beside the published numbers
-    of the same protocol (Beauty only); file names carry the data set and protocol."""
+    of the same protocol (Beauty only), as ``<plot_dir>/<name>_val_curve.png`` and
+    ``<name>_test.png``: named after the results file, so two runs never overwrite each other's
+    plots."""
     plt = pyplot()
     models, protocol = results["models"], results["protocol"]
-    stem = f"{plot_dir}/sequential_{results['dataset']}_{protocol}"
+    stem = f"{plot_dir}/{name}"
     paths = []
     curves = {n: rep for n, rep in models.items() if any("val_ndcg@10" in h for h in rep["curve"])}
     if curves:
