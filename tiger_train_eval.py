@@ -42,15 +42,16 @@ from src.sequential.experiment import (
     test_predictions,
 )
 from src.sequential.sequence_data import build_sequence_data
-from utils.argtypes import fraction, non_negative_int, positive_int
-from utils.cli import add_common_args
-from utils.errors import run_script
-from utils.examples_page import examples_page
-from utils.experiment import add_experiment_args, setup_experiment
-from utils.io import atomic_write_text
-from utils.report import tiger_table, write_results
-from utils.semantic import ids_digest
-from utils.slices import row_slices
+from utils.data.semantic import ids_digest
+from utils.data.slices import row_slices
+from utils.reporting.examples_page import examples_page
+from utils.reporting.results import write_results
+from utils.reporting.tables import tiger_table
+from utils.runtime.argtypes import fraction, non_negative_int, positive_int
+from utils.runtime.cli import add_common_args
+from utils.runtime.errors import run_script
+from utils.runtime.experiment import add_experiment_args, setup_experiment
+from utils.runtime.io import atomic_write_text
 
 log = logging.getLogger("tiger_train_eval")
 

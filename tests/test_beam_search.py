@@ -12,7 +12,7 @@ import torch
 from src.sequential.beam_search import BeamResult, beam_search, build_trie, merge_cold_share
 from src.sequential.experiment import ranks_from_topk
 from src.sequential.tiger import Tiger, TigerConfig, TigerStepper
-from utils.metrics import ranking_metrics
+from utils.evaluation.metrics import ranking_metrics
 
 
 def table_step(logp: dict[tuple[int, ...], list[float]]):

@@ -15,9 +15,10 @@ from src.semantic_ids import generator as gen
 from tests.helpers import fake_vectors
 from tests.helpers import run_generator as run
 from tests.synthetic import make_catalogue, write_movielens, write_p5
-from utils.data import DataError, load_dataset
-from utils.runinfo import RunRecord
-from utils.semantic import load_semantic_ids, read_semantic_ids_file
+from utils.data.load import load_dataset
+from utils.data.semantic import load_semantic_ids, read_semantic_ids_file
+from utils.reporting.runinfo import RunRecord
+from utils.runtime.errors import DataError
 
 # ------------------------------------------------------------------ generator end to end
 

@@ -151,8 +151,8 @@ def test_every_script_refuses_a_broken_data_folder(tmp_path, breakage):
 def generated(tmp_path_factory) -> Path:
     """A P5 folder with semantic IDs (fake encoder), cached splits and cached embeddings."""
     from src.semantic_ids import generator as gen
-    from utils.data import load_dataset
-    from utils.splits import get_split
+    from utils.data.load import load_dataset
+    from utils.data.splits import get_split
 
     root = tmp_path_factory.mktemp("generated")
     data = write_p5(root / "p5", n_users=30, n_items=40)

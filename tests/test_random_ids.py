@@ -14,10 +14,10 @@ from src.semantic_ids import generator as gen
 from src.semantic_ids.analysis import purity_report
 from tests.helpers import run_generator as run
 from tests.synthetic import write_movielens
-from utils.data import DataError, load_dataset
-from utils.errors import run_script
-from utils.runinfo import RunRecord
-from utils.semantic import load_semantic_ids, read_semantic_ids_file
+from utils.data.load import load_dataset
+from utils.data.semantic import load_semantic_ids, read_semantic_ids_file
+from utils.reporting.runinfo import RunRecord
+from utils.runtime.errors import DataError, run_script
 
 
 def test_same_seed_same_bytes_and_ids_are_well_formed(tmp_path, encoder):

@@ -23,8 +23,9 @@ from src.semantic_ids.rqvae import (
 from tests.helpers import RQVAE_ARGS
 from tests.helpers import run_generator as run
 from tests.synthetic import write_movielens
-from utils.data import DataError, load_dataset
-from utils.semantic import load_semantic_ids, read_semantic_ids_file
+from utils.data.load import load_dataset
+from utils.data.semantic import load_semantic_ids, read_semantic_ids_file
+from utils.runtime.errors import DataError
 
 TINY = RQVAEConfig(input_dim=8, hidden=(16,), latent_dim=4, levels=2, codebook_size=5)
 

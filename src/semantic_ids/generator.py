@@ -61,12 +61,8 @@ from src.semantic_ids.rqvae import (
     RQVAETrainConfig,
     train_rqvae,
 )
-from utils.data import DataError, Dataset
-from utils.io import atomic_write_bytes, atomic_write_json
-from utils.report import RUN_RECORD
-from utils.runinfo import RunRecord
-from utils.runtime import repo_root
-from utils.semantic import (
+from utils.data.dataset import Dataset
+from utils.data.semantic import (
     CODEBOOKS_FILE,
     IDS_FILE,
     STATS_FILE,
@@ -75,7 +71,12 @@ from utils.semantic import (
     read_semantic_ids_file,
     write_semantic_ids,
 )
-from utils.splits import cold_item_holdout
+from utils.data.splits import cold_item_holdout
+from utils.reporting.results import RUN_RECORD
+from utils.reporting.runinfo import RunRecord
+from utils.runtime.environment import repo_root
+from utils.runtime.errors import DataError
+from utils.runtime.io import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger(__name__)
 

@@ -31,12 +31,12 @@ from src.sequential.sequence_data import (
 )
 from src.sequential.tiger import Tiger, TigerConfig, TigerStepper
 from src.training import TrainConfig, TrainResult, count_parameters, epoch_generator, fit
-from utils.distributed import map_shared
-from utils.hashing import stable_hash_array
-from utils.metrics import next_item_metrics, ranking_metrics, require_finite
-from utils.predictions import id_strings
-from utils.report import grouped_bar_plot, pyplot, save_figure
-from utils.slices import slice_report
+from utils.data.slices import slice_report
+from utils.evaluation.metrics import next_item_metrics, ranking_metrics, require_finite
+from utils.evaluation.predictions import id_strings
+from utils.reporting.figures import grouped_bar_plot, pyplot, save_figure
+from utils.runtime.distributed import map_shared
+from utils.runtime.hashing import stable_hash_array
 
 log = logging.getLogger(__name__)
 
@@ -614,7 +614,8 @@ def run_sasrec(
 def test_predictions(
     run: ModelRun, user_ids: np.ndarray, item_ids: np.ndarray, test_users: Tensor
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(meta, columns) of a model's saved test ranking (utils/predictions.py), in original IDs."""
+    """(meta, columns) of a model's saved test ranking (utils/evaluation/predictions.py), in
+    original IDs."""
     lists, beam = run.test_lists, run.name != "sasrec"
     columns = {
         "users": id_strings(user_ids, test_users.cpu().numpy()),
