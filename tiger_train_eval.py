@@ -31,16 +31,9 @@ import numpy as np
 import torch
 
 from src.sequential.beam_search import build_trie
-from src.sequential.experiment import (
-    MODELS,
-    PRESETS,
-    PUBLISHED,
-    plot_results,
-    run_report,
-    run_sasrec,
-    run_tiger,
-    test_predictions,
-)
+from src.sequential.presets import MODELS, PRESETS, PUBLISHED
+from src.sequential.reporting import plot_results, run_report, test_predictions
+from src.sequential.runs import run_sasrec, run_tiger
 from src.sequential.sequence_data import build_sequence_data
 from utils.data.semantic import ids_digest
 from utils.data.slices import row_slices

@@ -80,7 +80,7 @@ def tiger_setup(n_items: int, seed: int):
 
     from src.semantic_ids.random_ids import draw_random_codes
     from src.semantic_ids.rqkmeans import collision_codes
-    from src.sequential.experiment import QUICK_TIGER
+    from src.sequential.presets import QUICK_TIGER
     from src.sequential.tiger import Tiger
 
     head = draw_random_codes(n_items, LEVELS, CODES, seed).codes

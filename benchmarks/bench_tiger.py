@@ -23,7 +23,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from src.sequential.beam_search import build_trie  # noqa: E402
-from src.sequential.experiment import PRESETS, sasrec_rank, subset_index, tiger_rank  # noqa: E402
+from src.sequential.presets import PRESETS  # noqa: E402
+from src.sequential.ranking import sasrec_rank, tiger_rank  # noqa: E402
+from src.sequential.runs import subset_index  # noqa: E402
 from src.sequential.sasrec import SASRec  # noqa: E402
 from src.sequential.sequence_data import bucketed_batches, build_sequence_data  # noqa: E402
 from src.sequential.tiger import Tiger  # noqa: E402

@@ -29,7 +29,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from src.sequential.beam_search import build_trie  # noqa: E402
-from src.sequential.experiment import PRESETS, Preset, subset_index, tiger_rank, window_batches  # noqa: E402
+from src.sequential.presets import PRESETS, Preset  # noqa: E402
+from src.sequential.ranking import tiger_rank  # noqa: E402
+from src.sequential.runs import subset_index, window_batches  # noqa: E402
 from src.sequential.sequence_data import build_sequence_data, n_bucketed_batches  # noqa: E402
 from src.sequential.tiger import Tiger  # noqa: E402
 from src.training import fit  # noqa: E402

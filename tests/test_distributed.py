@@ -18,7 +18,7 @@ import torch.multiprocessing as mp
 
 import mf_train_eval
 from src.sequential.beam_search import build_trie
-from src.sequential.experiment import ColdStart, sasrec_rank, sasrec_top_k, tiger_rank
+from src.sequential.ranking import ColdStart, sasrec_rank, sasrec_top_k, tiger_rank
 from src.sequential.sasrec import SASRec, SASRecConfig
 from src.sequential.sequence_data import SequenceExamples
 from src.training import TrainConfig, epoch_generator, fit, index_batches, rank_share

@@ -403,7 +403,7 @@ def test_nan_scores_are_refused():
 
 
 def test_sasrec_ranking_refuses_nan_scores():
-    from src.sequential.experiment import sasrec_rank
+    from src.sequential.ranking import sasrec_rank
     from src.sequential.sasrec import SASRec, SASRecConfig
     from src.sequential.sequence_data import SequenceExamples
 

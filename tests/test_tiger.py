@@ -184,7 +184,7 @@ def test_real_semantic_ids_beat_shuffled_ones(encoder):
 
 
 def test_a_diverged_model_is_refused_not_ranked():
-    from src.sequential.experiment import tiger_rank
+    from src.sequential.ranking import tiger_rank
     from src.sequential.sequence_data import SequenceExamples
     from utils.runtime.errors import NonFiniteScoresError
 
@@ -296,6 +296,9 @@ def test_script_end_to_end_on_synthetic_data(tmp_path):
     cold = res["models"]["tiger_item"]["cold_start"]
     assert cold["cold_target_users"]["n"] + cold["warm_target_users"]["n"] == 30
     assert res["models"]["sasrec"]["untrained_items"] >= 1  # the cold hold-out
+    plots = ["tiger_val_curve.png", "tiger_vs_published.png"]
+    assert res["plots"] == [f"{tmp_path}/{name}" for name in plots]
+    assert all((tmp_path / name).is_file() for name in plots)
     assert res["run_record"]["data_checksum"] == ds.checksum
     digest = ids_digest(load_semantic_ids(ids_dir, ds))
     assert (
