@@ -18,7 +18,8 @@ import logging
 from pathlib import Path
 
 from src.semantic_ids.analysis import analyse, load_generated
-from src.semantic_ids.generator import DEFAULT_CACHE_DIR, generator_config, item_embeddings
+from src.semantic_ids.generator import DEFAULT_CACHE_DIR, item_embeddings
+from src.semantic_ids.new_items import generator_config
 from src.semantic_ids.plots import plot_collisions, plot_purity, plot_similarity, plot_usage
 from utils.data.load import load_dataset
 from utils.reporting.results import write_results

@@ -29,20 +29,11 @@ import argparse
 import logging
 from pathlib import Path
 
+from src.semantic_ids.config import MIN_ITEMS_PER_CODE, QUANTIZERS, RQVAE_DEFAULTS, GeneratorConfig
 from src.semantic_ids.embeddings import DEFAULT_BATCH_SIZE, DEFAULT_MODEL
-from src.semantic_ids.generator import (
-    DEFAULT_CACHE_DIR,
-    MIN_ITEMS_PER_CODE,
-    QUANTIZERS,
-    RQVAE_DEFAULTS,
-    GeneratorConfig,
-    embed,
-    encode_new_texts,
-    generate,
-    item_texts,
-    write_outputs,
-)
+from src.semantic_ids.generator import DEFAULT_CACHE_DIR, embed, generate, item_texts, write_outputs
 from src.semantic_ids.item_text import DEFAULT_FIELDS, DEFAULT_MAX_DESCRIPTION_TOKENS
+from src.semantic_ids.new_items import encode_new_texts
 from src.semantic_ids.rqkmeans import DEFAULT_NITER
 from utils.data.load import load_dataset
 from utils.data.semantic import IDS_FILE

@@ -26,6 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from src.semantic_ids import generator as gen  # noqa: E402
+from src.semantic_ids.config import GeneratorConfig  # noqa: E402
 from src.semantic_ids.embeddings import embed_texts, load_sentence_encoder  # noqa: E402
 from src.semantic_ids.rqkmeans import DEFAULT_NITER, KMeansFn, fit_residual_kmeans, kmeans  # noqa: E402
 from utils.data.load import load_dataset  # noqa: E402
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     device = setup(args)
     record = RunRecord("benchmarks/bench_semantic_ids.py", vars(args), args.seed)
-    cfg = gen.GeneratorConfig(seed=args.seed)
+    cfg = GeneratorConfig(seed=args.seed)
     with record.stage("load data"):
         ds = load_dataset(args.data_dir)
     record.data_checksum = ds.checksum

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from src.semantic_ids.generator import Quantizer, load_quantizer
+from src.semantic_ids.config import Quantizer
+from src.semantic_ids.new_items import load_quantizer
 from src.semantic_ids.random_ids import RandomCodes, code_means
 from utils.data.dataset import Dataset
 from utils.data.semantic import (
