@@ -4,7 +4,8 @@
   python summarize_results.py --results-dir other/   # another results folder
   python summarize_results.py --verify               # recompute the metrics from saved predictions
 
-The tables come from utils/report.py, the same functions the scripts log their tables with.
+The tables come from utils/reporting/tables.py, the same functions the scripts log their tables
+with.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from utils.errors import DataError, add_debug_flag, run_script
-from utils.io import read_json
-from utils.report import (
+from utils.evaluation.verify import verify_results_file
+from utils.reporting.tables import (
     ctr_table,
     mf_table,
     next_item_table,
@@ -25,7 +25,8 @@ from utils.report import (
     tiger_seeds_table,
     tiger_table,
 )
-from utils.verify import verify_results_file
+from utils.runtime.errors import DataError, add_debug_flag, run_script
+from utils.runtime.io import read_json
 
 SECTIONS: tuple[tuple[str, Callable[[dict[str, Any], Path], str]], ...] = (
     ("semantic_id_analysis_*.json", lambda r, p: semantic_ids_table(r)),

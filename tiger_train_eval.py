@@ -44,29 +44,21 @@ import torch
 
 from src.sequential.baselines import BASELINES
 from src.sequential.beam_search import build_trie
-from src.sequential.experiment import (
-    MODELS,
-    PRESETS,
-    PUBLISHED,
-    Preset,
-    plot_results,
-    run_baseline,
-    run_report,
-    run_sasrec,
-    run_tiger,
-    test_predictions,
-)
+from src.sequential.presets import MODELS, PRESETS, PUBLISHED, Preset
 from src.sequential.protocols import PROTOCOLS, protocol_split, ranking_rules
+from src.sequential.reporting import plot_results, run_report, test_predictions
+from src.sequential.runs import run_baseline, run_sasrec, run_tiger
 from src.sequential.sequence_data import SequenceData, build_sequence_data
-from utils.argtypes import fraction, non_negative_int, positive_int
-from utils.cli import add_common_args
-from utils.errors import UsageError, run_script
-from utils.examples_page import examples_page
-from utils.experiment import add_experiment_args, setup_experiment
-from utils.io import atomic_write_text
-from utils.report import tiger_table, write_results
-from utils.semantic import ids_digest
-from utils.slices import row_slices
+from utils.data.semantic import ids_digest
+from utils.data.slices import row_slices
+from utils.reporting.examples_page import examples_page
+from utils.reporting.results import write_results
+from utils.reporting.tables import tiger_table
+from utils.runtime.argtypes import fraction, non_negative_int, positive_int
+from utils.runtime.cli import add_common_args
+from utils.runtime.errors import UsageError, run_script
+from utils.runtime.experiment import add_experiment_args, setup_experiment
+from utils.runtime.io import atomic_write_text
 
 log = logging.getLogger("tiger_train_eval")
 

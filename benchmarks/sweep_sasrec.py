@@ -27,19 +27,20 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from src.sequential.experiment import PRESETS, Preset, run_sasrec  # noqa: E402
+from src.sequential.presets import PRESETS, Preset  # noqa: E402
 from src.sequential.protocols import PROTOCOLS, ranking_rules  # noqa: E402
+from src.sequential.runs import run_sasrec  # noqa: E402
 from src.sequential.sasrec import SASRecConfig  # noqa: E402
 from src.sequential.sequence_data import build_sequence_data  # noqa: E402
-from utils.argtypes import positive_int  # noqa: E402
-from utils.cli import add_common_args, setup  # noqa: E402
-from utils.data import load_dataset  # noqa: E402
-from utils.errors import run_script  # noqa: E402
-from utils.io import atomic_write_json, read_json  # noqa: E402
-from utils.metrics import next_item_metrics  # noqa: E402
-from utils.report import RUN_RECORD  # noqa: E402
-from utils.runinfo import RunRecord  # noqa: E402
-from utils.splits import get_split  # noqa: E402
+from utils.data.load import load_dataset  # noqa: E402
+from utils.data.splits import get_split  # noqa: E402
+from utils.evaluation.metrics import next_item_metrics  # noqa: E402
+from utils.reporting.results import RUN_RECORD  # noqa: E402
+from utils.reporting.runinfo import RunRecord  # noqa: E402
+from utils.runtime.argtypes import positive_int  # noqa: E402
+from utils.runtime.cli import add_common_args, setup  # noqa: E402
+from utils.runtime.errors import run_script  # noqa: E402
+from utils.runtime.io import atomic_write_json, read_json  # noqa: E402
 
 log = logging.getLogger("sweep_sasrec")
 

@@ -23,9 +23,9 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from utils import distributed
-from utils.errors import CheckpointError
-from utils.io import atomic_path, to_json
+from utils.runtime import distributed
+from utils.runtime.errors import CheckpointError
+from utils.runtime.io import atomic_path, to_json
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +232,7 @@ def fit(
     ``cfg.checkpoint`` set, the full state is saved after every epoch, and
     ``cfg.resume`` continues from it. ``progress`` shows a per-epoch progress bar.
 
-    Under torchrun (:mod:`utils.distributed`) every rank draws the same global batches and
+    Under torchrun (:mod:`utils.runtime.distributed`) every rank draws the same global batches and
     trains on its slice of each (:func:`rank_share`) through DistributedDataParallel, so a step
     sees the single-process batch and gradient; ``weight(batch)`` counts the terms the loss
     averages over (default: the batch's rows). Every rank evaluates (evaluators may share the

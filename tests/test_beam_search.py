@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from src.sequential.beam_search import BeamResult, beam_search, build_trie, merge_cold_share
-from src.sequential.experiment import ranks_from_topk
+from src.sequential.ranking import ranks_from_topk
 from src.sequential.tiger import Tiger, TigerConfig, TigerStepper
-from utils.metrics import ranking_metrics
+from utils.evaluation.metrics import ranking_metrics
 
 
 def table_step(logp: dict[tuple[int, ...], list[float]]):

@@ -18,14 +18,14 @@ import torch.multiprocessing as mp
 
 import mf_train_eval
 from src.sequential.beam_search import build_trie
-from src.sequential.experiment import ColdStart, score_rank, score_top_k, tiger_rank
+from src.sequential.ranking import ColdStart, score_rank, score_top_k, tiger_rank
 from src.sequential.sasrec import SASRec, SASRecConfig
 from src.sequential.sequence_data import SequenceExamples
 from src.training import TrainConfig, epoch_generator, fit, index_batches, rank_share
 from tests.test_mf import write_clustered_movielens, write_clustered_semantic_ids
 from tests.test_tiger import SIZES, tiny, toy_windows
-from utils import distributed
-from utils.data import load_dataset
+from utils.data.load import load_dataset
+from utils.runtime import distributed
 
 WORLD = 2
 

@@ -7,7 +7,7 @@ import torch
 
 from src.sequential.protocols import PROTOCOLS, Histories, protocol_split
 from tests.synthetic import dataset_from_sequences
-from utils.splits import get_split
+from utils.data.splits import get_split
 
 
 def toy():

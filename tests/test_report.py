@@ -1,4 +1,5 @@
-"""utils/report.py: mean ± std over seeds and every summary table, on hand-written results."""
+"""utils/reporting/results.py and tables.py: mean ± std over seeds and every summary table, on
+hand-written results."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 
 from tests.synthetic import analysis_result, ctr_result, mf_result, tiger_result
-from utils.report import (
-    aggregate_seeds,
+from utils.reporting.results import aggregate_seeds
+from utils.reporting.tables import (
     ctr_table,
     mf_table,
     protocol_tables,
@@ -380,7 +381,7 @@ def _seed_run(seed: int, value: float) -> dict:
 def test_next_item_table_is_the_metric_set_by_slice_over_seeds():
     """One row per slice (all users first) with its user count, every metric as mean ± sample
     std over the seeds; runs without the metric set give no table."""
-    from utils.report import next_item_table
+    from utils.reporting.tables import next_item_table
 
     table = next_item_table([_seed_run(0, 0.1), _seed_run(1, 0.3)]).splitlines()
     assert table[2] == line(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from src.sequential.experiment import score_rank
+from src.sequential.ranking import score_rank
 from src.sequential.sasrec import SASRec, SASRecConfig
 from src.sequential.sequence_data import SequenceExamples
 

@@ -6,9 +6,9 @@ import pytest
 
 from summarize_results import main, summarize
 from tests.synthetic import analysis_result, ctr_result, mf_result, tiger_result
-from utils.data import DataError
-from utils.io import atomic_write_json
-from utils.report import ctr_table, mf_table, semantic_ids_table, tiger_table
+from utils.reporting.tables import ctr_table, mf_table, semantic_ids_table, tiger_table
+from utils.runtime.errors import DataError
+from utils.runtime.io import atomic_write_json
 
 
 def test_summarize_one_file_of_each_kind(tmp_path):

@@ -185,9 +185,9 @@ def test_real_semantic_ids_beat_shuffled_ones(encoder):
 
 
 def test_a_diverged_model_is_refused_not_ranked():
-    from src.sequential.experiment import tiger_rank
+    from src.sequential.ranking import tiger_rank
     from src.sequential.sequence_data import SequenceExamples
-    from utils.errors import NonFiniteScoresError
+    from utils.runtime.errors import NonFiniteScoresError
 
     model = tiny("item").eval()
     with torch.no_grad():
@@ -245,9 +245,9 @@ def test_script_end_to_end_on_synthetic_data(tmp_path):
     (--semantic-dir): JSON and plots come out, the IDs' folder and quantizer are recorded."""
     from tests.synthetic import write_p5
     from tiger_train_eval import main
-    from utils.data import load_dataset
-    from utils.io import read_json
-    from utils.semantic import ids_digest, load_semantic_ids, write_semantic_ids
+    from utils.data.load import load_dataset
+    from utils.data.semantic import ids_digest, load_semantic_ids, write_semantic_ids
+    from utils.runtime.io import read_json
 
     folder = write_p5(tmp_path / "beauty", n_users=30, n_items=24)
     ds = load_dataset(folder)

@@ -1,4 +1,5 @@
-"""Metrics recomputed from saved predictions (utils/verify.py, summarize_results.py --verify).
+"""Metrics recomputed from saved predictions (utils/evaluation/verify.py,
+summarize_results.py --verify).
 
 Each trainer runs on tiny synthetic data with --save-predictions; the verifier must reproduce
 every headline metric from the files alone, and must fail loudly on a changed number.
@@ -16,9 +17,9 @@ import neural_train_eval
 import summarize_results
 import tiger_train_eval
 from tests.synthetic import write_movielens, write_p5
-from utils.data import load_dataset
-from utils.io import atomic_write_json, read_json
-from utils.semantic import write_semantic_ids
+from utils.data.load import load_dataset
+from utils.data.semantic import write_semantic_ids
+from utils.runtime.io import atomic_write_json, read_json
 
 
 def semantic_ids_for(folder):
@@ -129,7 +130,7 @@ def test_every_headline_metric_is_recomputed_exactly(results, capsys):
 def test_the_saved_lists_are_what_the_models_ranked(results):
     """TIGER's list is its beam (best first); SASRec's and MF's hold top-k full-catalogue scores."""
     tiger = read_json(results / "tiger_results.json")["models"]
-    from utils.predictions import load_predictions
+    from utils.evaluation.predictions import load_predictions
 
     beam = load_predictions(tiger["tiger_item"]["predictions"]["file"])
     assert beam.meta["tie_rule"] == "list order" and beam["items"].shape == (30, 20)
@@ -147,7 +148,7 @@ def test_the_saved_lists_are_what_the_models_ranked(results):
 def test_the_filtered_lists_hold_no_history_item_and_are_checked(results, tmp_path, capsys):
     """Each model's filtered list is its ranking without the user's earlier items, still full;
     an edited filtered metric fails the check."""
-    from utils.predictions import load_predictions
+    from utils.evaluation.predictions import load_predictions
 
     run = read_json(results / "sequential_p5_paper_seed0.json")
     ds = load_dataset(run["run_record"]["config"]["data_dir"])

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from utils.data import Dataset
+from utils.data.dataset import Dataset
 
 
 def _popularity(ds: Dataset, train_rows: np.ndarray) -> np.ndarray:

@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from utils.data import Dataset, load_dataset
-from utils.predictions import Predictions, load_predictions
-from utils.report import dig
-from utils.slices import popularity_groups
-from utils.splits import Split, get_split
+from utils.data.dataset import Dataset
+from utils.data.load import load_dataset
+from utils.data.slices import popularity_groups
+from utils.data.splits import Split, get_split
+from utils.evaluation.predictions import Predictions, load_predictions
+from utils.reporting.results import dig
 
 TOLERANCE = 1e-9  # absolute; metrics are means of float64 terms summed in another order
 

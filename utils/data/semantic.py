@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from utils.data import DataError, Dataset
-from utils.io import atomic_write_text
+from utils.data.dataset import Dataset
+from utils.runtime.errors import DataError
+from utils.runtime.io import atomic_write_text
 
 FORMAT = "semantic-ids/1"
 IDS_FILE = "semantic_ids.json"

@@ -2,7 +2,7 @@
 
 A script parses its flags (common ones from :func:`add_experiment_args`), calls
 :func:`setup_experiment`, hands the returned :class:`Experiment` to library
-code and writes the results with :func:`utils.report.write_results`.
+code and writes the results with :func:`utils.reporting.results.write_results`.
 """
 
 from __future__ import annotations
@@ -13,15 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from utils import distributed
-from utils.argtypes import fraction, positive_int
-from utils.cli import setup
-from utils.data import Dataset, load_dataset
-from utils.io import check_writable
-from utils.predictions import predictions_dir, save_predictions
-from utils.runinfo import RunRecord
-from utils.semantic import SemanticIds, load_semantic_ids, semantic_ids_record
-from utils.splits import SPLIT_KINDS, Split, get_split
+from utils.data.dataset import Dataset
+from utils.data.examples import OBJECTIVES
+from utils.data.load import load_dataset
+from utils.data.semantic import SemanticIds, load_semantic_ids, semantic_ids_record
+from utils.data.splits import SPLIT_KINDS, Split, get_split
+from utils.evaluation.predictions import predictions_dir, save_predictions
+from utils.reporting.runinfo import RunRecord
+from utils.runtime import distributed
+from utils.runtime.argtypes import finite_float, fraction, positive_int
+from utils.runtime.cli import setup
+from utils.runtime.io import check_writable
 
 
 def add_experiment_args(
@@ -34,7 +36,7 @@ def add_experiment_args(
         "--save-predictions",
         action="store_true",
         help="save each model's test predictions (top-k lists, per-example scores) as .npz beside "
-        "--out, named with their sha256 in the results (see utils/predictions.py)",
+        "--out, named with their sha256 in the results (see utils/evaluation/predictions.py)",
     )
     g.add_argument(
         "--top-k",
@@ -74,9 +76,6 @@ def add_pointwise_args(
     parser: argparse.ArgumentParser, negatives: int, threshold_help: str
 ) -> None:
     """The labelling flags MF and the CTR models share."""
-    from utils.argtypes import finite_float
-    from utils.examples import OBJECTIVES
-
     g = parser.add_argument_group("labels")
     g.add_argument(
         "--objective",
@@ -121,8 +120,8 @@ class Experiment:
     ) -> dict[str, str]:
         """Write one model's test predictions beside the results; returns {"file", "sha256"}.
 
-        ``kind`` is "ranking" or "pointwise" (utils/predictions.py); ``meta`` adds what the
-        verifier needs beyond the data set and split (objective, tie rule, ...).
+        ``kind`` is "ranking" or "pointwise" (utils/evaluation/predictions.py); ``meta`` adds what
+        the verifier needs beyond the data set and split (objective, tie rule, ...).
         """
         suffix = "" if kind == "ranking" else f"-{kind}"
         path = predictions_dir(self.out_path) / f"{name}-seed{seed}{suffix}.npz"
@@ -162,7 +161,7 @@ def setup_experiment(
 
     Launched by torchrun, the process joins the process group here (gloo on CPU, nccl on CUDA
     with one GPU per LOCAL_RANK); ranks other than 0 log warnings only, show no progress and
-    save no predictions, and :func:`utils.report.write_results` writes on rank 0 only.
+    save no predictions, and :func:`utils.reporting.results.write_results` writes on rank 0 only.
     """
     device = distributed.init_from_env(setup(args))
     main = distributed.is_main()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from utils.argtypes import device_name, non_negative_int
-from utils.errors import add_debug_flag
-from utils.runtime import resolve_device, seed_everything
+from utils.runtime.argtypes import device_name, non_negative_int
+from utils.runtime.environment import resolve_device, seed_everything
+from utils.runtime.errors import add_debug_flag
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

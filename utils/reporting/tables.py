@@ -1,67 +1,14 @@
-"""Reporting, in one place: the results-file layout, mean ± std over seeds, Markdown tables and
-figures.
-
-Every script writes its results through :func:`write_results` and logs the
-same tables that ``summarize_results.py`` prints for the README, from the same
-functions (``*_table``), so a README table and the test of the summary run the
-same code.
+"""The Markdown tables of every stage: what each script logs and what ``summarize_results.py``
+prints for the README, from the same functions (``*_table``), so a README table and the test of
+the summary run the same code.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from utils import distributed
-from utils.io import atomic_path, atomic_write_json
-
-# The key under which every results file stores its run record (utils.runinfo.RunRecord.to_dict()).
-RUN_RECORD = "run_record"
-
-
-def write_results(path: str | Path, result: dict[str, Any], record: Any) -> dict[str, Any]:
-    """Write ``result`` with the run record under :data:`RUN_RECORD`, atomically; returns what was
-    written. Under torchrun only rank 0 writes (the others return the same dict)."""
-    result = {**result, RUN_RECORD: record.to_dict()}
-    if distributed.is_main():
-        atomic_write_json(path, result)
-    return result
-
-
-# ------------------------------------------------------------------ seeds
-
-
-def aggregate_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and standard deviation of every numeric leaf across runs with the same structure.
-
-    ``[{'auc': .8, 'slices': {'cold': {'n': 5, 'auc': .6}}}, ...]`` becomes
-    ``{'auc': {'mean': .., 'std': .., 'values': [..]},
-    'slices': {'cold': {'n': {...}, 'auc': {...}}}}``.
-    Standard deviation is the sample one (ddof=1) and 0 for a single run; NaN values are left out of
-    the mean and std but kept in ``values``; keys missing from the first run are ignored.
-    """
-    first = runs[0]
-    out: dict[str, Any] = {}
-    for key, value in first.items():
-        values = [r.get(key) for r in runs]
-        if isinstance(value, dict):
-            out[key] = aggregate_seeds([v for v in values if isinstance(v, dict)])
-        elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-            value, bool
-        ):
-            arr = np.array([float(v) for v in values if v is not None], dtype=float)
-            finite = arr[~np.isnan(arr)]
-            mean = float(finite.mean()) if len(finite) else float("nan")
-            std = float(finite.std(ddof=1)) if len(finite) > 1 else 0.0
-            out[key] = {"mean": mean, "std": std, "values": arr.tolist()}
-    return out
-
-
-# ------------------------------------------------------------------ tables
+from utils.reporting.results import RUN_RECORD, aggregate_seeds, dig
 
 
 def fmt(cell: Any, digits: int = 4) -> str:
@@ -75,15 +22,6 @@ def fmt(cell: Any, digits: int = 4) -> str:
     if isinstance(cell, float):
         return f"{cell:.{digits}f}"
     return "–" if cell is None else str(cell)
-
-
-def dig(obj: Any, *path: str) -> Any:
-    """``obj[path[0]][path[1]]...``, or None where a key is missing."""
-    for key in path:
-        if not isinstance(obj, dict) or key not in obj:
-            return None
-        obj = obj[key]
-    return obj
 
 
 def markdown_table(header: list[str], rows: Iterable[list[Any]]) -> str:
@@ -351,91 +289,6 @@ def tiger_seeds_table(results: list[dict[str, Any]]) -> str | None:
             rows,
         )
     )
-
-
-# ------------------------------------------------------------------ figures
-
-
-def pyplot() -> Any:
-    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig: Any, path: str | Path) -> Path:
-    """Write ``fig`` as a PNG atomically (no half-written image on failure) and close it; under
-    torchrun only rank 0 writes."""
-    if distributed.is_main():
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight")
-    pyplot().close(fig)
-    return Path(path)
-
-
-def grouped_bar_plot(
-    path: str | Path,
-    groups: list[str],
-    series: dict[str, tuple[list[float], list[float] | None]],
-    title: str,
-    ylabel: str,
-    reference: dict[str, list[float]] | None = None,
-    ylim: tuple[float, float] | None = None,
-) -> Path:
-    """Bars per group (x axis) and series (colours), with error bars; optional reference markers.
-
-    ``series`` maps a label to (means, stds) aligned with ``groups``; stds None (a single
-    run or a published number) draws no error bar, rather than a misleading zero one; ``ylim``
-    zooms the value axis when all values sit in a narrow band (say so in the title).
-    """
-    plt = pyplot()
-    n = max(1, len(series))
-    width = 0.8 / n
-    x = np.arange(len(groups))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(groups) * math.sqrt(n)), 4.0))
-    for k, (label, (means, stds)) in enumerate(series.items()):
-        ax.bar(
-            x + (k - (n - 1) / 2) * width,
-            means,
-            width,
-            yerr=stds,
-            capsize=3 if stds else 0,
-            label=label,
-        )
-    for label, values in (reference or {}).items():
-        ax.scatter(x, values, marker="_", s=900, color="black", zorder=3, label=label)
-    ax.set_xticks(x, groups, rotation=20 if len(groups) > 4 else 0)
-    ax.set_ylabel(ylabel)
-    if ylim is not None:
-        ax.set_ylim(*ylim)
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
-def plot_overall_vs_cold(path: str | Path, models: dict[str, Any], metric: str, title: str) -> Path:
-    """Bar plot of ``metric`` per model, overall and on cold items, mean and std over seeds."""
-    series: dict[str, tuple[list[float], list[float]]] = {
-        "overall": ([], []),
-        "cold items": ([], []),
-    }
-    for name in models:
-        test = models[name]["mean_std"]["test"]
-        # Ranking metrics sit in the test report's "ranking" block, pointwise ones at its top.
-        block = test["ranking"] if metric not in test["overall"] and "ranking" in test else test
-        for label, stats in (
-            ("overall", block["overall"]),
-            ("cold items", block["slices"]["cold_items"]),
-        ):
-            value = stats.get(metric, {"mean": float("nan"), "std": 0.0})
-            series[label][0].append(value["mean"])
-            series[label][1].append(value["std"])
-    return grouped_bar_plot(path, list(models), series, title, f"test {metric}")
 
 
 QUANTIZERS = ("rqkmeans", "rqvae", "random")

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from utils.errors import DataError, OutputError
+from utils.runtime.errors import DataError, OutputError
 
 # A temporary file or folder of ours: ".<name>.pid<pid>.<random>.tmp" (older runs:
 # ".<name>.<random>.tmp").
