@@ -7,7 +7,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SEED   ?= 0
 
-.PHONY: all test lint setup data semantic-ids analysis mf neural tiger tiger-seeds tiger-long quantizers summary verify bench clean
+.PHONY: all test lint setup data semantic-ids analysis mf neural tiger sequential-seed sequential-seeds holdout \
+	cold-study tiger-long sweep-sasrec quantizers summary verify bench clean
 
 all: data semantic-ids analysis mf neural tiger summary verify
 	@echo "done: results in results/, plots in plots/"
@@ -48,21 +49,57 @@ neural: $(STAMP)
 	$(PY) neural_train_eval.py --data-dir data/ml-100k --seeds 0 1 2 --save-predictions
 	$(PY) neural_train_eval.py --data-dir beauty --seeds 0 1 2 --save-predictions
 
+# The sequential stage on the `paper` protocol (which also reports the `filtered` ranking):
+# item-level TIGER in one process, the tuned SASRec and the two baselines in another, side by side.
+SEQ = results/sequential_beauty
 tiger: $(STAMP)
-	$(PY) tiger_train_eval.py --data-dir beauty --preset quick --seed $(SEED) --save-predictions
+	$(MAKE) --no-print-directory sequential-seed N=$(SEED)
 
-# Not part of `all`: seeds 1 and 2 of the quick preset (one core each, ~40 min side by side), for the
-# README's mean ± std table, and the paper's token-level encoder trained longer (hours on this CPU).
-tiger-seeds: $(STAMP)
-	$(PY) tiger_train_eval.py --data-dir beauty --preset quick --seed 1 --quiet --save-predictions \
-		--out results/tiger_results_seed1.json --plot-dir checkpoints/plots-seed1 & one=$$!; \
-	$(PY) tiger_train_eval.py --data-dir beauty --preset quick --seed 2 --quiet --save-predictions \
-		--out results/tiger_results_seed2.json --plot-dir checkpoints/plots-seed2 & two=$$!; \
-	wait $$one && wait $$two
+sequential-seed: $(STAMP)
+	$(PY) tiger_train_eval.py --data-dir beauty --protocol paper --models tiger_item --seed $(N) \
+		--quiet --save-predictions --out $(SEQ)_paper_tiger_seed$(N).json & t=$$!; \
+	$(PY) tiger_train_eval.py --data-dir beauty --protocol paper --models sasrec most_popular \
+		transition --seed $(N) --quiet --save-predictions --out $(SEQ)_paper_ids_seed$(N).json & i=$$!; \
+	wait $$t && wait $$i
 
+# Not part of `all`: seeds 1 and 2 of the paper protocol (the README's mean ± std).
+sequential-seeds: $(STAMP)
+	$(MAKE) --no-print-directory sequential-seed N=1
+	$(MAKE) --no-print-directory sequential-seed N=2
+
+# Not part of `all`: the eSASRec benchmark's `holdout` protocol, each model retrained on all but the
+# last item for the epochs its paper-protocol run (same seed) chose on validation.
+holdout: $(STAMP)
+	for n in 0 1 2; do \
+		$(PY) tiger_train_eval.py --data-dir beauty --protocol holdout --models sasrec most_popular \
+			transition --seed $$n --quiet --save-predictions --out $(SEQ)_holdout_ids_seed$$n.json \
+			--epochs-from $(SEQ)_paper_ids_seed$$n.json || exit 1; \
+	done
+	$(PY) tiger_train_eval.py --data-dir beauty --protocol holdout --models tiger_item --seed $(SEED) \
+		--quiet --save-predictions --out $(SEQ)_holdout_tiger_seed$(SEED).json \
+		--epochs-from $(SEQ)_paper_tiger_seed$(SEED).json
+
+# Not part of `all`: the cold-start study (5% of items held out of training and of the codebooks),
+# seeds 0-2 of the quick preset's item-level TIGER and SASRec, one core each.
+cold-study: $(STAMP)
+	for n in 0 1 2; do \
+		$(PY) tiger_train_eval.py --data-dir beauty --protocol cold --models tiger_item sasrec \
+			--seed $$n --quiet --save-predictions --out results/tiger_results_cold_seed$$n.json \
+			--plot-dir checkpoints/plots-cold || exit 1; \
+	done
+
+# Not part of `all`: the paper's token-level encoder trained longer (hours on this CPU).
 tiger-long: $(STAMP)
-	$(PY) tiger_train_eval.py --data-dir beauty --preset long --out results/tiger_results_token_long.json \
-		--plot-dir checkpoints/plots-long
+	$(PY) tiger_train_eval.py --data-dir beauty --preset long --protocol paper \
+		--out $(SEQ)_paper_tiger_token_seed$(SEED).json --save-predictions
+
+# Not part of `all`: the SASRec sweep behind the tuned baseline (validation only), two processes.
+sweep-sasrec: $(STAMP)
+	$(PY) benchmarks/sweep_sasrec.py --data-dir beauty --quiet \
+		--variants tuned negatives_256 full_softmax history_20 dropout_0.5 & a=$$!; \
+	$(PY) benchmarks/sweep_sasrec.py --data-dir beauty --quiet \
+		--variants negatives_1024 dim_64 blocks_2 lr_2e-3 issue_probe old_default & b=$$!; \
+	wait $$a && wait $$b
 
 summary: $(STAMP)
 	$(PY) summarize_results.py

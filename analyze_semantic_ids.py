@@ -18,20 +18,18 @@ import logging
 from pathlib import Path
 
 from src.semantic_ids.analysis import analyse, load_generated
-from src.semantic_ids.generator import (
-    DEFAULT_CACHE_DIR,
-    OUTPUT_FILES,
-    generator_config,
-    item_embeddings,
-)
+from src.semantic_ids.config import OUTPUT_FILES
+from src.semantic_ids.generator import DEFAULT_CACHE_DIR, item_embeddings
+from src.semantic_ids.new_items import generator_config
 from src.semantic_ids.plots import plot_collisions, plot_purity, plot_similarity, plot_usage
-from utils import argtypes
-from utils.cli import add_common_args, resolve_out, setup
-from utils.data import data_files, load_dataset
-from utils.errors import run_script
-from utils.io import check_writable
-from utils.report import semantic_ids_table, write_results
-from utils.runinfo import RunRecord
+from utils.data.load import data_files, load_dataset
+from utils.reporting.results import write_results
+from utils.reporting.runinfo import RunRecord
+from utils.reporting.tables import semantic_ids_table
+from utils.runtime import argtypes
+from utils.runtime.cli import add_common_args, resolve_out, setup
+from utils.runtime.errors import run_script
+from utils.runtime.io import check_writable
 
 log = logging.getLogger("analyze_semantic_ids")
 

@@ -24,12 +24,14 @@ from src.pointwise.evaluation import PointwiseEvaluator
 from src.pointwise.experiment import prediction_saver, run_models
 from src.pointwise.mf import DEFAULTS, MODEL_NAMES, SEMANTIC_MODELS, mf_model_facts, model_factory
 from src.training import TrainConfig
-from utils import argtypes
-from utils.cli import add_common_args
-from utils.errors import run_script
-from utils.examples import TrainSampler, resolve_objective
-from utils.experiment import add_experiment_args, add_pointwise_args, setup_experiment
-from utils.report import mf_table, plot_overall_vs_cold, write_results
+from utils.data.examples import TrainSampler, resolve_objective
+from utils.reporting.figures import plot_overall_vs_cold
+from utils.reporting.results import write_results
+from utils.reporting.tables import mf_table
+from utils.runtime import argtypes
+from utils.runtime.cli import add_common_args
+from utils.runtime.errors import run_script
+from utils.runtime.experiment import add_experiment_args, add_pointwise_args, setup_experiment
 
 log = logging.getLogger("mf_train_eval")
 PLOT_METRICS = {"explicit": ("rmse", "auc"), "implicit": ("auc", "recall@20")}

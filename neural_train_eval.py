@@ -29,12 +29,13 @@ from src.pointwise.evaluation import PointwiseEvaluator
 from src.pointwise.experiment import prediction_saver
 from src.pointwise.features import BAG_LAYOUTS, MODES, NGRAM_BUCKETS, TITLE_BUCKETS
 from src.training import TrainConfig
-from utils import argtypes
-from utils.cli import add_common_args
-from utils.errors import run_script
-from utils.examples import resolve_objective
-from utils.experiment import add_experiment_args, add_pointwise_args, setup_experiment
-from utils.report import ctr_table, write_results
+from utils.data.examples import resolve_objective
+from utils.reporting.results import write_results
+from utils.reporting.tables import ctr_table
+from utils.runtime import argtypes
+from utils.runtime.cli import add_common_args
+from utils.runtime.errors import run_script
+from utils.runtime.experiment import add_experiment_args, add_pointwise_args, setup_experiment
 
 log = logging.getLogger("neural_train_eval")
 

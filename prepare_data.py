@@ -17,9 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from utils.cli import setup_logging
-from utils.errors import add_debug_flag, run_script
-from utils.prepare import SPECS, prepare
+from utils.data.prepare import prepare
+from utils.data.specs import SPECS
+from utils.runtime.cli import setup_logging
+from utils.runtime.errors import add_debug_flag, run_script
 
 
 def main(argv: list[str] | None = None) -> int:

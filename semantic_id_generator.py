@@ -5,7 +5,7 @@ sharing all of them. The quantizer is residual k-means (`--quantizer rqkmeans`,
 the default) or TIGER's RQ-VAE (`--quantizer rqvae`, src/semantic_ids/rqvae.py);
 `--quantizer random` draws the codes at random instead (src/semantic_ids/random_ids.py), a control
 with the same shape and no content that cannot encode new items. By default
-it is fitted on warm items only; the cold hold-out (utils.splits.cold_item_holdout,
+it is fitted on warm items only; the cold hold-out (utils.data.splits.cold_item_holdout,
 the same items every model holds out) is encoded with the saved quantizer,
 exactly as a new item is.
 
@@ -29,29 +29,25 @@ import argparse
 import logging
 from pathlib import Path
 
-from src.semantic_ids.embeddings import DEFAULT_BATCH_SIZE, DEFAULT_MODEL
-from src.semantic_ids.generator import (
-    DEFAULT_CACHE_DIR,
+from src.semantic_ids.config import (
     MIN_ITEMS_PER_CODE,
     OUTPUT_FILES,
     QUANTIZERS,
     RQVAE_DEFAULTS,
     GeneratorConfig,
-    embed,
-    encode_new_texts,
-    generate,
-    item_texts,
-    write_outputs,
 )
+from src.semantic_ids.embeddings import DEFAULT_BATCH_SIZE, DEFAULT_MODEL
+from src.semantic_ids.generator import DEFAULT_CACHE_DIR, embed, generate, item_texts, write_outputs
 from src.semantic_ids.item_text import DEFAULT_FIELDS, DEFAULT_MAX_DESCRIPTION_TOKENS
+from src.semantic_ids.new_items import encode_new_texts
 from src.semantic_ids.rqkmeans import DEFAULT_NITER
-from utils import argtypes
-from utils.cli import add_common_args, setup
-from utils.data import load_dataset
-from utils.errors import run_script
-from utils.io import atomic_write_json, check_writable
-from utils.runinfo import RunRecord
-from utils.semantic import IDS_FILE
+from utils.data.load import load_dataset
+from utils.data.semantic import IDS_FILE
+from utils.reporting.runinfo import RunRecord
+from utils.runtime import argtypes
+from utils.runtime.cli import add_common_args, setup
+from utils.runtime.errors import run_script
+from utils.runtime.io import atomic_write_json, check_writable
 
 log = logging.getLogger("semantic_id_generator")
 

@@ -4,7 +4,8 @@
   python summarize_results.py --results-dir other/   # another results folder
   python summarize_results.py --verify               # recompute the metrics from saved predictions
 
-The tables come from utils/report.py, the same functions the scripts log their tables with.
+The tables come from utils/reporting/tables.py, the same functions the scripts log their tables
+with.
 """
 
 from __future__ import annotations
@@ -14,23 +15,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from utils.errors import DataError, add_debug_flag, run_script
-from utils.io import read_json
-from utils.report import (
+from utils.evaluation.verify import verify_results_file
+from utils.reporting.tables import (
     ctr_table,
     mf_table,
     next_item_table,
+    protocol_tables,
     semantic_ids_table,
     tiger_seeds_table,
     tiger_table,
 )
-from utils.verify import verify_results_file
+from utils.runtime.errors import DataError, add_debug_flag, run_script
+from utils.runtime.io import read_json
 
 SECTIONS: tuple[tuple[str, Callable[[dict[str, Any], Path], str]], ...] = (
     ("semantic_id_analysis_*.json", lambda r, p: semantic_ids_table(r)),
     ("mf_results_*.json", lambda r, p: mf_table(r)),
     ("neural_results_*.json", lambda r, p: ctr_table(r)),
     ("tiger_results*.json", lambda r, p: tiger_table(r, p.name)),
+    ("sequential_*.json", lambda r, p: tiger_table(r, p.name)),
 )
 
 
@@ -56,6 +59,9 @@ def summarize(results_dir: Path) -> str:
     ]
     tiger_runs = [read_json(p) for p in sorted(results_dir.glob("tiger_results*.json"))]
     sections += [t for t in (tiger_seeds_table(tiger_runs), next_item_table(tiger_runs)) if t]
+    sections += protocol_tables(
+        [read_json(p) for p in sorted(results_dir.glob("sequential_*.json"))]
+    )
     if not sections:
         raise DataError(
             f"no results files in {results_dir}/: run `make all` (or the *_train_eval.py scripts) "
@@ -72,7 +78,12 @@ def verify(results_dir: Path) -> int:
     checked), and 1 when there was nothing to check at all.
     """
     failures, checked = 0, 0
-    patterns = ("mf_results_*.json", "neural_results_*.json", "tiger_results*.json")
+    patterns = (
+        "mf_results_*.json",
+        "neural_results_*.json",
+        "tiger_results*.json",
+        "sequential_*.json",
+    )
     for path in sorted(p for pattern in patterns for p in results_dir.glob(pattern)):
         try:
             checks = verify_results_file(path, read_json(path))

@@ -1,12 +1,23 @@
-"""Train TIGER (generative retrieval over semantic IDs) and SASRec on a leave-one-out split.
+"""Train TIGER (generative retrieval over semantic IDs), SASRec and two counting baselines on a
+leave-one-out split, under a named protocol (src/sequential/protocols.py):
 
-Protocol (Rajput et al. 2023): last item per user = test, second-to-last =
-validation, history = the 20 most recent items, every prefix of a training
-sequence is a training window, full-catalogue Recall/NDCG@5/10. Writes
-results/tiger_results.json and plots/tiger_*.png.
+  paper     no cold hold-out, trained on all but the last two items; reports the 'paper' ranking
+            (every item, TIGER's table) and the 'filtered' one (the user's earlier items removed)
+  holdout   the eSASRec benchmark's: retrained on all but the last item with the epochs chosen on
+            validation (--epochs-from the paper run), tested with earlier items removed
+  cold      the cold-start study: 5% of items held out of training and of the codebooks
 
-    # quick preset: item-level TIGER + SASRec (2-core CPU, ~40 min)
+Last item per user = test, second-to-last = validation, full-catalogue Recall/NDCG/Hit/MRR.
+Writes results/sequential_<data>_<protocol>_seed<seed>.json and plots named after it
+(plots/sequential_<data>_<protocol>_seed<seed>_*.png).
+
+    # quick preset, paper + filtered rankings: item-level TIGER, SASRec, baselines (2-core CPU)
     python tiger_train_eval.py
+    # the holdout protocol with the epochs the paper run chose on validation
+    python tiger_train_eval.py --protocol holdout \
+        --epochs-from results/sequential_beauty_paper_seed0.json
+    # the cold-start study
+    python tiger_train_eval.py --protocol cold --models tiger_item
     # the paper's token-level encoder, longer (CPU: hours)
     python tiger_train_eval.py --preset long
     # the paper's size and schedule (GPU)
@@ -23,6 +34,7 @@ training step took 0.17-0.18 s (median) on one thread against 0.34-0.41 s on two
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -30,26 +42,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from src.sequential.baselines import BASELINES
 from src.sequential.beam_search import build_trie
-from src.sequential.experiment import (
-    MODELS,
-    PRESETS,
-    PUBLISHED,
-    plot_results,
-    run_report,
-    run_sasrec,
-    run_tiger,
-    test_predictions,
-)
-from src.sequential.sequence_data import build_sequence_data
-from utils import argtypes
-from utils.cli import add_common_args
-from utils.errors import run_script
-from utils.examples_page import examples_page
-from utils.experiment import add_experiment_args, setup_experiment
-from utils.report import tiger_table, write_results
-from utils.semantic import ids_digest
-from utils.slices import row_slices
+from src.sequential.presets import MODELS, PRESETS, PUBLISHED, Preset
+from src.sequential.protocols import PROTOCOLS, protocol_split, ranking_rules
+from src.sequential.reporting import plot_results, run_report, test_predictions
+from src.sequential.runs import run_baseline, run_sasrec, run_tiger
+from src.sequential.sequence_data import SequenceData, build_sequence_data
+from utils.data.semantic import ids_digest
+from utils.data.slices import row_slices
+from utils.reporting.examples_page import examples_page
+from utils.reporting.results import dig, write_results
+from utils.reporting.tables import tiger_table
+from utils.runtime import argtypes
+from utils.runtime.cli import add_common_args
+from utils.runtime.errors import UsageError, run_script
+from utils.runtime.experiment import add_experiment_args, setup_experiment
+from utils.runtime.io import read_json
 
 log = logging.getLogger("tiger_train_eval")
 
@@ -58,7 +67,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    add_common_args(p, "results/tiger_results.json", threads=1, plots=True)
+    add_common_args(p, None, threads=1, plots=True)
+    p.add_argument(
+        "--protocol",
+        choices=sorted(PROTOCOLS),
+        default="paper",
+        help="evaluation protocol (default: paper, which also reports the filtered ranking)",
+    )
+    p.add_argument(
+        "--epochs-from",
+        help="holdout: a paper-protocol results file of the same preset; each model trains for "
+        "the epoch count its validation chose there (best epoch + 1)",
+    )
     p.add_argument(
         "--preset",
         choices=sorted(PRESETS),
@@ -96,6 +116,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--compile", action="store_true", help="torch.compile the training step (worth it on a GPU)"
     )
     add_experiment_args(p, split_choice=False, repeat_seeds=False)
+    # The protocol decides the cold hold-out; --cold-fraction may only change the cold study's.
+    p.set_defaults(cold_fraction=None)
     p.add_argument(
         "--checkpoint-dir",
         default="checkpoints",
@@ -105,15 +127,71 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--resume", action="store_true", help="continue each model from its last checkpoint"
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.out is None:
+        args.out = f"results/sequential_{{dataset}}_{args.protocol}_seed{args.seed}.json"
+    return args
+
+
+def holdout_epochs(preset: Preset, name: str, models: list[str], path: str) -> Preset:
+    """``preset`` with each model's epochs set to the count its validation chose in the
+    paper-protocol results file ``path`` (best epoch + 1; the schedule is that run's).
+
+    The file is read like any other input: damaged JSON, another layout or an epoch count
+    outside ``--epochs``' range is refused in one line naming the flag."""
+    fix = f"give the paper-protocol results file of the same preset (models: {', '.join(models)})"
+    try:
+        paper = read_json(path, fix)
+    except OSError as exc:
+        raise UsageError(f"--epochs-from {path}: cannot read it ({exc.strerror}); {fix}") from None
+    if not isinstance(paper, dict):
+        raise UsageError(f"--epochs-from {path}: not a results file; {fix}")
+    if paper.get("protocol") != "paper" or paper.get("preset") != name:
+        raise UsageError(
+            f"--epochs-from {path}: it is a {paper.get('protocol')!r} run of the "
+            f"{paper.get('preset')!r} preset; give a 'paper' run of the same preset"
+        )
+    chosen = {}
+    for m in models:
+        best = dig(paper, "models", m, "best_epoch")
+        if isinstance(best, bool) or not isinstance(best, int):
+            raise UsageError(f"--epochs-from {path}: no best epoch of {m} in it; {fix}")
+        if not 0 <= best < argtypes.epochs.high:
+            raise UsageError(
+                f"--epochs-from {path}: {m}'s best epoch {best} is outside [0, "
+                f"{argtypes.epochs.high}) (--epochs' range); {fix}"
+            )
+        chosen[m] = best + 1
+    return replace(
+        preset,
+        train={k: replace(v, epochs=chosen.get(k, v.epochs)) for k, v in preset.train.items()},
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    protocol = PROTOCOLS[args.protocol]
+    if args.cold_fraction is None:
+        args.cold_fraction = protocol.cold_fraction
+    elif args.protocol != "cold":
+        raise UsageError(
+            f"--cold-fraction applies to --protocol cold only ({args.protocol} holds no item out)"
+        )
     preset = PRESETS[args.preset]
     models = list(args.models or preset.models)
     if args.epochs is not None:
         preset = preset.with_epochs(args.epochs)
+    if args.protocol == "holdout":
+        if args.epochs_from is None and args.epochs is None:
+            raise UsageError(
+                "--protocol holdout trains for the epochs chosen on validation: give "
+                "--epochs-from <the paper-protocol results file of this preset> (or --epochs N)"
+            )
+        if args.epochs_from is not None:
+            trained = [m for m in models if m not in BASELINES]
+            preset = holdout_epochs(preset, args.preset, trained, args.epochs_from)
+    elif args.epochs_from is not None:
+        raise UsageError("--epochs-from applies to --protocol holdout only")
     if args.compile:
         preset = replace(
             preset, train={k: replace(v, compile=True) for k, v in preset.train.items()}
@@ -128,52 +206,77 @@ def main(argv: list[str] | None = None) -> None:
         args,
         "tiger_train_eval.py",
         split_kind="leave_one_out",
-        needs_ids=any(m != "sasrec" for m in models),
+        needs_ids=any(m.startswith("tiger") for m in models),
         outputs={"--checkpoint-dir": args.checkpoint_dir},
+        inputs=[args.epochs_from] if args.epochs_from else None,
     )
     exp.record.config.update(preset_config=preset.to_dict(), torch_threads=torch.get_num_threads())
-    ds, split, sem = exp.ds, exp.split, exp.sids
-    with exp.record.stage("sequence data"):
-        data = build_sequence_data(ds, split, preset.tiger.max_items)
-    log.info("sequence data: %s", data.summary())
+    ds, sem = exp.ds, exp.sids
+    split = protocol_split(exp.split, protocol)
+    sequence_data: dict[int, SequenceData] = {}
+
+    def data_for(max_items: int) -> SequenceData:
+        """The windows and examples at one history length (TIGER's and SASRec's can differ)."""
+        if max_items not in sequence_data:
+            with exp.record.stage(f"sequence data ({max_items} items)"):
+                sequence_data[max_items] = build_sequence_data(ds, split, max_items)
+            log.info("sequence data: %s", sequence_data[max_items].summary())
+        return sequence_data[max_items]
+
+    data = data_for(preset.tiger.max_items)
     test_masks = row_slices(ds, split, data.test.rows.numpy())
+    rules = ranking_rules(protocol, ds, data.val.rows.numpy(), data.test.rows.numpy())
 
     results = {
         "dataset": ds.name,
+        "protocol": protocol.name,
+        "protocol_what": protocol.what,
+        "rankings": list(protocol.reports),
         "preset": args.preset,
         "seed": args.seed,
         "preset_note": preset.note,
         "device": exp.device,
-        "protocol": "leave-one-out (last item test, second-to-last validation), "
-        "history = 20 most recent items, full-catalogue ranking; val/test metrics on ALL users "
-        "(curves during training use "
-        f"{preset.val_users_during_training or 'all'} fixed validation users)",
+        "evaluation": "leave-one-out (last item test, second-to-last validation), full-catalogue "
+        "ranking, ties count against the target; val/test metrics on ALL users (TIGER's curves "
+        f"during training use {preset.val_users_during_training or 'all'} fixed validation users)",
         "data": data.summary(),
         "split": {**split.sizes(), **split.info},
         "semantic_ids": exp.ids_info,
         "models": {},
-        "published_beauty_test": PUBLISHED,
+        "published_beauty_test": PUBLISHED.get(protocol.name, {}) if ds.name == "beauty" else {},
         "complete": False,
     }
     ckpt = Path(args.checkpoint_dir)
     partial = exp.out_path.with_name(exp.out_path.name + ".partial")
-    # what a checkpoint must have been trained on to be resumed (src/training.py check_identity)
+    # what a checkpoint must have been trained on to be resumed (utils/runtime/checkpoints.py)
+    # (the protocol and the training rows too: holdout trains on the validation rows as well)
     identity = {
         "data_checksum": ds.checksum,
-        "split": {"kind": split.kind, "seed": split.seed, "cold_fraction": args.cold_fraction},
+        "protocol": protocol.name,
+        "split": {
+            "kind": split.kind,
+            "seed": split.seed,
+            "cold_fraction": args.cold_fraction,
+            "train_rows": rows_digest(split.train),
+        },
     }
     for name in models:
-        stem = f"tiger-{name}-{ds.name}-{args.preset}-seed{args.seed}"
+        stem = f"tiger-{name}-{ds.name}-{args.preset}-{protocol.name}-seed{args.seed}"
         with exp.record.stage(name):
-            if name == "sasrec":
+            if name in BASELINES:
+                run = run_baseline(
+                    name, ds, split.train, data, rules, preset.eval_batch, top_k=args.top_k
+                )
+            elif name == "sasrec":
                 run = run_sasrec(
-                    data,
+                    data_for(preset.sasrec.max_items),
                     ds.n_items,
                     preset,
                     args.seed,
                     exp.device,
                     str(ckpt / f"{stem}.pt"),
                     args.resume,
+                    rules,
                     progress=exp.progress,
                     top_k=args.top_k,
                     identity=identity,
@@ -195,6 +298,7 @@ def main(argv: list[str] | None = None) -> None:
                     exp.device,
                     path,
                     args.resume,
+                    rules,
                     is_cold=split.is_cold(np.arange(ds.n_items)),
                     progress=exp.progress,
                     identity={**identity, "semantic_ids": ids_digest(sem)},
@@ -202,20 +306,24 @@ def main(argv: list[str] | None = None) -> None:
         results["models"][name] = run_report(run, test_masks)
         if exp.save_predictions:
             meta, arrays = test_predictions(run, ds.user_ids, ds.item_ids, data.test.user)
+            # the verifier rebuilds the split the model trained on (holdout: validation rows too)
+            meta["protocol"] = protocol.name
+            meta["split"] = {"train_on_validation": protocol.train_on_validation}
             results["models"][name]["predictions"] = exp.save(
                 name, args.seed, "ranking", meta, **arrays
             )
         log.info(
-            "%s test %s (%s)",
+            "%s test (%s) %s (%s)",
             name,
-            results["models"][name]["test"],
+            rules[0].name,
+            fmt_metrics(results["models"][name]["test"]),
             results["models"][name]["timing"],
         )
         # Progress after every model, so a long run that is stopped keeps what it finished; the
         # result set at --out changes only when the run completes.
         write_results(partial, results, exp.record)
 
-    results["plots"] = plot_results(results, args.plot_dir)
+    results["plots"] = plot_results(results, args.plot_dir, exp.out_path.stem)
     results["complete"] = True
     page = None
     if exp.save_predictions and sem is not None:
@@ -229,6 +337,17 @@ def main(argv: list[str] | None = None) -> None:
         log.info("wrote %s", page[0])
     log.info("test metrics:\n%s", tiger_table(written, exp.out_path.name))
     log.info("wrote %s", exp.out_path)
+
+
+def rows_digest(rows: np.ndarray) -> str:
+    """A short digest of the interaction rows a model trains on (which split, which protocol)."""
+    data = np.ascontiguousarray(rows, dtype=np.int64).tobytes()
+    return f"{len(rows)}:{hashlib.sha256(data).hexdigest()[:16]}"
+
+
+def fmt_metrics(metrics: dict[str, float]) -> str:
+    """Recall/NDCG@10 and MRR as plain numbers for the log."""
+    return ", ".join(f"{k} {metrics[k]:.4f}" for k in ("recall@10", "ndcg@10", "mrr@20"))
 
 
 if __name__ == "__main__":

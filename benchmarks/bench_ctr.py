@@ -45,14 +45,15 @@ from src.pointwise.features import (  # noqa: E402
     title_tokens,
     vocab_index,
 )
-from utils.cli import add_common_args, setup  # noqa: E402
-from utils.data import Dataset, load_dataset  # noqa: E402
-from utils.errors import run_script  # noqa: E402
-from utils.examples import PointwiseExamples, TrainSampler, resolve_objective  # noqa: E402
-from utils.hashing import stable_hash  # noqa: E402
-from utils.io import atomic_write_json  # noqa: E402
-from utils.runinfo import RunRecord  # noqa: E402
-from utils.splits import Split, get_split  # noqa: E402
+from utils.data.dataset import Dataset  # noqa: E402
+from utils.data.examples import PointwiseExamples, TrainSampler, resolve_objective  # noqa: E402
+from utils.data.load import load_dataset  # noqa: E402
+from utils.data.splits import Split, get_split  # noqa: E402
+from utils.reporting.runinfo import RunRecord  # noqa: E402
+from utils.runtime.cli import add_common_args, setup  # noqa: E402
+from utils.runtime.errors import run_script  # noqa: E402
+from utils.runtime.hashing import stable_hash  # noqa: E402
+from utils.runtime.io import atomic_write_json  # noqa: E402
 
 log = logging.getLogger("bench_ctr")
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.cli import setup_logging  # noqa: E402
-from utils.data import load_dataset  # noqa: E402
-from utils.errors import run_script  # noqa: E402
-from utils.splits import make_split  # noqa: E402
+from utils.data.load import load_dataset  # noqa: E402
+from utils.data.splits import make_split  # noqa: E402
+from utils.runtime.cli import setup_logging  # noqa: E402
+from utils.runtime.errors import run_script  # noqa: E402
 
 
 def main() -> None:

@@ -28,14 +28,14 @@ from src.pointwise.evaluation import PointwiseEvaluator  # noqa: E402
 from src.pointwise.experiment import train_pointwise  # noqa: E402
 from src.pointwise.mf import DEFAULTS, MODEL_NAMES, SEMANTIC_MODELS, model_factory  # noqa: E402
 from src.training import TrainConfig  # noqa: E402
-from utils.cli import add_common_args, setup  # noqa: E402
-from utils.data import load_dataset  # noqa: E402
-from utils.errors import run_script  # noqa: E402
-from utils.examples import TrainSampler, resolve_objective  # noqa: E402
-from utils.io import atomic_write_json  # noqa: E402
-from utils.runinfo import RunRecord  # noqa: E402
-from utils.semantic import load_semantic_ids  # noqa: E402
-from utils.splits import get_split  # noqa: E402
+from utils.data.examples import TrainSampler, resolve_objective  # noqa: E402
+from utils.data.load import load_dataset  # noqa: E402
+from utils.data.semantic import load_semantic_ids  # noqa: E402
+from utils.data.splits import get_split  # noqa: E402
+from utils.reporting.runinfo import RunRecord  # noqa: E402
+from utils.runtime.cli import add_common_args, setup  # noqa: E402
+from utils.runtime.errors import run_script  # noqa: E402
+from utils.runtime.io import atomic_write_json  # noqa: E402
 
 log = logging.getLogger("bench_mf")
 TARGET_BEAUTY_EPOCH_SECONDS = 5.0

@@ -31,11 +31,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from utils import argtypes  # noqa: E402
-from utils.errors import run_script  # noqa: E402
-from utils.io import atomic_write_json, read_json  # noqa: E402
-from utils.report import RUN_RECORD, pyplot, save_figure  # noqa: E402
-from utils.runinfo import RunRecord  # noqa: E402
+from utils.reporting.figures import pyplot, save_figure  # noqa: E402
+from utils.reporting.results import RUN_RECORD  # noqa: E402
+from utils.reporting.runinfo import RunRecord  # noqa: E402
+from utils.runtime import argtypes  # noqa: E402
+from utils.runtime.errors import run_script  # noqa: E402
+from utils.runtime.io import atomic_write_json, read_json  # noqa: E402
 
 DIM, NITER, LEVELS, CODES = 768, 10, 3, 256
 # stage -> (sizes measured here, what the size counts, what one run is)
@@ -79,7 +80,7 @@ def tiger_setup(n_items: int, seed: int):
 
     from src.semantic_ids.random_ids import draw_random_codes
     from src.semantic_ids.rqkmeans import collision_codes
-    from src.sequential.experiment import QUICK_TIGER
+    from src.sequential.presets import QUICK_TIGER
     from src.sequential.tiger import Tiger
 
     head = draw_random_codes(n_items, LEVELS, CODES, seed).codes
@@ -99,8 +100,8 @@ def ctr_dataset(ex, n_users: int, n_items: int, seed: int):
     plus a collision level."""
     from src.semantic_ids.random_ids import draw_random_codes
     from src.semantic_ids.rqkmeans import collision_codes
-    from utils.data import Dataset, ItemMeta
-    from utils.splits import Split
+    from utils.data.dataset import Dataset, ItemMeta
+    from utils.data.splits import Split
 
     rng = np.random.default_rng(seed + 1)
     order = np.argsort(ex.users, kind="stable")
@@ -148,7 +149,7 @@ def run_stage(stage: str, n: int, seed: int) -> dict:
     elif stage in ("mf_epoch", "ctr_epoch"):
         from src.pointwise.batches import ExampleTensors, pointwise_loss
         from src.training import TrainConfig, epoch_generator, fit, index_batches
-        from utils.examples import PointwiseExamples
+        from utils.data.examples import PointwiseExamples
 
         rng = np.random.default_rng(seed)
         n_users, n_items = max(n // 10, 10), max(n // 20, 10)

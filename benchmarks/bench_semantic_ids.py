@@ -26,14 +26,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from src.semantic_ids import generator as gen  # noqa: E402
+from src.semantic_ids.config import GeneratorConfig  # noqa: E402
 from src.semantic_ids.embeddings import embed_texts, load_sentence_encoder  # noqa: E402
 from src.semantic_ids.rqkmeans import DEFAULT_NITER, KMeansFn, fit_residual_kmeans, kmeans  # noqa: E402
-from utils.cli import add_common_args, resolve_out, setup  # noqa: E402
-from utils.data import load_dataset  # noqa: E402
-from utils.errors import run_script  # noqa: E402
-from utils.io import atomic_write_json  # noqa: E402
-from utils.report import RUN_RECORD  # noqa: E402
-from utils.runinfo import RunRecord  # noqa: E402
+from utils.data.load import load_dataset  # noqa: E402
+from utils.reporting.results import RUN_RECORD  # noqa: E402
+from utils.reporting.runinfo import RunRecord  # noqa: E402
+from utils.runtime.cli import add_common_args, resolve_out, setup  # noqa: E402
+from utils.runtime.errors import run_script  # noqa: E402
+from utils.runtime.io import atomic_write_json  # noqa: E402
 
 log = logging.getLogger("bench_semantic_ids")
 
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     device = setup(args)
     record = RunRecord("benchmarks/bench_semantic_ids.py", vars(args), args.seed)
-    cfg = gen.GeneratorConfig(seed=args.seed)
+    cfg = GeneratorConfig(seed=args.seed)
     with record.stage("load data"):
         ds = load_dataset(args.data_dir)
     record.data_checksum = ds.checksum

@@ -31,14 +31,15 @@ from src.pointwise.evaluation import PointwiseEvaluator  # noqa: E402
 from src.pointwise.experiment import train_pointwise  # noqa: E402
 from src.pointwise.mf import DEFAULTS, model_factory  # noqa: E402
 from src.training import TrainConfig  # noqa: E402
-from utils.cli import add_common_args, setup  # noqa: E402
-from utils.data import Dataset, load_dataset  # noqa: E402
-from utils.errors import run_script  # noqa: E402
-from utils.examples import TrainSampler  # noqa: E402
-from utils.io import atomic_write_json  # noqa: E402
-from utils.metrics import mae, rmse  # noqa: E402
-from utils.runinfo import RunRecord  # noqa: E402
-from utils.splits import Split, get_split  # noqa: E402
+from utils.data.dataset import Dataset  # noqa: E402
+from utils.data.examples import TrainSampler  # noqa: E402
+from utils.data.load import load_dataset  # noqa: E402
+from utils.data.splits import Split, get_split  # noqa: E402
+from utils.evaluation.metrics import mae, rmse  # noqa: E402
+from utils.reporting.runinfo import RunRecord  # noqa: E402
+from utils.runtime.cli import add_common_args, setup  # noqa: E402
+from utils.runtime.errors import run_script  # noqa: E402
+from utils.runtime.io import atomic_write_json  # noqa: E402
 
 log = logging.getLogger("bench_surprise")
 

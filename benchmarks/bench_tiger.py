@@ -23,18 +23,23 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from src.sequential.beam_search import build_trie  # noqa: E402
-from src.sequential.experiment import PRESETS, sasrec_rank, subset_index, tiger_rank  # noqa: E402
+from src.sequential.presets import PRESETS  # noqa: E402
+from src.sequential.ranking import score_rank, tiger_rank  # noqa: E402
+from src.sequential.runs import subset_index  # noqa: E402
 from src.sequential.sasrec import SASRec  # noqa: E402
 from src.sequential.sequence_data import bucketed_batches, build_sequence_data  # noqa: E402
 from src.sequential.tiger import Tiger  # noqa: E402
-from utils.cli import add_common_args, setup  # noqa: E402
-from utils.data import DataError, load_dataset  # noqa: E402
-from utils.errors import run_script  # noqa: E402
-from utils.io import atomic_write_json  # noqa: E402
-from utils.report import RUN_RECORD  # noqa: E402
-from utils.runinfo import RunRecord  # noqa: E402
-from utils.semantic import load_semantic_ids  # noqa: E402
-from utils.splits import get_split  # noqa: E402
+from utils.data.load import load_dataset  # noqa: E402
+from utils.data.semantic import load_semantic_ids  # noqa: E402
+from utils.data.splits import get_split  # noqa: E402
+from utils.reporting.results import RUN_RECORD  # noqa: E402
+from utils.reporting.runinfo import RunRecord  # noqa: E402
+from utils.runtime.cli import add_common_args, setup  # noqa: E402
+from utils.runtime.errors import (
+    DataError,  # noqa: E402
+    run_script,  # noqa: E402
+)
+from utils.runtime.io import atomic_write_json  # noqa: E402
 
 log = logging.getLogger("bench_tiger")
 
@@ -159,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
                 bs,
                 device,
             )
-            ranks, secs = sasrec_rank(model, val, preset.eval_batch)
+            ranks, secs = score_rank(model, val, preset.eval_batch)
             speed = {"scoring_users_per_second": round(len(val) / secs, 1)}
         else:
             cfg = replace(

@@ -21,17 +21,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.cli import setup_logging  # noqa: E402
-from utils.data import DataError  # noqa: E402
-from utils.errors import add_debug_flag, run_script  # noqa: E402
-from utils.io import atomic_write_json, read_json  # noqa: E402
-from utils.report import (  # noqa: E402
-    QUANTIZERS,
-    aggregate_seeds,
-    dig,
-    grouped_bar_plot,
-    quantizer_table,
+from utils.reporting.figures import grouped_bar_plot  # noqa: E402
+from utils.reporting.results import aggregate_seeds, dig  # noqa: E402
+from utils.reporting.tables import QUANTIZERS, quantizer_table  # noqa: E402
+from utils.runtime.cli import setup_logging  # noqa: E402
+from utils.runtime.errors import (  # noqa: E402
+    DataError,  # noqa: E402
+    add_debug_flag,
+    run_script,
 )
+from utils.runtime.io import atomic_write_json, read_json  # noqa: E402
 
 log = logging.getLogger("compare_quantizers")
 

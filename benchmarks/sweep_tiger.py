@@ -29,19 +29,21 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from src.sequential.beam_search import build_trie  # noqa: E402
-from src.sequential.experiment import PRESETS, Preset, subset_index, tiger_rank, window_batches  # noqa: E402
+from src.sequential.presets import PRESETS, Preset  # noqa: E402
+from src.sequential.ranking import tiger_rank  # noqa: E402
+from src.sequential.runs import subset_index, window_batches  # noqa: E402
 from src.sequential.sequence_data import build_sequence_data, n_bucketed_batches  # noqa: E402
 from src.sequential.tiger import Tiger  # noqa: E402
 from src.training import fit  # noqa: E402
-from utils.cli import add_common_args, setup  # noqa: E402
-from utils.data import load_dataset  # noqa: E402
-from utils.errors import run_script  # noqa: E402
-from utils.io import atomic_write_json, read_json  # noqa: E402
-from utils.metrics import ranking_metrics  # noqa: E402
-from utils.report import RUN_RECORD  # noqa: E402
-from utils.runinfo import RunRecord  # noqa: E402
-from utils.semantic import load_semantic_ids  # noqa: E402
-from utils.splits import get_split  # noqa: E402
+from utils.data.load import load_dataset  # noqa: E402
+from utils.data.semantic import load_semantic_ids  # noqa: E402
+from utils.data.splits import get_split  # noqa: E402
+from utils.evaluation.metrics import ranking_metrics  # noqa: E402
+from utils.reporting.results import RUN_RECORD  # noqa: E402
+from utils.reporting.runinfo import RunRecord  # noqa: E402
+from utils.runtime.cli import add_common_args, setup  # noqa: E402
+from utils.runtime.errors import run_script  # noqa: E402
+from utils.runtime.io import atomic_write_json, read_json  # noqa: E402
 
 log = logging.getLogger("sweep_tiger")
 MODEL = "tiger_item"

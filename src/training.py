@@ -9,11 +9,8 @@ once.
 from __future__ import annotations
 
 import copy
-import io
-import json
 import logging
 import math
-import pickle
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -24,9 +21,16 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from utils import distributed
-from utils.errors import CheckpointError
-from utils.io import atomic_write_bytes, to_json
+from utils.runtime import distributed
+from utils.runtime.checkpoints import (
+    RESUME_FIX,
+    check_identity,
+    check_layout,
+    load_checkpoint,
+    plain,
+    save_checkpoint,
+)
+from utils.runtime.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -189,98 +193,6 @@ def _improved(value: float, best: float | None, mode: str) -> bool:
     return value > best if mode == "max" else value < best
 
 
-def _plain(obj: Any) -> Any:
-    """Numpy scalars and the like as plain Python values, so the checkpoint loads with
-    weights_only=True."""
-    return json.loads(to_json(obj, indent=None))
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint as tensors and plain containers only: a planted file can never run code here."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"{path}: refused to load, it holds objects other than tensors and plain "
-            "data (not a checkpoint of this toolkit); delete it, or run without "
-            "--resume"
-        ) from exc
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(
-            f"{path}: not a readable checkpoint ({type(exc).__name__}); delete it, "
-            "or run without --resume"
-        ) from exc
-    if not isinstance(state, dict) or not {"model", "optimizer", "epoch"} <= set(state):
-        raise CheckpointError(
-            f"{path}: not a training checkpoint of this toolkit; delete it, or run without --resume"
-        )
-    return state
-
-
-RESUME_FIX = "delete it, or run without --resume"
-
-
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """A nested dict as {"a.b": leaf}, so a difference can be named by its path."""
-    if not isinstance(tree, dict):
-        return {prefix: tree}
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
-    return out
-
-
-def check_identity(path: Path, saved: Any, wanted: dict[str, Any] | None) -> None:
-    """Refuse a checkpoint trained on other data, semantic IDs, split or model than this run's,
-    naming what differs."""
-    if _plain(saved) == _plain(wanted):
-        return
-    if not isinstance(saved, dict):
-        raise CheckpointError(
-            f"{path}: records no data checksum, semantic IDs or model configuration (written by "
-            f"an older version or another tool), so it cannot be checked against this run; "
-            f"{RESUME_FIX}"
-        )
-    old, new = _flat(_plain(saved)), _flat(_plain(wanted or {}))
-    differ = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-    shown = "; ".join(f"{k}: {_short(old.get(k))} there, {_short(new.get(k))} here" for k in differ)
-    raise CheckpointError(
-        f"{path}: trained on something else than this run ({shown[:300]}); {RESUME_FIX}"
-    )
-
-
-def _short(value: Any) -> str:
-    text = str(value)
-    return text[:12] + "..." if len(text) > 15 else text
-
-
-def check_layout(path: Path, own: dict[str, torch.Tensor], weights: Any) -> None:
-    """Refuse saved weights of another size or layout than ``own`` (a state dict), by name, before
-    torch's size-mismatch error can."""
-    if not isinstance(weights, dict) or not all(
-        isinstance(v, torch.Tensor) for v in weights.values()
-    ):
-        raise CheckpointError(f"{path}: its model weights are not a table of tensors; {RESUME_FIX}")
-    differ = sorted(set(own) ^ set(weights)) + [
-        f"{k} {tuple(weights[k].shape)} vs {tuple(v.shape)}"
-        for k, v in own.items()
-        if k in weights and weights[k].shape != v.shape
-    ]
-    if differ:
-        raise CheckpointError(
-            f"{path}: a model of another size or layout ({len(differ)} tensor(s) differ, e.g. "
-            f"{', '.join(map(str, differ[:2]))}); {RESUME_FIX}"
-        )
-
-
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Serialise in memory, then write through a temporary file: a full disk ends in one
-    OSError naming ``path`` and leaves the previous checkpoint as it was."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
 def fit(
     model: torch.nn.Module,
     batches: Callable[[int], Iterable[Any]],
@@ -300,7 +212,7 @@ def fit(
     ``cfg.checkpoint`` set, the full state is saved after every epoch, and
     ``cfg.resume`` continues from it. ``progress`` shows a per-epoch progress bar.
 
-    Under torchrun (:mod:`utils.distributed`) every rank draws the same global batches and
+    Under torchrun (:mod:`utils.runtime.distributed`) every rank draws the same global batches and
     trains on its slice of each (:func:`rank_share`) through DistributedDataParallel, so a step
     sees the single-process batch and gradient; ``weight(batch)`` counts the terms the loss
     averages over (default: the batch's rows). Every rank evaluates (evaluators may share the
@@ -423,7 +335,7 @@ def fit(
             bad_epochs += 1
         stop = bad_epochs >= cfg.patience
         if ckpt and distributed.is_main():
-            _save_checkpoint(
+            save_checkpoint(
                 ckpt,
                 {
                     "model": model.state_dict(),
@@ -431,13 +343,13 @@ def fit(
                     "scheduler": scheduler.state_dict(),
                     "best_state": best_state,
                     "best_value": best_value,
-                    "result": _plain(asdict(result)),
+                    "result": plain(asdict(result)),
                     "epoch": epoch,
                     "bad_epochs": bad_epochs,
                     "examples": examples,
                     "torch_rng": torch.get_rng_state(),
-                    "config": _plain(asdict(cfg)),
-                    "identity": _plain(cfg.identity),
+                    "config": plain(asdict(cfg)),
+                    "identity": plain(cfg.identity),
                 },
             )
         distributed.barrier()  # no rank runs ahead of the epoch's checkpoint

@@ -93,8 +93,8 @@ def encoder(monkeypatch):
 def p5_split(tmp_path_factory):
     """A small P5-format data set (50 users, 30 items) and its temporal split (10% cold items)."""
     from tests.synthetic import write_p5
-    from utils.data import load_dataset
-    from utils.splits import make_split
+    from utils.data.load import load_dataset
+    from utils.data.splits import make_split
 
     ds = load_dataset(write_p5(tmp_path_factory.mktemp("p5") / "beauty", n_users=50, n_items=30))
     return ds, make_split(ds, "temporal", seed=0, cold_fraction=0.1)

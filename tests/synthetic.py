@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.data import Dataset, ItemMeta
+from utils.data.dataset import Dataset, ItemMeta
 
 CATEGORIES = ["Nails", "Hair Care", "Skin Care", "Fragrance"]
 

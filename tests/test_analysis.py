@@ -13,7 +13,7 @@ from src.semantic_ids.analysis import prefix_similarity, purity, purity_report, 
 from tests.helpers import RQVAE_ARGS
 from tests.helpers import run_generator as run
 from tests.synthetic import write_p5
-from utils.data import DataError
+from utils.runtime.errors import DataError
 
 
 def test_prefix_similarity_by_hand():

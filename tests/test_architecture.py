@@ -1,8 +1,10 @@
-"""The architecture the docs promise: the import graph, and docs/ARCHITECTURE.md's interface list.
+"""The architecture the docs promise: the import graph, the layout, and docs/ARCHITECTURE.md's
+interface list.
 
 A test per rule, so a refactor that breaks one says which: no script is imported
-by another module, no library module reads the CLI's state, and every name
-(with its parameters) the architecture page lists exists where it says.
+by another module, no library module reads the CLI's state, no import circle
+among library modules, no module over the size limit, and every name (with its
+parameters) the architecture page lists exists where it says.
 """
 
 from __future__ import annotations
@@ -20,17 +22,25 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = {p.stem for p in ROOT.glob("*.py")}
 LIBRARY = sorted(p for folder in ("src", "utils") for p in (ROOT / folder).rglob("*.py"))
 DOC = ROOT / "docs" / "ARCHITECTURE.md"
+MAX_MODULE_LINES = 400  # a library module past this is doing more than one job
 
 
 def imported_modules(path: Path) -> set[str]:
-    """Every module a file imports, at any depth of the file (imports inside functions included)."""
+    """Every module a file imports, at any depth of the file (imports inside functions included).
+
+    ``from a.b import c`` counts as ``a.b`` and ``a.b.c`` (c may be a module); a relative import
+    is resolved against the file's package.
+    """
+    package = path.relative_to(ROOT).parent.parts
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(package[: len(package) - node.level + 1]) if node.level else ""
+            module = ".".join(part for part in (base, node.module) if part)
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
     return names
 
 
@@ -42,16 +52,15 @@ def test_no_module_imports_a_script():
 
 
 def test_library_does_not_read_cli_state():
-    """Progress and verbosity reach src/ and utils/ as arguments, never through utils.cli."""
-    allowed = {
-        ROOT / "utils" / "cli.py",
-        ROOT / "utils" / "experiment.py",
-    }  # the scaffold sets the CLI up
+    """Progress and verbosity reach src/ and utils/ as arguments, never through the CLI module."""
+    runtime = ROOT / "utils" / "runtime"
+    allowed = {runtime / "cli.py", runtime / "experiment.py"}  # the scaffold sets the CLI up
+    cli = "utils.runtime.cli"
     offenders = [
         str(p.relative_to(ROOT))
         for p in LIBRARY
         if p not in allowed
-        and any(m == "utils.cli" or m.startswith("utils.cli.") for m in imported_modules(p))
+        and any(m == cli or m.startswith(f"{cli}.") for m in imported_modules(p))
     ]
     assert offenders == []
 
@@ -63,6 +72,93 @@ def test_src_is_grouped_by_stage():
         p.name for p in (ROOT / "src").iterdir() if p.is_dir() and not p.name.startswith("__")
     )
     assert flat == ["training.py"] and folders == ["pointwise", "semantic_ids", "sequential"]
+
+
+def test_utils_is_grouped_by_job():
+    """utils/ says what it holds by its folder names; no module sits loose beside them."""
+    flat = sorted(p.name for p in (ROOT / "utils").glob("*.py") if p.name != "__init__.py")
+    folders = sorted(
+        p.name for p in (ROOT / "utils").iterdir() if p.is_dir() and not p.name.startswith("__")
+    )
+    assert flat == [] and folders == ["data", "evaluation", "reporting", "runtime"]
+
+
+def only_a_docstring(body: list[ast.stmt]) -> bool:
+    first = body[0] if body else None
+    return not body or (
+        len(body) == 1 and isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+    )
+
+
+def test_package_inits_hold_only_a_docstring():
+    """No re-exports: every name has one home, and an import names it."""
+    inits = [p for p in LIBRARY if p.name == "__init__.py"]
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in inits
+        if not only_a_docstring(ast.parse(p.read_text()).body)
+    ]
+    assert offenders == []
+
+
+def module_name(path: Path) -> str:
+    """``utils/data/load.py`` -> ``utils.data.load``; a package's ``__init__.py`` -> the package."""
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Library module -> the library modules it imports (at any depth of the file)."""
+    modules = {module_name(p): p for p in LIBRARY}
+    return {
+        name: imported_modules(path) & modules.keys() - {name} for name, path in modules.items()
+    }
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected group of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while not group or group[-1] != node:
+                group.append(stack.pop())
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def test_import_cycle_detection_finds_a_circle():
+    """The check below can fail: a -> b -> c -> a is found, a line a -> b -> c is not."""
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+
+
+def test_no_import_cycle_among_library_modules():
+    """Layers import downwards only; an import inside a function counts, so it hides no circle."""
+    assert import_cycles(import_graph()) == []
+
+
+def test_no_library_module_over_the_size_limit():
+    """A module that grows past the limit is doing more than one job: split it along its jobs."""
+    sizes = {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in LIBRARY}
+    assert {path: n for path, n in sizes.items() if n > MAX_MODULE_LINES} == {}
 
 
 def doc_sections() -> list[tuple[list[str], str]]:
@@ -127,5 +223,7 @@ def test_architecture_page_matches_the_code(modules, code):
 def test_architecture_page_covers_every_library_folder():
     """The page names each stage's folder, so a new folder cannot go undocumented."""
     text = DOC.read_text()
-    for folder in ("src/semantic_ids/", "src/pointwise/", "src/sequential/", "utils/"):
+    folders = ["src/semantic_ids/", "src/pointwise/", "src/sequential/"]
+    folders += [f"utils/{job}/" for job in ("data", "evaluation", "reporting", "runtime")]
+    for folder in folders:
         assert folder in text

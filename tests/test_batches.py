@@ -8,7 +8,7 @@ import torch
 
 from src.pointwise.batches import ExampleTensors, epoch_batches, pointwise_loss, predict
 from tests.helpers import TableModel
-from utils.examples import TrainSampler, eval_examples
+from utils.data.examples import TrainSampler, eval_examples
 
 
 def test_epoch_batches_cover_each_example_once_and_repeat_by_seed(p5_split):

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from src.sequential.beam_search import BeamResult, beam_search, build_trie, merge_cold_share
-from src.sequential.experiment import ranks_from_topk
+from src.sequential.ranking import ranks_from_topk
 from src.sequential.tiger import Tiger, TigerConfig, TigerStepper
-from utils.metrics import ranking_metrics
+from utils.evaluation.metrics import ranking_metrics
 
 
 def table_step(logp: dict[tuple[int, ...], list[float]]):
@@ -113,6 +113,27 @@ def test_constrained_search_returns_only_catalogue_ids_in_exact_order():
     assert valid.sum().item() == 7 and (~valid).sum().item() == len(all_ids) - 7
     decoded = {tuple(c) for c in free.codes[0][~valid].tolist()}
     assert decoded.isdisjoint({tuple(c) for c in codes.tolist()})
+
+
+def test_banned_items_are_removed_inside_the_decoding_and_the_list_stays_full():
+    # 12 items, 2 levels of 4 x 3 codes; the user's history holds the best item and two others.
+    codes = np.array([(a, b) for a in range(4) for b in range(3)])
+    rng = np.random.default_rng(1)
+    logp = {
+        p: list(np.log(rng.dirichlet(np.ones([4, 3][len(p)]))))
+        for level in range(2)
+        for p in itertools.product(*map(range, [4, 3][:level]))
+    }
+    trie = build_trie(codes, [4, 3])
+    plain = beam_search(table_step(logp), 2, trie, beam=12).items
+    history = [int(plain[0, 0]), int(plain[0, 4]), int(plain[0, 11])]
+    banned = torch.zeros(2, 12, dtype=torch.bool)
+    banned[0, history] = True  # the second user has no history
+    filtered = beam_search(table_step(logp), 2, trie, beam=9, banned=banned).items
+    expected = [i for i in plain[0].tolist() if i not in history]
+    assert filtered[0].tolist() == expected  # rank-1 history item gone, 9 items still listed
+    assert len(expected) == 9 and history[0] not in filtered[0].tolist()
+    assert filtered[1].tolist() == plain[1, :9].tolist()
 
 
 def test_tiger_beam_scores_match_teacher_forced_likelihood():

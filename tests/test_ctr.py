@@ -14,11 +14,12 @@ from src.pointwise.ctr import DLRM, MODELS, CTRConfig, DeepFM, WideAndDeep, buil
 from src.pointwise.features import BAG_LAYOUTS, MODES, FeatureTensors, FieldSpec, build_features
 from src.training import count_parameters
 from tests.synthetic import write_movielens, write_p5
-from utils.data import DataError, load_dataset
-from utils.hashing import hash_pairs
-from utils.report import ctr_table
-from utils.semantic import write_semantic_ids
-from utils.splits import make_split
+from utils.data.load import load_dataset
+from utils.data.semantic import write_semantic_ids
+from utils.data.splits import make_split
+from utils.reporting.tables import ctr_table
+from utils.runtime.errors import DataError
+from utils.runtime.hashing import hash_pairs
 
 CFG = CTRConfig(dim=8, hidden=(16, 8), bottom=(8,), cross_buckets=256)
 

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from tests.synthetic import write_movielens, write_p5
-from utils.data import DataError, load_dataset
-from utils.io import UnsafePickleError, restricted_pickle_load
+from utils.data.load import load_dataset
+from utils.runtime.errors import DataError
+from utils.runtime.io import UnsafePickleError, restricted_pickle_load
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -18,14 +18,14 @@ import torch.multiprocessing as mp
 
 import mf_train_eval
 from src.sequential.beam_search import build_trie
-from src.sequential.experiment import ColdStart, sasrec_rank, sasrec_top_k, tiger_rank
+from src.sequential.ranking import ColdStart, score_rank, score_top_k, tiger_rank
 from src.sequential.sasrec import SASRec, SASRecConfig
 from src.sequential.sequence_data import SequenceExamples
 from src.training import TrainConfig, epoch_generator, fit, index_batches, rank_share
 from tests.test_mf import write_clustered_movielens, write_clustered_semantic_ids
 from tests.test_tiger import SIZES, tiny, toy_windows
-from utils import distributed
-from utils.data import load_dataset
+from utils.data.load import load_dataset
+from utils.runtime import distributed
 
 WORLD = 2
 
@@ -109,12 +109,12 @@ def _rankings() -> dict:
     cold = tiger_rank(model, ex, trie, 6, 5, cold=ColdStart.build(codes, SIZES, is_cold, share=0.2))
     torch.manual_seed(0)
     sasrec = SASRec(40, SASRecConfig(d_model=16, n_layers=1, max_items=6)).eval()
-    top_items, top_scores = sasrec_top_k(sasrec, ex, 5, 7)
+    top_items, top_scores = score_top_k(sasrec, ex, 5, 7)
     return {
         "tiger": [plain.ranks.tolist(), plain.items.tolist(), plain.scores.tolist()],
         "tiger_invalid": [plain.invalid_top1, plain.invalid_top10],
         "cold_share": [cold.ranks.tolist(), cold.items.tolist()],
-        "sasrec": [sasrec_rank(sasrec, ex, 5)[0].tolist(), top_items.tolist(), top_scores.tolist()],
+        "sasrec": [score_rank(sasrec, ex, 5)[0].tolist(), top_items.tolist(), top_scores.tolist()],
     }
 
 

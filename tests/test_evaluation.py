@@ -9,8 +9,8 @@ import torch
 
 from src.pointwise.evaluation import PointwiseEvaluator, score_items, score_metrics, top_k_items
 from tests.helpers import PairTable, TableModel
-from utils.examples import eval_examples
-from utils.metrics import rmse
+from utils.data.examples import eval_examples
+from utils.evaluation.metrics import rmse
 
 
 def test_score_metrics_clip_and_threshold():

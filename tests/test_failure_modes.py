@@ -28,8 +28,8 @@ from tests.helpers import (
     snapshot,
 )
 from tests.synthetic import write_movielens, write_p5
-from utils.io import OWNER_FILE, TEMP_TAG, atomic_write_json, make_temp_dir
-from utils.prepare import prepare
+from utils.data.prepare import prepare
+from utils.runtime.io import OWNER_FILE, TEMP_TAG, atomic_write_json, make_temp_dir
 
 # ---------------------------------------------------------------- 1. files the user did not name
 
@@ -131,8 +131,8 @@ def test_an_output_that_is_the_runs_input_is_refused(tmp_path, script, target, e
 
 
 def test_outputs_beside_the_inputs_stay_allowed(tmp_path):
-    from utils.data import data_files
-    from utils.io import check_writable
+    from utils.data.load import data_files
+    from utils.runtime.io import check_writable
 
     data = write_movielens(tmp_path / "ml", n_users=10, n_items=12)
     check_writable({"--out": data / "results.json"}, {"--split-cache": data / "splits"},
@@ -163,7 +163,7 @@ def test_a_run_that_fails_after_its_predictions_leaves_the_old_set_verifiable(
 
     import mf_train_eval
     import summarize_results
-    import utils.report
+    import utils.reporting.results
 
     data = write_movielens(tmp_path / "ml", n_users=20, n_items=24)
     results = tmp_path / "results"
@@ -177,7 +177,7 @@ def test_a_run_that_fails_after_its_predictions_leaves_the_old_set_verifiable(
 
     for failing in (  # after every prediction was written: the plot, then the results JSON
         (mf_train_eval, "plot_overall_vs_cold"),
-        (utils.report, "atomic_write_json"),
+        (utils.reporting.results, "atomic_write_json"),
     ):
         with monkeypatch.context() as mp:
             mp.setattr(*failing, disk_full)
@@ -193,16 +193,16 @@ def test_a_run_that_fails_after_its_predictions_leaves_the_old_set_verifiable(
 
 
 def _named(out: Path) -> list[str]:
-    from utils.io import read_json
-    from utils.predictions import named_files
+    from utils.evaluation.predictions import named_files
+    from utils.runtime.io import read_json
 
     return list(named_files(read_json(out)))
 
 
 def test_the_page_and_the_results_change_together(tmp_path, monkeypatch):
-    import utils.report
-    from utils.report import write_results
-    from utils.runinfo import RunRecord
+    import utils.reporting.results
+    from utils.reporting.results import write_results
+    from utils.reporting.runinfo import RunRecord
 
     out, page = tmp_path / "r.json", tmp_path / "r_examples.md"
     record = RunRecord("x.py", {})
@@ -215,7 +215,7 @@ def test_the_page_and_the_results_change_together(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         write_results(out, {"v": 2}, record, (page, broken))
     assert snapshot(tmp_path) == before
-    monkeypatch.setattr(utils.report, "atomic_write_json", lambda *a, **k: broken(None))
+    monkeypatch.setattr(utils.reporting.results, "atomic_write_json", lambda *a, **k: broken(None))
     with pytest.raises(RuntimeError):
         write_results(out, {"v": 2}, record, (page, lambda r: "page of 2"))
     assert snapshot(tmp_path) == before
@@ -271,11 +271,11 @@ def script_parser(module: str, monkeypatch):
 
 @pytest.mark.parametrize("module", SCRIPT_MODULES)
 def test_every_numeric_flag_of_every_script_has_a_ceiling(module, monkeypatch):
-    """The rule itself: a flag's type is one of utils.argtypes' bounded checks (or the device
-    name); the value just above its ceiling is refused, naming the ceiling."""
+    """The rule itself: a flag's type is one of utils.runtime.argtypes' bounded checks (or the
+    device name); the value just above its ceiling is refused, naming the ceiling."""
     import argparse
 
-    from utils import argtypes
+    from utils.runtime import argtypes
 
     for action in script_parser(module, monkeypatch)._actions:
         if action.type is None or action.type is argtypes.device_name:
@@ -322,6 +322,46 @@ def test_too_many_or_repeated_seeds_are_refused(tmp_path):
         assert_one_line_error(proc, "--seeds", "at most 100 distinct seeds")
 
 
+@pytest.mark.parametrize(
+    "best, fragments",
+    [
+        (10**12, ("best epoch 1000000000000 is outside [0, 1000)",)),
+        (-5, ("best epoch -5 is outside",)),
+        ("7", ("no best epoch of sasrec",)),
+        (None, ("not a results file",)),
+    ],
+)
+def test_epochs_from_is_read_like_a_flag(tmp_path, best, fragments):
+    """--epochs-from sets the epochs as --epochs would: a count outside --epochs' range, or a
+    file of another layout, is refused in one line before any work."""
+    data = write_movielens(tmp_path / "ml", n_users=10, n_items=12)
+    paper = tmp_path / "paper.json"
+    doc = {"protocol": "paper", "preset": "quick", "models": {"sasrec": {"best_epoch": best}}}
+    atomic_write_json(paper, doc if best is not None else [doc])
+    proc = run_cli(
+        "tiger_train_eval.py", "--data-dir", str(data), "--protocol", "holdout", "--models",
+        "sasrec", "--epochs-from", str(paper), "--out", str(tmp_path / "r.json"), "--device", "cpu",
+    )  # fmt: skip
+    assert_one_line_error(proc, f"--epochs-from {paper}", *fragments)
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_out_onto_the_epochs_from_file_is_refused(tmp_path):
+    data = write_movielens(tmp_path / "ml", n_users=10, n_items=12)
+    paper = tmp_path / "paper.json"
+    atomic_write_json(
+        paper, {"protocol": "paper", "preset": "quick", "models": {"sasrec": {"best_epoch": 0}}}
+    )
+    before = paper.read_bytes()
+    proc = run_cli(
+        "tiger_train_eval.py", "--data-dir", str(data), "--protocol", "holdout", "--models",
+        "sasrec", "--epochs-from", str(paper), "--out", str(paper), "--device", "cpu",
+        "--plot-dir", str(tmp_path / "plots"),
+    )  # fmt: skip
+    assert_one_line_error(proc, f"--out {paper}", "this run's input", "choose another path")
+    assert paper.read_bytes() == before
+
+
 def test_braces_in_out_are_part_of_the_file_name(tmp_path):
     data = write_movielens(tmp_path / "ml", n_users=10, n_items=12)
     out = tmp_path / "r" / "{x}_{dataset}_{}.json"
@@ -348,7 +388,7 @@ def _ckpt_cfg(ckpt: Path, resume: bool, identity: dict | None = None):
 
 def test_resume_refuses_a_checkpoint_trained_on_something_else(tmp_path):
     from tests.helpers import fit_linear
-    from utils.errors import CheckpointError
+    from utils.runtime.errors import CheckpointError
 
     ckpt = tmp_path / "model.pt"
     mine = {"data_checksum": "a" * 64, "semantic_ids": "0123456789ab", "model": {"dim": 4}}
@@ -369,7 +409,7 @@ def test_a_checkpoint_of_another_layout_never_reaches_torch(tmp_path, damage):
     import torch
 
     from tests.helpers import fit_linear
-    from utils.errors import CheckpointError
+    from utils.runtime.errors import CheckpointError
 
     ckpt = tmp_path / "model.pt"
     fit_linear(_ckpt_cfg(ckpt, False))
@@ -389,7 +429,7 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line(tmp_path, monkeypatch
     import errno
 
     from tests.helpers import fit_linear
-    from utils.errors import run_script
+    from utils.runtime.errors import run_script
 
     ckpt = tmp_path / "model.pt"
     fit_linear(_ckpt_cfg(ckpt, False))
@@ -427,6 +467,30 @@ def test_tiger_resume_on_other_data_of_the_same_shape_is_refused(tmp_path):
     assert snapshot(tmp_path / "ckpt") == before
 
 
+def test_a_checkpoint_of_another_protocol_is_refused(tmp_path):
+    """Holdout trains on the validation rows too: its checkpoint, renamed to a paper run's, is
+    refused by the protocol and the training rows it names."""
+    import shutil
+
+    data = write_movielens(tmp_path / "ml", n_users=20, n_items=24)
+    flags = [
+        "--data-dir", str(data), "--models", "sasrec", "--epochs", "1", "--device", "cpu",
+        "--out", str(tmp_path / "r.json"), "--plot-dir", str(tmp_path / "plots"), "--quiet",
+        "--checkpoint-dir", str(tmp_path / "ckpt"),
+    ]  # fmt: skip
+    assert run_cli("tiger_train_eval.py", *flags, "--protocol", "holdout").returncode == 0
+    ckpt = tmp_path / "ckpt"
+    shutil.copy(ckpt / "tiger-sasrec-ml-quick-holdout-seed0.pt",
+                ckpt / "tiger-sasrec-ml-quick-paper-seed0.pt")  # fmt: skip
+    before = snapshot(ckpt)
+    proc = run_cli("tiger_train_eval.py", *flags, "--resume")
+    assert_one_line_error(
+        proc, "trained on something else", "protocol: holdout there, paper here",
+        "split.train_rows", "--resume",
+    )  # fmt: skip
+    assert snapshot(ckpt) == before
+
+
 # ---------------------------------------------------------------- 5. hostile or odd data
 
 
@@ -438,8 +502,8 @@ def _folder(kind: str, root: Path) -> Path:
 
 @pytest.mark.parametrize("case", sorted(HOSTILE_DATA))
 def test_hostile_data_is_refused_by_name(tmp_path, case):
-    from utils.data import load_dataset
-    from utils.errors import DataError
+    from utils.data.load import load_dataset
+    from utils.runtime.errors import DataError
 
     kind, damage, message = HOSTILE_DATA[case]
     folder = _folder(kind, tmp_path / "data")
@@ -451,20 +515,21 @@ def test_hostile_data_is_refused_by_name(tmp_path, case):
 def test_a_gzip_bomb_is_refused_before_it_fills_memory(tmp_path, monkeypatch):
     import gzip
 
-    import utils.data
-    from utils.errors import DataError
+    import utils.data.p5
+    from utils.data.load import load_dataset
+    from utils.runtime.errors import DataError
 
     folder = write_p5(tmp_path / "p5", n_users=10, n_items=12)
-    monkeypatch.setattr(utils.data, "MAX_META_BYTES", 1 << 20)  # the real cap is 2 GiB
+    monkeypatch.setattr(utils.data.p5, "MAX_META_BYTES", 1 << 20)  # the real cap is 2 GiB
     with gzip.open(folder / "meta.json.gz", "wb") as f:
         f.write(b"\0" * (2 << 20))  # compresses 1000:1
     with pytest.raises(DataError, match="meta.json.gz: decompresses to more than 1 MiB"):
-        utils.data.load_dataset(folder)
+        load_dataset(folder)
 
 
 def test_a_repeated_rating_in_u_data_is_kept_once_at_its_latest_row(tmp_path, caplog):
-    from utils.data import load_dataset
-    from utils.splits import get_split
+    from utils.data.load import load_dataset
+    from utils.data.splits import get_split
 
     folder = write_movielens(tmp_path / "ml", n_users=10, n_items=12)
     plain = load_dataset(folder)
@@ -497,8 +562,8 @@ def test_nan_embeddings_are_refused_wherever_they_enter(tmp_path):
     import numpy as np
 
     from src.semantic_ids.embeddings import embed_texts
-    from src.semantic_ids.generator import read_new_items
-    from utils.errors import DataError
+    from src.semantic_ids.new_items import read_new_items
+    from utils.runtime.errors import DataError
 
     def nan_encoder():
         return lambda texts: np.full((len(texts), 4), np.nan, np.float32)
@@ -514,8 +579,8 @@ def test_nan_embeddings_are_refused_wherever_they_enter(tmp_path):
 def _ids_file(tmp_path: Path) -> tuple[Path, Path]:
     import numpy as np
 
-    from utils.data import load_dataset
-    from utils.semantic import write_semantic_ids
+    from utils.data.load import load_dataset
+    from utils.data.semantic import write_semantic_ids
 
     folder = write_movielens(tmp_path / "ml", n_users=10, n_items=12)
     ds = load_dataset(folder)
@@ -540,9 +605,9 @@ def _ids_file(tmp_path: Path) -> tuple[Path, Path]:
     ],
 )
 def test_a_hand_edited_semantic_ids_file_is_refused_in_one_line(tmp_path, edit, message):
-    from utils.data import load_dataset
-    from utils.errors import DataError
-    from utils.semantic import load_semantic_ids
+    from utils.data.load import load_dataset
+    from utils.data.semantic import load_semantic_ids
+    from utils.runtime.errors import DataError
 
     folder, path = _ids_file(tmp_path)
     edit_json(path, edit)
@@ -588,7 +653,7 @@ def _rewrite_predictions(results: Path, name: str, model: str, change) -> None:
 
     import numpy as np
 
-    from utils.io import read_json, sha256_file
+    from utils.runtime.io import read_json, sha256_file
 
     doc = read_json(results / name)
     record = doc["models"][model]["predictions"]

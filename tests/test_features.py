@@ -23,11 +23,11 @@ from src.pointwise.features import (
 )
 from tests.helpers import CHILD_ENV
 from tests.synthetic import write_movielens, write_p5
-from utils.data import load_dataset
-from utils.examples import TrainSampler
-from utils.hashing import hash_pairs, stable_hash
-from utils.runtime import repo_root
-from utils.splits import make_split
+from utils.data.examples import TrainSampler
+from utils.data.load import load_dataset
+from utils.data.splits import make_split
+from utils.runtime.environment import repo_root
+from utils.runtime.hashing import hash_pairs, stable_hash
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +186,7 @@ def test_hash_pairs_matches_a_plain_python_reference_on_numpy_and_torch():
 
 def test_hashes_are_the_same_in_another_process():
     code = (
-        "from utils.hashing import stable_hash, hash_pairs; import numpy as np; "
+        "from utils.runtime.hashing import stable_hash, hash_pairs; import numpy as np; "
         "print(stable_hash('title:lipstick', 2**18), "
         "hash_pairs(np.arange(5), np.arange(5) * 3, 2, 2**18).tolist())"
     )

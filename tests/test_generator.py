@@ -1,5 +1,5 @@
-"""Semantic-ID generation (src/semantic_ids/generator.py, semantic_id_generator.py) end to end:
-warm-only fitting, new items, file format, reproducibility, the real bundled encoder."""
+"""Semantic-ID generation (src/semantic_ids/generator.py, new_items.py, semantic_id_generator.py)
+end to end: warm-only fitting, new items, file format, reproducibility, the real bundled encoder."""
 
 from __future__ import annotations
 
@@ -12,12 +12,16 @@ import pytest
 
 import semantic_id_generator
 from src.semantic_ids import generator as gen
+from src.semantic_ids.config import GeneratorConfig
+from src.semantic_ids.new_items import encode_new_items, read_new_items
+from src.semantic_ids.rqkmeans import ResidualQuantizer
 from tests.helpers import fake_vectors
 from tests.helpers import run_generator as run
 from tests.synthetic import make_catalogue, write_movielens, write_p5
-from utils.data import DataError, load_dataset
-from utils.runinfo import RunRecord
-from utils.semantic import load_semantic_ids, read_semantic_ids_file
+from utils.data.load import load_dataset
+from utils.data.semantic import load_semantic_ids, read_semantic_ids_file
+from utils.reporting.runinfo import RunRecord
+from utils.runtime.errors import DataError
 
 # ------------------------------------------------------------------ generator end to end
 
@@ -74,7 +78,7 @@ def test_codebooks_ignore_cold_items_unless_fit_on_all():
     n = 200
     ds = type("DS", (), {"n_items": n, "name": "toy", "checksum": "x"})()
     x = fake_vectors([f"Title: w{i % 7} i{i}" for i in range(n)])
-    cfg = gen.GeneratorConfig(codebook_size=4, min_items_per_code=2, collision_size=n, seed=0)
+    cfg = GeneratorConfig(codebook_size=4, min_items_per_code=2, collision_size=n, seed=0)
     cold = ~gen.fit_mask(n, cfg)
     assert cold.sum() == 10
     changed = x.copy()
@@ -85,7 +89,7 @@ def test_codebooks_ignore_cold_items_unless_fit_on_all():
     np.testing.assert_array_equal(a.codes[~cold, :3], b.codes[~cold, :3])
     # cold items are encoded with the saved codebooks, like any new item
     np.testing.assert_array_equal(a.codes[cold, :3], a.quantizer.encode(x[cold]))
-    cfg_all = gen.GeneratorConfig(
+    cfg_all = GeneratorConfig(
         codebook_size=4, min_items_per_code=2, collision_size=n, seed=0, fit_on="all"
     )
     c = gen.generate(ds, cfg_all, x, RunRecord("t", {}))
@@ -96,16 +100,14 @@ def test_codebooks_ignore_cold_items_unless_fit_on_all():
 
 
 def test_encode_new_items_keeps_existing_ids():
-    q = gen.ResidualQuantizer(
+    q = ResidualQuantizer(
         [np.array([[0.0], [10.0]], dtype=np.float32), np.array([[0.0], [1.0]], dtype=np.float32)]
     )
     existing = np.array([[0, 0, 0], [0, 0, 1], [1, 1, 0]])
-    new = gen.encode_new_items(
-        q, existing, np.array([[0.1], [9.0], [0.2], [5.9]], dtype=np.float32), 4
-    )
+    new = encode_new_items(q, existing, np.array([[0.1], [9.0], [0.2], [5.9]], dtype=np.float32), 4)
     assert new.tolist() == [[0, 0, 2], [1, 0, 0], [0, 0, 3], [1, 0, 1]]
     with pytest.raises(ValueError, match="only 4 values"):
-        gen.encode_new_items(q, existing, np.zeros((3, 1), dtype=np.float32), 4)
+        encode_new_items(q, existing, np.zeros((3, 1), dtype=np.float32), 4)
 
 
 def test_encode_texts_cli_reproduces_training_codes(tmp_path, encoder, capsys):
@@ -114,7 +116,7 @@ def test_encode_texts_cli_reproduces_training_codes(tmp_path, encoder, capsys):
     assert run(data, cache) == 0
     ds = load_dataset(data)
     sids = load_semantic_ids(data, ds)
-    texts = gen.item_texts(ds, gen.GeneratorConfig())
+    texts = gen.item_texts(ds, GeneratorConfig())
     path = tmp_path / "new.jsonl"
     path.write_text(
         "".join(
@@ -149,7 +151,7 @@ def test_errors_name_the_file_and_the_fix(tmp_path, encoder):
     with pytest.raises(DataError, match="line 2"):
         run(other, tmp_path / "c", "--encode-texts", str(bad))
     with pytest.raises(DataError, match="line 2"):
-        gen.read_new_items(bad)
+        read_new_items(bad)
     # a codebook too large for its collision level is refused with the remedy
     with pytest.raises(ValueError, match="--collision-size"):
         run(other, tmp_path / "c", "--levels", "1", "--codebook-size", "2", "--collision-size", "2")
@@ -202,7 +204,7 @@ def test_real_bundled_encoder_end_to_end(tmp_path, monkeypatch):
     sids = load_semantic_ids(data, ds)
     assert sids.codes.shape == (12, 4) and sids.codebook_sizes == [2, 2, 2, 12]
     assert len({tuple(row) for row in sids.codes}) == 12
-    cfg = gen.GeneratorConfig()
+    cfg = GeneratorConfig()
     texts = gen.item_texts(ds, cfg).texts
     x, report = gen.embed(texts, cfg, tmp_path / "cache", "cpu")  # from the cache the run wrote
     assert (report.n_encoded, x.shape) == (0, (12, 384))

@@ -173,8 +173,8 @@ def test_every_script_refuses_a_broken_data_folder(tmp_path, breakage):
 def generated(tmp_path_factory) -> Path:
     """A P5 folder with semantic IDs (fake encoder), cached splits and cached embeddings."""
     from src.semantic_ids import generator as gen
-    from utils.data import load_dataset
-    from utils.splits import get_split
+    from utils.data.load import load_dataset
+    from utils.data.splits import get_split
 
     root = tmp_path_factory.mktemp("generated")
     data = write_p5(root / "p5", n_users=30, n_items=40)
@@ -253,7 +253,7 @@ def test_damaged_split_caches_are_refused(generated, tmp_path):
         for s, extra in (
             ("mf_train_eval.py", ("--models", "bias")),
             ("neural_train_eval.py", ("--modes", "baseline")),
-            ("tiger_train_eval.py", ("--models", "sasrec")),
+            ("tiger_train_eval.py", ("--models", "sasrec", "--protocol", "cold")),
         )
     ]
     _check(tmp_path, commands, "cached split is damaged", "delete it")
@@ -265,7 +265,7 @@ def test_a_planted_checkpoint_never_runs(generated, tmp_path):
     (out / "checkpoints").mkdir()
     torch.save(
         {"model": {}, "optimizer": {}, "epoch": 0, "payload": Payload(marker)},
-        out / "checkpoints" / f"tiger-sasrec-{data.name}-quick-seed0.pt",
+        out / "checkpoints" / f"tiger-sasrec-{data.name}-quick-paper-seed0.pt",
     )
     command = script_command("tiger_train_eval.py", data, out, "--models", "sasrec", "--resume")
     _check(tmp_path, [command], "refused to load", "run without --resume", marker=marker)
@@ -349,7 +349,7 @@ HAND_EDITED_IDS: dict[str, Case] = {
     for edit, (_, message) in IDS_EDITS.items()
 }  # fmt: skip
 
-CKPT = "OUT/checkpoints/tiger-sasrec-DATANAME-quick-seed0.pt"
+CKPT = "OUT/checkpoints/tiger-sasrec-DATANAME-quick-paper-seed0.pt"
 RESUME = ("--models", "sasrec", "--epochs", "1", "--resume")
 FOREIGN_CHECKPOINTS: dict[str, Case] = {
     "a checkpoint of other data": (

@@ -13,11 +13,12 @@ import pytest
 import torch
 
 from tests.helpers import CHILD_ENV
-from utils.cli import add_common_args, resolve_device, setup
-from utils.errors import UsageError
-from utils.hashing import stable_hash, stable_hash_array
-from utils.io import atomic_path, atomic_write_json, read_json
-from utils.runinfo import RunRecord
+from utils.reporting.runinfo import RunRecord
+from utils.runtime.cli import add_common_args, setup
+from utils.runtime.environment import resolve_device
+from utils.runtime.errors import UsageError
+from utils.runtime.hashing import stable_hash, stable_hash_array
+from utils.runtime.io import atomic_path, atomic_write_json, read_json
 
 
 def test_atomic_write_json_handles_numpy_and_leaves_no_temp(tmp_path):
@@ -47,7 +48,7 @@ def test_failed_write_keeps_the_old_file(tmp_path):
 
 def test_stable_hash_is_stable_across_processes():
     here = stable_hash("brand=OPI", 1000)
-    code = "from utils.hashing import stable_hash; print(stable_hash('brand=OPI', 1000))"
+    code = "from utils.runtime.hashing import stable_hash; print(stable_hash('brand=OPI', 1000))"
     env = {"PYTHONHASHSEED": "123", "PYTHONPATH": ".", **CHILD_ENV}
     other = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env

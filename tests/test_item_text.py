@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from src.semantic_ids.item_text import build_item_texts, parse_fields, token_truncator
-from utils.data import ItemMeta
+from utils.data.dataset import ItemMeta
 
 
 def meta() -> ItemMeta:

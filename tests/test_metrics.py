@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from utils import metrics as M
+from utils.evaluation import metrics as M
 
 
 def test_rmse_mae():
@@ -64,7 +64,7 @@ def test_next_item_metrics_by_hand():
     """Ranks 0, 2, miss, 9: Hit@1 1/4, Hit@3 2/4, Hit@10 3/4; NDCG@3 (1 + 1/2) / 4;
     MRR@20 (1 + 1/3 + 0 + 1/10) / 4; Recall@k is Hit@k with one target; a rank of 20 or more
     counts 0 in MRR@20."""
-    from utils.metrics import mrr, next_item_metrics
+    from utils.evaluation.metrics import mrr, next_item_metrics
 
     m = next_item_metrics(np.array([0, 2, np.inf, 9]))
     assert m["hit@1"] == 0.25 and m["hit@3"] == 0.5 and m["hit@5"] == 0.5 and m["hit@10"] == 0.75

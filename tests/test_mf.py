@@ -24,12 +24,13 @@ from src.pointwise.mf import (
 )
 from src.training import TrainConfig
 from tests.synthetic import ML_GENRE_COUNT
-from utils.data import DataError, load_dataset
-from utils.examples import TrainSampler
-from utils.io import read_json
-from utils.report import mf_table
-from utils.semantic import IDS_FILE, write_semantic_ids
-from utils.splits import make_split
+from utils.data.examples import TrainSampler
+from utils.data.load import load_dataset
+from utils.data.semantic import IDS_FILE, write_semantic_ids
+from utils.data.splits import make_split
+from utils.reporting.tables import mf_table
+from utils.runtime.errors import DataError
+from utils.runtime.io import read_json
 
 N_CLUSTERS, N_SUB, PER_SUB = 6, 3, 12
 

@@ -1,12 +1,18 @@
-"""Saved predictions (utils/predictions.py): round trip, no pickles, tamper and damage detection."""
+"""Saved predictions (utils/evaluation/predictions.py): round trip, no pickles, tamper and damage
+detection."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from utils.errors import DataError
-from utils.predictions import id_strings, load_predictions, predictions_dir, save_predictions
+from utils.evaluation.predictions import (
+    id_strings,
+    load_predictions,
+    predictions_dir,
+    save_predictions,
+)
+from utils.runtime.errors import DataError
 
 
 def test_round_trip_keeps_columns_and_meta(tmp_path):

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.synthetic import write_movielens, write_p5
-from utils.data import DataError
-from utils.prepare import SPECS, prepare, verify_checksums
+from utils.data.prepare import prepare, verify_checksums
+from utils.data.specs import SPECS
+from utils.runtime.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -86,7 +87,7 @@ def test_without_a_local_copy_the_official_files_are_downloaded(tmp_path, http_r
     with zipfile.ZipFile(root / "ml-100k.zip", "w") as z:
         for f in src.iterdir():
             z.write(f, f"ml-100k/{f.name}")
-    monkeypatch.setattr("utils.prepare.default_source", lambda name: None)
-    monkeypatch.setattr("utils.prepare.ML_URL", f"{base}/ml-100k.zip")
+    monkeypatch.setattr("utils.data.prepare.default_source", lambda name: None)
+    monkeypatch.setattr("utils.data.prepare.ML_URL", f"{base}/ml-100k.zip")
     summary = prepare("ml-100k", tmp_path / "out", verify=False)
     assert summary["source"] == f"{base}/ml-100k.zip" and summary["users"] == 6

@@ -12,12 +12,14 @@ import pytest
 import semantic_id_generator
 from src.semantic_ids import generator as gen
 from src.semantic_ids.analysis import purity_report
+from src.semantic_ids.config import GeneratorConfig
+from src.semantic_ids.new_items import load_quantizer
 from tests.helpers import run_generator as run
 from tests.synthetic import write_movielens
-from utils.data import DataError, load_dataset
-from utils.errors import run_script
-from utils.runinfo import RunRecord
-from utils.semantic import load_semantic_ids, read_semantic_ids_file
+from utils.data.load import load_dataset
+from utils.data.semantic import load_semantic_ids, read_semantic_ids_file
+from utils.reporting.runinfo import RunRecord
+from utils.runtime.errors import DataError, run_script
 
 
 def test_same_seed_same_bytes_and_ids_are_well_formed(tmp_path, encoder):
@@ -49,13 +51,13 @@ def test_same_seed_same_bytes_and_ids_are_well_formed(tmp_path, encoder):
     assert stats["collisions"]["distinct_prefixes"] <= 40
     assert "per_level" in stats["quantization_error"]["all_items"]
     # the readers accept the set and refuse a mix with another run's table
-    q = gen.load_quantizer(data, header)
+    q = load_quantizer(data, header)
     np.testing.assert_array_equal(q.codes, sids.codes[:, :3])
     other = write_movielens(tmp_path / "other", n_items=40)
     run(other, tmp_path / "c", "--quantizer", "random", "--seed", "5")
     (data / "random_codes.npz").write_bytes((other / "random_codes.npz").read_bytes())
     with pytest.raises(DataError, match="another generator run"):
-        gen.load_quantizer(data, header)
+        load_quantizer(data, header)
 
 
 def test_small_catalogue_uses_the_reduced_codebook(tmp_path, encoder):
@@ -87,7 +89,7 @@ def test_random_codes_carry_no_content():
     ds = type("DS", (), {"n_items": n, "name": "toy", "checksum": "x"})()
     purity = {}
     for quantizer in ("rqkmeans", "random"):
-        cfg = gen.GeneratorConfig(
+        cfg = GeneratorConfig(
             codebook_size=2, min_items_per_code=2, collision_size=n, quantizer=quantizer
         )
         codes = gen.generate(ds, cfg, x, RunRecord("t", {})).codes

@@ -1,4 +1,5 @@
-"""utils/report.py: mean ± std over seeds and every summary table, on hand-written results."""
+"""utils/reporting/results.py and tables.py: mean ± std over seeds and every summary table, on
+hand-written results."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import numpy as np
 import pytest
 
 from tests.synthetic import analysis_result, ctr_result, mf_result, tiger_result
-from utils.report import (
-    aggregate_seeds,
+from utils.reporting.results import aggregate_seeds
+from utils.reporting.tables import (
     ctr_table,
     mf_table,
+    protocol_tables,
     semantic_ids_table,
     tiger_seeds_table,
     tiger_table,
@@ -256,16 +258,56 @@ def test_tiger_table():
     """One TIGER run: each model's test metrics, both cold-start figures ('–' without a cold-share
     run), epochs and train seconds, then the published numbers; the title names file and command."""
     assert tiger_table(tiger_result(), "tiger_results.json").splitlines() == [
-        "**TIGER and SASRec, beauty** (`tiger_results.json`: leave-one-out, full-catalogue "
-        "ranking, test set, quick preset, `tiger_train_eval.py --seed 0`, 3600 s)",
+        "**Sequential models, beauty, `cold` protocol** (`tiger_results.json`: leave-one-out, "
+        "full-catalogue ranking, test set, quick preset, `tiger_train_eval.py --seed 0`, 3600 s)",
         "",
-        line(*TIGER_COLUMNS, "epochs", "train s"),
-        "|---|---|---|---|---|---|---|---|---|",
-        line("tiger", "0.0312", "0.0205", "0.0488", "0.0262", "0.0000", "0.1250", "20", "1501"),
-        line("sasrec", "0.0300", "0.0200", "0.0450", "0.0250", "0.0000", "–", "7", "99"),
-        line(*PUBLISHED_ROW, "–", "–"),
+        line("model", "ranking", *TIGER_COLUMNS[1:], "epochs", "train s"),
+        "|---|---|---|---|---|---|---|---|---|---|",
+        line(
+            "tiger",
+            "paper",
+            "0.0312",
+            "0.0205",
+            "0.0488",
+            "0.0262",
+            "0.0000",
+            "0.1250",
+            "20",
+            "1501",
+        ),
+        line("sasrec", "paper", "0.0300", "0.0200", "0.0450", "0.0250", "0.0000", "–", "7", "99"),
+        line(PUBLISHED_ROW[0], "paper", *PUBLISHED_ROW[1:], "–", "–"),
     ]
-    assert tiger_table(tiger_result()).startswith("**TIGER and SASRec, beauty** (leave-one-out, ")
+    assert tiger_table(tiger_result()).startswith(
+        "**Sequential models, beauty, `cold` protocol** (leave-one-out, "
+    )
+
+
+def _protocol_run(seed: int, recall10: float, filtered10: float) -> dict:
+    """A paper-protocol results file: SASRec with its filtered ranking, the published rows."""
+    run = tiger_result(seed, recall10)
+    sasrec = run["models"]["sasrec"]
+    sasrec["test"] = {**sasrec["test"], "recall@10": recall10, "mrr@20": 0.01}
+    sasrec["filtered"] = {"test": {**sasrec["test"], "recall@10": filtered10}}
+    del run["models"]["tiger"]
+    return {**run, "protocol": "paper", "rankings": ["paper", "filtered"]}
+
+
+def test_protocol_tables_are_mean_and_std_per_protocol_and_ranking():
+    """One table per ranking of the protocol; published rows under the headline ranking only; the
+    cold-study files (no protocol key) and unfinished runs are left out."""
+    runs = [_protocol_run(0, 0.06, 0.08), _protocol_run(1, 0.08, 0.10), tiger_result(2, 0.5)]
+    runs.append({**_protocol_run(3, 0.9, 0.9), "complete": False})
+    paper, filtered = protocol_tables(runs)
+    SAME = ["0.0300 ± 0.0000", "0.0200 ± 0.0000", "0.0250 ± 0.0000", "0.0100 ± 0.0000"]
+    assert paper.splitlines()[0].startswith("**beauty, `paper` protocol, `paper` ranking**")
+    assert paper.splitlines()[4:] == [
+        line("sasrec", "0, 1", *SAME[:2], "0.0700 ± 0.0141", *SAME[2:]),
+        line(*PUBLISHED_ROW[:1], "–", *PUBLISHED_ROW[1:5], "–"),
+    ]
+    assert filtered.splitlines()[4:] == [
+        line("sasrec", "0, 1", *SAME[:2], "0.0900 ± 0.0141", *SAME[2:]),
+    ]
 
 
 def test_tiger_seeds_table_is_mean_and_sample_std_of_one_experiment():
@@ -339,7 +381,7 @@ def _seed_run(seed: int, value: float) -> dict:
 def test_next_item_table_is_the_metric_set_by_slice_over_seeds():
     """One row per slice (all users first) with its user count, every metric as mean ± sample
     std over the seeds; runs without the metric set give no table."""
-    from utils.report import next_item_table
+    from utils.reporting.tables import next_item_table
 
     table = next_item_table([_seed_run(0, 0.1), _seed_run(1, 0.3)]).splitlines()
     assert table[2] == line(

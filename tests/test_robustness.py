@@ -33,12 +33,12 @@ from tests.helpers import (
     snapshot,
 )
 from tests.synthetic import write_movielens, write_p5
-from utils import argtypes
-from utils.data import DataError, load_dataset
-from utils.errors import CheckpointError, NonFiniteScoresError
-from utils.io import OWNER_FILE, TEMP_TAG
-from utils.metrics import auc, multi_target_ranking, naming_model, require_finite
-from utils.prepare import prepare
+from utils.data.load import load_dataset
+from utils.data.prepare import prepare
+from utils.evaluation.metrics import auc, multi_target_ranking, naming_model, require_finite
+from utils.runtime import argtypes
+from utils.runtime.errors import CheckpointError, DataError, NonFiniteScoresError
+from utils.runtime.io import OWNER_FILE, TEMP_TAG
 
 # -------------------------------------------------------- 1. checkpoints load with weights_only
 
@@ -178,7 +178,7 @@ def test_debug_shows_the_traceback_and_ctrl_c_exits_130(tmp_path):
     proc = run_cli("mf_train_eval.py", "--data-dir", str(tmp_path / "nowhere"), "--debug")
     assert proc.returncode == 1 and "Traceback" in proc.stderr and "DataError" in proc.stderr
     code = (
-        "from utils.errors import run_script\ndef main():\n    raise KeyboardInterrupt\n"
+        "from utils.runtime.errors import run_script\ndef main():\n    raise KeyboardInterrupt\n"
         "run_script(main)"
     )
     proc = subprocess.run(
@@ -192,7 +192,7 @@ def test_debug_shows_the_traceback_and_ctrl_c_exits_130(tmp_path):
 
 
 def test_a_damaged_split_cache_is_refused_with_the_fix(tmp_path):
-    from utils.splits import get_split
+    from utils.data.splits import get_split
 
     ds = load_dataset(write_movielens(tmp_path / "ml", n_users=12, n_items=20))
     get_split(ds, cache_dir=tmp_path / "splits")
@@ -379,7 +379,7 @@ def test_a_u_data_line_cut_inside_the_timestamp_is_not_accepted(tmp_path, caplog
 
 
 def test_stale_temp_files_are_removed_on_the_next_write(tmp_path):
-    from utils.io import atomic_write_json
+    from utils.runtime.io import atomic_write_json
 
     stale = tmp_path / f".out.json.{TEMP_TAG}-{dead_pid()}-k3j4h5g6.tmp"
     live = tmp_path / f".out.json.{TEMP_TAG}-{os.getppid()}-zz99yy88.tmp"  # its writer runs
@@ -405,7 +405,7 @@ def test_nan_scores_are_refused():
 
 
 def test_sasrec_ranking_refuses_nan_scores():
-    from src.sequential.experiment import sasrec_rank
+    from src.sequential.ranking import score_rank
     from src.sequential.sasrec import SASRec, SASRecConfig
     from src.sequential.sequence_data import SequenceExamples
 
@@ -422,7 +422,7 @@ def test_sasrec_ranking_refuses_nan_scores():
         rows=torch.tensor([0]),
     )
     with pytest.raises(NonFiniteScoresError, match="SASRec"):
-        sasrec_rank(model, ex, batch_size=4)
+        score_rank(model, ex, batch_size=4)
 
 
 def test_multi_target_ranking_k_wider_than_topk_and_duplicates():

@@ -1,5 +1,5 @@
-"""RQ-VAE quantizer (src/semantic_ids/rqvae.py): gradients, dead codes, reconstruction, encoding,
-safe saving, CLI."""
+"""RQ-VAE quantizer (src/semantic_ids/rqvae.py, rqvae_training.py): gradients, dead codes,
+reconstruction, encoding, safe saving, CLI."""
 
 from __future__ import annotations
 
@@ -11,20 +11,15 @@ import pytest
 import torch
 
 from src.semantic_ids import generator as gen
-from src.semantic_ids.rqvae import (
-    FORMAT,
-    RQVAE,
-    RQVAEConfig,
-    RQVAEQuantizer,
-    RQVAETrainConfig,
-    reseed_dead,
-    train_rqvae,
-)
+from src.semantic_ids.config import GeneratorConfig
+from src.semantic_ids.rqvae import FORMAT, RQVAE, RQVAEConfig, RQVAEQuantizer
+from src.semantic_ids.rqvae_training import RQVAETrainConfig, reseed_dead, train_rqvae
 from tests.helpers import RQVAE_ARGS
 from tests.helpers import run_generator as run
 from tests.synthetic import write_movielens
-from utils.data import DataError, load_dataset
-from utils.semantic import load_semantic_ids, read_semantic_ids_file
+from utils.data.load import load_dataset
+from utils.data.semantic import load_semantic_ids, read_semantic_ids_file
+from utils.runtime.errors import DataError
 
 TINY = RQVAEConfig(input_dim=8, hidden=(16,), latent_dim=4, levels=2, codebook_size=5)
 
@@ -186,7 +181,7 @@ def test_generator_rqvae_same_seed_same_bytes_and_new_items(tmp_path, encoder):
     assert sids.codes.shape == (40, 4) and len({tuple(r) for r in sids.codes}) == 40
 
     # new items: the training items' own texts get their training codes back
-    texts = gen.item_texts(ds, gen.GeneratorConfig()).texts[:5]
+    texts = gen.item_texts(ds, GeneratorConfig()).texts[:5]
     new_items = tmp_path / "new.jsonl"
     new_items.write_text(
         "".join(json.dumps({"id": f"n{i}", "text": t}) + "\n" for i, t in enumerate(texts))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from src.sequential.experiment import sasrec_rank
+from src.sequential.ranking import score_rank
 from src.sequential.sasrec import SASRec, SASRecConfig
 from src.sequential.sequence_data import SequenceExamples
 
@@ -74,6 +74,34 @@ def test_loss_is_the_mean_over_every_real_position():
     assert torch.allclose(model.loss(seq), torch.stack(terms).mean(), atol=1e-6)
 
 
+def test_sampled_loss_is_the_softmax_over_the_target_and_the_drawn_negatives():
+    """Sampled softmax: the drawn negatives (uniform over trained items, shared by the batch)
+    compete with each position's target; a negative equal to the target is masked out."""
+    trained = torch.ones(30, dtype=torch.bool)
+    trained[[4, 7]] = False
+    cfg = SASRecConfig(d_model=16, n_heads=2, max_items=5, loss="sampled", n_negatives=6)
+    torch.manual_seed(0)
+    model = SASRec(30, cfg, trained).eval()
+    seq = torch.tensor([[-1, -1, 3, 5, 6, 8], [1, 2, 3, 5, 6, 8]])
+    torch.manual_seed(3)
+    loss = model.loss(seq)
+    torch.manual_seed(3)
+    negatives = model.trained_items[torch.randint(28, (6,))]
+    assert not set(negatives.tolist()) & {4, 7}
+    hist, target = seq[:, :-1], seq[:, 1:]
+    keep = hist >= 0
+    states, target = model.states(hist)[keep], target[keep]
+    items = model.item_emb.weight[1:]
+    logits = torch.cat(
+        [(states * items[target]).sum(-1, keepdim=True), states @ items[negatives].T], 1
+    )
+    logits[:, 1:][negatives[None, :] == target[:, None]] = float("-inf")
+    expected = torch.nn.functional.cross_entropy(logits, torch.zeros(len(target), dtype=torch.long))
+    assert torch.allclose(loss, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="loss"):
+        SASRecConfig(loss="bce")
+
+
 def test_memorises_a_small_training_set():
     """256 random 6-item chunks over 30 items, no dropout: the last position's top-1 must fit
     almost all."""
@@ -110,14 +138,14 @@ def test_ranks_are_full_catalogue_ranks():
     length = (hist >= 0).sum(1)
     target = torch.tensor([0, 5, 29])
     ex = SequenceExamples(hist, length, target, torch.arange(3), torch.arange(3))
-    ranks, _ = sasrec_rank(model, ex, batch_size=2)
+    ranks, _ = score_rank(model, ex, batch_size=2)
     s = model.scores(hist)
     expected = [(s[i] > s[i, t]).sum().item() for i, t in enumerate(target.tolist())]
     assert ranks.tolist() == expected
 
 
 class TableScores(torch.nn.Module):
-    """Stands in for SASRec in sasrec_rank: a history's scores are the row of its last item."""
+    """Stands in for SASRec in score_rank: a history's scores are the row of its last item."""
 
     def __init__(self, table):
         super().__init__()
@@ -139,7 +167,7 @@ def test_ranks_count_ties_against_the_target():
     ex = SequenceExamples(
         hist, (hist >= 0).sum(1), torch.tensor([0, 1, 4, 3]), torch.arange(4), torch.arange(4)
     )
-    ranks, _ = sasrec_rank(TableScores(table), ex, batch_size=2)
+    ranks, _ = score_rank(TableScores(table), ex, batch_size=2)
     assert ranks.tolist() == [4, 1, 5, 5]
 
 
@@ -153,7 +181,7 @@ def test_an_untrained_target_ranks_below_every_tied_untrained_item():
     ex = SequenceExamples(
         hist, torch.tensor([5]), torch.tensor([4]), torch.arange(1), torch.arange(1)
     )
-    ranks, _ = sasrec_rank(model, ex, batch_size=1)
+    ranks, _ = score_rank(model, ex, batch_size=1)
     s = model.scores(hist)[0]
     assert s[[4, 7, 9]].tolist() == [0.0, 0.0, 0.0]
     assert ranks.tolist() == [(s > 0).sum().item() + 2]  # every positive item, then items 7 and 9

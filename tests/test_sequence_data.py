@@ -15,8 +15,8 @@ from src.sequential.sequence_data import (
     n_bucketed_batches,
 )
 from tests.synthetic import dataset_from_sequences
-from utils.data import Dataset
-from utils.splits import Split
+from utils.data.dataset import Dataset
+from utils.data.splits import Split
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -101,8 +101,8 @@ def test_bad_max_items_is_refused():
     not (SHARED / "beauty").is_dir(), reason=f"real data not found at {SHARED / 'beauty'}"
 )
 def test_real_beauty_windows():
-    from utils.data import load_dataset
-    from utils.splits import make_split
+    from utils.data.load import load_dataset
+    from utils.data.splits import make_split
 
     ds = load_dataset(SHARED / "beauty")
     split = make_split(ds, "leave_one_out", seed=0)

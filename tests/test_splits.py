@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from tests.synthetic import dataset_from_sequences, write_movielens, write_p5
-from utils.data import load_dataset
-from utils.examples import TrainSampler, eval_examples, resolve_objective
-from utils.slices import popularity_groups, row_slices, slice_report
-from utils.splits import (
+from utils.data.examples import TrainSampler, eval_examples, resolve_objective
+from utils.data.load import load_dataset
+from utils.data.slices import popularity_groups, row_slices, slice_report
+from utils.data.splits import (
     InteractionSet,
     Split,
     cold_item_holdout,

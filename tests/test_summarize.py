@@ -6,9 +6,9 @@ import pytest
 
 from summarize_results import main, summarize
 from tests.synthetic import analysis_result, ctr_result, mf_result, tiger_result
-from utils.data import DataError
-from utils.io import atomic_write_json
-from utils.report import ctr_table, mf_table, semantic_ids_table, tiger_table
+from utils.reporting.tables import ctr_table, mf_table, semantic_ids_table, tiger_table
+from utils.runtime.errors import DataError
+from utils.runtime.io import atomic_write_json
 
 
 def test_summarize_one_file_of_each_kind(tmp_path):
@@ -42,7 +42,8 @@ def test_summary_prints_every_tiger_file_and_their_seeds_table(tmp_path, capsys)
     main(["--results-dir", str(tmp_path)])
     out = capsys.readouterr().out
     assert out.count("| tiger |") == 3 and "mean ± std over seeds [0, 1]" in out
-    assert out.count("| tiger (published) | 0.0454 |") == 3
+    assert out.count("| tiger (published) | paper | 0.0454 |") == 2  # each file's table
+    assert out.count("| tiger (published) | 0.0454 |") == 1  # the mean ± std table
 
 
 def test_a_file_in_another_layout_or_none_at_all_is_refused(tmp_path):

@@ -4,6 +4,7 @@ shuffled ones, and checkpoint/resume through the shared loop."""
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -184,9 +185,9 @@ def test_real_semantic_ids_beat_shuffled_ones(encoder):
 
 
 def test_a_diverged_model_is_refused_not_ranked():
-    from src.sequential.experiment import tiger_rank
+    from src.sequential.ranking import tiger_rank
     from src.sequential.sequence_data import SequenceExamples
-    from utils.errors import NonFiniteScoresError
+    from utils.runtime.errors import NonFiniteScoresError
 
     model = tiny("item").eval()
     with torch.no_grad():
@@ -244,9 +245,9 @@ def test_script_end_to_end_on_synthetic_data(tmp_path):
     (--semantic-dir): JSON and plots come out, the IDs' folder and quantizer are recorded."""
     from tests.synthetic import write_p5
     from tiger_train_eval import main
-    from utils.data import load_dataset
-    from utils.io import read_json
-    from utils.semantic import ids_digest, load_semantic_ids, write_semantic_ids
+    from utils.data.load import load_dataset
+    from utils.data.semantic import ids_digest, load_semantic_ids, write_semantic_ids
+    from utils.runtime.io import read_json
 
     folder = write_p5(tmp_path / "beauty", n_users=30, n_items=24)
     ds = load_dataset(folder)
@@ -279,6 +280,8 @@ def test_script_end_to_end_on_synthetic_data(tmp_path):
             "sasrec",
             "--checkpoint-dir",
             str(tmp_path / "ckpt"),
+            "--protocol",
+            "cold",
             "--cold-fraction",
             "0.1",
             "--threads",
@@ -308,5 +311,8 @@ def test_script_end_to_end_on_synthetic_data(tmp_path):
     assert [n for n in ckpts if n.startswith("tiger-tiger")] and all(
         n.endswith(f"-ids{digest}.pt") for n in ckpts if not n.startswith("tiger-sasrec")
     ), ckpts
-    assert (tmp_path / "tiger_val_curve.png").stat().st_size > 0
-    assert (tmp_path / "tiger_vs_published.png").stat().st_size > 0
+    # Plot names carry the data set and the protocol, so runs never overwrite each other's.
+    assert res["plots"] == [
+        str(tmp_path / f"{out.stem}_{kind}.png") for kind in ("val_curve", "test")
+    ]
+    assert all(Path(p).stat().st_size > 0 for p in res["plots"])

@@ -1,4 +1,5 @@
-"""Metrics recomputed from saved predictions (utils/verify.py, summarize_results.py --verify).
+"""Metrics recomputed from saved predictions (utils/evaluation/verify.py,
+summarize_results.py --verify).
 
 Each trainer runs on tiny synthetic data with --save-predictions; the verifier must reproduce
 every headline metric from the files alone, and must fail loudly on a changed number.
@@ -16,9 +17,9 @@ import neural_train_eval
 import summarize_results
 import tiger_train_eval
 from tests.synthetic import write_movielens, write_p5
-from utils.data import load_dataset
-from utils.io import atomic_write_json, read_json
-from utils.semantic import write_semantic_ids
+from utils.data.load import load_dataset
+from utils.data.semantic import write_semantic_ids
+from utils.runtime.io import atomic_write_json, read_json
 
 
 def semantic_ids_for(folder):
@@ -91,8 +92,43 @@ def results(tmp_path_factory):
             "sasrec",
             "--epochs",
             "1",
+            "--protocol",
+            "cold",
             "--cold-fraction",
             "0.1",
+            "--checkpoint-dir",
+            str(root / "ckpt"),
+            *common,
+        ]
+    )
+    # The paper protocol: every model (baselines included) with its filtered ranking saved too.
+    tiger_train_eval.main(
+        [
+            "--data-dir",
+            str(p5),
+            "--out",
+            str(out / "sequential_p5_paper_seed0.json"),
+            "--epochs",
+            "1",
+            "--checkpoint-dir",
+            str(root / "ckpt"),
+            *common,
+        ]
+    )
+    # The holdout protocol: trained on the validation rows too, so its slices use that training set.
+    tiger_train_eval.main(
+        [
+            "--data-dir",
+            str(p5),
+            "--out",
+            str(out / "sequential_p5_holdout_seed0.json"),
+            "--models",
+            "most_popular",
+            "transition",
+            "--protocol",
+            "holdout",
+            "--epochs",
+            "1",
             "--checkpoint-dir",
             str(root / "ckpt"),
             *common,
@@ -104,7 +140,9 @@ def results(tmp_path_factory):
 def test_every_headline_metric_is_recomputed_exactly(results, capsys):
     assert summarize_results.verify(results) == 0
     out = capsys.readouterr().out
-    assert out.count("ok  ") == 4 and "0 mismatch(es)" in out
+    assert out.count("ok  ") == 6 and "0 mismatch(es)" in out
+    assert "sequential_p5_holdout_seed0.json: " in out
+    assert "sequential_p5_paper_seed0.json: " in out
     checked = int(out.rsplit("\n", 2)[-2].split()[0])
     assert checked > 100  # MF x 2 objectives x 3 models x 2 seeds, CTR, TIGER, SASRec
 
@@ -112,7 +150,7 @@ def test_every_headline_metric_is_recomputed_exactly(results, capsys):
 def test_the_saved_lists_are_what_the_models_ranked(results):
     """TIGER's list is its beam (best first); SASRec's and MF's hold top-k full-catalogue scores."""
     tiger = read_json(results / "tiger_results.json")["models"]
-    from utils.predictions import load_predictions
+    from utils.evaluation.predictions import load_predictions
 
     beam = load_predictions(tiger["tiger_item"]["predictions"]["file"])
     assert beam.meta["tie_rule"] == "list order" and beam["items"].shape == (30, 20)
@@ -125,6 +163,41 @@ def test_the_saved_lists_are_what_the_models_ranked(results):
     # reproduce the metric
     assert load_predictions(mf["ranking"]["file"])["items"].shape[1] == 20
     assert (results / "tiger_results_examples.md").read_text().count("## User ") >= 3
+
+
+def test_the_filtered_lists_hold_no_history_item_and_are_checked(results, tmp_path, capsys):
+    """Each model's filtered list is its ranking without the user's earlier items, still full;
+    an edited filtered metric fails the check."""
+    from utils.evaluation.predictions import load_predictions
+
+    run = read_json(results / "sequential_p5_paper_seed0.json")
+    ds = load_dataset(run["run_record"]["config"]["data_dir"])
+    history = {
+        str(ds.user_ids[u]): set(ds.item_ids[ds.sequence(u)[:-1]].astype(str))
+        for u in range(ds.n_users)
+    }
+    for name in ("tiger_item", "sasrec", "most_popular", "transition"):
+        p = load_predictions(run["models"][name]["predictions"]["file"])
+        assert p.meta["ranking_rules"] == ["paper", "filtered"]
+        for user, items in zip(p["users"], p["filtered_items"]):
+            listed = set(items) - {""}
+            assert not history[user] & listed
+            assert len(listed) >= min(10, ds.n_items - len(history[user]))
+    run["models"]["transition"]["filtered"]["test"]["recall@10"] += 1e-6
+    atomic_write_json(tmp_path / "sequential_p5_paper_seed0.json", run)
+    assert summarize_results.verify(tmp_path) == 1
+    assert "transition, filtered test recall@10" in capsys.readouterr().out
+
+
+def test_every_slice_of_every_ranking_rule_is_checked(results, tmp_path, capsys):
+    """An edited slice figure of the filtered block fails like an edited headline."""
+    run = read_json(results / "sequential_p5_paper_seed0.json")
+    slices = run["models"]["sasrec"]["filtered"]["test_slices"]
+    part = max(slices, key=lambda s: slices[s]["n"])
+    slices[part]["ndcg@10"] += 1e-6
+    atomic_write_json(tmp_path / "sequential_p5_paper_seed0.json", run)
+    assert summarize_results.verify(tmp_path) == 1
+    assert f"sasrec, filtered {part} ndcg@10" in capsys.readouterr().out
 
 
 def test_a_changed_number_fails_the_check(results, tmp_path, capsys):

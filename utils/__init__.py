@@ -1,1 +1,2 @@
-"""Data, splits, metrics and run helpers shared by every stage of the toolkit."""
+"""What every stage of the toolkit shares, one folder per job: data, evaluation, reporting and
+running a script (runtime)."""

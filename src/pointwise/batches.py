@@ -30,10 +30,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from src.training import epoch_generator, index_batches
-from utils.examples import PointwiseExamples, TrainSampler
+from utils.data.examples import PointwiseExamples, TrainSampler
 
 # Validation metric used for early stopping, and whether larger is better, per objective
-# ("liked" is scored like implicit feedback: see utils.examples).
+# ("liked" is scored like implicit feedback: see utils.data.examples).
 MONITOR = {"explicit": ("rmse", "min"), "implicit": ("auc", "max"), "liked": ("auc", "max")}
 
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from src.pointwise.features import Batch, FeatureTensors, FieldSpec
-from utils.hashing import hash_pairs
+from utils.runtime.hashing import hash_pairs
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ from src.pointwise.evaluation import PointwiseEvaluator
 from src.pointwise.experiment import run_models
 from src.pointwise.features import build_features
 from src.training import TrainConfig, count_parameters
-from utils.data import Dataset
-from utils.examples import TrainSampler
-from utils.report import grouped_bar_plot
-from utils.splits import Split
+from utils.data.dataset import Dataset
+from utils.data.examples import TrainSampler
+from utils.data.splits import Split
+from utils.reporting.figures import grouped_bar_plot
 
 log = logging.getLogger(__name__)
 

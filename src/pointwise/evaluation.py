@@ -15,9 +15,11 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from src.pointwise.batches import ExampleTensors, predict
-from utils.data import Dataset
-from utils.examples import eval_examples
-from utils.metrics import (
+from utils.data.dataset import Dataset
+from utils.data.examples import eval_examples
+from utils.data.slices import row_slices, slice_report
+from utils.data.splits import Split
+from utils.evaluation.metrics import (
     auc,
     best_f1_threshold,
     binary_report,
@@ -28,9 +30,7 @@ from utils.metrics import (
     require_finite,
     rmse,
 )
-from utils.predictions import id_strings
-from utils.slices import row_slices, slice_report
-from utils.splits import Split
+from utils.evaluation.predictions import id_strings
 
 # Largest number of (user, item) scores materialised at once during ranking.
 RANKING_CHUNK = 1 << 24
@@ -114,7 +114,7 @@ def top_k_items(
     ``users``. Excluded items (e.g. the user's training items) are masked to
     -inf. Targets (the held-out items) have their scores nudged down to the
     next float, so an item tied with a target ranks above it: the pessimistic
-    tie rule of :mod:`utils.metrics`, under which a model that scores many
+    tie rule of :mod:`utils.evaluation.metrics`, under which a model that scores many
     items equally (MF-ID on cold items) cannot profit from the tie. Every user
     is scored once for all candidate sets.
     """
@@ -287,7 +287,8 @@ class PointwiseEvaluator:
     def predictions(
         self, model: nn.Module, part: str = "test", top_k: int = 100, ranking: bool = True
     ) -> dict[str, tuple[dict[str, Any], dict[str, np.ndarray]]]:
-        """What to save of ``model`` on ``part`` (utils/predictions.py): {kind: (meta, columns)}.
+        """What to save of ``model`` on ``part`` (utils/evaluation/predictions.py):
+        {kind: (meta, columns)}.
 
         "pointwise": every evaluation example's raw score, with its label and the item whose
         slice it counts in (a sampled negative counts in its positive's); "ranking"

@@ -14,10 +14,10 @@ from torch import nn
 from src.pointwise.batches import MONITOR, epoch_batches, pointwise_loss
 from src.pointwise.evaluation import PointwiseEvaluator
 from src.training import TrainConfig, TrainResult, fit
-from utils.examples import TrainSampler
-from utils.metrics import naming_model
-from utils.report import aggregate_seeds
-from utils.runtime import seed_everything
+from utils.data.examples import TrainSampler
+from utils.evaluation.metrics import naming_model
+from utils.reporting.results import aggregate_seeds
+from utils.runtime.environment import seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def prediction_saver(
     exp: Any, evaluator: PointwiseEvaluator, top_k: int, ranking: bool = True
 ) -> Callable[[str, int, nn.Module], dict[str, Any]] | None:
     """``save`` for :func:`run_models` when the run saves predictions (``exp``: an
-    :class:`utils.experiment.Experiment`), else None: each model's test scores and, with
+    :class:`utils.runtime.experiment.Experiment`), else None: each model's test scores and, with
     ``ranking``, its top ``top_k`` lists."""
     if not exp.save_predictions:
         return None

@@ -37,9 +37,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from utils.data import Dataset
-from utils.hashing import stable_hash_array
-from utils.splits import Split
+from utils.data.dataset import Dataset
+from utils.data.splits import Split
+from utils.runtime.hashing import stable_hash_array
 
 MODES = ("baseline", "semantic", "hybrid", "semantic-ngram")
 BAG_LAYOUTS = ("padded", "offsets")

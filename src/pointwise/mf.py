@@ -37,8 +37,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from src.training import count_parameters
-from utils.data import Dataset
-from utils.splits import Split
+from utils.data.dataset import Dataset
+from utils.data.splits import Split
 
 MODEL_NAMES = ("global_mean", "bias", "mf_id", "mf_semantic", "mf_hybrid")
 SEMANTIC_MODELS = ("mf_semantic", "mf_hybrid")

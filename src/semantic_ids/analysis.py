@@ -14,11 +14,18 @@ from typing import Any
 
 import numpy as np
 
-from src.semantic_ids.generator import Quantizer, load_quantizer
+from src.semantic_ids.config import Quantizer
+from src.semantic_ids.new_items import load_quantizer
 from src.semantic_ids.random_ids import RandomCodes, code_means
-from utils.data import Dataset
-from utils.io import read_json
-from utils.semantic import GENERATE_HINT, STATS_FILE, SemanticIds, check_stats, load_semantic_ids
+from utils.data.dataset import Dataset
+from utils.data.semantic import (
+    GENERATE_HINT,
+    STATS_FILE,
+    SemanticIds,
+    check_stats,
+    load_semantic_ids,
+)
+from utils.runtime.io import read_json
 
 
 def _group_ids(codes: np.ndarray, length: int) -> np.ndarray:

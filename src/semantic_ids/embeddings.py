@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from utils.errors import DataError
-from utils.hashing import stable_hash
-from utils.io import atomic_write_bytes
+from utils.runtime.errors import DataError
+from utils.runtime.hashing import stable_hash
+from utils.runtime.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

@@ -5,48 +5,32 @@ level.
 (:mod:`src.semantic_ids.analysis`) and the benchmarks call them directly. The
 quantizer is residual k-means (:mod:`src.semantic_ids.rqkmeans`), TIGER's RQ-VAE
 (:mod:`src.semantic_ids.rqvae`) or random codes (:mod:`src.semantic_ids.random_ids`),
-all behind one interface (``encode``, ``arrays``, ``to_bytes``/``load``).
+all behind one interface (``encode``, ``arrays``, ``to_bytes``/``load``). What determines
+the IDs is :class:`src.semantic_ids.config.GeneratorConfig`; encoding new items with the saved
+quantizer is :mod:`src.semantic_ids.new_items`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
+from src.semantic_ids.config import QUANTIZERS, GeneratorConfig, Quantizer
 from src.semantic_ids.embeddings import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_MODEL,
     EmbeddingCache,
     EmbedReport,
     embed_texts,
     load_sentence_encoder,
     load_tokenizer,
-    require_finite,
 )
-from src.semantic_ids.item_text import (
-    DEFAULT_FIELDS,
-    DEFAULT_MAX_DESCRIPTION_TOKENS,
-    ItemTexts,
-    build_item_texts,
-    parse_fields,
-    token_truncator,
-)
-from src.semantic_ids.random_ids import (
-    NO_NEW_ITEMS,
-    RANDOM_FILE,
-    RandomCodes,
-    assignment_errors,
-    draw_random_codes,
-)
+from src.semantic_ids.item_text import ItemTexts, build_item_texts, token_truncator
+from src.semantic_ids.random_ids import RandomCodes, assignment_errors, draw_random_codes
 from src.semantic_ids.rqkmeans import (
-    DEFAULT_NITER,
-    ResidualQuantizer,
     code_usage,
     collision_codes,
     collision_report,
@@ -55,129 +39,19 @@ from src.semantic_ids.rqkmeans import (
     kmeans,
     mean_squared_norm,
 )
-from src.semantic_ids.rqvae import (
-    MODEL_FILE,
-    RQVAEConfig,
-    RQVAEQuantizer,
-    RQVAETrainConfig,
-    train_rqvae,
-)
-from utils.data import DataError, Dataset
-from utils.io import atomic_write_bytes, atomic_write_json
-from utils.report import RUN_RECORD
-from utils.runinfo import RunRecord
-from utils.runtime import repo_root
-from utils.semantic import (
-    CODEBOOKS_FILE,
-    IDS_FILE,
-    STATS_FILE,
-    check_codebooks,
-    codebooks_sha256,
-    read_semantic_ids_file,
-    write_semantic_ids,
-)
-from utils.splits import cold_item_holdout
+from src.semantic_ids.rqvae import RQVAEConfig, RQVAEQuantizer
+from src.semantic_ids.rqvae_training import train_rqvae
+from utils.data.dataset import Dataset
+from utils.data.semantic import IDS_FILE, STATS_FILE, codebooks_sha256, write_semantic_ids
+from utils.data.splits import cold_item_holdout
+from utils.reporting.results import RUN_RECORD
+from utils.reporting.runinfo import RunRecord
+from utils.runtime.environment import repo_root
+from utils.runtime.io import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_DIR = repo_root() / ".cache" / "embeddings"
-MIN_ITEMS_PER_CODE = (
-    39  # faiss' guideline for a reliable centroid; Beauty's 256 codes pass, ML-100K's do not
-)
-
-Quantizer = ResidualQuantizer | RQVAEQuantizer | RandomCodes
-# per --quantizer: the class that loads the saved quantizer and its file name (never taken from
-# a file)
-QUANTIZERS: dict[
-    str, tuple[type[ResidualQuantizer] | type[RQVAEQuantizer] | type[RandomCodes], str]
-] = {
-    "rqkmeans": (ResidualQuantizer, CODEBOOKS_FILE),
-    "rqvae": (RQVAEQuantizer, MODEL_FILE),
-    "random": (RandomCodes, RANDOM_FILE),
-}
-# Every file a generator run may write into --output-dir, and its readers read
-OUTPUT_FILES = (IDS_FILE, STATS_FILE, *(name for _, name in QUANTIZERS.values()))
-# GeneratorConfig fields that only the RQ-VAE uses; left out of other runs' records (and
-# "quantizer" too for rqkmeans) so an rqkmeans semantic_ids.json stays byte-identical to the files
-# written before
-RQVAE_FIELDS = ("rqvae_epochs", "rqvae_batch_size", "rqvae_lr", "reseed_dead_codes")
-RQVAE_DEFAULTS = RQVAETrainConfig()
-
-
-@dataclass
-class GeneratorConfig:
-    """Everything that determines the IDs; stored in the run record so a run can be repeated."""
-
-    model: str = DEFAULT_MODEL
-    normalize: bool = True
-    text_fields: tuple[str, ...] = DEFAULT_FIELDS
-    max_description_tokens: int = DEFAULT_MAX_DESCRIPTION_TOKENS
-    levels: int = 3
-    codebook_size: int = 256
-    min_items_per_code: int = MIN_ITEMS_PER_CODE
-    collision_size: int | None = (
-        None  # values of the collision code; None = the (effective) codebook size
-    )
-    fit_on: str = "warm"
-    cold_fraction: float = 0.05
-    split_seed: int = 0
-    seed: int = 0
-    kmeans_iterations: int = DEFAULT_NITER
-    batch_size: int = DEFAULT_BATCH_SIZE
-    quantizer: str = "rqkmeans"
-    rqvae_epochs: int = RQVAE_DEFAULTS.epochs
-    rqvae_batch_size: int = RQVAE_DEFAULTS.batch_size
-    rqvae_lr: float = RQVAE_DEFAULTS.lr
-    reseed_dead_codes: bool = False
-
-    def __post_init__(self) -> None:
-        self.text_fields = parse_fields(self.text_fields)
-        for name in (
-            "levels",
-            "codebook_size",
-            "min_items_per_code",
-            "kmeans_iterations",
-            "batch_size",
-            "rqvae_epochs",
-            "rqvae_batch_size",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}"
-                )
-        if self.collision_size is not None and self.collision_size < 1:
-            raise ValueError(f"--collision-size must be at least 1, got {self.collision_size}")
-        if self.fit_on not in ("warm", "all"):
-            raise ValueError(f"--fit-on must be 'warm' or 'all', got {self.fit_on!r}")
-        if not 0.0 <= self.cold_fraction < 1.0:
-            raise ValueError(f"--cold-fraction must be in [0, 1), got {self.cold_fraction}")
-        if self.quantizer not in QUANTIZERS:
-            raise ValueError(
-                f"--quantizer must be one of {', '.join(QUANTIZERS)}, got {self.quantizer!r}"
-            )
-        if not self.rqvae_lr > 0:
-            raise ValueError(f"--rqvae-lr must be positive, got {self.rqvae_lr}")
-
-    def record(self) -> dict[str, Any]:
-        """The config as stored in the run record (RQ-VAE fields only when the RQ-VAE is used)."""
-        left_out = {"rqvae": (), "random": RQVAE_FIELDS}.get(
-            self.quantizer, ("quantizer", *RQVAE_FIELDS)
-        )
-        return {k: v for k, v in asdict(self).items() if k not in left_out}
-
-    def rqvae_training(self) -> RQVAETrainConfig:
-        return RQVAETrainConfig(
-            epochs=self.rqvae_epochs,
-            batch_size=self.rqvae_batch_size,
-            lr=self.rqvae_lr,
-            reseed_dead_codes=self.reseed_dead_codes,
-            seed=self.seed,
-        )
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> GeneratorConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 @dataclass
@@ -243,39 +117,6 @@ def fit_mask(n_items: int, cfg: GeneratorConfig) -> np.ndarray:
     if cfg.fit_on == "warm":
         mask[cold_item_holdout(n_items, cfg.cold_fraction, cfg.split_seed)] = False
     return mask
-
-
-def load_quantizer(out_dir: Path, header: dict[str, Any]) -> Quantizer:
-    """The quantizer a semantic-ID file was encoded with, refused unless its checksum matches."""
-    kind = header.get("quantizer", "rqkmeans")
-    if kind not in QUANTIZERS:
-        raise DataError(
-            f"{out_dir / IDS_FILE}: unknown quantizer {kind!r}; regenerate the semantic IDs"
-        )
-    cls, name = QUANTIZERS[kind]
-    q = cls.load(out_dir / name)
-    check_codebooks(out_dir / name, q.arrays(), header)
-    return q
-
-
-def encode_new_items(
-    q: Quantizer, existing: np.ndarray, embeddings: np.ndarray, collision_size: int
-) -> np.ndarray:
-    """Full IDs (m, levels + 1) for new items with the saved codebooks, no refitting.
-
-    New items take the next free collision numbers after the items already
-    holding their codes, so existing IDs never change.
-    """
-    new = q.encode(embeddings)
-    prefix = np.vstack([existing[:, :-1], new])
-    order = np.concatenate([existing[:, -1], np.full(len(new), np.iinfo(np.int64).max)])
-    collisions = collision_codes(prefix, collision_size, order)
-    if not np.array_equal(collisions[: len(existing)], existing[:, -1]):
-        raise ValueError(
-            "the saved collision codes are not numbered 0..n-1 per group; "
-            "regenerate the semantic IDs"
-        )
-    return np.column_stack([new, collisions[len(existing) :]])
 
 
 def item_codes(q: Quantizer, x: np.ndarray) -> np.ndarray:
@@ -441,76 +282,3 @@ def write_outputs(
         out_dir / STATS_FILE, {**links, **gen.stats, **extra_stats, RUN_RECORD: record.to_dict()}
     )
     write_semantic_ids(out_dir / IDS_FILE, header, ds.item_ids, gen.codes)
-
-
-# ------------------------------------------------------------------ new items
-
-
-def read_new_items(path: Path) -> tuple[list[str], list[str] | None, np.ndarray | None]:
-    """(ids, texts, embeddings) from .txt (one text per line), .jsonl ({"id", "text"}) or .npy
-    (embeddings)."""
-    if not path.is_file():
-        raise DataError(
-            f"{path}: no such file; give one text per line (.txt), JSON lines with 'text' (.jsonl) "
-            "or .npy"
-        )
-    if path.suffix == ".npy":
-        x = np.load(path, allow_pickle=False)
-        if x.ndim != 2:
-            raise DataError(
-                f"{path}: expected a 2-d array of embeddings (n, dim), got shape {x.shape}"
-            )
-        x = require_finite(x.astype(np.float32), str(path), "give finite embeddings")
-        return [str(i) for i in range(len(x))], None, x
-    ids, texts = [], []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        if path.suffix == ".jsonl":
-            try:
-                rec = json.loads(line)
-                text = rec["text"]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise DataError(
-                    f"{path}, line {lineno}: expected a JSON object with a 'text' field "
-                    f"(and optionally 'id'): {exc}"
-                ) from exc
-            ids.append(str(rec.get("id", lineno)))
-            texts.append(str(text))
-        else:
-            ids.append(str(lineno))
-            texts.append(line.strip())
-    if not texts:
-        raise DataError(f"{path}: no texts found")
-    return ids, texts, None
-
-
-def generator_config(ids_dir: Path, header: dict[str, Any]) -> GeneratorConfig:
-    """The configuration a semantic-ID file was generated with (from its run record)."""
-    if RUN_RECORD not in header:
-        raise DataError(
-            f"{ids_dir / IDS_FILE}: no '{RUN_RECORD}' in its header (written by an older version); "
-            f"regenerate it with `python semantic_id_generator.py --data-dir ...`"
-        )
-    return GeneratorConfig.from_dict(header[RUN_RECORD]["config"])
-
-
-def encode_new_texts(
-    ids_dir: Path, new_items: Path, cache_dir: str | Path, device: str, encode_processes: int = 0
-) -> dict[str, Any]:
-    """IDs for the items in ``new_items``, with the saved quantizer and the saved embedding
-    model."""
-    header, _, existing = read_semantic_ids_file(ids_dir / IDS_FILE)
-    q = load_quantizer(ids_dir, header)
-    if isinstance(q, RandomCodes):
-        raise ValueError(NO_NEW_ITEMS)  # before any text is embedded
-    cfg = generator_config(ids_dir, header)
-    ids, texts, x = read_new_items(new_items)
-    if x is None:
-        x, _ = embed(texts, cfg, cache_dir, device, encode_processes=encode_processes)
-    codes = encode_new_items(q, existing, x, int(header["collision_size"]))
-    return {
-        "model": cfg.model,
-        "codebooks_sha256": header["codebooks_sha256"],
-        "items": {i: [int(c) for c in row] for i, row in zip(ids, codes)},
-    }

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from utils.data import ItemMeta
+from utils.data.dataset import ItemMeta
 
 # (descriptions, max_tokens) -> descriptions cut to at most max_tokens tokens each
 Truncate = Callable[[list[str], int], list[str]]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.report import pyplot, save_figure
+from utils.reporting.figures import pyplot, save_figure
 
 
 def plot_usage(stats: dict, path: Path, name: str) -> Path:

@@ -103,6 +103,7 @@ def beam_search(
     beam: int,
     constrained: bool = True,
     device: str | torch.device = "cpu",
+    banned: Tensor | None = None,
 ) -> BeamResult:
     """Decode the ``beam`` most likely IDs for each of ``batch`` users at once.
 
@@ -110,6 +111,12 @@ def beam_search(
     hypothesis is a catalogue item (fewer than ``beam`` only if the catalogue
     is smaller; the remainder get item -1 and score -inf). constrained=False
     decodes freely; hypotheses that are not catalogue IDs get item -1.
+
+    ``banned`` (batch, n_items) bool removes items inside the decoding: the last level's
+    codes that would complete a banned item are masked, so the beam is filled with the
+    best-scoring allowed items. The list is then exactly the unbanned list with the banned
+    items taken out and the next candidates moved up, and never runs short of ``beam``
+    items while the catalogue has enough allowed ones.
     """
     scores = torch.zeros(batch, 1, device=device)
     prefix = torch.zeros(batch, 1, dtype=torch.long, device=device)  # trie node, -1 = left the trie
@@ -122,6 +129,9 @@ def beam_search(
         child = torch.where(prefix[..., None] >= 0, child, -1)
         if constrained:
             logp = logp.masked_fill(child < 0, float("-inf"))
+        if banned is not None and level == len(trie.children) - 1:
+            leaf = banned.gather(1, child.clamp(min=0).view(batch, -1)).view(child.shape)
+            logp = logp.masked_fill(leaf & (child >= 0), float("-inf"))
         cand = (scores[..., None] + logp).view(batch, g * v)
         scores, idx = cand.topk(min(beam, g * v), dim=1)
         parents, tok = idx // v, idx % v

@@ -1,10 +1,12 @@
 """SASRec (Kang & McAuley, ICDM 2018): causal self-attention over item IDs.
 
 Scores every catalogue item by the dot product of the last position's state
-with the (shared) item embedding table, trained with full softmax
-cross-entropy over all items, the objective under which published
-reproductions reach about 0.05 Recall@5 on Beauty (the original paper used
-one sampled negative per positive). Training is all-position, as in the
+with the (shared) item embedding table, trained with softmax cross-entropy:
+over all items (``loss="softmax"``), or over the target and ``n_negatives``
+items drawn uniformly for the whole batch (``loss="sampled"``, the eSASRec
+benchmark's SASRec: Petrov et al., RecSys 2025). The original paper used one
+sampled negative per positive with binary cross-entropy, which the field has
+since left behind (the TIGER paper's SASRec row is that model). Training is all-position, as in the
 original: a chunk of up to 21 consecutive training items predicts each item
 from the ones before it (:func:`src.sequential.sequence_data.build_sequence_data` cuts
 the chunks), so every training target is predicted once per epoch at a
@@ -33,6 +35,8 @@ from torch import Tensor, nn
 
 from src.sequential.transformer import EncoderLayer
 
+LOSSES = ("softmax", "sampled")
+
 
 @dataclass
 class SASRecConfig:
@@ -41,6 +45,14 @@ class SASRecConfig:
     n_heads: int = 1
     dropout: float = 0.3
     max_items: int = 20
+    loss: str = "softmax"  # "softmax" over all items, or "sampled" (n_negatives shared per batch)
+    n_negatives: int = 256
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.loss == "sampled" and self.n_negatives < 1:
+            raise ValueError(f"n_negatives must be >= 1, got {self.n_negatives}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,6 +90,7 @@ class SASRec(nn.Module):
         self.register_buffer(
             "untrained_mask", torch.where(trained, 0.0, float("-inf")), persistent=False
         )
+        self.register_buffer("trained_items", torch.nonzero(trained).flatten(), persistent=False)
         nn.init.normal_(self.item_emb.weight, std=d**-0.5)
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
@@ -111,14 +124,29 @@ class SASRec(nn.Module):
         return int(((seq[:, :-1] >= 0) & (seq[:, 1:] >= 0)).sum())
 
     def loss(self, seq: Tensor) -> Tensor:
-        """All-position full-softmax cross-entropy over right-aligned chunks ``seq`` (B, H+1),
+        """All-position softmax cross-entropy over right-aligned chunks ``seq`` (B, H+1),
         -1 = padding.
 
         Position t of ``seq[:, :-1]`` predicts ``seq[:, t+1]``; positions whose input is
-        padding predict nothing. Items outside training are masked out of the softmax.
+        padding predict nothing. Items outside training never compete: they are masked out
+        of the full softmax and never drawn as sampled negatives. A sampled negative that
+        equals the position's target is masked, so the target never competes with itself.
         """
         hist, nxt = seq[:, :-1], seq[:, 1:]
         target = torch.where(hist >= 0, nxt, -1)
         keep = target >= 0
-        logits = self.states(hist)[keep] @ self.item_emb.weight[1:].T + self.untrained_mask
-        return F.cross_entropy(logits, target[keep])
+        states, target = self.states(hist)[keep], target[keep]
+        items = self.item_emb.weight[1:]
+        if self.cfg.loss == "softmax":
+            return F.cross_entropy(states @ items.T + self.untrained_mask, target)
+        pool = self.trained_items
+        draw = torch.randint(len(pool), (self.cfg.n_negatives,), device=seq.device)
+        negatives = pool[draw]
+        positive = (states * items[target]).sum(-1, keepdim=True)
+        negative = (states @ items[negatives].T).masked_fill(
+            negatives[None, :] == target[:, None], float("-inf")
+        )
+        logits = torch.cat([positive, negative], 1)
+        return F.cross_entropy(
+            logits, torch.zeros(len(target), dtype=torch.long, device=seq.device)
+        )

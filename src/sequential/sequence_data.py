@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from utils.data import Dataset
-from utils.splits import Split
+from utils.data.dataset import Dataset
+from utils.data.splits import Split
 
 PAD_ITEM = -1
 # Histories are grouped by length into these buckets (upper bounds) so a batch

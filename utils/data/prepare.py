@@ -1,10 +1,10 @@
 """Put a data set in place: copy it from a local folder or download the official public files.
 
 Either way the result is verified: known checksums where we have them, then a
-full load through :func:`utils.data.load_dataset`, whose summary is returned.
+full load through :func:`utils.data.load.load_dataset`, whose summary is returned.
 
 Preparation is a transaction: the new files are staged in a work folder beside
-the target (marked as ours, :func:`utils.io.make_temp_dir`) together with (hard
+the target (marked as ours, :func:`utils.runtime.io.make_temp_dir`) together with (hard
 links to) everything else the target holds, verified there, and only then
 swapped in by two renames. A failure at
 any step leaves the previous folder exactly as it was; a run killed between the
@@ -21,61 +21,27 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from utils.data import ML_FILES, P5_FILES, P5_RATINGS, DataError, load_dataset
-from utils.errors import OutputError
-from utils.io import TEMP_TAG, is_stale_temp, make_temp_dir, remove_stale_temps, sha256_file
-from utils.runtime import repo_root
+from utils.data.load import load_dataset
+from utils.data.specs import SPECS, DatasetSpec
+from utils.runtime.environment import repo_root
+from utils.runtime.errors import DataError, OutputError
+from utils.runtime.io import (
+    TEMP_TAG,
+    is_stale_temp,
+    make_temp_dir,
+    remove_stale_temps,
+    sha256_file,
+)
 
 log = logging.getLogger(__name__)
 
 ML_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 P5_DRIVE_ID = "1qGxgmx7G_WB7JE4Cn_bEcZ_o_NAJLE3G"
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    name: str
-    required: tuple[str, ...]
-    optional: tuple[str, ...]
-    default_dir: str
-    # sha256 of the official files, where the published file is known byte for byte.
-    checksums: dict[str, str] = field(default_factory=dict)
-    # Figures a correct copy must show (users, items, interactions).
-    expected_counts: tuple[int, int, int] | None = None
-
-
-SPECS: dict[str, DatasetSpec] = {
-    "beauty": DatasetSpec(
-        "beauty",
-        P5_FILES,
-        (P5_RATINGS,),
-        "beauty",
-        {
-            "sequential_data.txt": "f85a84ab47d70e82bf0e7301804270af10fb51e127ab8f0885697d593f6f6d43",  # noqa: E501
-            "datamaps.json": "715ab04838ff1ba21238475ed453a89e8c30aa6214b904d27a79e4168fc7b612",
-        },
-        (22363, 12101, 198502),
-    ),
-    "sports": DatasetSpec("sports", P5_FILES, (P5_RATINGS,), "data/sports"),
-    "toys": DatasetSpec("toys", P5_FILES, (P5_RATINGS,), "data/toys"),
-    "ml-100k": DatasetSpec(
-        "ml-100k",
-        ML_FILES,
-        ("u.user", "u.genre", "u.info", "u.occupation", "README"),
-        "data/ml-100k",
-        {
-            "u.data": "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490",
-            "u.item": "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701",
-        },
-        (943, 1682, 100000),
-    ),
-}
 
 
 def default_source(name: str) -> Path | None:
@@ -143,8 +109,8 @@ def _stage(
     return placed
 
 
-# Inside a preparation's work folder (utils.io.make_temp_dir): the staged folder, and the previous
-# target while the two renames of the swap run.
+# Inside a preparation's work folder (utils.runtime.io.make_temp_dir): the staged folder, and
+# the previous target while the two renames of the swap run.
 _NEW, _OLD = "new", "old"
 
 
@@ -159,7 +125,7 @@ def _swap_in(work: Path, target: Path) -> None:
 
 def _recover(target: Path) -> None:
     """Finish what a killed run left: put back a target moved aside, then drop our stale work
-    folders (only folders this toolkit marked as its own; see utils.io.is_stale_temp)."""
+    folders (only folders this toolkit marked as its own; see utils.runtime.io.is_stale_temp)."""
     prefix = f".{target.name}.{TEMP_TAG}-"
     for work in target.parent.glob(f"{glob.escape(prefix)}*"):
         if (work / _OLD).is_dir() and not target.exists() and is_stale_temp(work):

@@ -20,7 +20,7 @@ Two kinds:
 
 ``meta`` says which model, seed, data set, split and tie rule produced it.
 
-    from utils.predictions import load_predictions
+    from utils.evaluation.predictions import load_predictions
     p = load_predictions(result["models"]["tiger_item"]["predictions"]["file"])
     p.meta["model"], p["users"][0], p["items"][0, :10]
 """
@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from utils.errors import DataError
-from utils.io import atomic_path, sha256_file
+from utils.runtime.errors import DataError
+from utils.runtime.io import atomic_path, sha256_file
 
 FORMAT = "semantic-ids-predictions/1"
 KINDS = ("ranking", "pointwise")

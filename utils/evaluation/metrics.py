@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from utils.errors import NonFiniteScoresError
+from utils.runtime.errors import NonFiniteScoresError
 
 
 def require_finite(scores: Any, what: str = "scores") -> None:

@@ -2,7 +2,7 @@
 
 A script parses its flags (common ones from :func:`add_experiment_args`), calls
 :func:`setup_experiment`, hands the returned :class:`Experiment` to library
-code and writes the results with :func:`utils.report.write_results`.
+code and writes the results with :func:`utils.reporting.results.write_results`.
 """
 
 from __future__ import annotations
@@ -14,15 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from utils import argtypes, distributed
-from utils.cli import resolve_out, setup
-from utils.data import Dataset, data_files, load_dataset
-from utils.errors import UsageError
-from utils.io import check_writable, lock_output
-from utils.predictions import predictions_file, save_predictions
-from utils.runinfo import RunRecord
-from utils.semantic import IDS_FILE, SemanticIds, load_semantic_ids, semantic_ids_record
-from utils.splits import SPLIT_KINDS, Split, get_split
+from utils.data.dataset import Dataset
+from utils.data.examples import OBJECTIVES
+from utils.data.load import data_files, load_dataset
+from utils.data.semantic import IDS_FILE, SemanticIds, load_semantic_ids, semantic_ids_record
+from utils.data.splits import SPLIT_KINDS, Split, get_split
+from utils.evaluation.predictions import predictions_file, save_predictions
+from utils.reporting.runinfo import RunRecord
+from utils.runtime import argtypes, distributed
+from utils.runtime.cli import resolve_out, setup
+from utils.runtime.errors import UsageError
+from utils.runtime.io import check_writable, lock_output
 
 # Repeats of a whole training run: more would run for weeks on 2 cores.
 MAX_SEEDS = 100
@@ -38,7 +40,7 @@ def add_experiment_args(
         "--save-predictions",
         action="store_true",
         help="save each model's test predictions (top-k lists, per-example scores) as .npz beside "
-        "--out, named with their sha256 in the results (see utils/predictions.py)",
+        "--out, named with their sha256 in the results (see utils/evaluation/predictions.py)",
     )
     g.add_argument(
         "--top-k",
@@ -78,8 +80,6 @@ def add_pointwise_args(
     parser: argparse.ArgumentParser, negatives: int, threshold_help: str
 ) -> None:
     """The labelling flags MF and the CTR models share."""
-    from utils.examples import OBJECTIVES
-
     g = parser.add_argument_group("labels")
     g.add_argument(
         "--objective",
@@ -116,7 +116,7 @@ class Experiment:
     cold_fraction: float
     save_predictions: bool = False
     # names this run's predictions files: new per run, so none of the current results' is
-    # overwritten before the new results replace them (utils.report.write_results)
+    # overwritten before the new results replace them (utils.reporting.results.write_results)
     run_tag: str = field(default_factory=lambda: secrets.token_hex(6))
 
     def split_record(self) -> dict[str, Any]:
@@ -129,8 +129,9 @@ class Experiment:
     ) -> dict[str, str]:
         """Write one model's test predictions beside the results; returns {"file", "sha256"}.
 
-        ``kind`` is "ranking" or "pointwise" (utils/predictions.py); ``meta`` adds what the
-        verifier needs beyond the data set and split (objective, tie rule, ...).
+        ``kind`` is "ranking" or "pointwise" (utils/evaluation/predictions.py); ``meta`` adds what
+        the verifier needs beyond the data set and split (objective, tie rule, ...); its
+        ``split`` entries join the split's (``train_on_validation``: the holdout protocol).
         """
         path = predictions_file(self.out_path, name, seed, kind, self.run_tag)
         common = {
@@ -148,7 +149,8 @@ class Experiment:
                 "cache_dir": str(self.split_cache),
             },
         }
-        return save_predictions(path, {**common, **meta}, **arrays)
+        split = {**common["split"], **meta.get("split", {})}
+        return save_predictions(path, {**common, **meta, "split": split}, **arrays)
 
 
 def setup_experiment(
@@ -158,18 +160,20 @@ def setup_experiment(
     needs_ids: bool = True,
     outputs: dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,
+    inputs: list[str | Path] | None = None,
 ) -> Experiment:
     """Seed, log, pick the device, load the data, check the outputs, then the split and the semantic
     IDs.
 
     ``split_kind`` overrides ``args.split`` (TIGER's leave-one-out); ``outputs``
     adds folders to probe for writing (flag -> path) besides --out, --plot-dir
-    and the split cache; ``config`` adds entries to the run record's config.
+    and the split cache; ``config`` adds entries to the run record's config; ``inputs`` adds
+    files the run reads (besides the data and semantic IDs) that no output may overwrite.
     Every failure (bad data, unwritable output) happens here, before any training.
 
     Launched by torchrun, the process joins the process group here (gloo on CPU, nccl on CUDA
     with one GPU per LOCAL_RANK); ranks other than 0 log warnings only, show no progress and
-    save no predictions, and :func:`utils.report.write_results` writes on rank 0 only.
+    save no predictions, and :func:`utils.reporting.results.write_results` writes on rank 0 only.
     """
     seeds = list(getattr(args, "seeds", None) or [args.seed])
     if len(seeds) > MAX_SEEDS or len(set(seeds)) < len(seeds):
@@ -188,7 +192,11 @@ def setup_experiment(
     if getattr(args, "plot_dir", None):
         folders["--plot-dir"] = args.plot_dir
     ids_dir = args.semantic_dir or args.data_dir
-    inputs = data_files(args.data_dir) + ([Path(ids_dir) / IDS_FILE] if needs_ids else [])
+    inputs = [
+        *data_files(args.data_dir),
+        *([Path(ids_dir) / IDS_FILE] if needs_ids else []),
+        *map(Path, inputs or []),
+    ]
     check_writable({"--out": out_path}, folders, inputs)
     if main:
         lock_output("--out", out_path)

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from utils.data import Dataset
-from utils.splits import Split
+from utils.data.dataset import Dataset
+from utils.data.splits import Split
 
 SLICE_QUANTILES = (0.2, 0.8)
 

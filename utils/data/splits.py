@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from utils.data import DataError, Dataset
-from utils.io import atomic_path
+from utils.data.dataset import Dataset
+from utils.runtime.errors import DataError
+from utils.runtime.io import atomic_path
 
 log = logging.getLogger(__name__)
 

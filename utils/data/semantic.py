@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from utils import argtypes
-from utils.data import DataError, Dataset
-from utils.io import atomic_write_text, parse_json
+from utils.data.dataset import Dataset
+from utils.runtime import argtypes
+from utils.runtime.errors import DataError
+from utils.runtime.io import atomic_write_text, parse_json
 
 FORMAT = "semantic-ids/1"
 IDS_FILE = "semantic_ids.json"
@@ -236,7 +237,9 @@ def semantic_ids_record(
     a warning says so.
     """
     meta = sids.meta
-    same_holdout = (
+    # A split without cold items (the sequential 'paper' and 'holdout' protocols) has no item
+    # that should be new to the codebooks.
+    same_holdout = cold_fraction == 0 or (
         meta.get("fit_on") == "warm"
         and meta.get("cold_fraction") == cold_fraction
         and meta.get("split_seed") == split_seed

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
-from utils.runtime import repo_root
+from utils.runtime.environment import repo_root
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from utils.errors import DataError, OutputError
+from utils.runtime.errors import DataError, OutputError
 
 # A temporary file or folder of ours: ".<name>.sidtmp-<pid>-<random>.tmp". The tag makes a clash
 # with a user's own hidden file unlikely; removal also needs the checks of :func:`is_stale_temp`.

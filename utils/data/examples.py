@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from utils.data import Dataset
-from utils.splits import InteractionSet, Split, sample_negatives
+from utils.data.dataset import Dataset
+from utils.data.splits import InteractionSet, Split, sample_negatives
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.errors import UsageError
+from utils.runtime.errors import UsageError
 
 
 def seed_everything(seed: int) -> None:
@@ -48,4 +48,4 @@ def resolve_device(name: str = "auto") -> str:
 
 def repo_root() -> Path:
     """The checkout's top folder (where the scripts live)."""
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]

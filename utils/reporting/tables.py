@@ -1,99 +1,14 @@
-"""Reporting, in one place: the results-file layout, mean ± std over seeds, Markdown tables and
-figures.
-
-Every script writes its results through :func:`write_results` and logs the
-same tables that ``summarize_results.py`` prints for the README, from the same
-functions (``*_table``), so a README table and the test of the summary run the
-same code.
+"""The Markdown tables of every stage: what each script logs and what ``summarize_results.py``
+prints for the README, from the same functions (``*_table``), so a README table and the test of
+the summary run the same code.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Callable, Iterable
-from contextlib import ExitStack
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
-
-from utils import distributed
-from utils.io import atomic_path, atomic_write_json, unlock_output
-from utils.predictions import remove_superseded
-
-# The key under which every results file stores its run record (utils.runinfo.RunRecord.to_dict()).
-RUN_RECORD = "run_record"
-
-
-def write_results(
-    path: str | Path,
-    result: dict[str, Any],
-    record: Any,
-    page: tuple[Path, Callable[[dict[str, Any]], str]] | None = None,
-) -> dict[str, Any]:
-    """Commit a run's result set: ``result`` with the run record under :data:`RUN_RECORD`, and
-    optionally a page rendered from it (``(path, render)``); returns what was written.
-
-    The set changes together or not at all. Its predictions files carry a new name per run (so
-    nothing the old results name is overwritten), the page is rendered to a temporary file
-    first, the results JSON is renamed into place, the page right after it, and only then are
-    the predictions of the old results removed. A failure before the JSON's rename leaves the
-    previous set exactly as it was. Under torchrun only rank 0 writes (the others return the
-    same dict).
-    """
-    result = {**result, RUN_RECORD: record.to_dict()}
-    if not distributed.is_main():
-        return result
-    previous = _previous_results(Path(path))
-    with ExitStack() as stack:
-        if page is not None:
-            staged = stack.enter_context(atomic_path(page[0]))
-            staged.write_text(page[1](result), encoding="utf-8")
-        atomic_write_json(path, result)
-    remove_superseded(path, previous, result)
-    unlock_output(path)
-    return result
-
-
-def _previous_results(path: Path) -> Any:
-    """The results now at ``path`` (None when absent or unreadable): whose predictions to retire."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-# ------------------------------------------------------------------ seeds
-
-
-def aggregate_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and standard deviation of every numeric leaf across runs with the same structure.
-
-    ``[{'auc': .8, 'slices': {'cold': {'n': 5, 'auc': .6}}}, ...]`` becomes
-    ``{'auc': {'mean': .., 'std': .., 'values': [..]},
-    'slices': {'cold': {'n': {...}, 'auc': {...}}}}``.
-    Standard deviation is the sample one (ddof=1) and 0 for a single run; NaN values are left out of
-    the mean and std but kept in ``values``; keys missing from the first run are ignored.
-    """
-    first = runs[0]
-    out: dict[str, Any] = {}
-    for key, value in first.items():
-        values = [r.get(key) for r in runs]
-        if isinstance(value, dict):
-            out[key] = aggregate_seeds([v for v in values if isinstance(v, dict)])
-        elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-            value, bool
-        ):
-            arr = np.array([float(v) for v in values if v is not None], dtype=float)
-            finite = arr[~np.isnan(arr)]
-            mean = float(finite.mean()) if len(finite) else float("nan")
-            std = float(finite.std(ddof=1)) if len(finite) > 1 else 0.0
-            out[key] = {"mean": mean, "std": std, "values": arr.tolist()}
-    return out
-
-
-# ------------------------------------------------------------------ tables
+from utils.reporting.results import RUN_RECORD, aggregate_seeds, dig
 
 
 def fmt(cell: Any, digits: int = 4) -> str:
@@ -107,15 +22,6 @@ def fmt(cell: Any, digits: int = 4) -> str:
     if isinstance(cell, float):
         return f"{cell:.{digits}f}"
     return "–" if cell is None else str(cell)
-
-
-def dig(obj: Any, *path: str) -> Any:
-    """``obj[path[0]][path[1]]...``, or None where a key is missing."""
-    for key in path:
-        if not isinstance(obj, dict) or key not in obj:
-            return None
-        obj = obj[key]
-    return obj
 
 
 def markdown_table(header: list[str], rows: Iterable[list[Any]]) -> str:
@@ -236,31 +142,47 @@ TIGER_HEADER = [m.replace("recall", "Recall").replace("ndcg", "NDCG") for m in T
 
 
 def tiger_table(result: dict[str, Any], name: str = "") -> str:
-    """TIGER and SASRec of one run beside the published numbers (tiger_train_eval.py); ``name``: the
-    file."""
-    rows = [
-        [model]
-        + [m["test"][k] for k in TIGER_METRICS]
-        + [
-            m["cold_start_test_recall@10"],
-            dig(m, "cold_start", "cold_target_users", "recall@10"),
-            m["epochs_run"],
-            f"{m['timing']['train_seconds']:.0f}",
+    """The models of one sequential run beside the published numbers of its protocol
+    (tiger_train_eval.py): the headline ranking's row per model, then its other rankings' rows
+    (filtered); ``name``: the file."""
+    protocol = result.get("protocol", "cold")  # files from before the protocols were named
+
+    def row(model: str, ranking: str, m: dict[str, Any], extra: list[Any]) -> list[Any]:
+        return [model, ranking] + [m["test"].get(k) for k in TIGER_METRICS] + extra
+
+    rows = []
+    for model, m in result["models"].items():
+        headline = m.get("ranking", "paper")
+        rows.append(
+            row(
+                model,
+                headline,
+                m,
+                [
+                    m["cold_start_test_recall@10"],
+                    dig(m, "cold_start", "cold_target_users", "recall@10"),
+                    m["epochs_run"],
+                    f"{m['timing']['train_seconds']:.0f}",
+                ],
+            )
+        )
+        rows += [
+            row(model, rule, m[rule], [None] * 4) for rule in result.get("rankings", [headline])[1:]
         ]
-        for model, m in result["models"].items()
-    ]
     rows += [
-        [f"{model} (published)"] + [p[k] for k in TIGER_METRICS] + [None, None, None, None]
+        [f"{model} (published)", result.get("rankings", ["paper"])[0]]
+        + [p.get(k) for k in TIGER_METRICS]
+        + [None] * 4
         for model, p in result["published_beauty_test"].items()
     ]
     record = result[RUN_RECORD]
     where = f"`{name}`: " if name else ""
     return (
-        f"**TIGER and SASRec, {result['dataset']}** "
+        f"**Sequential models, {result['dataset']}, `{protocol}` protocol** "
         f"({where}leave-one-out, full-catalogue ranking, test set, "
         f"{result['preset']} preset, `{record['command']}`, {record['wall_seconds']:.0f} s)\n\n"
         + markdown_table(
-            ["model"]
+            ["model", "ranking"]
             + TIGER_HEADER
             + ["cold Recall@10 (plain beam)", "cold Recall@10 (cold share)", "epochs", "train s"],
             rows,
@@ -268,10 +190,57 @@ def tiger_table(result: dict[str, Any], name: str = "") -> str:
     )
 
 
+PROTOCOL_METRICS = [*TIGER_METRICS, "mrr@20"]
+
+
+def protocol_tables(results: list[dict[str, Any]]) -> list[str]:
+    """One table per protocol and ranking over the complete quick-preset runs of each protocol:
+    every model's test metrics as mean ± std over its seeds (the value alone for one seed),
+    with the published numbers of that protocol under its headline ranking."""
+    by_protocol: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        if r.get("complete") and r.get("preset") == "quick" and "protocol" in r:
+            by_protocol.setdefault(r["protocol"], []).append(r)
+    tables = []
+    for protocol, runs in by_protocol.items():
+        for position, ranking in enumerate(runs[0]["rankings"]):
+            rows = []
+            for model in dict.fromkeys(m for r in runs for m in r["models"]):
+                blocks = [
+                    r["models"][model] if position == 0 else r["models"][model][ranking]
+                    for r in runs
+                    if model in r["models"]
+                ]
+                seeds = sorted(r["seed"] for r in runs if model in r["models"])
+                agg = aggregate_seeds([{"test": b["test"]} for b in blocks])["test"]
+                rows.append(
+                    [model, ", ".join(map(str, seeds))] + [agg.get(k) for k in PROTOCOL_METRICS]
+                )
+            if position == 0:
+                rows += [
+                    [f"{model} (published)", "–"] + [p.get(k) for k in PROTOCOL_METRICS]
+                    for model, p in runs[0]["published_beauty_test"].items()
+                ]
+            tables.append(
+                f"**{runs[0]['dataset']}, `{protocol}` protocol, `{ranking}` ranking** "
+                f"(`tiger_train_eval.py --protocol {protocol}`, quick preset; test set, "
+                "mean ± std over seeds)\n\n"
+                + markdown_table(
+                    ["model", "seeds"] + TIGER_HEADER + ["MRR@20"],
+                    rows,
+                )
+            )
+    return tables
+
+
 def seed_runs(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The complete quick-preset TIGER runs of one experiment: the same semantic IDs as the
-    first (runs on other IDs are other experiments)."""
-    runs = [r for r in results if r.get("complete") and r.get("preset") == "quick"]
+    """The complete quick-preset TIGER runs of the cold-start study (files from before the
+    protocols were named) on the same semantic IDs as the first (other IDs: other experiments)."""
+    runs = [
+        r
+        for r in results
+        if r.get("complete") and r.get("preset") == "quick" and "protocol" not in r
+    ]
     ids = [dig(r, "semantic_ids", "ids_digest") for r in runs]
     return [r for r, digest in zip(runs, ids) if digest == ids[0]]
 
@@ -320,91 +289,6 @@ def tiger_seeds_table(results: list[dict[str, Any]]) -> str | None:
             rows,
         )
     )
-
-
-# ------------------------------------------------------------------ figures
-
-
-def pyplot() -> Any:
-    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig: Any, path: str | Path) -> Path:
-    """Write ``fig`` as a PNG atomically (no half-written image on failure) and close it; under
-    torchrun only rank 0 writes."""
-    if distributed.is_main():
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight")
-    pyplot().close(fig)
-    return Path(path)
-
-
-def grouped_bar_plot(
-    path: str | Path,
-    groups: list[str],
-    series: dict[str, tuple[list[float], list[float] | None]],
-    title: str,
-    ylabel: str,
-    reference: dict[str, list[float]] | None = None,
-    ylim: tuple[float, float] | None = None,
-) -> Path:
-    """Bars per group (x axis) and series (colours), with error bars; optional reference markers.
-
-    ``series`` maps a label to (means, stds) aligned with ``groups``; stds None (a single
-    run or a published number) draws no error bar, rather than a misleading zero one; ``ylim``
-    zooms the value axis when all values sit in a narrow band (say so in the title).
-    """
-    plt = pyplot()
-    n = max(1, len(series))
-    width = 0.8 / n
-    x = np.arange(len(groups))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(groups) * math.sqrt(n)), 4.0))
-    for k, (label, (means, stds)) in enumerate(series.items()):
-        ax.bar(
-            x + (k - (n - 1) / 2) * width,
-            means,
-            width,
-            yerr=stds,
-            capsize=3 if stds else 0,
-            label=label,
-        )
-    for label, values in (reference or {}).items():
-        ax.scatter(x, values, marker="_", s=900, color="black", zorder=3, label=label)
-    ax.set_xticks(x, groups, rotation=20 if len(groups) > 4 else 0)
-    ax.set_ylabel(ylabel)
-    if ylim is not None:
-        ax.set_ylim(*ylim)
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
-def plot_overall_vs_cold(path: str | Path, models: dict[str, Any], metric: str, title: str) -> Path:
-    """Bar plot of ``metric`` per model, overall and on cold items, mean and std over seeds."""
-    series: dict[str, tuple[list[float], list[float]]] = {
-        "overall": ([], []),
-        "cold items": ([], []),
-    }
-    for name in models:
-        test = models[name]["mean_std"]["test"]
-        # Ranking metrics sit in the test report's "ranking" block, pointwise ones at its top.
-        block = test["ranking"] if metric not in test["overall"] and "ranking" in test else test
-        for label, stats in (
-            ("overall", block["overall"]),
-            ("cold items", block["slices"]["cold_items"]),
-        ):
-            value = stats.get(metric, {"mean": float("nan"), "std": 0.0})
-            series[label][0].append(value["mean"])
-            series[label][1].append(value["std"])
-    return grouped_bar_plot(path, list(models), series, title, f"test {metric}")
 
 
 QUANTIZERS = ("rqkmeans", "rqvae", "random")

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from utils.data import Dataset
-from utils.predictions import load_predictions
-from utils.report import RUN_RECORD
+from utils.data.dataset import Dataset
+from utils.evaluation.predictions import load_predictions
+from utils.reporting.results import RUN_RECORD
 
 HISTORY_SHOWN = 8
 TOP_SHOWN = 10

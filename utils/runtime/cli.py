@@ -6,9 +6,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from utils import argtypes
-from utils.errors import add_debug_flag
-from utils.runtime import resolve_device, seed_everything
+from utils.runtime import argtypes
+from utils.runtime.environment import resolve_device, seed_everything
+from utils.runtime.errors import add_debug_flag
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

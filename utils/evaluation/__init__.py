@@ -1,0 +1,1 @@
+"""Scoring models: the metrics, the saved test predictions, and the metrics recomputed from them."""

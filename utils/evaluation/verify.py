@@ -1,0 +1,164 @@
+"""Recompute the headline metrics from saved predictions, independently of the training code.
+
+Each check loads a predictions file (checked against the sha256 its results
+file records), rebuilds the labels and ranking targets from the data set and
+its saved split, recomputes the metric with its own code (scikit-learn for
+AUC and average precision, plain numpy for everything else) and compares it
+with the number in the results JSON. The split, the cold items and the
+popularity slices are the toolkit's definitions of the task; nothing else is
+shared with the code path that produced the number.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from utils.data.slices import row_slices
+from utils.evaluation.checks import LAYOUT_FIX, Check, same_length, task
+from utils.evaluation.predictions import Predictions, load_predictions
+from utils.evaluation.verify_pointwise import verify_pointwise
+from utils.runtime.errors import DataError
+
+# ------------------------------------------------------------------ single-target ranking
+
+
+def single_target_ranks(p: Predictions, targets: np.ndarray, column: str = "items") -> np.ndarray:
+    """0-based rank of each user's target in its saved list (inf when absent).
+
+    ``tie_rule`` "list order": the position in the list (beam search);
+    "pessimistic": the number of listed items scoring >= the target, minus 1.
+    """
+    items = p[column]
+    hit = items == targets[:, None]
+    found = hit.any(1)
+    pos = np.where(found, hit.argmax(1), 0)
+    scores = column.removesuffix("items") + "scores"  # "scores", "filtered_scores"
+    if p.meta["tie_rule"] == "pessimistic" and scores in p:
+        target_score = p[scores][np.arange(len(items)), pos]
+        pos = (p[scores] >= target_score[:, None]).sum(1) - 1
+    return np.where(found, pos, np.inf)
+
+
+def single_target_metrics(ranks: np.ndarray) -> dict[str, float]:
+    """Hit@k = Recall@k (one target) and NDCG@k at k = 1, 3, 5, 10, and MRR@20."""
+    out: dict[str, float] = {}
+    for k in (1, 3, 5, 10):
+        inside = ranks < k
+        out[f"hit@{k}"] = out[f"recall@{k}"] = float(inside.mean())
+        out[f"ndcg@{k}"] = float(
+            np.where(inside, 1.0 / np.log2(np.where(inside, ranks, 0) + 2.0), 0.0).mean()
+        )
+    top20 = ranks < 20  # a target below the top 20 counts 0
+    out["mrr@20"] = float(np.where(top20, 1.0 / (np.where(top20, ranks, 0) + 1.0), 0.0).mean())
+    return out
+
+
+def rule_checks(
+    path: str,
+    name: str,
+    rule: str,
+    ranks: np.ndarray,
+    block: dict[str, Any],
+    slices: dict[str, np.ndarray],
+    cold: np.ndarray,
+) -> list[Check]:
+    """One ranking rule's reported block (``test``, ``test_slices``, cold-target recall) against
+    the ranks of its saved lists; ``rule`` prefixes each check's name ("" or "filtered ")."""
+    got = single_target_metrics(ranks)
+    checks = [
+        Check(path, name, f"{rule}test {m}", block["test"][m], got[m])
+        for m in got
+        if m in block["test"]
+    ]
+    for part, mask in slices.items():
+        reported = block["test_slices"][part]
+        checks.append(Check(path, name, f"{rule}{part} n", reported["n"], int(mask.sum())))
+        if mask.any():
+            got = single_target_metrics(ranks[mask])
+            checks += [
+                Check(path, name, f"{rule}{part} {m}", reported[m], v) for m, v in got.items()
+            ]
+    if cold.any():
+        recall = float((ranks[cold] < 10).mean())
+        checks.append(
+            Check(
+                path,
+                name,
+                f"{rule}cold-target recall@10",
+                block["cold_start_test_recall@10"],
+                recall,
+            )
+        )
+    return checks
+
+
+def verify_sequential(path: Path, result: dict[str, Any]) -> list[Check]:
+    """TIGER, SASRec and the baselines: under every saved ranking rule the test metrics, each
+    test slice and the cold-item targets; TIGER's cold-share ranking."""
+    checks = []
+    for name, rep in result["models"].items():
+        record = rep.get("predictions")
+        if record is None:
+            raise ValueError(
+                f"{path}: {name} has no saved predictions; re-run with --save-predictions"
+            )
+        p = load_predictions(record["file"], record["sha256"])
+        ds, split = task(p.meta)
+        same_length(p, ("users", "items", "scores"))
+        test_row = dict(zip(ds.user_ids[ds.users[split.test]].astype(str), split.test.tolist()))
+        users = [str(u) for u in p["users"]]
+        if sorted(users) != sorted(test_row):
+            raise DataError(
+                f"{path}: {name}'s predictions cover {len(set(users))} distinct users, the test "
+                f"set has {len(test_row)} ({len(set(users) - set(test_row))} unknown); "
+                f"{LAYOUT_FIX}"
+            )
+        rows = np.array([test_row[u] for u in users])
+        targets = ds.item_ids[ds.items[rows]].astype(str)
+        checks.append(Check(str(path), name, "test users", rep["n_test_users"], len(users)))
+        slices = row_slices(ds, split, rows)
+        cold = np.isin(targets, ds.item_ids[split.cold_items].astype(str))
+        ranks = single_target_ranks(p, targets)
+        checks += rule_checks(str(path), name, "", ranks, rep, slices, cold)
+        for rule in p.meta.get("ranking_rules", [])[1:]:  # e.g. the filtered ranking
+            same_length(p, ("users", f"{rule}_items"))
+            rule_ranks = single_target_ranks(p, targets, f"{rule}_items")
+            checks += rule_checks(str(path), name, f"{rule} ", rule_ranks, rep[rule], slices, cold)
+        if cold.any() and "cold_share_items" in p:
+            shared = single_target_ranks(p, targets, "cold_share_items")
+            checks.append(
+                Check(
+                    str(path),
+                    name,
+                    "cold share: cold-target recall@10",
+                    rep["cold_start"]["cold_target_users"]["recall@10"],
+                    float((shared[cold] < 10).mean()),
+                )
+            )
+    return checks
+
+
+STRUCTURE_ERRORS = (KeyError, TypeError, IndexError, AttributeError)
+
+
+def verify_results_file(path: Path, result: dict[str, Any]) -> list[Check]:
+    """The checks of one results file (TIGER/SASRec, MF or CTR); a file of another layout
+    (missing keys, a list for an object, a string for a number) is refused by name."""
+    try:
+        if not isinstance(result, dict):
+            raise TypeError(f"a {type(result).__name__}, not an object")
+        if "published_beauty_test" in result:
+            checks = verify_sequential(path, result)
+        else:
+            checks = verify_pointwise(path, result)
+    except STRUCTURE_ERRORS as exc:
+        raise DataError(
+            f"{path}: not a results file in the expected layout ({type(exc).__name__}: "
+            f"{str(exc)[:100]}); {LAYOUT_FIX}"
+        ) from exc
+    if not checks:
+        raise DataError(f"{path}: nothing in it could be checked; {LAYOUT_FIX}")
+    return checks
