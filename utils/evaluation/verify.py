@@ -20,6 +20,7 @@ from utils.data.slices import row_slices
 from utils.evaluation.checks import LAYOUT_FIX, Check, same_length, task
 from utils.evaluation.predictions import Predictions, load_predictions
 from utils.evaluation.verify_pointwise import verify_pointwise
+from utils.reporting.results import dig
 from utils.runtime.errors import DataError
 
 # ------------------------------------------------------------------ single-target ranking
@@ -106,7 +107,11 @@ def verify_sequential(path: Path, result: dict[str, Any]) -> list[Check]:
                 f"{path}: {name} has no saved predictions; re-run with --save-predictions"
             )
         p = load_predictions(record["file"], record["sha256"])
-        ds, split = task(p.meta)
+        meta = p.meta
+        if "train_on_validation" not in meta["split"]:  # saved before the flag: the results say
+            moved = bool(dig(result, "split", "validation_rows_in_train"))
+            meta = {**meta, "split": {**meta["split"], "train_on_validation": moved}}
+        ds, split = task(meta)
         same_length(p, ("users", "items", "scores"))
         test_row = dict(zip(ds.user_ids[ds.users[split.test]].astype(str), split.test.tolist()))
         users = [str(u) for u in p["users"]]
