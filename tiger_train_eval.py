@@ -135,7 +135,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def holdout_epochs(preset: Preset, name: str, models: list[str], path: str) -> Preset:
     """``preset`` with each model's epochs set to the count its validation chose in the
-    paper-protocol results file ``path`` (best epoch + 1; the schedule is that run's).
+    paper-protocol results file ``path`` (best epoch + 1; the schedule is that run's): the
+    epoch with the best filtered validation NDCG@10 where the curve records it (holdout ranks
+    filtered), else the run's best epoch.
 
     The file is read like any other input: damaged JSON, another layout or an epoch count
     outside ``--epochs``' range is refused in one line naming the flag."""
@@ -154,6 +156,11 @@ def holdout_epochs(preset: Preset, name: str, models: list[str], path: str) -> P
     chosen = {}
     for m in models:
         best = dig(paper, "models", m, "best_epoch")
+        curve = dig(paper, "models", m, "curve")
+        filtered = [h.get("val_filtered_ndcg@10") for h in curve] if isinstance(curve, list) else []
+        if filtered and all(isinstance(v, float) for v in filtered):
+            # The epoch the holdout's own (filtered) ranking preferred on validation.
+            best = curve[max(range(len(filtered)), key=filtered.__getitem__)].get("epoch")
         if isinstance(best, bool) or not isinstance(best, int):
             raise UsageError(f"--epochs-from {path}: no best epoch of {m} in it; {fix}")
         if not 0 <= best < argtypes.epochs.high:

@@ -333,7 +333,8 @@ def fit(
             result.best_epoch, result.best_metrics = epoch, dict(metrics)
         else:
             bad_epochs += 1
-        stop = bad_epochs >= cfg.patience
+        # Without a validation metric (holdout trains for a fixed count) nothing stops early.
+        stop = bad_epochs >= cfg.patience and not math.isnan(value)
         if ckpt and distributed.is_main():
             save_checkpoint(
                 ckpt,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from src.training import TrainConfig, index_batches, lr_lambda
+from src.training import TrainConfig, fit, index_batches, lr_lambda
 from tests.helpers import fit_linear
 
 
@@ -23,6 +23,29 @@ def test_fit_learns_and_keeps_the_best_epoch():
 def test_early_stopping_stops():
     _, res = fit_linear(TrainConfig(epochs=50, lr=0.0, monitor="mse", mode="min", patience=2))
     assert res.stopped_early and len(res.history) == 3 and res.best_epoch == 0
+
+
+def test_without_a_validation_metric_every_epoch_runs_and_the_last_is_kept():
+    """Holdout training has no validation fold: patience never stops it, the final weights stay."""
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 4), torch.randn(64)
+    model = torch.nn.Linear(4, 1)
+    snapshots = []
+
+    def batches(epoch):
+        yield x, y
+
+    def loss_fn(m, batch):
+        return torch.nn.functional.mse_loss(m(batch[0]).squeeze(-1), batch[1])
+
+    def no_validation(m):
+        snapshots.append(m.weight.detach().clone())
+        return {}
+
+    cfg = TrainConfig(epochs=5, batch_size=64, lr=0.1, patience=1, monitor="ndcg@10")
+    result = fit(model, batches, loss_fn, no_validation, cfg, steps_per_epoch=1)
+    assert len(result.history) == 5 and not result.stopped_early
+    assert torch.equal(model.weight, snapshots[-1])
 
 
 def test_resume_matches_an_uninterrupted_run(tmp_path):

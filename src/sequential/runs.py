@@ -300,9 +300,15 @@ def run_sasrec(
     data = replace(data, val=data.val.to(device), test=data.test.to(device))
 
     def evaluate(m: SASRec) -> dict[str, float]:
-        return ranking_metrics(
-            score_rank(m, data.val, preset.eval_batch, desc="sasrec val", progress=progress)[0]
-        )
+        """Validation metrics of every ranking rule: the headline's as they are, the others'
+        prefixed by their name (``filtered_ndcg@10``), so a holdout run can take its epochs from
+        the rule it reports."""
+        out = {}
+        for i, rule in enumerate(rules):
+            ranks = score_rank(m, data.val, preset.eval_batch, rule.val, "sasrec val", progress)
+            prefix = f"{rule.name}_" if i else ""
+            out.update({prefix + k: v for k, v in ranking_metrics(ranks[0]).items()})
+        return out
 
     tcfg = replace(
         preset.train["sasrec"],
