@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from src.sequential.presets import PRESETS
 from src.sequential.protocols import PROTOCOLS, Histories, protocol_split
 from tests.synthetic import dataset_from_sequences
+from tiger_train_eval import holdout_epochs
 from utils.data.splits import get_split
+from utils.runtime.io import atomic_write_json
 
 
 def toy():
@@ -38,3 +41,23 @@ def test_paper_protocol_has_no_cold_item_and_holdout_trains_on_validation():
     assert len(holdout.val) == 0 and holdout.test.tolist() == paper.test.tolist()
     cold = get_split(ds, "leave_one_out", 0, PROTOCOLS["cold"].cold_fraction)
     assert len(cold.cold_items) == round(0.05 * ds.n_items)
+
+
+def test_holdout_takes_the_epoch_its_filtered_ranking_preferred_on_validation(tmp_path):
+    """The holdout protocol reports the filtered ranking, so its epoch count comes from the
+    filtered validation curve of the paper run; a curve without it falls back on the best epoch."""
+    curve = [{"epoch": e, "val_filtered_ndcg@10": v} for e, v in enumerate([0.1, 0.3, 0.2, 0.25])]
+    paper = {
+        "protocol": "paper",
+        "preset": "quick",
+        "models": {
+            "sasrec": {"best_epoch": 3, "curve": curve},
+            "tiger_item": {"best_epoch": 6, "curve": [{"epoch": 6, "val_ndcg@10": 0.1}]},
+        },
+    }
+    atomic_write_json(tmp_path / "paper.json", paper)
+    preset = holdout_epochs(
+        PRESETS["quick"], "quick", ["sasrec", "tiger_item"], str(tmp_path / "paper.json")
+    )
+    assert preset.train["sasrec"].epochs == 2  # epoch 1 (0-based) was the filtered best
+    assert preset.train["tiger_item"].epochs == 7
