@@ -13,12 +13,10 @@ variant, so several processes can each run part of the grid (2 cores: two proces
 from __future__ import annotations
 
 import argparse
-import fcntl
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -40,7 +38,7 @@ from utils.reporting.runinfo import RunRecord  # noqa: E402
 from utils.runtime import argtypes  # noqa: E402
 from utils.runtime.cli import add_common_args, setup  # noqa: E402
 from utils.runtime.errors import DataError, run_script  # noqa: E402
-from utils.runtime.io import atomic_write_json, check_writable, read_json  # noqa: E402
+from utils.runtime.io import atomic_write_json, check_writable, locked, read_json  # noqa: E402
 
 log = logging.getLogger("sweep_sasrec")
 
@@ -73,15 +71,6 @@ VARIANTS: dict[str, tuple[str, Callable[[Preset], Preset]]] = {
         lambda p: replace(p, sasrec=SASRecConfig()),
     ),
 }
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Serialise read-modify-write of the shared results file across processes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:  # git-ignored
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
 
 
 def _read_sweep(out: Path, dataset: str) -> dict[str, Any]:
@@ -164,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
             rep["best_epoch"],
             rep["wall_seconds"],
         )
-        with _locked(out):
+        with locked(out):
             results = _read_sweep(out, ds.name)
             results["protocol"] = (
                 "paper protocol (no cold hold-out, trained on all but the last two items); each "

@@ -13,12 +13,10 @@ processes with --threads 1 each) and add to the same file.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -43,7 +41,7 @@ from utils.reporting.results import RUN_RECORD  # noqa: E402
 from utils.reporting.runinfo import RunRecord  # noqa: E402
 from utils.runtime.cli import add_common_args, setup  # noqa: E402
 from utils.runtime.errors import run_script  # noqa: E402
-from utils.runtime.io import atomic_write_json, read_json  # noqa: E402
+from utils.runtime.io import atomic_write_json, locked, read_json  # noqa: E402
 
 log = logging.getLogger("sweep_tiger")
 MODEL = "tiger_item"
@@ -83,15 +81,6 @@ VARIANTS: dict[str, tuple[str, Callable[[Preset], Preset]]] = {
         lambda p: p,
     ),
 }
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Serialise read-modify-write of the shared results file across processes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:  # git-ignored
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
 
 
 def run_variant(
@@ -182,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
                 device,
             )
         log.info("%s: val %s (%.0f s)", name, rep["val_all_users"], rep["wall_seconds"])
-        with _locked(out):
+        with locked(out):
             results = read_json(out) if out.exists() else {"dataset": ds.name, "variants": {}}
             results["budget_epochs"] = args.epochs
             results["protocol"] = (
