@@ -15,7 +15,7 @@ import torch
 from tests.helpers import CHILD_ENV
 from utils.reporting.runinfo import RunRecord
 from utils.runtime.cli import add_common_args, setup
-from utils.runtime.environment import resolve_device
+from utils.runtime.environment import repo_root, resolve_device
 from utils.runtime.errors import UsageError
 from utils.runtime.hashing import stable_hash, stable_hash_array
 from utils.runtime.io import atomic_path, atomic_write_json, read_json
@@ -113,3 +113,16 @@ def test_common_args_setup_and_run_record():
     assert json.loads(json.dumps(bare)) == bare
     twin = RunRecord("x.py", {}).to_dict(include_timing=False)
     assert RunRecord("x.py", {}).to_dict(include_timing=False) == twin
+
+
+def test_run_records_store_repository_paths_relative(tmp_path):
+    """A committed run record names no folder of the machine that made it: paths inside the
+    repository become relative; paths elsewhere and other values stay as given."""
+    config = {
+        "cache_dir": str(repo_root() / ".cache" / "embeddings"),
+        "elsewhere": str(tmp_path),
+        "out": "results/x.json",
+        "seed": 3,
+    }
+    stored = RunRecord("x.py", config).to_dict()["config"]
+    assert stored == {**config, "cache_dir": ".cache/embeddings"}

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from utils.runtime.environment import repo_root
@@ -40,6 +41,18 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
+
+
+def _portable(value: Any) -> Any:
+    """A path inside the repository as a repository-relative string, so a committed run record
+    names no folder of the machine that made it (defaults such as the embedding cache are
+    absolute); every other value as it is."""
+    if isinstance(value, (str, Path)) and Path(value).is_absolute():
+        try:
+            return str(Path(value).relative_to(repo_root()))
+        except ValueError:
+            return str(value)
+    return value
 
 
 def git_commit() -> str | None:
@@ -101,7 +114,7 @@ class RunRecord:
         record: dict[str, Any] = {
             "script": self.script,
             "command": " ".join([sys.argv[0].rsplit("/", 1)[-1], *sys.argv[1:]]),
-            "config": self.config,
+            "config": {k: _portable(v) for k, v in self.config.items()},
             "seed": self.seed,
             "data_checksum": self.data_checksum,
             "git_commit": self.commit,
