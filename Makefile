@@ -7,11 +7,22 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SEED   ?= 0
 
-.PHONY: all test lint setup data semantic-ids analysis mf neural tiger sequential-seed sequential-seeds holdout \
+.PHONY: all rest-of-main test lint setup data semantic-ids analysis mf neural tiger sequential-seed seq-tiger seq-ids \
+	sequential-seeds holdout \
 	cold-study tiger-long sweep-sasrec quantizers summary verify bench clean
 
-all: data semantic-ids analysis mf neural tiger summary verify
+# After the semantic IDs the main job uses both cores: item-level TIGER on one; SASRec, the two
+# baselines, the analysis, MF and CTR one after another on the other (together shorter than TIGER).
+all: data semantic-ids
+	$(MAKE) --no-print-directory -j2 seq-tiger rest-of-main N=$(SEED)
+	$(MAKE) --no-print-directory summary verify
 	@echo "done: results in results/, plots in plots/"
+
+rest-of-main: $(STAMP)
+	$(SEQ_IDS)
+	$(ANALYSIS)
+	$(MF)
+	$(NEURAL)
 
 setup: $(STAMP)
 
@@ -37,17 +48,27 @@ semantic-ids: $(STAMP)
 	$(PY) semantic_id_generator.py --data-dir beauty --seed $(SEED)
 	$(PY) semantic_id_generator.py --data-dir data/ml-100k --seed $(SEED)
 
-analysis: $(STAMP)
+define ANALYSIS
 	$(PY) analyze_semantic_ids.py --data-dir beauty
 	$(PY) analyze_semantic_ids.py --data-dir data/ml-100k
-
-mf: $(STAMP)
+endef
+define MF
 	$(PY) mf_train_eval.py --data-dir data/ml-100k --seeds 0 1 2 --save-predictions
 	$(PY) mf_train_eval.py --data-dir beauty --seeds 0 1 2 --save-predictions
-
-neural: $(STAMP)
+endef
+define NEURAL
 	$(PY) neural_train_eval.py --data-dir data/ml-100k --seeds 0 1 2 --save-predictions
 	$(PY) neural_train_eval.py --data-dir beauty --seeds 0 1 2 --save-predictions
+endef
+
+analysis: $(STAMP)
+	$(ANALYSIS)
+
+mf: $(STAMP)
+	$(MF)
+
+neural: $(STAMP)
+	$(NEURAL)
 
 # The sequential stage on the `paper` protocol (which also reports the `filtered` ranking):
 # item-level TIGER in one process, the tuned SASRec and the two baselines in another, side by side.
@@ -56,11 +77,18 @@ tiger: $(STAMP)
 	$(MAKE) --no-print-directory sequential-seed N=$(SEED)
 
 sequential-seed: $(STAMP)
+	$(MAKE) --no-print-directory -j2 seq-tiger seq-ids N=$(N)
+
+seq-tiger: $(STAMP)
 	$(PY) tiger_train_eval.py --data-dir beauty --protocol paper --models tiger_item --seed $(N) \
-		--quiet --save-predictions --out $(SEQ)_paper_tiger_seed$(N).json & t=$$!; \
+		--quiet --save-predictions --out $(SEQ)_paper_tiger_seed$(N).json
+
+define SEQ_IDS
 	$(PY) tiger_train_eval.py --data-dir beauty --protocol paper --models sasrec most_popular \
-		transition --seed $(N) --quiet --save-predictions --out $(SEQ)_paper_ids_seed$(N).json & i=$$!; \
-	wait $$t && wait $$i
+		transition --seed $(N) --quiet --save-predictions --out $(SEQ)_paper_ids_seed$(N).json
+endef
+seq-ids: $(STAMP)
+	$(SEQ_IDS)
 
 # Not part of `all`: seeds 1 and 2 of the paper protocol (the README's mean ± std).
 sequential-seeds: $(STAMP)
