@@ -124,9 +124,9 @@ tiger-long: $(STAMP)
 # Not part of `all`: the SASRec sweep behind the tuned baseline (validation only), two processes.
 sweep-sasrec: $(STAMP)
 	$(PY) benchmarks/sweep_sasrec.py --data-dir beauty --quiet \
-		--variants tuned dim_64 full_softmax history_20 negatives_256 & a=$$!; \
+		--variants tuned dropout_0.2 dim_64 full_softmax history_20 & a=$$!; \
 	$(PY) benchmarks/sweep_sasrec.py --data-dir beauty --quiet \
-		--variants dropout_0.35 dropout_0.5 negatives_1024 blocks_2 lr_2e-3 issue_probe old_default & b=$$!; \
+		--variants dropout_0.5 negatives_256 negatives_1024 blocks_2 lr_2e-3 issue_probe old_default & b=$$!; \
 	wait $$a && wait $$b
 
 summary: $(STAMP)

@@ -59,8 +59,8 @@ VARIANTS: dict[str, tuple[str, Callable[[Preset], Preset]]] = {
     "full_softmax": ("softmax over the whole catalogue", _model(loss="softmax")),
     "history_20": ("history of 20 items", _model(max_items=20)),
     "dim_64": ("embedding 64", _model(d_model=64)),
+    "dropout_0.2": ("dropout 0.2 (the eSASRec benchmark's)", _model(dropout=0.2)),
     "dropout_0.5": ("dropout 0.5", _model(dropout=0.5)),
-    "dropout_0.35": ("dropout 0.35", _model(dropout=0.35)),
     "blocks_2": ("2 blocks", _model(n_layers=2)),
     "lr_2e-3": ("learning rate 2e-3", _train(lr=2e-3)),
     "issue_probe": (
