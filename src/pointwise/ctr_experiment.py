@@ -83,9 +83,12 @@ def run_ctr(
     stage: Callable[[str], Any],
     progress: bool = False,
     save: Callable[[str, int, Any], dict[str, Any]] | None = None,
+    keep: Callable[..., Any] | None = None,
 ) -> dict[str, Any]:
     """``{mode: {model: {'seeds': {...}, 'mean_std': {...}}, 'features': {...}}}`` for every
-    mode; ``save(label, seed, model)`` saves test predictions under the label "<model>-<mode>"."""
+    mode; ``save(label, seed, model)`` saves test predictions under the label "<model>-<mode>";
+    ``keep`` (:func:`src.pointwise.experiment.weights_keeper`) the trained weights, with the
+    mode."""
     out: dict[str, Any] = {}
     for mode in modes:
         with stage(f"features {mode}"):
@@ -113,6 +116,9 @@ def run_ctr(
             save=None
             if save is None
             else (lambda name, seed, model, mode=mode: save(f"{name}-{mode}", seed, model)),
+            keep=None
+            if keep is None
+            else (lambda name, seed, model, mode=mode: keep(name, seed, model, {"mode": mode})),
         )
         out[mode] = {
             "features": {
