@@ -61,6 +61,8 @@ sequential-seed: $(STAMP)
 	$(PY) tiger_train_eval.py --data-dir beauty --protocol paper --models sasrec most_popular \
 		transition --seed $(N) --quiet --save-predictions --out $(SEQ)_paper_ids_seed$(N).json & i=$$!; \
 	wait $$t && wait $$i
+	# TIGER against the ID models by item popularity, from the two results files
+	$(PY) summarize_results.py --plots sequential
 
 # Not part of `all`: seeds 1 and 2 of the paper protocol (the README's mean ± std).
 sequential-seeds: $(STAMP)

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 from src.pointwise.evaluation import PointwiseEvaluator
 from src.pointwise.experiment import prediction_saver, run_models, weights_keeper
 from src.pointwise.mf import DEFAULTS, MODEL_NAMES, SEMANTIC_MODELS, mf_model_facts, model_factory
 from src.training import TrainConfig
 from utils.data.examples import TrainSampler, resolve_objective
-from utils.reporting.figures import plot_overall_vs_cold
+from utils.reporting.figures import plot_mf_results
 from utils.reporting.results import write_results
 from utils.reporting.tables import mf_table
 from utils.runtime import argtypes
@@ -39,7 +38,6 @@ from utils.runtime.experiment import (
 )
 
 log = logging.getLogger("mf_train_eval")
-PLOT_METRICS = {"explicit": ("rmse", "auc"), "implicit": ("auc", "recall@20")}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -145,22 +143,18 @@ def main(argv: list[str] | None = None) -> dict:
         keep=keep,
     )
 
-    plots = [
-        plot_overall_vs_cold(
-            Path(args.plot_dir) / f"mf_{ds.name}_{m.replace('@', '_at_')}.png",
-            models,
-            m,
-            f"MF on {ds.name} ({objective}, {args.split} split, {len(exp.seeds)} seed(s))",
-        )
-        for m in PLOT_METRICS[objective]
-    ]
+    split_record = exp.split_record()
+    plots = plot_mf_results(
+        {"models": models, "objective": objective, "dataset": ds.name, "split": split_record},
+        args.plot_dir,
+    )
     result = write_results(
         exp.out_path,
         {
             "task": "matrix factorization: item IDs vs semantic IDs",
             "dataset": ds.name,
             "objective": objective,
-            "split": exp.split_record(),
+            "split": split_record,
             "semantic_ids": exp.ids_info,
             "models": models,
             "plots": [str(p) for p in plots],

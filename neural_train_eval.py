@@ -22,10 +22,15 @@ from __future__ import annotations
 import argparse
 import logging
 from dataclasses import asdict
-from pathlib import Path
 
 from src.pointwise.ctr import MODELS, CTRConfig
-from src.pointwise.ctr_experiment import ctr_objective, labelling, plot_modes, run_ctr, summary_rows
+from src.pointwise.ctr_experiment import (
+    ctr_objective,
+    labelling,
+    plot_ctr_results,
+    run_ctr,
+    summary_rows,
+)
 from src.pointwise.evaluation import PointwiseEvaluator
 from src.pointwise.experiment import prediction_saver, weights_keeper
 from src.pointwise.features import BAG_LAYOUTS, MODES, NGRAM_BUCKETS, TITLE_BUCKETS
@@ -181,11 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
 
     rows = summary_rows(results)
-    plot = plot_modes(
-        Path(args.plot_dir) / f"neural_{ds.name}_auc.png",
-        rows,
-        f"CTR models on {ds.name}: test AUC by feature mode ({len(seeds)} seed(s))",
-    )
+    plot = plot_ctr_results({"dataset": ds.name, "summary": rows, "seeds": seeds}, args.plot_dir)
     out = write_results(
         exp.out_path,
         {
