@@ -106,7 +106,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """Rows as a fixed-width text table (titles cut to 50 characters)."""
-    cells = [[str(r[c])[:50] if c != "score" else f"{r[c]:.4f}" for c in columns] for r in rows]
+
+    def cell(value: Any, column: str) -> str:
+        if column == "score":
+            return "-" if value is None else f"{value:.4f}"
+        return str(value)[:50]
+
+    cells = [[cell(r[c], c) for c in columns] for r in rows]
     widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
     lines = [columns, ["-" * w for w in widths], *cells]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines)

@@ -145,7 +145,7 @@ def run_tiger(
     ``identity`` (data checksum, semantic-ID digest, protocol, split) goes into each checkpoint
     with the model's configuration; ``resume`` refuses a checkpoint of anything else. ``spec``
     (preset, item map, the command) goes in with the model's class and configuration, so
-    recommend.py can rebuild the model (:func:`serving_spec`).
+    recommend.py can rebuild the model (:func:`with_model`).
     """
     cfg = replace(preset.tiger, encoder="item" if name == "tiger_item" else "token")
     model = Tiger(cfg, codes).to(device)

@@ -46,8 +46,11 @@ def legacy_spec(path: Path, state: dict[str, Any], data_dir: str) -> dict[str, A
             "trained it (tiger_train_eval.py, mf_train_eval.py, neural_train_eval.py)"
         )
     name, preset_name, protocol = m["name"], m["preset"], PROTOCOLS[m["protocol"]]
+    # the folder asked about when it holds the data set of the name (the default --data-dir
+    # beauty is named after its data set)
+    folder = data_dir if Path(data_dir).name == m["dataset"] else m["dataset"]
     command = (
-        f"python tiger_train_eval.py --data-dir {data_dir} --preset {preset_name} "
+        f"python tiger_train_eval.py --data-dir {folder} --preset {preset_name} "
         f"--protocol {protocol.name} --models {name} --seed {m['seed']}"
     )
     fix = f"re-create it with `{command}` (its checkpoints carry the model configuration)"

@@ -77,7 +77,8 @@ def recommend(trained: Trained, req: Request) -> list[dict[str, Any]]:
     """The top ``req.k`` items (rank, item ID, title, semantic ID, score), best first.
 
     Scores are the model's own: TIGER's summed log-probability of the ID, SASRec's logit, MF's
-    predicted rating or logit, a CTR model's logit; none for a cold-share merged list."""
+    predicted rating or logit, a CTR model's logit; None in a cold-share list (two beams merged
+    by their own scores)."""
     if not len(req.history):
         raise DataError("the history is empty: give at least one item (or a user who has one)")
     ds = trained.ds
@@ -109,10 +110,9 @@ def recommend(trained: Trained, req: Request) -> list[dict[str, Any]]:
         items, scores = top["all"][0], top["all_scores"][0]
     codes = None if trained.sids is None else trained.sids.codes
     rows = []
-    for item, score in zip(items, scores if scores is not None else [math.nan] * len(items)):
-        if item < 0 or (score is not None and score == -math.inf):
+    for item, score in zip(items, scores if scores is not None else [None] * len(items)):
+        if item < 0 or score == -math.inf:
             continue  # an exhausted beam or a removed history item
-        rows.append(
-            {"rank": len(rows) + 1, **item_row(ds, codes, int(item)), "score": float(score)}
-        )
+        score = None if score is None else float(score)
+        rows.append({"rank": len(rows) + 1, **item_row(ds, codes, int(item)), "score": score})
     return rows[: req.k]
