@@ -15,6 +15,7 @@ SEED   ?= 0
 # baselines, the analysis, MF and CTR one after another on the other (together shorter than TIGER).
 all: data semantic-ids
 	$(MAKE) --no-print-directory -j2 seq-tiger rest-of-main N=$(SEED)
+	$(SEQ_PLOTS)
 	$(MAKE) --no-print-directory summary verify
 	@echo "done: results in results/, plots in plots/"
 
@@ -73,11 +74,14 @@ neural: $(STAMP)
 # The sequential stage on the `paper` protocol (which also reports the `filtered` ranking):
 # item-level TIGER in one process, the tuned SASRec and the two baselines in another, side by side.
 SEQ = results/sequential_beauty
+# TIGER against the ID models by item popularity, drawn from the results files of both processes
+SEQ_PLOTS = $(PY) summarize_results.py --plots sequential
 tiger: $(STAMP)
 	$(MAKE) --no-print-directory sequential-seed N=$(SEED)
 
 sequential-seed: $(STAMP)
 	$(MAKE) --no-print-directory -j2 seq-tiger seq-ids N=$(N)
+	$(SEQ_PLOTS)
 
 seq-tiger: $(STAMP)
 	$(PY) tiger_train_eval.py --data-dir beauty --protocol paper --models tiger_item --seed $(N) \

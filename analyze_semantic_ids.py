@@ -21,7 +21,7 @@ from src.semantic_ids.analysis import analyse, load_generated
 from src.semantic_ids.config import OUTPUT_FILES
 from src.semantic_ids.generator import DEFAULT_CACHE_DIR, item_embeddings
 from src.semantic_ids.new_items import generator_config
-from src.semantic_ids.plots import plot_collisions, plot_purity, plot_similarity, plot_usage
+from src.semantic_ids.plots import plot_report, plot_usage
 from utils.data.load import data_files, load_dataset
 from utils.reporting.results import write_results
 from utils.reporting.runinfo import RunRecord
@@ -86,15 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         plot_dir, name = Path(args.plot_dir), ds.name
         plots = [
             plot_usage(stats, plot_dir / f"semantic_ids_{name}_usage.png", name),
-            plot_collisions(stats, plot_dir / f"semantic_ids_{name}_collisions.png", name),
-            plot_similarity(
-                report["similarity_by_prefix"],
-                plot_dir / f"semantic_ids_{name}_similarity.png",
-                name,
-            ),
-            plot_purity(
-                report["purity_level1"], plot_dir / f"semantic_ids_{name}_purity.png", name
-            ),
+            *plot_report(report, plot_dir, name),
         ]
     report = write_results(
         out,

@@ -18,23 +18,26 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 from src.pointwise.evaluation import PointwiseEvaluator
-from src.pointwise.experiment import prediction_saver, run_models
+from src.pointwise.experiment import prediction_saver, run_models, weights_keeper
 from src.pointwise.mf import DEFAULTS, MODEL_NAMES, SEMANTIC_MODELS, mf_model_facts, model_factory
 from src.training import TrainConfig
 from utils.data.examples import TrainSampler, resolve_objective
-from utils.reporting.figures import plot_overall_vs_cold
+from utils.reporting.figures import plot_mf_results
 from utils.reporting.results import write_results
 from utils.reporting.tables import mf_table
 from utils.runtime import argtypes
 from utils.runtime.cli import add_common_args
 from utils.runtime.errors import run_script
-from utils.runtime.experiment import add_experiment_args, add_pointwise_args, setup_experiment
+from utils.runtime.experiment import (
+    add_checkpoint_arg,
+    add_experiment_args,
+    add_pointwise_args,
+    setup_experiment,
+)
 
 log = logging.getLogger("mf_train_eval")
-PLOT_METRICS = {"explicit": ("rmse", "auc"), "implicit": ("auc", "recall@20")}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,6 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_common_args(p, default_out="results/mf_results_{dataset}.json", threads=1, plots=True)
     p.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES))
     add_experiment_args(p)
+    add_checkpoint_arg(p)
     add_pointwise_args(p, negatives=4, threshold_help="explicit: a rating >= this counts as liked")
     p.add_argument(
         "--ks",
@@ -85,7 +89,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     exp = setup_experiment(
-        args, "mf_train_eval.py", needs_ids=any(m in SEMANTIC_MODELS for m in args.models)
+        args,
+        "mf_train_eval.py",
+        needs_ids=any(m in SEMANTIC_MODELS for m in args.models),
+        outputs={"--checkpoint-dir": args.checkpoint_dir},
     )
     ds, split = exp.ds, exp.split
     objective = resolve_objective(ds, args.objective)
@@ -111,6 +118,16 @@ def main(argv: list[str] | None = None) -> dict:
     build = model_factory(
         ds, split, objective, args.dim, args.negatives, codes, sizes, args.init_std
     )
+    # what recommend.py rebuilds each model from (src/serving/checkpoint.py)
+    config = dict(
+        objective=objective, dim=args.dim, negatives=args.negatives, init_std=args.init_std
+    )
+    keep = weights_keeper(
+        args.checkpoint_dir,
+        f"mf-{{name}}-{ds.name}-{split.kind}{exp.ids_tag()}",
+        exp.checkpoint_spec("mf_train_eval.py", {"--models": "{name}", "--seed": "{seed}"}, config),
+        exp.checkpoint_identity(),
+    )
     models = run_models(
         args.models,
         exp.seeds,
@@ -123,24 +140,21 @@ def main(argv: list[str] | None = None) -> dict:
         exp.record.stage,
         progress=exp.progress,
         save=prediction_saver(exp, evaluator, args.top_k),
+        keep=keep,
     )
 
-    plots = [
-        plot_overall_vs_cold(
-            Path(args.plot_dir) / f"mf_{ds.name}_{m.replace('@', '_at_')}.png",
-            models,
-            m,
-            f"MF on {ds.name} ({objective}, {args.split} split, {len(exp.seeds)} seed(s))",
-        )
-        for m in PLOT_METRICS[objective]
-    ]
+    split_record = exp.split_record()
+    plots = plot_mf_results(
+        {"models": models, "objective": objective, "dataset": ds.name, "split": split_record},
+        args.plot_dir,
+    )
     result = write_results(
         exp.out_path,
         {
             "task": "matrix factorization: item IDs vs semantic IDs",
             "dataset": ds.name,
             "objective": objective,
-            "split": exp.split_record(),
+            "split": split_record,
             "semantic_ids": exp.ids_info,
             "models": models,
             "plots": [str(p) for p in plots],

@@ -21,12 +21,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
+from dataclasses import asdict
 
 from src.pointwise.ctr import MODELS, CTRConfig
-from src.pointwise.ctr_experiment import ctr_objective, labelling, plot_modes, run_ctr, summary_rows
+from src.pointwise.ctr_experiment import (
+    ctr_objective,
+    labelling,
+    plot_ctr_results,
+    run_ctr,
+    summary_rows,
+)
 from src.pointwise.evaluation import PointwiseEvaluator
-from src.pointwise.experiment import prediction_saver
+from src.pointwise.experiment import prediction_saver, weights_keeper
 from src.pointwise.features import BAG_LAYOUTS, MODES, NGRAM_BUCKETS, TITLE_BUCKETS
 from src.training import TrainConfig
 from utils.data.examples import resolve_objective
@@ -35,7 +41,12 @@ from utils.reporting.tables import ctr_table
 from utils.runtime import argtypes
 from utils.runtime.cli import add_common_args
 from utils.runtime.errors import run_script
-from utils.runtime.experiment import add_experiment_args, add_pointwise_args, setup_experiment
+from utils.runtime.experiment import (
+    add_checkpoint_arg,
+    add_experiment_args,
+    add_pointwise_args,
+    setup_experiment,
+)
 
 log = logging.getLogger("neural_train_eval")
 
@@ -50,6 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--modes", nargs="+", choices=MODES, default=list(MODES), help="feature modes to compare"
     )
     add_experiment_args(p)
+    add_checkpoint_arg(p)
     add_pointwise_args(p, negatives=2, threshold_help="rated data: a rating >= this is a positive")
     g = p.add_argument_group("model")
     g.add_argument("--dim", type=argtypes.dim, default=16, help="embedding size of every field")
@@ -109,7 +121,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     exp = setup_experiment(
-        args, "neural_train_eval.py", needs_ids=any(mode != "baseline" for mode in args.modes)
+        args,
+        "neural_train_eval.py",
+        needs_ids=any(mode != "baseline" for mode in args.modes),
+        outputs={"--checkpoint-dir": args.checkpoint_dir},
     )
     ds, split, seeds = exp.ds, exp.split, exp.seeds
     objective = ctr_objective(resolve_objective(ds, args.objective))
@@ -139,6 +154,18 @@ def main(argv: list[str] | None = None) -> dict:
         "bag_layout": args.bag_layout,
     }
     codes = exp.sids.codes if exp.sids else None
+    # what recommend.py rebuilds each model from (src/serving/checkpoint.py)
+    config = {"objective": objective, "model": asdict(model_cfg), "features": features}
+    keep = weights_keeper(
+        args.checkpoint_dir,
+        f"ctr-{{name}}-{{mode}}-{ds.name}-{split.kind}{exp.ids_tag()}",
+        exp.checkpoint_spec(
+            "neural_train_eval.py",
+            {"--models": "{name}", "--modes": "{mode}", "--seed": "{seed}"},
+            config,
+        ),
+        exp.checkpoint_identity(),
+    )
     results = run_ctr(
         ds,
         split,
@@ -155,14 +182,11 @@ def main(argv: list[str] | None = None) -> dict:
         exp.record.stage,
         exp.progress,
         save=prediction_saver(exp, evaluator, args.top_k, ranking=False),
+        keep=keep,
     )
 
     rows = summary_rows(results)
-    plot = plot_modes(
-        Path(args.plot_dir) / f"neural_{ds.name}_auc.png",
-        rows,
-        f"CTR models on {ds.name}: test AUC by feature mode ({len(seeds)} seed(s))",
-    )
+    plot = plot_ctr_results({"dataset": ds.name, "summary": rows, "seeds": seeds}, args.plot_dir)
     out = write_results(
         exp.out_path,
         {

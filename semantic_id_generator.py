@@ -21,6 +21,20 @@ Examples:
   python semantic_id_generator.py --data-dir beauty --quantizer rqvae --output-dir /tmp/beauty_rqvae
   python semantic_id_generator.py --data-dir beauty --encode-texts new_items.jsonl \\
       --out new_ids.json
+
+--encode-texts gives new items IDs with the saved quantizer (no refitting; existing IDs never
+change) and lists, for each, the catalogue items that share its longest code prefix. Its input:
+  .jsonl  one JSON object per line: {"id": "my-sku", "title": "...", "brand": "...",
+          "categories": ["Beauty", "Skin Care"], "price": 9.5, "description": "..."} (the item's
+          fields; the text is built as the catalogue's was), or {"id": ..., "text": "..."} with a
+          text in the catalogue's template:
+            Title: <title>. Brand: <brand>. Categories: <a>, <b>. Year: <year>.
+            Price: $<price>. Sales rank: <rank>. Description: <description>.
+          (the fields the IDs were generated with, in that order, absent ones left out)
+  .txt    one such text per line
+  .npy    embeddings (n, dim) of the generation's embedding model
+Items without an "id" are named new-1, new-2, ... (by line); an ID that names a catalogue item is
+refused.
 """
 
 from __future__ import annotations
@@ -196,8 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="embedding cache folder")
     p.add_argument(
         "--encode-texts",
-        help="instead of generating: encode new items (.txt one text per line, .jsonl "
-        "with 'id' and 'text', or .npy embeddings) with the saved quantizer",
+        help="instead of generating: encode new items with the saved quantizer (.jsonl with 'id' "
+        "and the item's fields or a 'text', .txt one text per line, .npy embeddings; the template "
+        "is above) and list the catalogue items sharing each one's prefix",
     )
     return p
 
@@ -211,6 +226,8 @@ def encode_command(args: argparse.Namespace, out_dir: Path, device: str) -> int:
     )
     for item, codes in result["items"].items():
         print(item, *codes, sep="\t")
+        for near in result["neighbours"][item][:5]:
+            print(f"  shares {near['shared_levels']} level(s) with {near['item']}")
     if args.out:
         atomic_write_json(args.out, result)
     return 0

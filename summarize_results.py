@@ -3,6 +3,8 @@
   python summarize_results.py                        # every results file found in results/
   python summarize_results.py --results-dir other/   # another results folder
   python summarize_results.py --verify               # recompute the metrics from saved predictions
+  python summarize_results.py --plots                # redraw the plots from the results files
+  python summarize_results.py --plots sequential     # the sequential ones (make sequential-seed)
 
 The tables come from utils/reporting/tables.py, the same functions the scripts log their tables
 with.
@@ -15,7 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from src.pointwise.ctr_experiment import plot_ctr_results
+from src.semantic_ids.plots import plot_report
+from src.sequential.reporting import plot_results, plot_slices
 from utils.evaluation.verify import verify_results_file
+from utils.reporting.figures import plot_mf_results, plot_quantizers
 from utils.reporting.tables import (
     ctr_table,
     mf_table,
@@ -108,6 +114,47 @@ def verify(results_dir: Path) -> int:
     return failures
 
 
+# What --plots redraws, from the results files alone (the semantic-ID usage plot needs
+# semantic_id_stats.json, so it is redrawn by analyze_semantic_ids.py only).
+PLOT_KINDS = ("mf", "ctr", "semantic_ids", "sequential", "quantizers")
+
+
+def redraw(results_dir: Path, plot_dir: Path, kinds: list[str]) -> list[Path]:
+    """Every plot of ``kinds`` that the results files in ``results_dir`` hold the data of, with
+    the functions the stages draw them with; the sequential runs of one data set, protocol and
+    seed (TIGER's file and the ID models' file) also get their joint plot by popularity slice,
+    ``sequential_<data>_<protocol>_seed<N>_slices.png``."""
+    files = {
+        "mf": "mf_results_*.json",
+        "ctr": "neural_results_*.json",
+        "semantic_ids": "semantic_id_analysis_*.json",
+        "sequential": "sequential_*.json",
+        "quantizers": "quantizer_comparison.json",
+    }
+    plots: list[Path] = []
+    runs: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for kind in kinds:
+        for path in sorted(results_dir.glob(files[kind])):
+            result = read_json(path)
+            if kind == "mf":
+                plots += plot_mf_results(result, plot_dir)
+            elif kind == "ctr":
+                plots.append(plot_ctr_results(result, plot_dir))
+            elif kind == "semantic_ids":
+                plots += plot_report(result, plot_dir, result["dataset"])
+            elif kind == "quantizers":
+                plots.append(plot_quantizers(result, plot_dir / "quantizer_comparison.png"))
+            elif result.get("complete"):
+                plots += map(Path, plot_results(result, str(plot_dir), path.stem))
+                key = (result["dataset"], result["protocol"], result["seed"])
+                runs.setdefault(key, []).append(result)
+    for (dataset, protocol, seed), results in runs.items():
+        if len(results) > 1:
+            name = f"sequential_{dataset}_{protocol}_seed{seed}_slices.png"
+            plots.append(plot_slices(results, str(plot_dir / name)))
+    return plots
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -120,8 +167,19 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="recompute every headline metric from the saved predictions (exit 1 on a mismatch)",
     )
+    parser.add_argument(
+        "--plots",
+        nargs="*",
+        choices=PLOT_KINDS,
+        help=f"redraw the plots from the results files (default: all of {', '.join(PLOT_KINDS)})",
+    )
+    parser.add_argument("--plot-dir", default="plots", help="where --plots writes (default: plots)")
     add_debug_flag(parser)
     args = parser.parse_args(argv)
+    if args.plots is not None:
+        for path in redraw(Path(args.results_dir), Path(args.plot_dir), args.plots or PLOT_KINDS):
+            print(path)
+        return 0
     if args.verify:
         return 1 if verify(Path(args.results_dir)) else 0
     print(summarize(Path(args.results_dir)))

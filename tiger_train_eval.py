@@ -34,7 +34,6 @@ training step took 0.17-0.18 s (median) on one thread against 0.34-0.41 s on two
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -55,6 +54,7 @@ from utils.reporting.examples_page import examples_page
 from utils.reporting.results import dig, write_results
 from utils.reporting.tables import tiger_table
 from utils.runtime import argtypes
+from utils.runtime.checkpoints import run_spec, split_identity
 from utils.runtime.cli import add_common_args
 from utils.runtime.errors import UsageError, run_script
 from utils.runtime.experiment import add_experiment_args, setup_experiment
@@ -260,15 +260,27 @@ def main(argv: list[str] | None = None) -> None:
     identity = {
         "data_checksum": ds.checksum,
         "protocol": protocol.name,
-        "split": {
-            "kind": split.kind,
-            "seed": split.seed,
-            "cold_fraction": args.cold_fraction,
-            "train_rows": rows_digest(split.train),
-        },
+        "split": split_identity(split, args.cold_fraction),
     }
     for name in models:
         stem = f"tiger-{name}-{ds.name}-{args.preset}-{protocol.name}-seed{args.seed}"
+        # what recommend.py needs to rebuild the model (src/serving/checkpoint.py)
+        spec = run_spec(
+            "tiger_train_eval.py",
+            {
+                "--data-dir": args.data_dir,
+                "--semantic-dir": args.semantic_dir,
+                "--preset": args.preset,
+                "--protocol": protocol.name,
+                "--models": name,
+                "--seed": args.seed,
+                "--split-seed": args.split_seed or None,
+            },
+            ds,
+            preset=args.preset,
+            protocol=protocol.name,
+            seed=args.seed,
+        )
         with exp.record.stage(name):
             if name in BASELINES:
                 run = run_baseline(
@@ -287,6 +299,7 @@ def main(argv: list[str] | None = None) -> None:
                     progress=exp.progress,
                     top_k=args.top_k,
                     identity=identity,
+                    spec=spec,
                 )
             else:
                 path = str(ckpt / f"{stem}-ids{ids_digest(sem)}.pt")
@@ -309,6 +322,7 @@ def main(argv: list[str] | None = None) -> None:
                     is_cold=split.is_cold(np.arange(ds.n_items)),
                     progress=exp.progress,
                     identity={**identity, "semantic_ids": ids_digest(sem)},
+                    spec=spec,
                 )
         results["models"][name] = run_report(run, test_masks)
         if exp.save_predictions:
@@ -344,12 +358,6 @@ def main(argv: list[str] | None = None) -> None:
         log.info("wrote %s", page[0])
     log.info("test metrics:\n%s", tiger_table(written, exp.out_path.name))
     log.info("wrote %s", exp.out_path)
-
-
-def rows_digest(rows: np.ndarray) -> str:
-    """A short digest of the interaction rows a model trains on (which split, which protocol)."""
-    data = np.ascontiguousarray(rows, dtype=np.int64).tobytes()
-    return f"{len(rows)}:{hashlib.sha256(data).hexdigest()[:16]}"
 
 
 def fmt_metrics(metrics: dict[str, float]) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.reporting.figures import grouped_bar_plot  # noqa: E402
+from utils.reporting.figures import plot_quantizers  # noqa: E402
 from utils.reporting.results import aggregate_seeds, dig  # noqa: E402
 from utils.reporting.tables import QUANTIZERS, quantizer_table  # noqa: E402
 from utils.runtime.cli import setup_logging  # noqa: E402
@@ -117,35 +117,6 @@ def compare(results_dir: Path, id_dirs: dict[str, Path]) -> dict[str, Any]:
     return out
 
 
-def plot(comparison: dict[str, Any], path: Path) -> Path:
-    """A bar group per headline metric (overall and cold), a colour per quantizer, ± seed std."""
-    metrics = [
-        ("TIGER R@10", ("tiger", "mean_std", "test", "recall@10")),
-        ("TIGER cold R@10", ("tiger", "mean_std", "cold_share", "cold_target_users", "recall@10")),
-        ("MF R@20", ("mf_semantic", "mean_std", "ranking", "overall", "recall@20")),
-        (
-            "MF cold R@20",
-            ("mf_semantic", "mean_std", "ranking", "slices", "cold_items", "recall@20"),
-        ),
-        ("DeepFM AUC-0.5", ("deepfm_semantic", "mean_std", "overall", "auc")),
-        ("DeepFM cold AUC-0.5", ("deepfm_semantic", "mean_std", "slices", "cold_items", "auc")),
-    ]
-    series = {}
-    for q, block in comparison["quantizers"].items():
-        cells = [dig(block, *p) for _, p in metrics]
-        means = [
-            c["mean"] - (0.5 if "AUC" in name else 0.0) for (name, _), c in zip(metrics, cells)
-        ]
-        series[q] = (means, [c["std"] for c in cells])
-    return grouped_bar_plot(
-        path,
-        [m for m, _ in metrics],
-        series,
-        "Beauty test: semantic IDs from each quantizer (mean ± std over seeds)",
-        "value (AUC shown minus 0.5)",
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -167,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     setup_logging(args.quiet)
     comparison = compare(Path(args.results_dir), dict(zip(QUANTIZERS, map(Path, args.ids))))
-    comparison["plot"] = str(plot(comparison, Path(args.plot)))
+    comparison["plot"] = str(plot_quantizers(comparison, Path(args.plot)))
     atomic_write_json(args.out, comparison)
     print(quantizer_table(comparison))
     log.info("wrote %s and %s", args.out, args.plot)

@@ -55,6 +55,9 @@ class TrainConfig:
     # What the run trains on (data checksum, semantic-ID digest, split, model configuration);
     # saved in each checkpoint, and a checkpoint of anything else is refused on --resume.
     identity: dict[str, Any] | None = None
+    # What rebuilds the model outside training (its class and configuration, the preset, the
+    # item map, the command that re-creates it); saved in each checkpoint for recommend.py.
+    spec: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -351,6 +354,7 @@ def fit(
                     "torch_rng": torch.get_rng_state(),
                     "config": plain(asdict(cfg)),
                     "identity": plain(cfg.identity),
+                    "spec": plain(cfg.spec),
                 },
             )
         distributed.barrier()  # no rank runs ahead of the epoch's checkpoint

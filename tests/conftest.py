@@ -3,6 +3,7 @@
 * No bytecode in the checkout: nothing imported after this file writes ``__pycache__``, and child
   Pythons inherit PYTHONDONTWRITEBYTECODE. Only this file and ``tests/__init__.py`` are compiled
   before it can say so; their two cache files are removed right away.
+* No test writes checkpoints into the checkout (the trainers' default folder is a temporary one).
 * No test leaves process state behind: the environment (the scripts' seeding sets PYTHONHASHSEED),
   ``sys.argv`` and torch's thread count are restored after each test, and a test that replaces a
   function of the standard library without undoing it fails.
@@ -52,6 +53,18 @@ def _stdlib_functions() -> dict[tuple[str, str], object]:
         for name, value in vars(m).items()
         if callable(value) and not name.endswith("hook")
     }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkpoints_outside_the_checkout(tmp_path_factory):
+    """The trainers' default --checkpoint-dir is checkpoints/ of the working folder: during the
+    tests it is a temporary folder (in-process runs and child Pythons alike), so no test writes
+    into the checkout or overwrites a real run's weights."""
+    from utils.runtime.experiment import CHECKPOINT_ENV
+
+    os.environ[CHECKPOINT_ENV] = str(tmp_path_factory.mktemp("checkpoints"))
+    yield
+    os.environ.pop(CHECKPOINT_ENV, None)
 
 
 @pytest.fixture(autouse=True)

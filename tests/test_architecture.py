@@ -71,7 +71,12 @@ def test_src_is_grouped_by_stage():
     folders = sorted(
         p.name for p in (ROOT / "src").iterdir() if p.is_dir() and not p.name.startswith("__")
     )
-    assert flat == ["training.py"] and folders == ["pointwise", "semantic_ids", "sequential"]
+    assert flat == ["training.py"] and folders == [
+        "pointwise",
+        "semantic_ids",
+        "sequential",
+        "serving",
+    ]
 
 
 def test_utils_is_grouped_by_job():

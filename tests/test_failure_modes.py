@@ -176,7 +176,7 @@ def test_a_run_that_fails_after_its_predictions_leaves_the_old_set_verifiable(
         raise _full(errno.ENOSPC)
 
     for failing in (  # after every prediction was written: the plot, then the results JSON
-        (mf_train_eval, "plot_overall_vs_cold"),
+        (mf_train_eval, "plot_mf_results"),
         (utils.reporting.results, "atomic_write_json"),
     ):
         with monkeypatch.context() as mp:

@@ -313,6 +313,6 @@ def test_script_end_to_end_on_synthetic_data(tmp_path):
     ), ckpts
     # Plot names carry the data set and the protocol, so runs never overwrite each other's.
     assert res["plots"] == [
-        str(tmp_path / f"{out.stem}_{kind}.png") for kind in ("val_curve", "test")
+        str(tmp_path / f"{out.stem}_{kind}.png") for kind in ("val_curve", "test", "slices")
     ]
     assert all(Path(p).stat().st_size > 0 for p in res["plots"])

@@ -22,7 +22,7 @@ from src.training import TrainConfig, count_parameters
 from utils.data.dataset import Dataset
 from utils.data.examples import TrainSampler
 from utils.data.splits import Split
-from utils.reporting.figures import grouped_bar_plot
+from utils.reporting.figures import grouped_bar_plot, zoomed_ylim
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +83,12 @@ def run_ctr(
     stage: Callable[[str], Any],
     progress: bool = False,
     save: Callable[[str, int, Any], dict[str, Any]] | None = None,
+    keep: Callable[..., Any] | None = None,
 ) -> dict[str, Any]:
     """``{mode: {model: {'seeds': {...}, 'mean_std': {...}}, 'features': {...}}}`` for every
-    mode; ``save(label, seed, model)`` saves test predictions under the label "<model>-<mode>"."""
+    mode; ``save(label, seed, model)`` saves test predictions under the label "<model>-<mode>";
+    ``keep`` (:func:`src.pointwise.experiment.weights_keeper`) the trained weights, with the
+    mode."""
     out: dict[str, Any] = {}
     for mode in modes:
         with stage(f"features {mode}"):
@@ -113,6 +116,9 @@ def run_ctr(
             save=None
             if save is None
             else (lambda name, seed, model, mode=mode: save(f"{name}-{mode}", seed, model)),
+            keep=None
+            if keep is None
+            else (lambda name, seed, model, mode=mode: keep(name, seed, model, {"mode": mode})),
         )
         out[mode] = {
             "features": {
@@ -162,16 +168,16 @@ def plot_modes(path: Path, rows: list[dict[str, Any]], title: str, metric: str =
             by_key[(model, mode)][key] for model in models for key in (metric, f"cold_{metric}")
         ]
         series[mode] = ([v[0] for v in values], [v[1] for v in values])
-    values = np.array([m for means, _ in series.values() for m in means], dtype=float)
-    values = values[np.isfinite(values)]
-    # AUCs of these models sit in a narrow band; a zero-based axis would hide the differences
-    # between modes.
-    ylim = (float(values.min()) - 0.03, float(values.max()) + 0.02) if len(values) else None
-    return grouped_bar_plot(
-        path,
-        groups,
-        series,
-        f"{title}\n(axis zoomed to the range of the values)",
-        f"test {metric}",
-        ylim=ylim,
+    ylim = zoomed_ylim(series)  # AUCs of these models sit in a narrow band
+    zoom = "\n(axis zoomed to the range of the values)" if ylim else ""
+    return grouped_bar_plot(path, groups, series, f"{title}{zoom}", f"test {metric}", ylim=ylim)
+
+
+def plot_ctr_results(result: dict[str, Any], plot_dir: str | Path) -> Path:
+    """The CTR plot of a results file (neural_train_eval.py's, or one read back to redraw it)."""
+    name = result["dataset"]
+    return plot_modes(
+        Path(plot_dir) / f"neural_{name}_auc.png",
+        result["summary"],
+        f"CTR models on {name}: test AUC by feature mode ({len(result['seeds'])} seed(s))",
     )

@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -17,6 +18,8 @@ from src.training import TrainConfig, TrainResult, fit
 from utils.data.examples import TrainSampler
 from utils.evaluation.metrics import naming_model
 from utils.reporting.results import aggregate_seeds
+from utils.runtime import distributed
+from utils.runtime.checkpoints import save_weights
 from utils.runtime.environment import seed_everything
 
 log = logging.getLogger(__name__)
@@ -71,6 +74,7 @@ def run_models(
     tune_threshold: bool = False,
     progress: bool = False,
     save: Callable[[str, int, nn.Module], dict[str, Any]] | None = None,
+    keep: Callable[[str, int, nn.Module], Any] | None = None,
 ) -> dict[str, Any]:
     """Train and test every model under every seed; per-seed results plus their mean and std.
 
@@ -83,7 +87,8 @@ def run_models(
     full-catalogue ranking (costly for models without ``score_all``);
     ``tune_threshold`` adds test metrics at the best-F1 validation threshold;
     ``save(name, seed, model)`` saves the test predictions and returns what the results file
-    records of them (file names and checksums).
+    records of them (file names and checksums); ``keep(name, seed, model)`` saves the trained
+    weights (:func:`weights_keeper`).
     """
     stage = stage or (lambda label: nullcontext())
     out: dict[str, Any] = {}
@@ -119,6 +124,8 @@ def run_models(
                 entry["test"] = evaluator.evaluate(model, "test", ranking, threshold)
                 if save is not None:
                     entry["predictions"] = save(name, seed, model)
+            if keep is not None:
+                keep(name, seed, model)
             entry.update(describe(model) if describe else {})
             per_seed[str(seed)] = entry
             log.info(
@@ -151,3 +158,34 @@ def prediction_saver(
         }
 
     return save
+
+
+def weights_keeper(
+    folder: str | Path, stem: str, spec: dict[str, Any], identity: dict[str, Any]
+) -> Callable[..., Path]:
+    """``keep`` for :func:`run_models`: each trained model's weights as
+    ``<folder>/<stem>-seed<seed>.pt`` with what rebuilds it (``spec``: its name, class and seed
+    added, ``config`` extended by ``extra`` such as a CTR feature mode) and what it was trained on
+    (``identity``), so recommend.py can load it and refuse it on other data. ``{name}``,
+    ``{seed}`` and ``extra``'s keys in ``stem`` and the spec's command are filled in."""
+
+    def fill(text: str, values: dict[str, Any]) -> str:
+        for key, value in values.items():
+            text = text.replace(f"{{{key}}}", str(value))
+        return text
+
+    def keep(name: str, seed: int, model: nn.Module, extra: dict[str, Any] | None = None) -> Path:
+        values = {"name": name, "seed": seed, **(extra or {})}
+        path = Path(folder) / f"{fill(stem, values)}-seed{seed}.pt"
+        config = {**spec.get("config", {}), **(extra or {})}
+        own = {"name": name, "class": type(model).__name__, "seed": seed, "config": config}
+        meta = {
+            "spec": {**spec, **own, "command": fill(spec["command"], values)},
+            "identity": {**identity, "model": {"name": name, **config}},
+        }
+        if distributed.is_main():
+            save_weights(path, model.state_dict(), meta)
+            log.info("saved %s", path)
+        return path
+
+    return keep

@@ -31,20 +31,36 @@ def plot_usage(stats: dict, path: Path, name: str) -> Path:
 
 
 def plot_collisions(stats: dict, path: Path, name: str) -> Path:
+    """How many items share each k-means prefix (all levels but the collision one): a group of
+    one is an item whose codes alone name it; the items of a larger group are told apart only by
+    the collision level."""
     plt = pyplot()
     hist = {int(k): v for k, v in stats["collisions"]["group_size_histogram"].items()}
     sizes = sorted(hist)
-    fig, ax = plt.subplots(figsize=(5, 3.4))
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
     ax.bar([str(s) for s in sizes], [hist[s] for s in sizes], color="tab:orange")
     ax.set_yscale("log")
-    ax.set_xlabel("items sharing the same first codes (group size)")
-    ax.set_ylabel("groups (log)")
+    ax.set_xlabel("items sharing one k-means prefix (1 = no collision)")
+    ax.set_ylabel("prefixes (log scale)")
     c = stats["collisions"]
     ax.set_title(
-        f"{name}: {c['colliding_items']} colliding items in {c['colliding_groups']} groups",
+        f"{name}: prefixes by how many items share them\n{c['colliding_items']} items in "
+        f"{c['colliding_groups']} shared prefixes need the collision level",
         fontsize=10,
     )
     return save_figure(fig, path)
+
+
+def plot_report(report: dict, plot_dir: Path, name: str) -> list[Path]:
+    """The figures an analysis results file holds the data of (collisions, similarity, purity;
+    the usage counts are in semantic_id_stats.json only), to redraw them from it."""
+    return [
+        plot_collisions(report, plot_dir / f"semantic_ids_{name}_collisions.png", name),
+        plot_similarity(
+            report["similarity_by_prefix"], plot_dir / f"semantic_ids_{name}_similarity.png", name
+        ),
+        plot_purity(report["purity_level1"], plot_dir / f"semantic_ids_{name}_purity.png", name),
+    ]
 
 
 def plot_similarity(rows: list[dict], path: Path, name: str) -> Path:

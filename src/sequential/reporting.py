@@ -3,6 +3,7 @@ ranking rule, the saved test ranking (utils/evaluation/predictions.py), and the 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ from src.sequential.runs import ModelRun
 from utils.data.slices import slice_report
 from utils.evaluation.metrics import next_item_metrics
 from utils.evaluation.predictions import id_strings
-from utils.reporting.figures import grouped_bar_plot, pyplot, save_figure
+from utils.reporting.figures import bar_panels, grouped_bar_plot, pyplot, save_figure
 
 
 def test_predictions(
@@ -80,10 +81,10 @@ def run_report(run: ModelRun, test_masks: dict[str, np.ndarray]) -> dict[str, An
 
 
 def plot_results(results: dict[str, Any], plot_dir: str, name: str) -> list[str]:
-    """Validation curves of the trained models, and test metrics beside the published numbers
-    of the same protocol (Beauty only), as ``<plot_dir>/<name>_val_curve.png`` and
-    ``<name>_test.png``: named after the results file, so two runs never overwrite each other's
-    plots."""
+    """Validation curves of the trained models, test metrics beside the published numbers
+    of the same protocol (Beauty only) and test metrics by item popularity, as
+    ``<plot_dir>/<name>_val_curve.png``, ``<name>_test.png`` and ``<name>_slices.png``: named
+    after the results file, so two runs never overwrite each other's plots."""
     plt = pyplot()
     models, protocol = results["models"], results["protocol"]
     stem = f"{plot_dir}/{name}"
@@ -129,4 +130,38 @@ def plot_results(results: dict[str, Any], plot_dir: str, name: str) -> list[str]
         "value",
     )
     paths.append(path)
+    paths.append(str(plot_slices([results], f"{stem}_slices.png")))
     return paths
+
+
+ITEM_SLICES = ("item_head", "item_mid", "item_tail")
+
+
+def plot_slices(results: list[dict[str, Any]], path: str) -> Path:
+    """Test Recall@10 and NDCG@10 of every model by the target item's popularity (head, mid,
+    tail of the training counts), from the results files of one data set, protocol and seed
+    (TIGER and the ID-based models are run in two processes, so in two files): where TIGER's
+    semantic IDs win and where they lose against item IDs. One run each: no error bars."""
+    first = results[0]
+    reports = {name: rep for r in results for name, rep in r["models"].items()}
+    sizes = next(iter(reports.values()))["test_slices"]
+    groups = [f"{s.removeprefix('item_')} (n={sizes[s]['n']})" for s in ITEM_SLICES]
+    panels = [
+        (
+            groups,
+            {
+                name: ([rep["test_slices"][s][metric] for s in ITEM_SLICES], None)
+                for name, rep in reports.items()
+            },
+            f"test {metric}",
+            None,
+            metric,
+        )
+        for metric in ("recall@10", "ndcg@10")
+    ]
+    ranking = next(iter(reports.values()))["ranking"]
+    title = (
+        f"{first['dataset']} test by the target item's popularity ({first['protocol']} "
+        f"protocol, {ranking} ranking, seed {first['seed']}): TIGER vs item-ID models"
+    )
+    return bar_panels(path, panels, title)

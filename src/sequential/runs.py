@@ -107,6 +107,14 @@ class ModelRun:
     test_lists: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+def with_model(
+    spec: dict[str, Any] | None, model_class: str, name: str, config: dict[str, Any]
+) -> dict[str, Any] | None:
+    """What a checkpoint needs to rebuild its model: the run's ``spec`` with the model's class,
+    name and configuration."""
+    return None if spec is None else {**spec, "class": model_class, "name": name, "config": config}
+
+
 def _no_validation(model: torch.nn.Module) -> dict[str, float]:
     """Holdout training has no validation fold: every epoch runs and the last one is kept."""
     return {}
@@ -127,6 +135,7 @@ def run_tiger(
     is_cold: np.ndarray | None = None,
     progress: bool = False,
     identity: dict[str, Any] | None = None,
+    spec: dict[str, Any] | None = None,
 ) -> ModelRun:
     """Train one TIGER variant and rank every validation and test user with beam search, under
     each ranking rule.
@@ -134,7 +143,9 @@ def run_tiger(
     ``is_cold`` (bool per item) adds the paper's cold-start ranking of the test
     users (:class:`ColdStart` with ``preset.cold_share``) beside plain beam search.
     ``identity`` (data checksum, semantic-ID digest, protocol, split) goes into each checkpoint
-    with the model's configuration; ``resume`` refuses a checkpoint of anything else.
+    with the model's configuration; ``resume`` refuses a checkpoint of anything else. ``spec``
+    (preset, item map, the command) goes in with the model's class and configuration, so
+    recommend.py can rebuild the model (:func:`with_model`).
     """
     cfg = replace(preset.tiger, encoder="item" if name == "tiger_item" else "token")
     model = Tiger(cfg, codes).to(device)
@@ -171,6 +182,7 @@ def run_tiger(
         checkpoint=checkpoint,
         resume=resume,
         identity={**(identity or {}), "model": cfg.to_dict()},
+        spec=with_model(spec, "Tiger", name, cfg.to_dict()),
     )
     steps = n_bucketed_batches(train.length, tcfg.batch_size)
     result = fit(
@@ -289,10 +301,11 @@ def run_sasrec(
     progress: bool = False,
     top_k: int = 100,
     identity: dict[str, Any] | None = None,
+    spec: dict[str, Any] | None = None,
 ) -> ModelRun:
     """Train SASRec (all-position) and rank the whole catalogue for every validation and test
-    user under each rule; ``top_k``: length of the saved test lists; ``identity`` as for
-    :func:`run_tiger`."""
+    user under each rule; ``top_k``: length of the saved test lists; ``identity`` and ``spec`` as
+    for :func:`run_tiger`."""
     chunks = data.train_chunks.to(device)
     trained = torch.zeros(n_items, dtype=torch.bool)
     trained[chunks.seq[chunks.seq >= 0].unique().cpu()] = True
@@ -315,6 +328,7 @@ def run_sasrec(
         checkpoint=checkpoint,
         resume=resume,
         identity={**(identity or {}), "model": preset.sasrec.to_dict()},
+        spec=with_model(spec, "SASRec", "sasrec", preset.sasrec.to_dict()),
     )
     steps = n_bucketed_batches(chunks.length, tcfg.batch_size)
     result = fit(

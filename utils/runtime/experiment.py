@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,15 +18,23 @@ from typing import Any
 from utils.data.dataset import Dataset
 from utils.data.examples import OBJECTIVES
 from utils.data.load import data_files, load_dataset
-from utils.data.semantic import IDS_FILE, SemanticIds, load_semantic_ids, semantic_ids_record
+from utils.data.semantic import (
+    IDS_FILE,
+    SemanticIds,
+    ids_digest,
+    load_semantic_ids,
+    semantic_ids_record,
+)
 from utils.data.splits import SPLIT_KINDS, Split, get_split
 from utils.evaluation.predictions import predictions_file, save_predictions
 from utils.reporting.runinfo import RunRecord
 from utils.runtime import argtypes, distributed
+from utils.runtime.checkpoints import run_spec, split_identity
 from utils.runtime.cli import resolve_out, setup
 from utils.runtime.errors import UsageError
 from utils.runtime.io import check_writable, lock_output
 
+CHECKPOINT_ENV = "SEMANTIC_IDS_CHECKPOINT_DIR"
 # Repeats of a whole training run: more would run for weeks on 2 cores.
 MAX_SEEDS = 100
 
@@ -76,6 +85,18 @@ def add_experiment_args(
     )
 
 
+def add_checkpoint_arg(parser: argparse.ArgumentParser) -> None:
+    """--checkpoint-dir of the pointwise trainers: where each model's trained weights go
+    (default checkpoints/, or $SEMANTIC_IDS_CHECKPOINT_DIR: the test suite's temporary folder)."""
+    default = os.environ.get(CHECKPOINT_ENV, "checkpoints")
+    parser.add_argument(
+        "--checkpoint-dir",
+        default=default,
+        help="where each model's trained weights go, one file per model and seed with what "
+        f"rebuilds the model, for recommend.py (default: {default})",
+    )
+
+
 def add_pointwise_args(
     parser: argparse.ArgumentParser, negatives: int, threshold_help: str
 ) -> None:
@@ -115,6 +136,7 @@ class Experiment:
     split_cache: Path
     cold_fraction: float
     save_predictions: bool = False
+    ids_dir: str | None = None  # the folder of the semantic IDs (None: the run uses none)
     # names this run's predictions files: new per run, so none of the current results' is
     # overwritten before the new results replace them (utils.reporting.results.write_results)
     run_tag: str = field(default_factory=lambda: secrets.token_hex(6))
@@ -123,6 +145,39 @@ class Experiment:
         """What a results file says about the split it was scored on."""
         split = self.split
         return {"kind": split.kind, "seed": split.seed, "sizes": split.sizes(), "info": split.info}
+
+    def ids_tag(self) -> str:
+        """A checkpoint name's part for the semantic IDs (runs on other IDs never share a file)."""
+        return f"-ids{ids_digest(self.sids)}" if self.sids is not None else ""
+
+    def checkpoint_identity(self) -> dict[str, Any]:
+        """What a checkpoint of this run was trained on: data, split, semantic IDs."""
+        return {
+            "data_checksum": self.ds.checksum,
+            "split": split_identity(self.split, self.cold_fraction),
+            "semantic_ids": ids_digest(self.sids) if self.sids is not None else None,
+        }
+
+    def checkpoint_spec(
+        self, script: str, flags: dict[str, Any], config: dict[str, Any]
+    ) -> dict[str, Any]:
+        """What rebuilds a model of this run (:func:`utils.runtime.checkpoints.run_spec`):
+        ``flags`` name the model, ``config`` is its configuration."""
+        split = self.split
+        common = {
+            "--data-dir": self.data_dir,
+            "--semantic-dir": self.ids_dir if self.ids_dir != self.data_dir else None,
+            "--split": split.kind,
+            "--split-seed": split.seed or None,
+            "--cold-fraction": self.cold_fraction,
+        }
+        return run_spec(
+            script,
+            {**common, **flags},
+            self.ds,
+            split={"kind": split.kind, "seed": split.seed, "cold_fraction": self.cold_fraction},
+            config=config,
+        )
 
     def save(
         self, name: str, seed: int, kind: str, meta: dict[str, Any], **arrays: Any
@@ -227,4 +282,5 @@ def setup_experiment(
         split_cache=split_cache,
         cold_fraction=args.cold_fraction,
         save_predictions=args.save_predictions and main,
+        ids_dir=str(ids_dir) if needs_ids else None,
     )

@@ -12,6 +12,24 @@ from collections.abc import Iterable
 import numpy as np
 
 
+def rows_digest(rows: np.ndarray) -> str:
+    """A short digest of the interaction rows a model trains on (which split, which protocol):
+    what a checkpoint records so that one of another split is refused."""
+    data = np.ascontiguousarray(rows, dtype=np.int64).tobytes()
+    return f"{len(rows)}:{hashlib.sha256(data).hexdigest()[:16]}"
+
+
+def strings_digest(values: Iterable[str]) -> str:
+    """A short digest of a list of strings in order (a checkpoint's item map: original item IDs
+    by index)."""
+    h = hashlib.sha256()
+    n = 0
+    for value in values:
+        h.update(str(value).encode("utf-8") + b"\0")
+        n += 1
+    return f"{n}:{h.hexdigest()[:16]}"
+
+
 def stable_hash(value: str | bytes | int, n_buckets: int | None = None) -> int:
     """64-bit stable hash of ``value``; modulo ``n_buckets`` when given."""
     data = value if isinstance(value, bytes) else str(value).encode("utf-8")

@@ -1,0 +1,173 @@
+"""Recommendations from a trained model: the top-k items for a user, or for a history of items
+given by ID or title, from any checkpoint the trainers write (TIGER item- or token-level and
+SASRec from tiger_train_eval.py, MF from mf_train_eval.py, the CTR models from
+neural_train_eval.py); and new items' semantic IDs from their text, with the catalogue items that
+share their prefix.
+
+The checkpoint records its data set, split, semantic IDs and model configuration; one of other
+data or IDs is refused in one line with the command that re-creates it. The history's items are
+left out of the list unless --include-history.
+
+Examples:
+  python recommend.py --user A1YJEY40YUW4SE \\
+      --checkpoint checkpoints/tiger-tiger_item-beauty-quick-paper-seed0-ids254bc5e6f726.pt
+  python recommend.py --checkpoint checkpoints/tiger-sasrec-beauty-quick-paper-seed0.pt \\
+      --history B004756YJA "Nail Polish Remover" --k 5 --json
+  python recommend.py --checkpoint checkpoints/mf-mf_id-ml-100k-temporal-seed0.pt --user 196
+  python recommend.py --data-dir beauty --new-item 'title=Rose face serum' 'brand=Acme' \\
+      'categories=Beauty, Skin Care, Face'
+  python recommend.py --data-dir beauty --new-items new_items.jsonl   # semantic_id_generator.py
+                                                                      # --help: the line format
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from src.semantic_ids.generator import DEFAULT_CACHE_DIR
+from src.serving.catalogue import item_index, user_history, user_index
+from src.serving.checkpoint import load_trained
+from src.serving.new_items import describe_new_items
+from src.serving.recommend import Request, recommend
+from utils.data.load import load_dataset
+from utils.runtime import argtypes
+from utils.runtime.cli import setup_logging
+from utils.runtime.environment import resolve_device
+from utils.runtime.errors import UsageError, add_debug_flag, run_script
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--checkpoint", help="a checkpoint written by one of the trainers")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--user", help="an original user ID of the data (a reviewerID, a user id)")
+    who.add_argument(
+        "--history",
+        nargs="+",
+        metavar="ITEM",
+        help="items in the order consumed, oldest first: item IDs or titles (exact, or a "
+        "case-insensitive part of exactly one title)",
+    )
+    p.add_argument("--k", type=argtypes.list_length, default=10, help="list length (default 10)")
+    p.add_argument(
+        "--include-history",
+        action="store_true",
+        help="keep the history's items in the list (default: left out)",
+    )
+    p.add_argument(
+        "--cold-share",
+        type=argtypes.fraction,
+        default=0.0,
+        help="TIGER: reserve this share of the top 10 (rounded up) for items the model never "
+        "trained on (the paper's cold-start ranking; default 0 = plain beam search)",
+    )
+    p.add_argument(
+        "--new-item",
+        nargs="+",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="a new item by its fields (title=, brand=, categories=a, b, description=, price=, "
+        "year=, id=); repeat the flag for more items",
+    )
+    p.add_argument(
+        "--new-items",
+        help="new items as JSON lines (the format of semantic_id_generator.py --encode-texts)",
+    )
+    p.add_argument(
+        "--data-dir",
+        help="the data folder (default: the one the checkpoint was trained on; needed without "
+        "--checkpoint)",
+    )
+    p.add_argument(
+        "--semantic-dir",
+        help="the folder of semantic_ids.json (default: the checkpoint's, else --data-dir)",
+    )
+    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="embedding cache folder")
+    p.add_argument("--device", type=argtypes.device_name, default="cpu", help="default: cpu")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    add_debug_flag(p)
+    args = p.parse_args(argv)
+    if args.checkpoint is None and not (args.new_item or args.new_items):
+        p.error("give --checkpoint (with --user or --history), or new items to encode")
+    if args.checkpoint and not (args.user or args.history):
+        p.error("--checkpoint: give --user or --history")
+    if args.checkpoint is None and not args.data_dir:
+        p.error("new items without --checkpoint need --data-dir")
+    return args
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """Rows as a fixed-width text table (titles cut to 50 characters)."""
+
+    def cell(value: Any, column: str) -> str:
+        if column == "score":
+            return "-" if value is None else f"{value:.4f}"
+        return str(value)[:50]
+
+    cells = [[cell(r[c], c) for c in columns] for r in rows]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+    lines = [columns, ["-" * w for w in widths], *cells]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging(quiet=True)
+    device = resolve_device(args.device)
+    out: dict[str, Any] = {}
+    trained = None
+    if args.checkpoint:
+        trained = load_trained(args.checkpoint, args.data_dir, args.semantic_dir, device)
+        ds = trained.ds
+        user = None if args.user is None else user_index(ds, args.user)
+        if args.cold_share and trained.kind != "tiger":
+            raise UsageError("--cold-share applies to TIGER checkpoints only")
+        if user is not None:
+            history = user_history(ds, user)
+        else:
+            history = np.array([item_index(ds, q) for q in args.history], dtype=np.int64)
+        req = Request(history, user, args.k, args.include_history, args.cold_share)
+        out.update(
+            checkpoint=str(trained.path),
+            model=trained.spec["name"],
+            dataset=ds.name,
+            user=args.user,
+            history=[str(ds.item_ids[i]) for i in req.history],
+            history_excluded=not args.include_history,
+            recommendations=recommend(trained, req),
+        )
+    if args.new_item or args.new_items:
+        ds = trained.ds if trained else load_dataset(args.data_dir)
+        ids_dir = Path(
+            args.semantic_dir or (trained.spec["semantic_dir"] if trained else args.data_dir)
+        )
+        out["new_items"] = describe_new_items(
+            ds, ids_dir, args.new_item or [], args.new_items, args.cache_dir, device
+        )
+    if args.json:
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return 0
+    if "recommendations" in out:
+        who = f"user {args.user}" if args.user else "the given history"
+        print(
+            f"{out['model']} ({out['checkpoint']}): top {args.k} for {who} "
+            f"({len(out['history'])} items{', left out' if not args.include_history else ''})"
+        )
+        print(table(out["recommendations"], ["rank", "item_id", "title", "semantic_id", "score"]))
+    for item in out.get("new_items", []):
+        print(f"\nnew item {item['id']}: semantic ID {item['semantic_id']}\n  text: {item['text']}")
+        print(table(item["neighbours"], ["shared_levels", "item_id", "title", "semantic_id"]))
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    run_script(main, user_errors=(ValueError,))
