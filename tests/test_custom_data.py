@@ -461,3 +461,14 @@ def semantic_id_generator_main(folder: Path, cache: Path) -> int:
     return semantic_id_generator.main(
         ["--data-dir", str(folder), "--cache-dir", str(cache), "--quiet", "--device", "cpu"]
     )
+
+
+def test_a_damaged_prepared_folder_is_refused(tmp_path):
+    _run(tmp_path, "user_id,item_id,timestamp\nu,a,1\nu,b,2\n", ["a", "b"])
+    path = tmp_path / "out" / "interactions.csv"
+    path.write_text(path.read_text().replace("u,b,2", "u,b,soon"))
+    with pytest.raises(DataError, match=r"row 2, column 'timestamp': not a number.*prepare_data"):
+        load_dataset(tmp_path / "out")
+    path.write_text(path.read_text().replace("u,b,soon", "u,zz,2"))
+    with pytest.raises(DataError, match=r"row 2, column 'item_id': unknown item"):
+        load_dataset(tmp_path / "out")

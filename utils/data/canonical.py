@@ -119,10 +119,11 @@ def load_canonical(data_dir: Path) -> Dataset:
         items = item_index.get_indexer(frame["item_id"])
         first_bad_row(path, pd.Series(items < 0, frame.index), "item_id", "unknown item", _FIX)
         item_parts.append(items)
-        if has.get("timestamp"):
-            times.append(pd.to_numeric(frame["timestamp"]).to_numpy(dtype=np.int64))
-        if has.get("rating"):
-            ratings.append(pd.to_numeric(frame["rating"]).to_numpy(dtype=np.float32))
+        for column, parts, dtype in (("timestamp", times, np.int64), ("rating", ratings, None)):
+            if has.get(column):
+                values = pd.to_numeric(frame[column], errors="coerce")
+                first_bad_row(path, values.isna(), column, "not a number", _FIX)
+                parts.append(values.to_numpy(dtype=dtype or np.float32))
     users = np.concatenate(user_parts).astype(np.int64)
     if len(set(user_ids)) != len(user_ids) or (np.diff(users) < 0).any():
         raise DataError(f"{path}: a user's rows are not contiguous; {_FIX}")
