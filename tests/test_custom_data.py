@@ -333,12 +333,21 @@ def test_missing_metadata_keep_or_drop(tmp_path, encoder):
     assert list(ds.item_ids) == ["a", "b"] and ds.n_interactions == 3
 
 
-def test_another_data_set_in_the_target_is_refused(tmp_path):
+def test_files_the_user_did_not_name_are_never_replaced(tmp_path):
     folder = tmp_path / "ml"
     _write(folder / "u.data", "1\t1\t5\t881250949\n")
-    with pytest.raises(DataError, match="holds another data set"):
+    with pytest.raises(DataError, match="holds files that are not a prepared catalogue"):
         prepare_custom(CustomSource(tmp_path / "i.csv", tmp_path / "m.csv"), folder)
     assert [p.name for p in folder.iterdir()] == ["u.data"]
+    # the user's own interactions.csv in the target: it would be overwritten by ours
+    own = tmp_path / "own"
+    inter = _write(own / "interactions.csv", "user_id,item_id,timestamp\nu,a,1\n")
+    with pytest.raises(DataError, match="--interactions .* under a name the prepared files take"):
+        prepare_custom(CustomSource(inter, _items(tmp_path, ["a"])), own, CleaningRules(k_core=1))
+    _write(own / "items.jsonl", "{}\n")
+    with pytest.raises(DataError, match=r"not a prepared catalogue \(interactions.csv, items"):
+        prepare_custom(CustomSource(_write(tmp_path / "i.csv", "x"), tmp_path / "m.csv"), own)
+    assert inter.read_text() == "user_id,item_id,timestamp\nu,a,1\n"
 
 
 def test_parquet_tables(tmp_path):

@@ -44,14 +44,24 @@ class CustomSource:
     list_sep: str = "|"
 
 
-def _check_target(target: Path) -> None:
+def _check_target(target: Path, source: CustomSource) -> None:
+    """Refuse a target whose files preparing would replace without the user having named them:
+    another data set, files of ours' names that are not a prepared folder, or the inputs."""
     if target.exists() and not target.is_dir():
         raise OutputError(f"--data-dir {target}: is a file, not a folder; give a folder")
     other = [n for n in (*P5_FILES, *ML_FILES) if (target / n).exists()]
+    if not (target / CUSTOM_FILES[-1]).exists():
+        other += [n for n in CUSTOM_FILES if (target / n).exists()]
+    for flag, path in (("--interactions", source.interactions), ("--items", source.items)):
+        if path.resolve().parent == target.resolve() and path.name in CUSTOM_FILES:
+            raise OutputError(
+                f"{flag} {path}: lies in --data-dir {target} under a name the prepared files "
+                "take; move it or choose another --data-dir (nothing was changed)"
+            )
     if other:
         raise OutputError(
-            f"--data-dir {target}: holds another data set ({', '.join(other)}); choose a new "
-            "folder for your catalogue (nothing was changed)"
+            f"--data-dir {target}: holds files that are not a prepared catalogue "
+            f"({', '.join(other)}); choose a new folder for your catalogue (nothing was changed)"
         )
 
 
@@ -61,7 +71,7 @@ def prepare_custom(
     """Prepare the user's catalogue into ``data_dir``; returns the loaded data set's summary."""
     rules = rules or CleaningRules()
     target = Path(data_dir)
-    _check_target(target)
+    _check_target(target, source)
     started = time.perf_counter()
     raw = read_interactions(source.interactions, source.columns, source.encoding, source.sep)
     mapping = parse_text_columns(source.text_columns) if source.text_columns else None
