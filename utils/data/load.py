@@ -3,7 +3,9 @@
 Two layouts are understood and detected from the files present:
 
 * P5's Amazon layout (:mod:`utils.data.p5`);
-* MovieLens 100K (:mod:`utils.data.movielens`).
+* MovieLens 100K (:mod:`utils.data.movielens`);
+* a user's own catalogue as ``prepare_data.py --dataset custom`` writes it
+  (:mod:`utils.data.canonical`).
 
 Every failure raises :class:`DataError` with the file, the line and the fix.
 """
@@ -12,17 +14,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from utils.data.canonical import load_canonical
 from utils.data.dataset import Dataset
 from utils.data.movielens import load_movielens
 from utils.data.p5 import load_p5
-from utils.data.specs import ML_FILES, P5_FILES, P5_RATINGS, prepare_hint
+from utils.data.specs import CUSTOM_FILES, ML_FILES, P5_FILES, P5_RATINGS, prepare_hint
 from utils.runtime.errors import DataError
 
 
 def data_files(data_dir: str | Path) -> list[Path]:
     """The folder and the data files in it that a load reads: what no output may overwrite."""
     folder = Path(data_dir)
-    names = (*P5_FILES, P5_RATINGS, *ML_FILES)
+    names = (*P5_FILES, P5_RATINGS, *ML_FILES, *CUSTOM_FILES)
     return [folder, *(folder / n for n in names if (folder / n).exists())]
 
 
@@ -31,6 +34,8 @@ def load_dataset(data_dir: str | Path) -> Dataset:
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataError(f"{data_dir}: no such data folder; {prepare_hint(data_dir)}")
+    if (data_dir / CUSTOM_FILES[-1]).exists():
+        return load_canonical(data_dir)
     if (data_dir / "u.data").exists() or (data_dir / "u.item").exists():
         return load_movielens(data_dir)
     return load_p5(data_dir)

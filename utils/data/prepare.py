@@ -21,8 +21,9 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
@@ -39,6 +40,7 @@ from utils.runtime.io import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ML_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 P5_DRIVE_ID = "1qGxgmx7G_WB7JE4Cn_bEcZ_o_NAJLE3G"
@@ -78,15 +80,12 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst, follow_symlinks=False)
 
 
-def _stage(
-    source: Path, target: Path, spec: DatasetSpec, work: Path, link: bool = False
-) -> list[str]:
-    """Fill ``work/new`` with ``target``'s other contents plus the new data files; returns the
-    names placed."""
-    data_names = set(spec.required + spec.optional)
+def stage_others(target: Path, data_names: set[str], work: Path) -> Path:
+    """The staging folder of a :func:`transaction`, ``work/new``, holding ``target``'s other
+    contents (semantic IDs, split cache, the user's own files: hard links); the old
+    ``data_names`` are left out, to be replaced."""
     staging = work / _NEW
     if target.is_dir():
-        # keep what else lives there (semantic IDs, split cache); old data files are replaced
         shutil.copytree(
             target,
             staging,
@@ -96,6 +95,15 @@ def _stage(
         )
     else:
         staging.mkdir()  # the user's usual permissions (umask), like any folder they make
+    return staging
+
+
+def _stage(
+    source: Path, target: Path, spec: DatasetSpec, work: Path, link: bool = False
+) -> list[str]:
+    """Fill ``work/new`` with ``target``'s other contents plus the new data files; returns the
+    names placed."""
+    staging = stage_others(target, set(spec.required + spec.optional), work)
     placed = []
     for name in spec.required + spec.optional:
         src = source / name
@@ -151,21 +159,33 @@ def install_verified(
     source: Path, target: Path, spec: DatasetSpec, verify: bool, link: bool = False
 ) -> tuple[dict[str, Any], list[str]]:
     """Stage, load and check, then swap in; on any failure ``target`` is untouched."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _recover(target)
-    work = make_temp_dir(target.parent, target.name)
-    try:
+
+    def fill(work: Path) -> tuple[dict[str, Any], list[str]]:
         placed = _stage(source, target, spec, work, link)
         staging = work / _NEW
         try:
             summary = _verified_summary(staging, spec, verify, target)
         except DataError as exc:  # name the user's file, not its staged copy
             raise DataError(str(exc).replace(str(staging), str(source))) from exc
+        return summary, placed
+
+    return transaction(target, fill)
+
+
+def transaction(target: Path, fill: Callable[[Path], T]) -> T:
+    """Run ``fill(work)``, which stages the new folder in ``work/new`` (see
+    :func:`stage_others`), then swap it in for ``target``; on any failure ``target`` is
+    untouched."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _recover(target)
+    work = make_temp_dir(target.parent, target.name)
+    try:
+        result = fill(work)
         _swap_in(work, target)
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
-    return summary, placed
+    return result
 
 
 def download(url: str, dest: Path, timeout: float = 30.0, progress: bool = False) -> None:

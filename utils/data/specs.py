@@ -13,6 +13,8 @@ from pathlib import Path
 P5_FILES = ("sequential_data.txt", "datamaps.json", "meta.json.gz")
 P5_RATINGS = "rating_splits_augmented.pkl"
 ML_FILES = ("u.data", "u.item")
+# A user's own catalogue as prepare_data.py --dataset custom writes it (utils/data/canonical.py).
+CUSTOM_FILES = ("interactions.csv", "items.jsonl", "dataset.json")
 
 
 @dataclass(frozen=True)
@@ -63,5 +65,6 @@ def prepare_hint(data_dir: Path) -> str:
         return f"run `{command.format(data_dir.name, data_dir)}` to put the data there"
     return (
         f"run `{command.format('NAME --source FOLDER', data_dir)}` to put the data there "
-        f"(NAME: one of {', '.join(sorted(SPECS))}; FOLDER: where its files are)"
+        f"(NAME: one of {', '.join(sorted(SPECS))}; FOLDER: where its files are), or "
+        f"`{command.format('custom --interactions FILE --items FILE', data_dir)}` for your own"
     )
