@@ -19,14 +19,12 @@ import json
 
 from utils.data.prepare import prepare
 from utils.data.specs import SPECS
-from utils.runtime.cli import setup_logging
+from utils.runtime.cli import HelpFormatter, setup_logging, show_progress
 from utils.runtime.errors import add_debug_flag, run_script
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument(
         "--dataset",
         choices=sorted(SPECS),
@@ -64,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         args.url,
         args.link,
         not args.no_verify,
-        progress=not args.quiet,
+        progress=show_progress(args),
     )
     if not args.quiet:
         print(json.dumps(summary, indent=2))
