@@ -146,6 +146,8 @@ def main(argv: list[str] | None = None) -> dict:
         {
             "task": "matrix factorization: item IDs vs semantic IDs",
             "dataset": ds.name,
+            "protocol": split.kind,
+            "seeds": exp.seeds,
             "objective": objective,
             "split": exp.split_record(),
             "semantic_ids": exp.ids_info,

@@ -174,6 +174,7 @@ def main(argv: list[str] | None = None) -> dict:
         {
             "task": "neural CTR models: item-ID vs semantic-ID features",
             "dataset": ds.name,
+            "protocol": split.kind,
             "labelling": labelling(objective, args.positive_threshold, args.negatives, split),
             "seeds": seeds,
             "seeds_note": "mean and std over these model seeds (the split is fixed by "
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> dict:
             "src/pointwise/features.py",
             "summary": rows,
             "modes": results,
-            "plot": str(plot),
+            "plots": [str(plot)],
         },
         exp.record,
     )

@@ -236,7 +236,9 @@ def main(argv: list[str] | None = None) -> None:
     rules = ranking_rules(protocol, ds, data.val.rows.numpy(), data.test.rows.numpy())
 
     results = {
+        "task": "sequential recommendation: generative retrieval over semantic IDs vs item IDs",
         "dataset": ds.name,
+        "seeds": [args.seed],
         "protocol": protocol.name,
         "protocol_what": protocol.what,
         "rankings": list(protocol.reports),
