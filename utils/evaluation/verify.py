@@ -199,10 +199,23 @@ def verify_found(found: list[Found]) -> FolderReport:
         try:
             report.checked[str(f.path)] = verify_results_file(f.path, f.result)
         except MissingPredictions as exc:
-            command = dig(f.result, RUN_RECORD, "command") or "the script that wrote it"
-            if "--save-predictions" not in command:
-                command += " --save-predictions"
-            report.missing[str(f.path)] = (str(exc).split(";")[0], command)
+            report.missing[str(f.path)] = (str(exc).split(";")[0], rerun_command(f.result))
         except ValueError as exc:
             report.refused[str(f.path)] = str(exc)
     return report
+
+
+def rerun_command(result: dict[str, Any]) -> str:
+    """The recorded command that writes these results again, with their predictions, to the same
+    place: into the same run folder, or (a run that named neither --out nor a run folder: the
+    Makefile's, before run folders) as the study's reference files."""
+    command = dig(result, RUN_RECORD, "command") or "the script that wrote it"
+    flags = command.split()
+    run_dir = dig(result, RUN_RECORD, "config", "run_dir")
+    if "--save-predictions" not in flags:
+        command += " --save-predictions"
+    if run_dir and "--run-dir" not in flags:
+        command += f" --run-dir {run_dir}"
+    elif not run_dir and not {"--out", "--reference"} & set(flags):
+        command += " --reference"
+    return command
