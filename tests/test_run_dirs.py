@@ -88,3 +88,13 @@ def test_a_plain_run_gets_a_new_folder_under_runs(data, tmp_path, monkeypatch):
     assert len(list((tmp_path / "runs").iterdir())) == 2  # the reference run left no run folder
     with pytest.raises(UsageError, match="--reference .* cannot go with --run-dir"):
         mf_train_eval.main([*flags, "--reference", "--run-dir", str(tmp_path / "x")])
+
+
+def test_every_torchrun_rank_names_the_same_run_folder(tmp_path, monkeypatch):
+    """Ranks start at slightly different times; the job id, not the clock, names their folder."""
+    from utils.runtime.rundir import new_run_dir
+
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job42")
+    first = new_run_dir("tiger_train_eval.py", "beauty", tmp_path)
+    assert new_run_dir("tiger_train_eval.py", "beauty", tmp_path) == first
+    assert first.name == "tiger_train_eval-beauty-torchrun-job42" and first.is_dir()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -49,8 +50,14 @@ def add_run_args(group: argparse._ArgumentGroup, reference_out: str | None) -> N
 
 def new_run_dir(script: str, dataset: str, root: Path = RUNS_ROOT) -> Path:
     """A fresh ``<root>/<script>-<dataset>-<YYYYmmdd-HHMMSS>`` (``-2``, ``-3``, ... when two runs
-    start in the same second), created now so no other run takes it."""
+    start in the same second), created now so no other run takes it. Under torchrun every rank
+    must name the same folder, so the job's id stands in for the time."""
     base = f"{Path(script).stem}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    job = os.environ.get("TORCHELASTIC_RUN_ID")
+    if job:
+        folder = root / f"{Path(script).stem}-{dataset}-torchrun-{job}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
     root.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):
         folder = root / (base if n == 1 else f"{base}-{n}")
