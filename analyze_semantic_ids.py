@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     device = setup(args)
     ids_dir = Path(args.semantic_dir or args.data_dir)
     ds = load_dataset(args.data_dir)
-    log_to_file(resolve_run_outputs(args, "analyze_semantic_ids.py", ds.name))
+    run_dir = resolve_run_outputs(args, "analyze_semantic_ids.py", ds.name)
     record = RunRecord("analyze_semantic_ids.py", dict(vars(args)), args.seed, ds.checksum)
     with record.stage("load"):
         out = resolve_out(args.out, ds.name)
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         check_writable({"--out": out}, {"--plot-dir": args.plot_dir}, inputs)
         sids, stats, q = load_generated(ids_dir, ds)
         cfg = generator_config(ids_dir, sids.meta)
+    log_to_file(run_dir)
     with record.stage("embeddings"):
         x, _, embed_report = item_embeddings(
             ds, cfg, args.cache_dir, device, progress=show_progress(args)

@@ -189,8 +189,6 @@ def setup_experiment(
         logging.getLogger().setLevel(logging.WARNING)
     ds = load_dataset(args.data_dir)
     run_dir = resolve_run_outputs(args, script, ds.name)
-    if main:
-        log_to_file(run_dir)
     out_path = resolve_out(args.out, ds.name)
     split_cache = Path(args.split_cache or Path(args.data_dir) / "splits")
     folders = {"--split-cache": split_cache, **(outputs or {})}
@@ -205,6 +203,7 @@ def setup_experiment(
     check_writable({"--out": out_path}, folders, inputs)
     if main:
         lock_output("--out", out_path)
+        log_to_file(run_dir)
     world = {"world_size": distributed.world_size()}
     record = RunRecord(
         script, {**vars(args), **(config or {}), "seeds": seeds, **world}, seeds[0], ds.checksum

@@ -49,23 +49,19 @@ def add_run_args(group: argparse._ArgumentGroup, reference_out: str | None) -> N
 
 
 def new_run_dir(script: str, dataset: str, root: Path = RUNS_ROOT) -> Path:
-    """A fresh ``<root>/<script>-<dataset>-<YYYYmmdd-HHMMSS>`` (``-2``, ``-3``, ... when two runs
-    start in the same second), created now so no other run takes it. Under torchrun every rank
-    must name the same folder, so the job's id stands in for the time."""
-    base = f"{Path(script).stem}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    """A new ``<root>/<script>-<dataset>-<YYYYmmdd-HHMMSS>`` (``-2``, ``-3``, ... when that
+    exists). Not created here: the output check creates it, so a run refused before any work
+    leaves no folder behind. Under torchrun every rank must name the same folder, so the job's id
+    stands in for the time."""
+    stem = f"{Path(script).stem}-{dataset}"
     job = os.environ.get("TORCHELASTIC_RUN_ID")
     if job:
-        folder = root / f"{Path(script).stem}-{dataset}-torchrun-{job}"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-    root.mkdir(parents=True, exist_ok=True)
+        return root / f"{stem}-torchrun-{job}"
+    base = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     for n in range(1, 1000):
         folder = root / (base if n == 1 else f"{base}-{n}")
-        try:
-            folder.mkdir()
+        if not folder.exists():
             return folder
-        except FileExistsError:
-            continue
     raise UsageError(f"{root}/{base}: 999 run folders of this second exist; give --run-dir")
 
 
