@@ -50,16 +50,16 @@ semantic-ids: $(STAMP)
 	$(PY) semantic_id_generator.py --data-dir data/ml-100k --seed $(SEED)
 
 define ANALYSIS
-	$(PY) analyze_semantic_ids.py --data-dir beauty
-	$(PY) analyze_semantic_ids.py --data-dir data/ml-100k
+	$(PY) analyze_semantic_ids.py --data-dir beauty --reference
+	$(PY) analyze_semantic_ids.py --data-dir data/ml-100k --reference
 endef
 define MF
-	$(PY) mf_train_eval.py --data-dir data/ml-100k --seeds 0 1 2 --save-predictions
-	$(PY) mf_train_eval.py --data-dir beauty --seeds 0 1 2 --save-predictions
+	$(PY) mf_train_eval.py --data-dir data/ml-100k --seeds 0 1 2 --save-predictions --reference
+	$(PY) mf_train_eval.py --data-dir beauty --seeds 0 1 2 --save-predictions --reference
 endef
 define NEURAL
-	$(PY) neural_train_eval.py --data-dir data/ml-100k --seeds 0 1 2 --save-predictions
-	$(PY) neural_train_eval.py --data-dir beauty --seeds 0 1 2 --save-predictions
+	$(PY) neural_train_eval.py --data-dir data/ml-100k --seeds 0 1 2 --save-predictions --reference
+	$(PY) neural_train_eval.py --data-dir beauty --seeds 0 1 2 --save-predictions --reference
 endef
 
 analysis: $(STAMP)
@@ -85,11 +85,11 @@ sequential-seed: $(STAMP)
 
 seq-tiger: $(STAMP)
 	$(PY) tiger_train_eval.py --data-dir beauty --protocol paper --models tiger_item --seed $(N) \
-		--quiet --save-predictions --out $(SEQ)_paper_tiger_seed$(N).json
+		--quiet --save-predictions --reference --out $(SEQ)_paper_tiger_seed$(N).json
 
 define SEQ_IDS
 	$(PY) tiger_train_eval.py --data-dir beauty --protocol paper --models sasrec most_popular \
-		transition --seed $(N) --quiet --save-predictions --out $(SEQ)_paper_ids_seed$(N).json
+		transition --seed $(N) --quiet --save-predictions --reference --out $(SEQ)_paper_ids_seed$(N).json
 endef
 seq-ids: $(STAMP)
 	$(SEQ_IDS)
@@ -104,11 +104,11 @@ sequential-seeds: $(STAMP)
 holdout: $(STAMP)
 	for n in 0 1 2; do \
 		$(PY) tiger_train_eval.py --data-dir beauty --protocol holdout --models sasrec most_popular \
-			transition --seed $$n --quiet --save-predictions --out $(SEQ)_holdout_ids_seed$$n.json \
+			transition --seed $$n --quiet --save-predictions --reference --out $(SEQ)_holdout_ids_seed$$n.json \
 			--epochs-from $(SEQ)_paper_ids_seed$$n.json || exit 1; \
 	done
 	$(PY) tiger_train_eval.py --data-dir beauty --protocol holdout --models tiger_item --seed $(SEED) \
-		--quiet --save-predictions --out $(SEQ)_holdout_tiger_seed$(SEED).json \
+		--quiet --save-predictions --reference --out $(SEQ)_holdout_tiger_seed$(SEED).json \
 		--epochs-from $(SEQ)_paper_tiger_seed$(SEED).json
 
 # Not part of `all`: the cold-start study (5% of items held out of training and of the codebooks),
@@ -116,14 +116,14 @@ holdout: $(STAMP)
 cold-study: $(STAMP)
 	for n in 0 1 2; do \
 		$(PY) tiger_train_eval.py --data-dir beauty --protocol cold --models tiger_item sasrec \
-			--seed $$n --quiet --save-predictions --out results/tiger_results_cold_seed$$n.json \
+			--seed $$n --quiet --save-predictions --reference --out results/tiger_results_cold_seed$$n.json \
 			--plot-dir checkpoints/plots-cold || exit 1; \
 	done
 
 # Not part of `all`: the paper's token-level encoder trained longer (hours on this CPU).
 tiger-long: $(STAMP)
 	$(PY) tiger_train_eval.py --data-dir beauty --preset long --protocol paper \
-		--out $(SEQ)_paper_tiger_token_seed$(SEED).json --save-predictions
+		--out $(SEQ)_paper_tiger_token_seed$(SEED).json --save-predictions --reference
 
 # Not part of `all`: the SASRec sweep behind the tuned baseline (validation only), two processes.
 sweep-sasrec: $(STAMP)
@@ -136,9 +136,15 @@ sweep-sasrec: $(STAMP)
 summary: $(STAMP)
 	$(PY) summarize_results.py
 
-# Recompute every headline metric from the saved predictions; fails on any mismatch.
+# Recompute every headline metric from the saved predictions; fails on any mismatch. The files the
+# main job (`make all`) has just written must be checked; the other committed results files are
+# checked where their predictions are here, else listed with the command that writes them
+# (predictions are git-ignored). `summarize_results.py --verify` alone fails on any of those.
+MAIN_RESULTS = results/mf_results_ml-100k.json results/mf_results_beauty.json \
+	results/neural_results_ml-100k.json results/neural_results_beauty.json \
+	$(SEQ)_paper_tiger_seed$(SEED).json $(SEQ)_paper_ids_seed$(SEED).json
 verify: $(STAMP)
-	$(PY) summarize_results.py --verify
+	$(PY) summarize_results.py --verify --allow-missing --require $(MAIN_RESULTS)
 
 # Not part of `all` (~1.5 h here): semantic IDs from RQ-KMeans vs RQ-VAE vs random codes on the same
 # downstream models (TIGER quick, one seed; MF-Semantic and DeepFM-semantic, 3 seeds) on Beauty.
@@ -146,20 +152,20 @@ verify: $(STAMP)
 QRUN = results/quantizers
 quantizers: $(STAMP)
 	$(PY) semantic_id_generator.py --data-dir beauty --quantizer rqvae --reseed-dead-codes \
-		--output-dir beauty/ids-rqvae --seed $(SEED) --quiet
-	$(PY) semantic_id_generator.py --data-dir beauty --quantizer random --output-dir beauty/ids-random \
+		--semantic-dir beauty/ids-rqvae --seed $(SEED) --quiet
+	$(PY) semantic_id_generator.py --data-dir beauty --quantizer random --semantic-dir beauty/ids-random \
 		--seed $(SEED) --quiet
 	pids=; for q in rqvae random; do \
 		$(PY) tiger_train_eval.py --data-dir beauty --preset quick --models tiger_item --seed $(SEED) --quiet \
-			--semantic-dir beauty/ids-$$q --out $(QRUN)/tiger_$$q.json --plot-dir checkpoints/plots-$$q & \
+			--semantic-dir beauty/ids-$$q --reference --out $(QRUN)/tiger_$$q.json --plot-dir checkpoints/plots-$$q & \
 		pids="$$pids $$!"; \
 	done; for p in $$pids; do wait $$p || exit 1; done
 	for q in rqkmeans rqvae random; do \
 		dir=beauty; [ $$q = rqkmeans ] || dir=beauty/ids-$$q; \
 		$(PY) mf_train_eval.py --data-dir beauty --models mf_semantic --seeds 0 1 2 --quiet --semantic-dir $$dir \
-			--out $(QRUN)/mf_$$q.json --plot-dir checkpoints/plots-$$q || exit 1; \
+			--reference --out $(QRUN)/mf_$$q.json --plot-dir checkpoints/plots-$$q || exit 1; \
 		$(PY) neural_train_eval.py --data-dir beauty --models deepfm --modes semantic --seeds 0 1 2 --quiet \
-			--semantic-dir $$dir --out $(QRUN)/ctr_$$q.json --plot-dir checkpoints/plots-$$q || exit 1; \
+			--semantic-dir $$dir --reference --out $(QRUN)/ctr_$$q.json --plot-dir checkpoints/plots-$$q || exit 1; \
 	done
 	$(PY) benchmarks/compare_quantizers.py
 

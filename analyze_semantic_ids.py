@@ -3,8 +3,9 @@ examples.
 
 Reads <data-dir>/semantic_ids.json, semantic_id_stats.json, the saved quantizer
 (codebooks.npz, rqvae.pt or random_codes.npz) and the cached item embeddings (the encoder is only
-loaded if the cache lacks them), and writes PNG plots to --plot-dir plus a
-JSON report to --out.
+loaded if the cache lacks them), and writes PNG plots plus a JSON report into a new
+runs/<script>-<dataset>-<time>/ (or --run-dir); --reference writes the study's
+results/semantic_id_analysis_<dataset>.json and plots/ (make analysis).
 
 Examples:
   python analyze_semantic_ids.py --data-dir beauty
@@ -27,19 +28,29 @@ from utils.reporting.results import write_results
 from utils.reporting.runinfo import RunRecord
 from utils.reporting.tables import semantic_ids_table
 from utils.runtime import argtypes
-from utils.runtime.cli import add_common_args, resolve_out, setup
+from utils.runtime.cli import (
+    HelpFormatter,
+    add_common_args,
+    add_semantic_dir_arg,
+    resolve_out,
+    setup,
+    show_progress,
+)
 from utils.runtime.errors import run_script
 from utils.runtime.io import check_writable
+from utils.runtime.rundir import log_to_file, resolve_run_outputs
 
 log = logging.getLogger("analyze_semantic_ids")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    add_common_args(
+        p, default_out="results/semantic_id_analysis_{dataset}.json", plots=True, runs=True
     )
-    add_common_args(p, default_out="results/semantic_id_analysis_{dataset}.json", plots=True)
-    p.add_argument("--ids-dir", help="folder holding the semantic-ID files (default: --data-dir)")
+    add_semantic_dir_arg(
+        p, "folder holding the semantic-ID files (default: --data-dir)", deprecated=("--ids-dir",)
+    )
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="embedding cache folder")
     p.add_argument(
         "--example-codes",
@@ -47,7 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         default=8,
         help="level-1 codes to show example items for",
     )
-    p.add_argument("--examples-per-code", type=argtypes.list_length, default=5)
+    p.add_argument(
+        "--examples-per-code",
+        type=argtypes.list_length,
+        default=5,
+        help="example items shown per code",
+    )
     p.add_argument(
         "--shuffles",
         type=argtypes.repeats,
@@ -56,19 +72,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     device = setup(args)
-    record = RunRecord("analyze_semantic_ids.py", dict(vars(args)), args.seed)
-    ids_dir = Path(args.ids_dir or args.data_dir)
+    ids_dir = Path(args.semantic_dir or args.data_dir)
+    ds = load_dataset(args.data_dir)
+    run_dir = resolve_run_outputs(args, "analyze_semantic_ids.py", ds.name)
+    record = RunRecord("analyze_semantic_ids.py", dict(vars(args)), args.seed, ds.checksum)
     with record.stage("load"):
-        ds = load_dataset(args.data_dir)
-        record.data_checksum = ds.checksum
         out = resolve_out(args.out, ds.name)
         inputs = data_files(args.data_dir) + [ids_dir / name for name in OUTPUT_FILES]
         check_writable({"--out": out}, {"--plot-dir": args.plot_dir}, inputs)
         sids, stats, q = load_generated(ids_dir, ds)
         cfg = generator_config(ids_dir, sids.meta)
+    log_to_file(run_dir)
     with record.stage("embeddings"):
         x, _, embed_report = item_embeddings(
-            ds, cfg, args.cache_dir, device, progress=not args.quiet
+            ds, cfg, args.cache_dir, device, progress=show_progress(args)
         )
     report = analyse(
         ds,

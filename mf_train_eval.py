@@ -9,9 +9,10 @@ Examples:
     python mf_train_eval.py --data-dir beauty --models mf_id mf_semantic --seeds 0 1 2 \\
         --split random
 
-Writes results/mf_results_<dataset>.json (per model and seed: overall and sliced
+Writes mf_results_<dataset>.json (per model and seed: overall and sliced
 test metrics, training curve, learned level weights; mean and std over seeds;
-the run record) and plots/mf_<dataset>_<metric>.png.
+the run record) and mf_<dataset>_<metric>.png into a new runs/<script>-<dataset>-<time>/
+(or --run-dir); --reference writes the study's results/ and plots/ (make mf).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from utils.reporting.figures import plot_mf_results
 from utils.reporting.results import write_results
 from utils.reporting.tables import mf_table
 from utils.runtime import argtypes
-from utils.runtime.cli import add_common_args
+from utils.runtime.cli import HelpFormatter, add_common_args
 from utils.runtime.errors import run_script
 from utils.runtime.experiment import (
     add_checkpoint_arg,
@@ -41,11 +42,17 @@ log = logging.getLogger("mf_train_eval")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    add_common_args(
+        p, default_out="results/mf_results_{dataset}.json", threads=1, plots=True, runs=True
     )
-    add_common_args(p, default_out="results/mf_results_{dataset}.json", threads=1, plots=True)
-    p.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES))
+    p.add_argument(
+        "--models",
+        nargs="+",
+        choices=MODEL_NAMES,
+        default=list(MODEL_NAMES),
+        help="models to train",
+    )
     add_experiment_args(p)
     add_checkpoint_arg(p)
     add_pointwise_args(p, negatives=4, threshold_help="explicit: a rating >= this counts as liked")
@@ -153,6 +160,8 @@ def main(argv: list[str] | None = None) -> dict:
         {
             "task": "matrix factorization: item IDs vs semantic IDs",
             "dataset": ds.name,
+            "protocol": split.kind,
+            "seeds": exp.seeds,
             "objective": objective,
             "split": split_record,
             "semantic_ids": exp.ids_info,

@@ -12,9 +12,11 @@ Examples:
     python neural_train_eval.py --data-dir beauty --models deepfm --modes baseline semantic \\
         --seeds 0 1 2
 
-Writes results/neural_results_<dataset>.json (every model x mode x seed: test
+Writes neural_results_<dataset>.json (every model x mode x seed: test
 metrics overall and per slice with sizes, parameter counts, training time and
-curve; mean and std over seeds; the run record) and plots/neural_<dataset>_auc.png.
+curve; mean and std over seeds; the run record) and neural_<dataset>_auc.png into a new
+runs/<script>-<dataset>-<time>/ (or --run-dir); --reference writes the study's results/ and
+plots/ (make neural).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from utils.data.examples import resolve_objective
 from utils.reporting.results import write_results
 from utils.reporting.tables import ctr_table
 from utils.runtime import argtypes
-from utils.runtime.cli import add_common_args
+from utils.runtime.cli import HelpFormatter, add_common_args
 from utils.runtime.errors import run_script
 from utils.runtime.experiment import (
     add_checkpoint_arg,
@@ -52,11 +54,13 @@ log = logging.getLogger("neural_train_eval")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    add_common_args(
+        p, default_out="results/neural_results_{dataset}.json", threads=1, plots=True, runs=True
     )
-    add_common_args(p, default_out="results/neural_results_{dataset}.json", threads=1, plots=True)
-    p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    p.add_argument(
+        "--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="models to train"
+    )
     p.add_argument(
         "--modes", nargs="+", choices=MODES, default=list(MODES), help="feature modes to compare"
     )
@@ -79,7 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[32],
         help="DLRM-style bottom MLP for dense features",
     )
-    g.add_argument("--dropout", type=argtypes.fraction, default=0.0)
+    g.add_argument("--dropout", type=argtypes.fraction, default=0.0, help="dropout of the MLPs")
     g.add_argument(
         "--cross-buckets",
         type=argtypes.buckets,
@@ -105,16 +109,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="how multi-hot bags reach EmbeddingBag",
     )
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=argtypes.epochs, default=5)
+    g.add_argument("--epochs", type=argtypes.epochs, default=5, help="most epochs to train")
     g.add_argument(
         "--patience",
         type=argtypes.patience,
         default=2,
         help="epochs without validation AUC improvement before stopping",
     )
-    g.add_argument("--batch-size", type=argtypes.batch_size, default=2048)
-    g.add_argument("--lr", type=argtypes.learning_rate, default=5e-3)
-    g.add_argument("--weight-decay", type=argtypes.penalty, default=0.0)
+    g.add_argument(
+        "--batch-size", type=argtypes.batch_size, default=2048, help="training rows per step"
+    )
+    g.add_argument("--lr", type=argtypes.learning_rate, default=5e-3, help="AdamW learning rate")
+    g.add_argument("--weight-decay", type=argtypes.penalty, default=0.0, help="AdamW weight decay")
     return p.parse_args(argv)
 
 
@@ -192,6 +198,7 @@ def main(argv: list[str] | None = None) -> dict:
         {
             "task": "neural CTR models: item-ID vs semantic-ID features",
             "dataset": ds.name,
+            "protocol": split.kind,
             "labelling": labelling(objective, args.positive_threshold, args.negatives, split),
             "seeds": seeds,
             "seeds_note": "mean and std over these model seeds (the split is fixed by "
@@ -204,7 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
             "src/pointwise/features.py",
             "summary": rows,
             "modes": results,
-            "plot": str(plot),
+            "plots": [str(plot)],
         },
         exp.record,
     )

@@ -31,16 +31,14 @@ from utils.data.prepare import prepare
 from utils.data.prepare_custom import CustomSource, prepare_custom
 from utils.data.specs import SPECS
 from utils.runtime.argtypes import bounded
-from utils.runtime.cli import setup_logging
+from utils.runtime.cli import HelpFormatter, setup_logging, show_progress
 from utils.runtime.errors import add_debug_flag, run_script
 
 K_CORE = bounded(int, 0, 10_000, why="no user or item has that many interactions")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument(
         "--dataset",
         choices=[*sorted(SPECS), "custom"],
@@ -84,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         args.url,
         args.link,
         not args.no_verify,
-        progress=not args.quiet,
+        progress=show_progress(args),
     )
     if not args.quiet:
         print(json.dumps(summary, indent=2))

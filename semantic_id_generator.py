@@ -9,7 +9,7 @@ it is fitted on warm items only; the cold hold-out (utils.data.splits.cold_item_
 the same items every model holds out) is encoded with the saved quantizer,
 exactly as a new item is.
 
-Writes to the data folder (or --output-dir): semantic_ids.json (keyed by
+Writes to the data folder (or --semantic-dir): semantic_ids.json (keyed by
 original item ID; byte-identical for the same seed and inputs), the quantizer
 (codebooks.npz, plain centroid arrays; rqvae.pt, plain tensors; or random_codes.npz, the drawn
 code table) and
@@ -18,7 +18,8 @@ semantic_id_stats.json (usage, entropy, quantization error, collisions, timings)
 Examples:
   python semantic_id_generator.py --data-dir beauty
   python semantic_id_generator.py --data-dir data/ml-100k
-  python semantic_id_generator.py --data-dir beauty --quantizer rqvae --output-dir /tmp/beauty_rqvae
+  python semantic_id_generator.py --data-dir beauty --quantizer rqvae \\
+      --semantic-dir /tmp/beauty_rqvae
   python semantic_id_generator.py --data-dir beauty --encode-texts new_items.jsonl \\
       --out new_ids.json
 
@@ -59,7 +60,13 @@ from utils.data.load import load_dataset
 from utils.data.semantic import IDS_FILE
 from utils.reporting.runinfo import RunRecord
 from utils.runtime import argtypes
-from utils.runtime.cli import add_common_args, setup
+from utils.runtime.cli import (
+    HelpFormatter,
+    add_common_args,
+    add_semantic_dir_arg,
+    setup,
+    show_progress,
+)
 from utils.runtime.errors import run_script
 from utils.runtime.io import atomic_write_json, check_writable
 
@@ -94,11 +101,13 @@ def config_from_args(args: argparse.Namespace) -> GeneratorConfig:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     add_common_args(p, default_out=None)  # --out: where --encode-texts writes its IDs (JSON)
-    p.add_argument("--output-dir", help="where to write the three files (default: --data-dir)")
+    add_semantic_dir_arg(
+        p,
+        "where to write the semantic-ID files (default: --data-dir)",
+        deprecated=("--output-dir",),
+    )
     p.add_argument(
         "--model",
         default=DEFAULT_MODEL,
@@ -238,18 +247,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.out and not args.encode_texts:
         parser.error(
-            "--out only applies to --encode-texts; generation writes into --output-dir "
+            "--out only applies to --encode-texts; generation writes into --semantic-dir "
             "(default: --data-dir)"
         )
     device = setup(args)
-    out_dir = Path(args.output_dir or args.data_dir)
+    out_dir = Path(args.semantic_dir or args.data_dir)
     if args.encode_texts:
         return encode_command(args, out_dir, device)
     cfg = config_from_args(args)
     record = RunRecord("semantic_id_generator.py", cfg.record(), args.seed)
     with record.stage("load data"):
         ds = load_dataset(args.data_dir)
-    check_writable({}, {"--output-dir": out_dir})
+    check_writable({}, {"--semantic-dir": out_dir})
     record.data_checksum = ds.checksum
     with record.stage("item text"):
         texts = item_texts(ds, cfg)
@@ -259,9 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     with record.stage("embed"):
         x, embed_report = embed(
-            texts.texts, cfg, args.cache_dir, device, not args.quiet, args.encode_processes
+            texts.texts, cfg, args.cache_dir, device, show_progress(args), args.encode_processes
         )
-    generated = generate(ds, cfg, x, record, progress=not args.quiet)
+    generated = generate(ds, cfg, x, record, progress=show_progress(args))
     extra = {
         "text": {
             "fields": list(cfg.text_fields),

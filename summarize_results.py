@@ -2,12 +2,18 @@
 
   python summarize_results.py                        # every results file found in results/
   python summarize_results.py --results-dir other/   # another results folder
+  python summarize_results.py --compare runs/X/      # a run's headline metrics beside the study's
   python summarize_results.py --verify               # recompute the metrics from saved predictions
   python summarize_results.py --plots                # redraw the plots from the results files
   python summarize_results.py --plots sequential     # the sequential ones (make sequential-seed)
 
-The tables come from utils/reporting/tables.py, the same functions the scripts log their tables
-with.
+A results file is recognised by its content (the script its run record names), not its name, so
+a renamed file or a run folder's results read the same. The tables come from
+utils/reporting/tables.py, the same functions the scripts log their tables with.
+
+--verify exit codes: 0 every checked number matches; 1 a mismatch (or a damaged results file);
+2 nothing was checked at all; 3 predictions missing (not a failure with --allow-missing, but
+each such file is listed with the command that writes its predictions).
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from typing import Any
 from src.pointwise.ctr_experiment import plot_ctr_results
 from src.semantic_ids.plots import plot_report
 from src.sequential.reporting import plot_results, plot_slices
-from utils.evaluation.verify import verify_results_file
+from utils.evaluation.verify import FolderReport, verify_found
+from utils.reporting.catalog import Found, find_results
+from utils.reporting.compare import compare_runs
 from utils.reporting.figures import plot_mf_results, plot_quantizers
 from utils.reporting.tables import (
     ctr_table,
@@ -31,43 +39,40 @@ from utils.reporting.tables import (
     tiger_seeds_table,
     tiger_table,
 )
+from utils.runtime.cli import HelpFormatter
 from utils.runtime.errors import DataError, add_debug_flag, run_script
 from utils.runtime.io import read_json
 
-SECTIONS: tuple[tuple[str, Callable[[dict[str, Any], Path], str]], ...] = (
-    ("semantic_id_analysis_*.json", lambda r, p: semantic_ids_table(r)),
-    ("mf_results_*.json", lambda r, p: mf_table(r)),
-    ("neural_results_*.json", lambda r, p: ctr_table(r)),
-    ("tiger_results*.json", lambda r, p: tiger_table(r, p.name)),
-    ("sequential_*.json", lambda r, p: tiger_table(r, p.name)),
-)
+EXIT_OK, EXIT_MISMATCH, EXIT_NOTHING_CHECKED, EXIT_MISSING = 0, 1, 2, 3
+
+RENDER: dict[str, Callable[[dict[str, Any], Path], str]] = {
+    "semantic_ids": lambda r, p: semantic_ids_table(r),
+    "mf": lambda r, p: mf_table(r),
+    "neural": lambda r, p: ctr_table(r),
+    "tiger": lambda r, p: tiger_table(r, p.name),
+    "sequential": lambda r, p: tiger_table(r, p.name),
+}
 
 
-def section(render: Callable[[dict[str, Any], Path], str], path: Path) -> str:
-    """One file's section; a file whose layout differs from its name's promise is refused by
-    name."""
+def section(f: Found) -> str:
+    """One file's section; a file whose layout differs from its kind's is refused by name."""
     try:
-        return render(read_json(path), path)
+        return RENDER[f.kind](f.result, f.path)
     except (KeyError, TypeError, IndexError, AttributeError, StopIteration) as exc:
         raise DataError(
-            f"{path}: not a results file in the expected layout ({type(exc).__name__}: {exc}); "
+            f"{f.path}: not a results file in the expected layout ({type(exc).__name__}: {exc}); "
             "re-run the script that writes it, or move it out of the results folder"
         ) from exc
 
 
 def summarize(results_dir: Path) -> str:
     """Every section for the results files in ``results_dir``, then TIGER's mean ± std over
-    seeds and its full metric set by slice."""
-    sections = [
-        section(render, p)
-        for pattern, render in SECTIONS
-        for p in sorted(results_dir.glob(pattern))
-    ]
-    tiger_runs = [read_json(p) for p in sorted(results_dir.glob("tiger_results*.json"))]
+    seeds and its full metric set by slice, then the protocols' tables."""
+    found = find_results(results_dir)
+    sections = [section(f) for f in found]
+    tiger_runs = [f.result for f in found if f.kind == "tiger"]
     sections += [t for t in (tiger_seeds_table(tiger_runs), next_item_table(tiger_runs)) if t]
-    sections += protocol_tables(
-        [read_json(p) for p in sorted(results_dir.glob("sequential_*.json"))]
-    )
+    sections += protocol_tables([f.result for f in found if f.kind == "sequential"])
     if not sections:
         raise DataError(
             f"no results files in {results_dir}/: run `make all` (or the *_train_eval.py scripts) "
@@ -76,42 +81,49 @@ def summarize(results_dir: Path) -> str:
     return "\n\n".join(sections)
 
 
-def verify(results_dir: Path) -> int:
-    """Recompute every headline metric of the results files that have saved predictions.
-
-    Prints one line per file and every mismatch; returns the number of mismatches (a results
-    file of a trainer without predictions, or of another layout, counts as one: it cannot be
-    checked), and 1 when there was nothing to check at all.
-    """
-    failures, checked = 0, 0
-    patterns = (
-        "mf_results_*.json",
-        "neural_results_*.json",
-        "tiger_results*.json",
-        "sequential_*.json",
-    )
-    for path in sorted(p for pattern in patterns for p in results_dir.glob(pattern)):
-        try:
-            checks = verify_results_file(path, read_json(path))
-        except ValueError as exc:
-            print(f"FAIL {path}: {exc}")
-            failures += 1
-            continue
+def print_report(report: FolderReport) -> None:
+    """One line per file (ok / FAIL / MISSING), every mismatch, then the totals."""
+    for path, checks in report.checked.items():
         bad = [c for c in checks if not c.ok]
-        checked += len(checks)
-        failures += len(bad)
         status = "FAIL" if bad else "ok  "
-        matched = len(checks) - len(bad)
-        print(f"{status} {path}: {matched}/{len(checks)} metrics match, recomputed")
+        print(f"{status} {path}: {len(checks) - len(bad)}/{len(checks)} metrics match, recomputed")
         for c in bad:
             print(
                 f"     {c.model}, {c.metric}: reported {c.reported!r}, recomputed {c.recomputed!r}"
             )
-    print(f"{checked} metrics checked, {failures} mismatch(es)")
-    if not checked and not failures:
+    for path, why in report.refused.items():
+        print(f"FAIL {path}: {why}")
+    for path, (why, command) in report.missing.items():
+        print(f"MISSING {path}: not checked, {why}; its predictions come from: {command}")
+    print(
+        f"{report.n_checked} metrics checked in {len(report.checked)} file(s), "
+        f"{len(report.mismatches)} mismatch(es), {len(report.refused)} damaged file(s), "
+        f"{len(report.missing)} file(s) without predictions here"
+    )
+
+
+def verify(results_dir: Path, allow_missing: bool = False, require: list[str] | None = None) -> int:
+    """Recompute every headline metric of the results files in ``results_dir`` from their saved
+    predictions; returns the exit code (module docstring). ``require``: results files that must
+    be checked even with ``allow_missing`` (what the main job has just written)."""
+    found = find_results(results_dir)
+    report = verify_found(found)
+    print_report(report)
+    done = {Path(p).resolve() for p in report.checked}
+    unchecked = [r for r in require or [] if Path(r).resolve() not in done]
+    for r in unchecked:
+        print(
+            f"FAIL {r}: required but not checked (missing, not a results file, or its "
+            "predictions are not here)"
+        )
+    if report.mismatches or report.refused:
+        return EXIT_MISMATCH
+    if not report.n_checked:
         print(f"FAIL {results_dir}: no results file with saved predictions, nothing was verified")
-        return 1
-    return failures
+        return EXIT_NOTHING_CHECKED
+    if unchecked or (report.missing and not allow_missing):
+        return EXIT_MISSING
+    return EXIT_OK
 
 
 # What --plots redraws, from the results files alone (the semantic-ID usage plot needs
@@ -120,52 +132,59 @@ PLOT_KINDS = ("mf", "ctr", "semantic_ids", "sequential", "quantizers")
 
 
 def redraw(results_dir: Path, plot_dir: Path, kinds: list[str]) -> list[Path]:
-    """Every plot of ``kinds`` that the results files in ``results_dir`` hold the data of, with
-    the functions the stages draw them with; the sequential runs of one data set, protocol and
-    seed (TIGER's file and the ID models' file) also get their joint plot by popularity slice,
-    ``sequential_<data>_<protocol>_seed<N>_slices.png``."""
-    files = {
-        "mf": "mf_results_*.json",
-        "ctr": "neural_results_*.json",
-        "semantic_ids": "semantic_id_analysis_*.json",
-        "sequential": "sequential_*.json",
-        "quantizers": "quantizer_comparison.json",
-    }
+    """Every plot of ``kinds`` that the results files in ``results_dir`` (found by content) hold
+    the data of, with the functions the stages draw them with; the sequential runs of one data
+    set, protocol and seed (TIGER's file and the ID models' file) also get their joint plot by
+    popularity slice, ``sequential_<data>_<protocol>_seed<N>_slices.png``."""
     plots: list[Path] = []
     runs: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
-    for kind in kinds:
-        for path in sorted(results_dir.glob(files[kind])):
-            result = read_json(path)
-            if kind == "mf":
-                plots += plot_mf_results(result, plot_dir)
-            elif kind == "ctr":
-                plots.append(plot_ctr_results(result, plot_dir))
-            elif kind == "semantic_ids":
-                plots += plot_report(result, plot_dir, result["dataset"])
-            elif kind == "quantizers":
-                plots.append(plot_quantizers(result, plot_dir / "quantizer_comparison.png"))
-            elif result.get("complete"):
-                plots += map(Path, plot_results(result, str(plot_dir), path.stem))
-                key = (result["dataset"], result["protocol"], result["seed"])
-                runs.setdefault(key, []).append(result)
+    for found in find_results(results_dir):
+        result = found.result
+        if found.kind == "mf" and "mf" in kinds:
+            plots += plot_mf_results(result, plot_dir)
+        elif found.kind == "neural" and "ctr" in kinds:
+            plots.append(plot_ctr_results(result, plot_dir))
+        elif found.kind == "semantic_ids" and "semantic_ids" in kinds:
+            plots += plot_report(result, plot_dir, result["dataset"])
+        elif found.kind == "sequential" and "sequential" in kinds and result.get("complete"):
+            plots += map(Path, plot_results(result, str(plot_dir), found.path.stem))
+            key = (result["dataset"], result["protocol"], result["seed"])
+            runs.setdefault(key, []).append(result)
     for (dataset, protocol, seed), results in runs.items():
         if len(results) > 1:
             name = f"sequential_{dataset}_{protocol}_seed{seed}_slices.png"
             plots.append(plot_slices(results, str(plot_dir / name)))
+    comparison = results_dir / "quantizer_comparison.json"
+    if "quantizers" in kinds and comparison.exists():
+        plots.append(plot_quantizers(read_json(comparison), plot_dir / "quantizer_comparison.png"))
     return plots
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--results-dir", default="results", help="folder of results JSON files (default: results)"
-    )
-    parser.add_argument(
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("--results-dir", default="results", help="folder of results JSON files")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
         "--verify",
         action="store_true",
-        help="recompute every headline metric from the saved predictions (exit 1 on a mismatch)",
+        help="recompute every headline metric from the saved predictions (exit codes above)",
+    )
+    mode.add_argument(
+        "--compare",
+        metavar="RUN_DIR",
+        help="print this run folder's headline metrics beside --results-dir's for the same data "
+        "set, model and protocol",
+    )
+    parser.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="--verify: results files whose predictions are not here are listed, not failures",
+    )
+    parser.add_argument(
+        "--require",
+        nargs="+",
+        metavar="FILE",
+        help="--verify: results files that must be checked, even with --allow-missing",
     )
     parser.add_argument(
         "--plots",
@@ -181,7 +200,10 @@ def main(argv: list[str] | None = None) -> int:
             print(path)
         return 0
     if args.verify:
-        return 1 if verify(Path(args.results_dir)) else 0
+        return verify(Path(args.results_dir), args.allow_missing, args.require or [])
+    if args.compare:
+        print(compare_runs(find_results(args.compare), find_results(args.results_dir)))
+        return 0
     print(summarize(Path(args.results_dir)))
     return 0
 

@@ -8,13 +8,15 @@ leave-one-out split, under a named protocol (src/sequential/protocols.py):
   cold      the cold-start study: 5% of items held out of training and of the codebooks
 
 Last item per user = test, second-to-last = validation, full-catalogue Recall/NDCG/Hit/MRR.
-Writes results/sequential_<data>_<protocol>_seed<seed>.json and plots named after it
-(plots/sequential_<data>_<protocol>_seed<seed>_*.png).
+Writes sequential_<data>_<protocol>_seed<seed>.json, plots named after it
+(sequential_<data>_<protocol>_seed<seed>_*.png) and checkpoints into a new
+runs/<script>-<data>-<time>/ (or --run-dir); --reference writes the study's results/, plots/
+and checkpoints/ (the Makefile's targets).
 
     # quick preset, paper + filtered rankings: item-level TIGER, SASRec, baselines (2-core CPU)
     python tiger_train_eval.py
     # the holdout protocol with the epochs the paper run chose on validation
-    python tiger_train_eval.py --protocol holdout \
+    python tiger_train_eval.py --protocol holdout \\
         --epochs-from results/sequential_beauty_paper_seed0.json
     # the cold-start study
     python tiger_train_eval.py --protocol cold --models tiger_item
@@ -55,19 +57,18 @@ from utils.reporting.results import dig, write_results
 from utils.reporting.tables import tiger_table
 from utils.runtime import argtypes
 from utils.runtime.checkpoints import run_spec, split_identity
-from utils.runtime.cli import add_common_args
+from utils.runtime.cli import HelpFormatter, add_common_args
 from utils.runtime.errors import UsageError, run_script
 from utils.runtime.experiment import add_experiment_args, setup_experiment
 from utils.runtime.io import read_json
 
 log = logging.getLogger("tiger_train_eval")
+REFERENCE_OUT = "results/sequential_{dataset}_{protocol}_seed{seed}.json"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_common_args(p, None, threads=1, plots=True)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    add_common_args(p, REFERENCE_OUT, threads=1, plots=True, runs=True)
     p.add_argument(
         "--protocol",
         choices=sorted(PROTOCOLS),
@@ -120,16 +121,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.set_defaults(cold_fraction=None)
     p.add_argument(
         "--checkpoint-dir",
-        default="checkpoints",
-        help="per-epoch checkpoints (default: checkpoints/); TIGER's file names carry a digest "
-        "of the semantic IDs, so runs on other IDs never resume each other",
+        help="per-epoch checkpoints (default: <run dir>/checkpoints; --reference: checkpoints); "
+        "a checkpoint records what it was trained on, so another run's is refused on --resume",
     )
     p.add_argument(
         "--resume", action="store_true", help="continue each model from its last checkpoint"
     )
     args = p.parse_args(argv)
-    if args.out is None:
-        args.out = f"results/sequential_{{dataset}}_{args.protocol}_seed{args.seed}.json"
+    args.reference_out = REFERENCE_OUT.replace("{protocol}", args.protocol).replace(
+        "{seed}", str(args.seed)
+    )
     return args
 
 
@@ -235,7 +236,9 @@ def main(argv: list[str] | None = None) -> None:
     rules = ranking_rules(protocol, ds, data.val.rows.numpy(), data.test.rows.numpy())
 
     results = {
+        "task": "sequential recommendation: generative retrieval over semantic IDs vs item IDs",
         "dataset": ds.name,
+        "seeds": [args.seed],
         "protocol": protocol.name,
         "protocol_what": protocol.what,
         "rankings": list(protocol.reports),

@@ -198,7 +198,7 @@ def analysis_result() -> dict:
             "brand": {"purity": 0.5, "random_assignment_mean": 0.4},
             "random_shuffles": 5,
         },
-        "run_record": {"wall_seconds": 12.0},
+        "run_record": {"script": "analyze_semantic_ids.py", "wall_seconds": 12.0},
     }
 
 
@@ -242,7 +242,7 @@ def mf_result(objective: str = "explicit") -> dict:
             "mf_id": {"seeds": seeds, "mean_std": {"test": full}},
             "global_mean": {"seeds": seeds, "mean_std": {"test": bare}},
         },
-        "run_record": {"wall_seconds": 61.6},
+        "run_record": {"script": "mf_train_eval.py", "wall_seconds": 61.6},
     }
 
 
@@ -277,7 +277,7 @@ def ctr_result() -> dict:
             "baseline": {"models": {"wide_deep": model(0.8, 0.5), "deepfm": model(0.81, None)}},
             "semantic": {"models": {"wide_deep": model(0.82, 0.6)}},
         },
-        "run_record": {"wall_seconds": 300.4},
+        "run_record": {"script": "neural_train_eval.py", "wall_seconds": 300.4},
     }
 
 
@@ -314,5 +314,9 @@ def tiger_result(
         "semantic_ids": {"ids_digest": digest},
         "models": {"tiger": tiger, "sasrec": sasrec},
         "published_beauty_test": {"tiger": PUBLISHED_TIGER},
-        "run_record": {"command": f"tiger_train_eval.py --seed {seed}", "wall_seconds": 3600.2},
+        "run_record": {
+            "script": "tiger_train_eval.py",
+            "command": f"tiger_train_eval.py --seed {seed}",
+            "wall_seconds": 3600.2,
+        },
     }

@@ -113,7 +113,7 @@ def test_analysis_without_ids_fails_with_the_generator_command(tmp_path):
                 "--quiet",
                 "--device",
                 "cpu",
-                "--out",
-                str(tmp_path / "a.json"),
+                "--run-dir",
+                str(tmp_path / "run"),
             ]
         )

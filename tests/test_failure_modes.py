@@ -668,10 +668,11 @@ def _rewrite_predictions(results: Path, name: str, model: str, change) -> None:
 
 
 def _verify(results: Path, capsys) -> tuple[int, str]:
+    """summarize_results.py --verify's exit code and output."""
     import summarize_results
 
-    failures = summarize_results.verify(results)
-    return failures, capsys.readouterr().out
+    code = summarize_results.verify(results)
+    return code, capsys.readouterr().out
 
 
 def _edit_results(results: Path, name: str, edit) -> None:
@@ -692,8 +693,9 @@ def test_an_edited_mean_over_seeds_or_slice_metric_fails(verified, tmp_path, cap
 
     _edit_results(results, "mf_results_ml.json", mf)
     _edit_results(results, "tiger_results.json", sasrec)
-    failures, out = _verify(results, capsys)
-    assert failures >= 3, out  # the edited seed also no longer matches its mean
+    code, out = _verify(results, capsys)
+    mismatches = int(out.split(" mismatch(es)")[0].rsplit(", ", 1)[-1])
+    assert code == 1 and mismatches >= 3, out  # the edited seed also no longer matches its mean
     assert "mf_id, mean over seeds test.overall.rmse" in out
     assert "mf_id seed 1, user_head rmse" in out and "sasrec, item_tail ndcg@10" in out
 
@@ -738,5 +740,5 @@ def test_the_verifier_writes_nowhere_a_file_points_it_to(verified, tmp_path, cap
 
 def test_a_folder_with_nothing_to_check_fails(tmp_path, capsys):
     (tmp_path / "notes.json").write_text("{}")
-    failures, out = _verify(tmp_path, capsys)
-    assert failures == 1 and "nothing was verified" in out
+    code, out = _verify(tmp_path, capsys)
+    assert code == 2 and "nothing was verified" in out

@@ -388,7 +388,7 @@ RESULTS_FILES: dict[str, Case] = {
         "summarize_results.py", ("--verify",), 1,
         ("FAIL", "tiger_results.json", "expected layout")),
     "verify of a folder with nothing": (
-        "summarize_results.py", ("--verify",), 1, ("FAIL", "nothing was verified")),
+        "summarize_results.py", ("--verify",), 2, ("FAIL", "nothing was verified")),
 }  # fmt: skip
 
 

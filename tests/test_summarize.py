@@ -6,6 +6,7 @@ import pytest
 
 from summarize_results import main, summarize
 from tests.synthetic import analysis_result, ctr_result, mf_result, tiger_result
+from utils.reporting.catalog import find_results
 from utils.reporting.tables import ctr_table, mf_table, semantic_ids_table, tiger_table
 from utils.runtime.errors import DataError
 from utils.runtime.io import atomic_write_json
@@ -23,7 +24,7 @@ def test_summarize_one_file_of_each_kind(tmp_path):
     }
     for name, result in files.items():
         atomic_write_json(tmp_path / name, result)
-    (tmp_path / "notes.json").write_text("not JSON, and not a results file")
+    atomic_write_json(tmp_path / "notes.json", {"rows": [], "run_record": {"script": "bench.py"}})
     expected = [
         semantic_ids_table(analysis_result()),
         mf_table(mf_result()),
@@ -52,7 +53,42 @@ def test_a_file_in_another_layout_or_none_at_all_is_refused(tmp_path):
     with pytest.raises(DataError, match="no results files.*make all"):
         summarize(tmp_path)
     atomic_write_json(tmp_path / "mf_results_x.json", {"dataset": "x", "models": {}})
+    with pytest.raises(DataError, match="no results files"):  # no run record: not a results file
+        summarize(tmp_path)
+    mf = {"dataset": "x", "models": {}, "run_record": {"script": "mf_train_eval.py"}}
+    atomic_write_json(tmp_path / "anything.json", mf)
     with pytest.raises(
-        DataError, match=r"mf_results_x.json: not a results file in the expected layout \(KeyError"
+        DataError, match=r"anything.json: not a results file in the expected layout \(KeyError"
     ):
         summarize(tmp_path)
+
+
+def test_a_results_file_is_found_by_its_content_not_its_name(tmp_path):
+    """Renamed files (a run folder's --out of any name) land in their kind's section; a JSON file
+    of another tool (a benchmark's run record) is left out."""
+    atomic_write_json(tmp_path / "my_experiment.json", mf_result())
+    atomic_write_json(tmp_path / "zz.json", tiger_result())
+    atomic_write_json(tmp_path / "mf_results_bench.json", {"run_record": {"script": "bench.py"}})
+    found = find_results(tmp_path)
+    assert [(f.path.name, f.kind) for f in found] == [
+        ("my_experiment.json", "mf"),
+        ("zz.json", "tiger"),
+    ]
+    assert summarize(tmp_path).startswith(mf_table(mf_result()))
+
+
+def test_compare_sets_a_run_beside_the_reference_of_the_same_task(tmp_path, capsys):
+    """--compare prints each model's headline metric from the run, the reference and their
+    difference; a run on another data set is never set beside the reference's numbers."""
+    reference, run, other = (tmp_path / n for n in ("results", "run", "other"))
+    atomic_write_json(reference / "tiger_results.json", tiger_result())
+    atomic_write_json(run / "renamed.json", tiger_result(recall10=0.05))
+    assert main(["--results-dir", str(reference), "--compare", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "| tiger | recall@10 | 0.0488 | 0.0500 | +0.0012 | tiger_results.json |" in out
+    assert "| sasrec | ndcg@10 | 0.0250 | 0.0250 | +0.0000 | tiger_results.json |" in out
+    ml = {**tiger_result(recall10=0.05), "dataset": "ml-100k"}
+    atomic_write_json(other / "tiger.json", ml)
+    main(["--results-dir", str(reference), "--compare", str(other)])
+    out = capsys.readouterr().out
+    assert "| tiger | recall@10 | – | 0.0500 | – | no reference |" in out and "0.0488" not in out

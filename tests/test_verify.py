@@ -223,5 +223,38 @@ def test_a_results_file_without_predictions_cannot_pass(results, tmp_path, capsy
             for entry in model["seeds"].values():
                 entry.pop("predictions")
     (tmp_path / "neural_results_p5.json").write_text(json.dumps(data))
-    assert summarize_results.verify(tmp_path) == 1
-    assert "no saved predictions" in capsys.readouterr().out
+    assert summarize_results.verify(tmp_path, allow_missing=True) == 2  # nothing was checked
+    out = capsys.readouterr().out
+    assert "MISSING" in out and "no saved predictions" in out and "0 metrics checked" in out
+
+
+def test_missing_predictions_are_told_apart_from_mismatches(results, tmp_path, capsys):
+    """Predictions not on this machine are listed with the command that writes them: a failure
+    (exit 3) unless --allow-missing, and always for a --require'd file; a wrong number is a
+    mismatch (exit 1) either way; a folder where nothing could be checked exits 2."""
+    copy = tmp_path / "results"
+    copy.mkdir()
+    atomic_write_json(copy / "mf.json", read_json(results / "mf_results_p5.json"))
+    gone = read_json(results / "tiger_results.json")
+    record = gone["models"]["sasrec"]["predictions"]
+    record["file"] = str(tmp_path / "elsewhere.npz")
+    atomic_write_json(copy / "renamed_tiger.json", gone)
+    assert summarize_results.main(["--results-dir", str(copy), "--verify"]) == 3
+    out = capsys.readouterr().out
+    assert f"MISSING {copy / 'renamed_tiger.json'}: not checked" in out
+    assert "its predictions come from: " + gone["run_record"]["command"] in out
+    assert "0 mismatch(es)" in out and f"ok   {copy / 'mf.json'}" in out
+    flags = ["--results-dir", str(copy), "--verify", "--allow-missing"]
+    assert summarize_results.main(flags) == 0
+    assert summarize_results.main([*flags, "--require", str(copy / "mf.json")]) == 0
+    assert summarize_results.main([*flags, "--require", str(copy / "renamed_tiger.json")]) == 3
+    capsys.readouterr()
+    bad = read_json(copy / "mf.json")
+    bad["models"]["mf_id"]["seeds"]["0"]["test"]["overall"]["auc"] += 1e-6
+    atomic_write_json(copy / "mf.json", bad)
+    assert summarize_results.main(flags) == 1
+    assert "mf_id seed 0, overall auc" in capsys.readouterr().out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert summarize_results.main(["--results-dir", str(empty), "--verify", "--allow-missing"]) == 2
+    assert "nothing was verified" in capsys.readouterr().out

@@ -132,14 +132,14 @@ def run_ctr(
     return out
 
 
-def _stat(block: dict[str, Any], key: str) -> tuple[float, float]:
-    value = block.get(key, {})
-    return float(value.get("mean", float("nan"))), float(value.get("std", 0.0))
+def _stat(block: dict[str, Any], key: str) -> dict[str, Any]:
+    """The ``{mean, std, values}`` spread of ``key`` (NaN with no values where it is absent)."""
+    return block.get(key) or {"mean": float("nan"), "std": 0.0, "values": []}
 
 
 def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per (model, mode): test metrics overall and on cold items (mean, std), size and
-    speed."""
+    """One row per (model, mode): test metrics overall and on cold items (``{mean, std, values}``
+    over seeds, the layout of every spread in a results file), size and speed."""
     rows = []
     for mode, by_mode in results.items():
         for model, res in by_mode["models"].items():
@@ -149,8 +149,8 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             for metric in TABLE_METRICS:
                 row[metric] = _stat(test["overall"], metric)
                 row[f"cold_{metric}"] = _stat(test["slices"]["cold_items"], metric)
-            row["cold_n"] = int(_stat(test["slices"]["cold_items"], "n")[0])
-            row["parameters"] = int(_stat(agg, "parameters")[0])
+            row["cold_n"] = int(_stat(test["slices"]["cold_items"], "n")["mean"])
+            row["parameters"] = int(_stat(agg, "parameters")["mean"])
             row["train_seconds"] = _stat(agg, "train_seconds")
             rows.append(row)
     return rows
@@ -167,7 +167,7 @@ def plot_modes(path: Path, rows: list[dict[str, Any]], title: str, metric: str =
         values = [
             by_key[(model, mode)][key] for model in models for key in (metric, f"cold_{metric}")
         ]
-        series[mode] = ([v[0] for v in values], [v[1] for v in values])
+        series[mode] = ([v["mean"] for v in values], [v["std"] for v in values])
     ylim = zoomed_ylim(series)  # AUCs of these models sit in a narrow band
     zoom = "\n(axis zoomed to the range of the values)" if ylim else ""
     return grouped_bar_plot(path, groups, series, f"{title}{zoom}", f"test {metric}", ylim=ylim)

@@ -28,7 +28,7 @@ QUANTIZERS: dict[
     "rqvae": (RQVAEQuantizer, MODEL_FILE),
     "random": (RandomCodes, RANDOM_FILE),
 }
-# Every file a generator run may write into --output-dir, and its readers read
+# Every file a generator run may write into --semantic-dir, and its readers read
 OUTPUT_FILES = (IDS_FILE, STATS_FILE, *(name for _, name in QUANTIZERS.values()))
 # GeneratorConfig fields that only the RQ-VAE uses; left out of other runs' records (and
 # "quantizer" too for rqkmeans) so an rqkmeans semantic_ids.json stays byte-identical to the files

@@ -84,10 +84,12 @@ def plot_results(results: dict[str, Any], plot_dir: str, name: str) -> list[str]
     """Validation curves of the trained models, test metrics beside the published numbers
     of the same protocol (Beauty only) and test metrics by item popularity, as
     ``<plot_dir>/<name>_val_curve.png``, ``<name>_test.png`` and ``<name>_slices.png``: named
-    after the results file, so two runs never overwrite each other's plots."""
+    after the results file (and its data set, where the name lacks it), so two runs never
+    overwrite each other's plots."""
     plt = pyplot()
     models, protocol = results["models"], results["protocol"]
-    stem = f"{plot_dir}/{name}"
+    dataset = results["dataset"]
+    stem = f"{plot_dir}/{name}" if dataset in name else f"{plot_dir}/{name}_{dataset}"
     paths = []
     curves = {n: rep for n, rep in models.items() if any("val_ndcg@10" in h for h in rep["curve"])}
     if curves:
@@ -107,7 +109,7 @@ def plot_results(results: dict[str, Any], plot_dir: str, name: str) -> list[str]
         fig.tight_layout()
         paths.append(str(save_figure(fig, f"{stem}_val_curve.png")))
 
-    published = PUBLISHED.get(protocol, {}) if results["dataset"] == "beauty" else {}
+    published = PUBLISHED.get(protocol, {}) if dataset == "beauty" else {}
     metrics = ["recall@5", "ndcg@5", "recall@10", "ndcg@10"]
     if published:
         metrics = [m for m in metrics if all(m in p for p in published.values())]

@@ -61,6 +61,11 @@ class Predictions:
         return name in self.arrays
 
 
+class MissingPredictions(DataError):
+    """A results file whose predictions are not here (never saved, or not on this machine: they are
+    git-ignored): its numbers cannot be checked, which is not the same as a wrong number."""
+
+
 def predictions_dir(results_path: str | Path) -> Path:
     """Where a results file's predictions go: ``results/x.json`` -> ``results/x.predictions/``."""
     path = Path(results_path)
@@ -139,7 +144,7 @@ def load_predictions(path: str | Path, sha256: str | None = None) -> Predictions
     path = Path(path)
     fix = "re-run the script that wrote it with --save-predictions"
     if not path.is_file():
-        raise DataError(f"{path}: no such predictions file; {fix}")
+        raise MissingPredictions(f"{path}: no such predictions file; {fix}")
     if sha256 is not None and sha256_file(path) != sha256:
         raise DataError(f"{path}: its sha256 differs from the one its results file records; {fix}")
     try:

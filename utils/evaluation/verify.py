@@ -11,6 +11,7 @@ shared with the code path that produced the number.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,10 @@ import numpy as np
 
 from utils.data.slices import row_slices
 from utils.evaluation.checks import LAYOUT_FIX, Check, same_length, task
-from utils.evaluation.predictions import Predictions, load_predictions
+from utils.evaluation.predictions import MissingPredictions, Predictions, load_predictions
 from utils.evaluation.verify_pointwise import verify_pointwise
-from utils.reporting.results import dig
+from utils.reporting.catalog import VERIFIABLE, Found
+from utils.reporting.results import RUN_RECORD, dig
 from utils.runtime.errors import DataError
 
 # ------------------------------------------------------------------ single-target ranking
@@ -103,7 +105,7 @@ def verify_sequential(path: Path, result: dict[str, Any]) -> list[Check]:
     for name, rep in result["models"].items():
         record = rep.get("predictions")
         if record is None:
-            raise ValueError(
+            raise MissingPredictions(
                 f"{path}: {name} has no saved predictions; re-run with --save-predictions"
             )
         p = load_predictions(record["file"], record["sha256"])
@@ -167,3 +169,53 @@ def verify_results_file(path: Path, result: dict[str, Any]) -> list[Check]:
     if not checks:
         raise DataError(f"{path}: nothing in it could be checked; {LAYOUT_FIX}")
     return checks
+
+
+@dataclass
+class FolderReport:
+    """What ``--verify`` found in a set of results files, kept apart: numbers that were checked,
+    checks that failed (or files refused as damaged), and files that could not be checked because
+    their predictions are not here (with the command that writes them)."""
+
+    checked: dict[str, list[Check]] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+    missing: dict[str, tuple[str, str]] = field(default_factory=dict)  # file -> (why, command)
+
+    @property
+    def n_checked(self) -> int:
+        return sum(len(c) for c in self.checked.values())
+
+    @property
+    def mismatches(self) -> list[Check]:
+        return [c for checks in self.checked.values() for c in checks if not c.ok]
+
+
+def verify_found(found: list[Found]) -> FolderReport:
+    """Check every verifiable results file of ``found`` (utils/reporting/catalog.py)."""
+    report = FolderReport()
+    for f in found:
+        if f.kind not in VERIFIABLE:
+            continue
+        try:
+            report.checked[str(f.path)] = verify_results_file(f.path, f.result)
+        except MissingPredictions as exc:
+            report.missing[str(f.path)] = (str(exc).split(";")[0], rerun_command(f.result))
+        except ValueError as exc:
+            report.refused[str(f.path)] = str(exc)
+    return report
+
+
+def rerun_command(result: dict[str, Any]) -> str:
+    """The recorded command that writes these results again, with their predictions, to the same
+    place: into the same run folder, or (a run that named neither --out nor a run folder: the
+    Makefile's, before run folders) as the study's reference files."""
+    command = dig(result, RUN_RECORD, "command") or "the script that wrote it"
+    flags = command.split()
+    run_dir = dig(result, RUN_RECORD, "config", "run_dir")
+    if "--save-predictions" not in flags:
+        command += " --save-predictions"
+    if run_dir and "--run-dir" not in flags:
+        command += f" --run-dir {run_dir}"
+    elif not run_dir and not {"--out", "--reference"} & set(flags):
+        command += " --reference"
+    return command

@@ -22,7 +22,7 @@ from utils.evaluation.checks import (
     same_length,
     task,
 )
-from utils.evaluation.predictions import Predictions, load_predictions
+from utils.evaluation.predictions import MissingPredictions, Predictions, load_predictions
 from utils.reporting.results import dig
 from utils.runtime.errors import DataError
 
@@ -135,7 +135,7 @@ def verify_pointwise_model(path: Path, label: str, entry: dict[str, Any]) -> lis
     """One pointwise model and seed: the README's pointwise columns, and its ranking when saved."""
     record = entry.get("predictions")
     if record is None:
-        raise ValueError(
+        raise MissingPredictions(
             f"{path}: {label} has no saved predictions; re-run with --save-predictions"
         )
     checks = []

@@ -85,6 +85,14 @@ def aggregate_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def published_rows(result: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The published Beauty numbers a sequential results file carries, and only for Beauty: they
+    are never printed or plotted beside another data set's."""
+    if result.get("dataset") != "beauty":
+        return {}
+    return result.get("published_beauty_test") or {}
+
+
 def dig(obj: Any, *path: str) -> Any:
     """``obj[path[0]][path[1]]...``, or None where a key is missing."""
     for key in path:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from utils.reporting.results import RUN_RECORD, aggregate_seeds, dig
+from utils.reporting.results import RUN_RECORD, aggregate_seeds, dig, published_rows
 
 
 def fmt(cell: Any, digits: int = 4) -> str:
@@ -173,7 +173,7 @@ def tiger_table(result: dict[str, Any], name: str = "") -> str:
         [f"{model} (published)", result.get("rankings", ["paper"])[0]]
         + [p.get(k) for k in TIGER_METRICS]
         + [None] * 4
-        for model, p in result["published_beauty_test"].items()
+        for model, p in published_rows(result).items()
     ]
     record = result[RUN_RECORD]
     where = f"`{name}`: " if name else ""
@@ -219,7 +219,7 @@ def protocol_tables(results: list[dict[str, Any]]) -> list[str]:
             if position == 0:
                 rows += [
                     [f"{model} (published)", "–"] + [p.get(k) for k in PROTOCOL_METRICS]
-                    for model, p in runs[0]["published_beauty_test"].items()
+                    for model, p in published_rows(runs[0]).items()
                 ]
             tables.append(
                 f"**{runs[0]['dataset']}, `{protocol}` protocol, `{ranking}` ranking** "
@@ -276,7 +276,7 @@ def tiger_seeds_table(results: list[dict[str, Any]]) -> str | None:
         )
     rows += [
         [f"{model} (published)"] + [p[k] for k in TIGER_METRICS] + [None, None, None]
-        for model, p in runs[0]["published_beauty_test"].items()
+        for model, p in published_rows(runs[0]).items()
     ]
     return (
         f"**TIGER and SASRec, {runs[0]['dataset']}, mean ± std over seeds {seeds}** (quick preset, "

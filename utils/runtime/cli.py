@@ -4,13 +4,28 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
+from typing import Any
 
 from utils.runtime import argtypes
 from utils.runtime.environment import resolve_device, seed_everything
 from utils.runtime.errors import add_debug_flag
+from utils.runtime.rundir import PlainFormatter, add_run_args
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every script's --help: the docstring as written, and each option's default shown (unless
+    its help already names it, or there is none to show)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        shown = not any(default is hidden for hidden in (None, False, argparse.SUPPRESS))
+        named = "%(default)" in text or ("default" in text and str(default) in text)
+        if shown and not named:
+            text += " (default: %(default)s)"
+        return text
 
 
 def add_common_args(
@@ -18,11 +33,13 @@ def add_common_args(
     default_out: str | None,
     threads: int | None = None,
     plots: bool = False,
+    runs: bool = False,
 ) -> argparse.ArgumentParser:
     """Add --data-dir, --seed, --split-seed, --device, --out and --quiet to ``parser``.
 
     ``threads`` adds --threads with that default (0 = torch's own choice); ``plots`` adds
-    --plot-dir.
+    --plot-dir. ``runs`` adds --run-dir and --reference (utils/runtime/rundir.py): --out and
+    --plot-dir then default to the run folder, and ``default_out`` is the reference's file.
     """
     g = parser.add_argument_group("common options")
     g.add_argument(
@@ -48,9 +65,12 @@ def add_common_args(
         default="auto",
         help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps",
     )
-    g.add_argument(
-        "--out", default=default_out, help=f"results JSON to write (default: {default_out})"
-    )
+    if runs:
+        add_run_args(g, default_out)
+        where = f"<run dir>/{Path(default_out or 'results.json').name}; --reference: {default_out}"
+        g.add_argument("--out", help=f"results JSON to write (default: {where})")
+    else:
+        g.add_argument("--out", default=default_out, help="results JSON to write")
     g.add_argument(
         "--quiet", action="store_true", help="only warnings and errors; no progress bars"
     )
@@ -66,9 +86,46 @@ def add_common_args(
         )
     if plots:
         g.add_argument(
-            "--plot-dir", default="plots", help="where the PNG plots go (default: plots)"
+            "--plot-dir",
+            default=None if runs else "plots",
+            help="where the PNG plots go (default: the run folder; --reference: plots)"
+            if runs
+            else "where the PNG plots go",
         )
     return parser
+
+
+class DeprecatedAlias(argparse.Action):
+    """An old flag name that still works, with a one-line warning naming the new one."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        new = self.metavar
+        logging.getLogger("cli").warning("%s is deprecated; use %s", option_string, new)
+        setattr(namespace, self.dest, values)
+
+
+def add_semantic_dir_arg(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    help_text: str,
+    deprecated: tuple[str, ...] = (),
+) -> None:
+    """--semantic-dir, the one name of the semantic-ID folder in every script; ``deprecated``:
+    the script's old names for it, still accepted (hidden from --help, a warning when used)."""
+    parser.add_argument("--semantic-dir", help=help_text)
+    for old in deprecated:
+        parser.add_argument(
+            old,
+            dest="semantic_dir",
+            action=DeprecatedAlias,
+            metavar="--semantic-dir",
+            help=argparse.SUPPRESS,
+        )
 
 
 def resolve_out(template: str, dataset: str) -> Path:
@@ -77,11 +134,17 @@ def resolve_out(template: str, dataset: str) -> Path:
     return Path(template.replace("{dataset}", dataset))
 
 
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars only for a person watching: not with --quiet, and not when stderr is a file
+    or a pipe (a redirected bar is one endless line per epoch; the log has the epochs)."""
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
 def setup_logging(quiet: bool = False) -> None:
     """INFO logging (WARNING with --quiet) in one format for every script."""
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO, format=LOG_FORMAT, force=True
-    )
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, force=True)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(PlainFormatter())
     # Third-party libraries are chatty at INFO; keep our own messages readable.
     for noisy in (
         "sentence_transformers",

@@ -30,9 +30,10 @@ from utils.evaluation.predictions import predictions_file, save_predictions
 from utils.reporting.runinfo import RunRecord
 from utils.runtime import argtypes, distributed
 from utils.runtime.checkpoints import run_spec, split_identity
-from utils.runtime.cli import resolve_out, setup
+from utils.runtime.cli import add_semantic_dir_arg, resolve_out, setup, show_progress
 from utils.runtime.errors import UsageError
 from utils.runtime.io import check_writable, lock_output
+from utils.runtime.rundir import log_to_file, resolve_run_outputs
 
 CHECKPOINT_ENV = "SEMANTIC_IDS_CHECKPOINT_DIR"
 # Repeats of a whole training run: more would run for weeks on 2 cores.
@@ -78,10 +79,10 @@ def add_experiment_args(
         help="share of items held out of training (cold items)",
     )
     g.add_argument("--split-cache", help="folder for the cached split (default: <data-dir>/splits)")
-    g.add_argument(
-        "--semantic-dir",
-        help="folder holding semantic_ids.json (default: --data-dir), e.g. IDs from "
-        "--quantizer rqvae or random written to --output-dir",
+    add_semantic_dir_arg(
+        g,
+        "folder holding semantic_ids.json (default: --data-dir), e.g. IDs that "
+        "semantic_id_generator.py --quantizer rqvae wrote to its --semantic-dir",
     )
 
 
@@ -217,8 +218,9 @@ def setup_experiment(
     config: dict[str, Any] | None = None,
     inputs: list[str | Path] | None = None,
 ) -> Experiment:
-    """Seed, log, pick the device, load the data, check the outputs, then the split and the semantic
-    IDs.
+    """Seed, log, pick the device, load the data, place the outputs (the run folder, or the
+    study's files with --reference: utils/runtime/rundir.py), check them, then the split and the
+    semantic IDs.
 
     ``split_kind`` overrides ``args.split`` (TIGER's leave-one-out); ``outputs``
     adds folders to probe for writing (flag -> path) besides --out, --plot-dir
@@ -241,6 +243,7 @@ def setup_experiment(
     if not main:
         logging.getLogger().setLevel(logging.WARNING)
     ds = load_dataset(args.data_dir)
+    run_dir = resolve_run_outputs(args, script, ds.name)
     out_path = resolve_out(args.out, ds.name)
     split_cache = Path(args.split_cache or Path(args.data_dir) / "splits")
     folders = {"--split-cache": split_cache, **(outputs or {})}
@@ -255,6 +258,7 @@ def setup_experiment(
     check_writable({"--out": out_path}, folders, inputs)
     if main:
         lock_output("--out", out_path)
+        log_to_file(run_dir)
     world = {"world_size": distributed.world_size()}
     record = RunRecord(
         script, {**vars(args), **(config or {}), "seeds": seeds, **world}, seeds[0], ds.checksum
@@ -277,7 +281,7 @@ def setup_experiment(
         device,
         out_path,
         seeds,
-        progress=not args.quiet and main,
+        progress=show_progress(args) and main,
         data_dir=str(args.data_dir),
         split_cache=split_cache,
         cold_fraction=args.cold_fraction,
