@@ -314,6 +314,7 @@ def test_script_end_to_end_on_synthetic_data(tmp_path):
     # Plot names carry the results file's name and the data set (added where --out's name lacks
     # it), so runs never overwrite each other's and no other data set's plot is replaced.
     assert res["plots"] == [
-        str(tmp_path / f"{out.stem}_{ds.name}_{kind}.png") for kind in ("val_curve", "test", "slices")
+        str(tmp_path / f"{out.stem}_{ds.name}_{kind}.png")
+        for kind in ("val_curve", "test", "slices")
     ]
     assert all(Path(p).stat().st_size > 0 for p in res["plots"])
