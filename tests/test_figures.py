@@ -155,7 +155,10 @@ def test_plots_are_redrawn_from_results_files_alone(tmp_path, capsys):
             n: {**r, "test": dict.fromkeys(METRICS, 0.1), "curve": []}
             for n, r in run["models"].items()
         }
-        run["complete"] = True
+        # results files are found by content: the script that wrote them, the protocol named
+        run.update(
+            complete=True, protocol_what="paper", run_record={"script": "tiger_train_eval.py"}
+        )
         (results / f"sequential_beauty_paper_{name}_seed0.json").write_text(json.dumps(run))
     plots = tmp_path / "plots"
     argv = ["--results-dir", str(results), "--plots", "mf", "sequential", "--plot-dir", str(plots)]
