@@ -37,7 +37,7 @@ from src.serving.new_items import describe_new_items
 from src.serving.recommend import Request, recommend
 from utils.data.load import load_dataset
 from utils.runtime import argtypes
-from utils.runtime.cli import setup_logging
+from utils.runtime.cli import add_semantic_dir_arg, setup_logging
 from utils.runtime.environment import resolve_device
 from utils.runtime.errors import UsageError, add_debug_flag, run_script
 
@@ -86,9 +86,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the data folder (default: the one the checkpoint was trained on; needed without "
         "--checkpoint)",
     )
-    p.add_argument(
-        "--semantic-dir",
-        help="the folder of semantic_ids.json (default: the checkpoint's, else --data-dir)",
+    add_semantic_dir_arg(
+        p, "the folder of semantic_ids.json (default: the checkpoint's, else --data-dir)"
     )
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="embedding cache folder")
     p.add_argument("--device", type=argtypes.device_name, default="cpu", help="default: cpu")

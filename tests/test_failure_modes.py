@@ -449,13 +449,18 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line(tmp_path, monkeypatch
     assert snapshot(tmp_path) == before  # the old checkpoint stays, no temporary file is left
 
 
-def test_tiger_resume_on_other_data_of_the_same_shape_is_refused(tmp_path):
-    data = write_movielens(tmp_path / "ml", n_users=20, n_items=24)
-    flags = [
+def _one_epoch_sasrec(data: Path, tmp_path: Path) -> list[str]:
+    """tiger_train_eval.py flags: one SASRec epoch on ``data``, checkpoints in tmp_path/ckpt."""
+    return [
         "--data-dir", str(data), "--models", "sasrec", "--epochs", "1", "--device", "cpu",
         "--out", str(tmp_path / "r.json"), "--plot-dir", str(tmp_path / "plots"), "--quiet",
         "--checkpoint-dir", str(tmp_path / "ckpt"),
     ]  # fmt: skip
+
+
+def test_tiger_resume_on_other_data_of_the_same_shape_is_refused(tmp_path):
+    data = write_movielens(tmp_path / "ml", n_users=20, n_items=24)
+    flags = _one_epoch_sasrec(data, tmp_path)
     assert run_cli("tiger_train_eval.py", *flags).returncode == 0
     lines = (data / "u.data").read_text().splitlines()
     user, item, rating, ts = lines[0].split("\t")
@@ -473,11 +478,7 @@ def test_a_checkpoint_of_another_protocol_is_refused(tmp_path):
     import shutil
 
     data = write_movielens(tmp_path / "ml", n_users=20, n_items=24)
-    flags = [
-        "--data-dir", str(data), "--models", "sasrec", "--epochs", "1", "--device", "cpu",
-        "--out", str(tmp_path / "r.json"), "--plot-dir", str(tmp_path / "plots"), "--quiet",
-        "--checkpoint-dir", str(tmp_path / "ckpt"),
-    ]  # fmt: skip
+    flags = _one_epoch_sasrec(data, tmp_path)
     assert run_cli("tiger_train_eval.py", *flags, "--protocol", "holdout").returncode == 0
     ckpt = tmp_path / "ckpt"
     shutil.copy(ckpt / "tiger-sasrec-ml-quick-holdout-seed0.pt",
