@@ -18,6 +18,10 @@ and checkpoints/ (the Makefile's targets).
     # the holdout protocol with the epochs the paper run chose on validation
     python tiger_train_eval.py --protocol holdout \\
         --epochs-from results/sequential_beauty_paper_seed0.json
+    # three seeds, one results file each, then their mean ± std
+    python tiger_train_eval.py --seeds 0 1 2
+    # other hyperparameters (keys: tiger.*, sasrec.*, train.<model>.*, beam, ...; or --config FILE)
+    python tiger_train_eval.py --models sasrec --set sasrec.dropout=0.2 train.sasrec.lr=2e-3
     # the cold-start study
     python tiger_train_eval.py --protocol cold --models tiger_item
     # the paper's token-level encoder, longer (CPU: hours)
@@ -36,15 +40,18 @@ training step took 0.17-0.18 s (median) on one thread against 0.34-0.41 s on two
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from src.sequential.baselines import BASELINES
 from src.sequential.beam_search import build_trie
+from src.sequential.overrides import apply_overrides, flatten, overrides_tag, parse_assignments
 from src.sequential.presets import MODELS, PRESETS, PUBLISHED, Preset
 from src.sequential.protocols import PROTOCOLS, protocol_split, ranking_rules
 from src.sequential.reporting import plot_results, run_report, test_predictions
@@ -54,7 +61,7 @@ from utils.data.semantic import ids_digest
 from utils.data.slices import row_slices
 from utils.reporting.examples_page import examples_page
 from utils.reporting.results import dig, write_results
-from utils.reporting.tables import tiger_table
+from utils.reporting.tables import protocol_tables, tiger_table
 from utils.runtime import argtypes
 from utils.runtime.checkpoints import run_spec, split_identity
 from utils.runtime.cli import HelpFormatter, add_common_args
@@ -116,7 +123,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--compile", action="store_true", help="torch.compile the training step (worth it on a GPU)"
     )
-    add_experiment_args(p, split_choice=False, repeat_seeds=False)
+    p.add_argument(
+        "--config",
+        help="JSON file of hyperparameters replacing the preset's, nested like --set's keys: "
+        '{"sasrec": {"dropout": 0.2}, "train": {"sasrec": {"lr": 0.002}}}',
+    )
+    p.add_argument(
+        "--set",
+        nargs="+",
+        metavar="KEY=VALUE",
+        help="hyperparameters replacing the preset's (after --config): tiger.<field>, "
+        "sasrec.<field>, train.<model>.<field> (epochs, lr, batch_size, schedule, patience, ...), "
+        "beam, cold_share, ...; e.g. --set sasrec.dropout=0.2 train.sasrec.lr=2e-3",
+    )
+    add_experiment_args(p, split_choice=False)
     # The protocol decides the cold hold-out; --cold-fraction may only change the cold study's.
     p.set_defaults(cold_fraction=None)
     p.add_argument(
@@ -127,14 +147,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--resume", action="store_true", help="continue each model from its last checkpoint"
     )
-    args = p.parse_args(argv)
-    args.reference_out = REFERENCE_OUT.replace("{protocol}", args.protocol).replace(
-        "{seed}", str(args.seed)
-    )
-    return args
+    return p.parse_args(argv)
 
 
-def holdout_epochs(preset: Preset, name: str, models: list[str], path: str) -> Preset:
+def preset_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """--config's hyperparameters, then --set's, as dotted keys (src/sequential/overrides.py)."""
+    updates: dict[str, Any] = {}
+    if args.config:
+        fix = 'give a JSON object such as {"sasrec": {"dropout": 0.2}}'
+        try:
+            updates.update(flatten(read_json(args.config, fix)))
+        except OSError as exc:
+            raise UsageError(f"--config {args.config}: cannot read it ({exc.strerror})") from None
+        except ValueError as exc:
+            raise UsageError(f"--config {args.config}: {exc}") from None
+    try:
+        updates.update(parse_assignments(args.set or []))
+    except ValueError as exc:
+        raise UsageError(f"--set: {exc}") from None
+    return updates
+
+
+def holdout_epochs(
+    preset: Preset, name: str, models: list[str], path: str, overrides: dict[str, Any] | None = None
+) -> Preset:
     """``preset`` with each model's epochs set to the count its validation chose in the
     paper-protocol results file ``path`` (best epoch + 1; the schedule is that run's): the
     epoch with the best filtered validation NDCG@10 where the curve records it (holdout ranks
@@ -153,6 +189,12 @@ def holdout_epochs(preset: Preset, name: str, models: list[str], path: str) -> P
         raise UsageError(
             f"--epochs-from {path}: it is a {paper.get('protocol')!r} run of the "
             f"{paper.get('preset')!r} preset; give a 'paper' run of the same preset"
+        )
+    if (paper.get("overrides") or {}) != (overrides or {}):
+        raise UsageError(
+            f"--epochs-from {path}: it was trained with other hyperparameters "
+            f"({paper.get('overrides') or 'the preset'}); give the paper run of the same --config "
+            "and --set"
         )
     chosen = {}
     for m in models:
@@ -177,7 +219,35 @@ def holdout_epochs(preset: Preset, name: str, models: list[str], path: str) -> P
 
 
 def main(argv: list[str] | None = None) -> None:
+    """One training run per seed (--seeds; default --seed), each written to its own results
+    file (a seed is hours of training on a CPU: separate files can run as separate processes,
+    one per core, and a stopped run keeps the seeds it finished); several seeds end with the
+    mean ± std table."""
     args = parse_args(argv)
+    seeds = list(args.seeds or [args.seed])
+    if len(seeds) > 1 and args.out and "{seed}" not in args.out:
+        raise UsageError(
+            f"--out {args.out}: with several --seeds each seed writes its own file; put {{seed}} "
+            "in the name (e.g. --out results/mine_seed{seed}.json)"
+        )
+    common = vars(args)
+    written = []
+    for seed in seeds:
+        run = argparse.Namespace(**{**common, "seed": seed, "seeds": None})
+        run.out = args.out.replace("{seed}", str(seed)) if args.out else None
+        run.reference_out = REFERENCE_OUT.replace("{protocol}", args.protocol).replace(
+            "{seed}", str(seed)
+        )
+        written.append(run_seed(run))
+        if not args.reference:  # the seeds of one run share its run folder
+            common["run_dir"] = run.run_dir
+    if len(seeds) > 1:
+        tables = protocol_tables(written, preset=args.preset)
+        log.info("mean ± std over seeds %s:\n%s", seeds, "\n\n".join(tables))
+
+
+def run_seed(args: argparse.Namespace) -> dict[str, Any]:
+    """Train and test the models of one seed; returns the results as written."""
     protocol = PROTOCOLS[args.protocol]
     if args.cold_fraction is None:
         args.cold_fraction = protocol.cold_fraction
@@ -189,6 +259,11 @@ def main(argv: list[str] | None = None) -> None:
     models = list(args.models or preset.models)
     if args.epochs is not None:
         preset = preset.with_epochs(args.epochs)
+    overrides = preset_overrides(args)
+    try:
+        preset = apply_overrides(preset, overrides)
+    except ValueError as exc:
+        raise UsageError(f"--config/--set: {exc}") from None
     if args.protocol == "holdout":
         if args.epochs_from is None and args.epochs is None:
             raise UsageError(
@@ -197,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
             )
         if args.epochs_from is not None:
             trained = [m for m in models if m not in BASELINES]
-            preset = holdout_epochs(preset, args.preset, trained, args.epochs_from)
+            preset = holdout_epochs(preset, args.preset, trained, args.epochs_from, overrides)
     elif args.epochs_from is not None:
         raise UsageError("--epochs-from applies to --protocol holdout only")
     if args.compile:
@@ -243,6 +318,7 @@ def main(argv: list[str] | None = None) -> None:
         "protocol_what": protocol.what,
         "rankings": list(protocol.reports),
         "preset": args.preset,
+        "overrides": overrides,
         "seed": args.seed,
         "preset_note": preset.note,
         "device": exp.device,
@@ -266,7 +342,10 @@ def main(argv: list[str] | None = None) -> None:
         "split": split_identity(split, args.cold_fraction),
     }
     for name in models:
-        stem = f"tiger-{name}-{ds.name}-{args.preset}-{protocol.name}-seed{args.seed}"
+        stem = (
+            f"tiger-{name}-{ds.name}-{args.preset}{overrides_tag(overrides)}-{protocol.name}"
+            f"-seed{args.seed}"
+        )
         # what recommend.py needs to rebuild the model (src/serving/checkpoint.py)
         spec = run_spec(
             "tiger_train_eval.py",
@@ -274,6 +353,7 @@ def main(argv: list[str] | None = None) -> None:
                 "--data-dir": args.data_dir,
                 "--semantic-dir": args.semantic_dir,
                 "--preset": args.preset,
+                "--set": " ".join(f"{k}={json.dumps(v)}" for k, v in overrides.items()) or None,
                 "--protocol": protocol.name,
                 "--models": name,
                 "--seed": args.seed,
@@ -361,6 +441,7 @@ def main(argv: list[str] | None = None) -> None:
         log.info("wrote %s", page[0])
     log.info("test metrics:\n%s", tiger_table(written, exp.out_path.name))
     log.info("wrote %s", exp.out_path)
+    return written
 
 
 def fmt_metrics(metrics: dict[str, float]) -> str:

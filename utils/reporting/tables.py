@@ -193,13 +193,19 @@ def tiger_table(result: dict[str, Any], name: str = "") -> str:
 PROTOCOL_METRICS = [*TIGER_METRICS, "mrr@20"]
 
 
-def protocol_tables(results: list[dict[str, Any]]) -> list[str]:
-    """One table per protocol and ranking over the complete quick-preset runs of each protocol:
-    every model's test metrics as mean ± std over its seeds (the value alone for one seed),
-    with the published numbers of that protocol under its headline ranking."""
+def protocol_tables(results: list[dict[str, Any]], preset: str = "quick") -> list[str]:
+    """One table per protocol and ranking over the complete runs of ``preset`` of each protocol
+    (without hyperparameter overrides: those are other experiments): every model's test metrics
+    as mean ± std over its seeds (the value alone for one seed), with the published numbers of
+    that protocol under its headline ranking."""
     by_protocol: dict[str, list[dict[str, Any]]] = {}
     for r in results:
-        if r.get("complete") and r.get("preset") == "quick" and "protocol" in r:
+        if (
+            r.get("complete")
+            and r.get("preset") == preset
+            and "protocol" in r
+            and not r.get("overrides")
+        ):
             by_protocol.setdefault(r["protocol"], []).append(r)
     tables = []
     for protocol, runs in by_protocol.items():
@@ -223,7 +229,7 @@ def protocol_tables(results: list[dict[str, Any]]) -> list[str]:
                 ]
             tables.append(
                 f"**{runs[0]['dataset']}, `{protocol}` protocol, `{ranking}` ranking** "
-                f"(`tiger_train_eval.py --protocol {protocol}`, quick preset; test set, "
+                f"(`tiger_train_eval.py --protocol {protocol}`, {preset} preset; test set, "
                 "mean ± std over seeds)\n\n"
                 + markdown_table(
                     ["model", "seeds"] + TIGER_HEADER + ["MRR@20"],

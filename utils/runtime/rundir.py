@@ -118,10 +118,13 @@ def log_to_file(run_dir: Path | None) -> None:
     if run_dir is None:
         return
     run_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(run_dir / LOG_FILE, encoding="utf-8")
+    root = logging.getLogger()
+    path = os.path.abspath(run_dir / LOG_FILE)
+    if any(getattr(h, "baseFilename", None) == path for h in root.handlers):
+        return  # the next seed of the same run (tiger_train_eval.py --seeds)
+    handler = logging.FileHandler(path, encoding="utf-8")
     handler.setLevel(logging.INFO)
     handler.setFormatter(PlainFormatter())
-    root = logging.getLogger()
     for console in root.handlers:  # --quiet keeps the console quiet, not the file
         console.setLevel(max(console.level, root.level))
     root.setLevel(min(root.level, logging.INFO))
