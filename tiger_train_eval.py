@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
         if not args.reference:  # the seeds of one run share its run folder
             common["run_dir"] = run.run_dir
     if len(seeds) > 1:
-        tables = protocol_tables(written, preset=args.preset)
+        tables = protocol_tables(written)
         log.info("mean ± std over seeds %s:\n%s", seeds, "\n\n".join(tables))
 
 

@@ -193,34 +193,42 @@ def tiger_table(result: dict[str, Any], name: str = "") -> str:
 PROTOCOL_METRICS = [*TIGER_METRICS, "mrr@20"]
 
 
-def protocol_tables(results: list[dict[str, Any]], preset: str = "quick") -> list[str]:
-    """One table per protocol and ranking over the complete runs of ``preset`` of each protocol
-    (without hyperparameter overrides: those are other experiments): every model's test metrics
-    as mean ± std over its seeds (the value alone for one seed), with the published numbers of
-    that protocol under its headline ranking."""
+def _model_label(model: str, run: dict[str, Any]) -> str:
+    """A row's name: the model, with the preset and its epochs when it is not the main job's."""
+    if run.get("preset", "quick") == "quick":
+        return model
+    epochs = dig(run, "models", model, "epochs_run")
+    return f"{model} ({run['preset']} preset{f', {epochs} epochs' if epochs else ''})"
+
+
+def protocol_tables(results: list[dict[str, Any]]) -> list[str]:
+    """One table per protocol and ranking over the complete runs of each protocol (without
+    hyperparameter overrides: those are other experiments): every model's test metrics as
+    mean ± std over its seeds (the value alone for one seed), one row per model and preset
+    (the main job's quick preset unnamed), with the published numbers of that protocol under
+    its headline ranking."""
     by_protocol: dict[str, list[dict[str, Any]]] = {}
     for r in results:
-        if (
-            r.get("complete")
-            and r.get("preset") == preset
-            and "protocol" in r
-            and not r.get("overrides")
-        ):
+        if r.get("complete") and "protocol" in r and not r.get("overrides"):
             by_protocol.setdefault(r["protocol"], []).append(r)
     tables = []
     for protocol, runs in by_protocol.items():
         for position, ranking in enumerate(runs[0]["rankings"]):
+            groups: dict[str, list[dict[str, Any]]] = {}
+            for r in runs:
+                for model in r["models"]:
+                    groups.setdefault(_model_label(model, r), []).append(r)
             rows = []
-            for model in dict.fromkeys(m for r in runs for m in r["models"]):
+            for label, group in groups.items():
+                model = label.split(" (")[0]
                 blocks = [
                     r["models"][model] if position == 0 else r["models"][model][ranking]
-                    for r in runs
-                    if model in r["models"]
+                    for r in group
                 ]
-                seeds = sorted(r["seed"] for r in runs if model in r["models"])
+                seeds = sorted(r["seed"] for r in group)
                 agg = aggregate_seeds([{"test": b["test"]} for b in blocks])["test"]
                 rows.append(
-                    [model, ", ".join(map(str, seeds))] + [agg.get(k) for k in PROTOCOL_METRICS]
+                    [label, ", ".join(map(str, seeds))] + [agg.get(k) for k in PROTOCOL_METRICS]
                 )
             if position == 0:
                 rows += [
@@ -229,8 +237,8 @@ def protocol_tables(results: list[dict[str, Any]], preset: str = "quick") -> lis
                 ]
             tables.append(
                 f"**{runs[0]['dataset']}, `{protocol}` protocol, `{ranking}` ranking** "
-                f"(`tiger_train_eval.py --protocol {protocol}`, {preset} preset; test set, "
-                "mean ± std over seeds)\n\n"
+                f"(`tiger_train_eval.py --protocol {protocol}`, quick preset unless named; test "
+                "set, mean ± std over seeds)\n\n"
                 + markdown_table(
                     ["model", "seeds"] + TIGER_HEADER + ["MRR@20"],
                     rows,
