@@ -44,6 +44,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from src.semantic_ids.collaborative import collaborative_embeddings
 from src.semantic_ids.config import (
     MIN_ITEMS_PER_CODE,
     OUTPUT_FILES,
@@ -52,7 +53,14 @@ from src.semantic_ids.config import (
     GeneratorConfig,
 )
 from src.semantic_ids.embeddings import DEFAULT_BATCH_SIZE, DEFAULT_MODEL
-from src.semantic_ids.generator import DEFAULT_CACHE_DIR, embed, generate, item_texts, write_outputs
+from src.semantic_ids.generator import (
+    DEFAULT_CACHE_DIR,
+    embed,
+    fit_mask,
+    generate,
+    item_texts,
+    write_outputs,
+)
 from src.semantic_ids.item_text import DEFAULT_FIELDS, DEFAULT_MAX_DESCRIPTION_TOKENS
 from src.semantic_ids.new_items import encode_new_texts
 from src.semantic_ids.rqkmeans import DEFAULT_NITER
@@ -97,6 +105,8 @@ def config_from_args(args: argparse.Namespace) -> GeneratorConfig:
         rqvae_batch_size=args.rqvae_batch_size,
         rqvae_lr=args.rqvae_lr,
         reseed_dead_codes=args.reseed_dead_codes,
+        collaborative=args.collaborative,
+        collaborative_weight=args.collaborative_weight,
     )
 
 
@@ -216,6 +226,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="RQ-VAE: after each epoch, move codes no item used onto residuals of the batch",
     )
+    p.add_argument(
+        "--collaborative",
+        metavar="SASREC_CHECKPOINT",
+        help="join each item's text embedding with the item embedding of this trained SASRec "
+        "checkpoint before quantizing (collaborative IDs; cold and new items: text only); "
+        "write them into their own --semantic-dir",
+    )
+    p.add_argument(
+        "--collaborative-weight",
+        type=float,
+        default=1.0,
+        help="weight of the collaborative half against the text half (both unit length)",
+    )
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="embedding cache folder")
     p.add_argument(
         "--encode-texts",
@@ -270,7 +293,15 @@ def main(argv: list[str] | None = None) -> int:
         x, embed_report = embed(
             texts.texts, cfg, args.cache_dir, device, show_progress(args), args.encode_processes
         )
+    if cfg.collaborative:
+        with record.stage("collaborative"):
+            fitted = fit_mask(ds.n_items, cfg)
+            x, joined = collaborative_embeddings(
+                x, ds, cfg.collaborative, cfg.collaborative_weight, fitted, args.data_dir
+            )
     generated = generate(ds, cfg, x, record, progress=show_progress(args))
+    if cfg.collaborative:
+        generated.header["collaborative"] = joined
     extra = {
         "text": {
             "fields": list(cfg.text_fields),

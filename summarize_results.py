@@ -9,7 +9,8 @@
 
 A results file is recognised by its content (the script its run record names), not its name, so
 a renamed file or a run folder's results read the same. The tables come from
-utils/reporting/tables.py, the same functions the scripts log their tables with.
+utils/reporting/tables.py and sequential_tables.py, the same functions the scripts log their tables
+with.
 
 --verify exit codes: 0 every checked number matches; 1 a mismatch (or a damaged results file);
 2 nothing was checked at all; 3 predictions missing (not a failure with --allow-missing, but
@@ -30,15 +31,13 @@ from utils.evaluation.verify import FolderReport, verify_found
 from utils.reporting.catalog import Found, find_results
 from utils.reporting.compare import compare_runs
 from utils.reporting.figures import plot_mf_results, plot_quantizers
-from utils.reporting.tables import (
-    ctr_table,
-    mf_table,
+from utils.reporting.sequential_tables import (
     next_item_table,
     protocol_tables,
-    semantic_ids_table,
     tiger_seeds_table,
     tiger_table,
 )
+from utils.reporting.tables import ctr_table, mf_table, semantic_ids_table
 from utils.runtime.cli import HelpFormatter
 from utils.runtime.errors import DataError, add_debug_flag, run_script
 from utils.runtime.io import read_json

@@ -61,7 +61,7 @@ from utils.data.semantic import ids_digest
 from utils.data.slices import row_slices
 from utils.reporting.examples_page import examples_page
 from utils.reporting.results import dig, write_results
-from utils.reporting.tables import protocol_tables, tiger_table
+from utils.reporting.sequential_tables import protocol_tables, tiger_table
 from utils.runtime import argtypes
 from utils.runtime.checkpoints import run_spec, split_identity
 from utils.runtime.cli import HelpFormatter, add_common_args

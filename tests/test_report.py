@@ -10,14 +10,8 @@ import pytest
 
 from tests.synthetic import analysis_result, ctr_result, mf_result, tiger_result
 from utils.reporting.results import aggregate_seeds
-from utils.reporting.tables import (
-    ctr_table,
-    mf_table,
-    protocol_tables,
-    semantic_ids_table,
-    tiger_seeds_table,
-    tiger_table,
-)
+from utils.reporting.sequential_tables import protocol_tables, tiger_seeds_table, tiger_table
+from utils.reporting.tables import ctr_table, mf_table, semantic_ids_table
 
 NAN = float("nan")
 
@@ -389,7 +383,7 @@ def _seed_run(seed: int, value: float) -> dict:
 def test_next_item_table_is_the_metric_set_by_slice_over_seeds():
     """One row per slice (all users first) with its user count, every metric as mean ± sample
     std over the seeds; runs without the metric set give no table."""
-    from utils.reporting.tables import next_item_table
+    from utils.reporting.sequential_tables import next_item_table
 
     table = next_item_table([_seed_run(0, 0.1), _seed_run(1, 0.3)]).splitlines()
     assert table[2] == line(

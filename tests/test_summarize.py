@@ -7,7 +7,8 @@ import pytest
 from summarize_results import main, summarize
 from tests.synthetic import analysis_result, ctr_result, mf_result, tiger_result
 from utils.reporting.catalog import find_results
-from utils.reporting.tables import ctr_table, mf_table, semantic_ids_table, tiger_table
+from utils.reporting.sequential_tables import tiger_table
+from utils.reporting.tables import ctr_table, mf_table, semantic_ids_table
 from utils.runtime.errors import DataError
 from utils.runtime.io import atomic_write_json
 

@@ -35,6 +35,7 @@ OUTPUT_FILES = (IDS_FILE, STATS_FILE, *(name for _, name in QUANTIZERS.values())
 # written before
 RQVAE_FIELDS = ("rqvae_epochs", "rqvae_batch_size", "rqvae_lr", "reseed_dead_codes")
 RQVAE_DEFAULTS = RQVAETrainConfig()
+COLLABORATIVE_FIELDS = ("collaborative", "collaborative_weight")
 
 
 @dataclass
@@ -62,6 +63,9 @@ class GeneratorConfig:
     rqvae_batch_size: int = RQVAE_DEFAULTS.batch_size
     rqvae_lr: float = RQVAE_DEFAULTS.lr
     reseed_dead_codes: bool = False
+    # a SASRec checkpoint whose item embeddings join the text embeddings (collaborative.py)
+    collaborative: str | None = None
+    collaborative_weight: float = 1.0
 
     def __post_init__(self) -> None:
         self.text_fields = parse_fields(self.text_fields)
@@ -88,6 +92,10 @@ class GeneratorConfig:
             raise ValueError(
                 f"--quantizer must be one of {', '.join(QUANTIZERS)}, got {self.quantizer!r}"
             )
+        if not 0.0 < self.collaborative_weight < 100.0:
+            raise ValueError(
+                f"--collaborative-weight must be in (0, 100), got {self.collaborative_weight}"
+            )
         if not self.rqvae_lr > 0:
             raise ValueError(f"--rqvae-lr must be positive, got {self.rqvae_lr}")
 
@@ -96,6 +104,8 @@ class GeneratorConfig:
         left_out = {"rqvae": (), "random": RQVAE_FIELDS}.get(
             self.quantizer, ("quantizer", *RQVAE_FIELDS)
         )
+        if self.collaborative is None:  # text-only IDs: the record they always had
+            left_out = (*left_out, *COLLABORATIVE_FIELDS)
         return {k: v for k, v in asdict(self).items() if k not in left_out}
 
     def rqvae_training(self) -> RQVAETrainConfig:

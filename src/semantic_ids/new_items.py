@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from src.semantic_ids.collaborative import pad_text_only
 from src.semantic_ids.config import QUANTIZERS, GeneratorConfig, Quantizer
 from src.semantic_ids.embeddings import load_tokenizer, require_finite
 from src.semantic_ids.generator import embed
@@ -194,6 +195,9 @@ class SavedEncoder:
             )
         if x is None:
             x, _ = embed(texts, self.cfg, cache_dir, device, encode_processes=encode_processes)
+        joined = self.header.get("collaborative")
+        if joined:  # collaborative IDs: a new item has no interactions, so text only
+            x = pad_text_only(x, float(joined["weight"]), int(joined["width"]))
         codes = encode_new_items(self.quantizer, self.codes, x, int(self.header["collision_size"]))
         return {
             "model": self.cfg.model,
