@@ -297,6 +297,9 @@ def test_protocol_tables_are_mean_and_std_per_protocol_and_ranking():
     long = _protocol_run(5, 0.05, 0.07)
     long["models"]["sasrec"]["epochs_run"] = 12
     runs.append({**long, "preset": "long"})
+    collab = _protocol_run(6, 0.04, 0.06)
+    collab["models"]["tiger_item"] = collab["models"].pop("sasrec")
+    runs.append({**collab, "semantic_ids": {"dir": "/data/beauty_collab"}})
     paper, filtered = protocol_tables(runs)
     SAME = ["0.0300 ± 0.0000", "0.0200 ± 0.0000", "0.0250 ± 0.0000", "0.0100 ± 0.0000"]
     ONE = [v.split(" ±")[0] for v in SAME]  # one seed: the value alone
@@ -304,11 +307,13 @@ def test_protocol_tables_are_mean_and_std_per_protocol_and_ranking():
     assert paper.splitlines()[4:] == [
         line("sasrec", "0, 1", *SAME[:2], "0.0700 ± 0.0141", *SAME[2:]),
         line("sasrec (long preset, 12 epochs)", "5", *ONE[:2], "0.0500", *ONE[2:]),
+        line("tiger_item (IDs beauty_collab)", "6", *ONE[:2], "0.0400", *ONE[2:]),
         line(*PUBLISHED_ROW[:1], "–", *PUBLISHED_ROW[1:5], "–"),
     ]
     assert filtered.splitlines()[4:] == [
         line("sasrec", "0, 1", *SAME[:2], "0.0900 ± 0.0141", *SAME[2:]),
         line("sasrec (long preset, 12 epochs)", "5", *ONE[:2], "0.0700", *ONE[2:]),
+        line("tiger_item (IDs beauty_collab)", "6", *ONE[:2], "0.0600", *ONE[2:]),
     ]
 
 

@@ -4,6 +4,7 @@ logged by ``tiger_train_eval.py`` and printed by ``summarize_results.py``."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from utils.reporting.results import RUN_RECORD, aggregate_seeds, dig, published_rows
@@ -66,11 +67,17 @@ PROTOCOL_METRICS = [*TIGER_METRICS, "mrr@20"]
 
 
 def _model_label(model: str, run: dict[str, Any]) -> str:
-    """A row's name: the model, with the preset and its epochs when it is not the main job's."""
-    if run.get("preset", "quick") == "quick":
-        return model
-    epochs = dig(run, "models", model, "epochs_run")
-    return f"{model} ({run['preset']} preset{f', {epochs} epochs' if epochs else ''})"
+    """A row's name: the model, with what differs from the main job's run of it: the preset and
+    its epochs, and semantic IDs from another folder than the data set's own (e.g. collaborative
+    IDs); models without semantic IDs share one row whatever folder the run named."""
+    notes = []
+    if run.get("preset", "quick") != "quick":
+        epochs = dig(run, "models", model, "epochs_run")
+        notes.append(f"{run['preset']} preset{f', {epochs} epochs' if epochs else ''}")
+    ids_dir = dig(run, "semantic_ids", "dir")
+    if model.startswith("tiger") and ids_dir and Path(ids_dir).name != run.get("dataset"):
+        notes.append(f"IDs {Path(ids_dir).name}")
+    return f"{model} ({', '.join(notes)})" if notes else model
 
 
 def protocol_tables(results: list[dict[str, Any]]) -> list[str]:
