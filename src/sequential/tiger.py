@@ -189,6 +189,26 @@ class Tiger(nn.Module):
             loss = (1 - self.cfg.label_smoothing) * loss + self.cfg.label_smoothing * uniform
         return loss
 
+    def id_log_probs(self, hist: Tensor, items: Tensor, user_tok: Tensor | None = None) -> Tensor:
+        """Teacher-forced log-probability of whole semantic IDs: ``items`` (B, C) candidate items
+        per history (-1 = none, scored -inf) -> (B, C), each code's log-probability given the
+        history and the codes before it, summed over the L levels: the score beam search gives
+        the same ID (the trie only masks other IDs, it does not renormalise).
+
+        The encoder runs once per history and the C candidates share its memory (the decoder's
+        cross-attention groups them per user), so re-scoring a list costs C short decodes."""
+        b, c = items.shape
+        memory, mask = self.encode(hist, user_tok)
+        tokens = self.item_tokens[items + 1]  # (B, C, L), PAD tokens for -1
+        inputs = torch.cat([torch.full_like(tokens[..., :1], BOS), tokens[..., :-1]], -1)
+        y, _ = self._decode(inputs.flatten(0, 1), 0, memory, mask, None)
+        codes = (tokens - N_SPECIAL - self.offsets).clamp(min=0).flatten(0, 1)
+        total = torch.zeros(b * c, device=y.device)
+        for level in range(self.levels):
+            logp = self.level_log_probs(y[:, level], level)
+            total = total + logp.gather(1, codes[:, level : level + 1]).squeeze(1)
+        return total.view(b, c).masked_fill(items < 0, float("-inf"))
+
     def level_log_probs(self, hidden: Tensor, level: int) -> Tensor:
         """Log-probabilities over level ``level``'s codes from decoder states (..., d)."""
         lo = int(self.offsets[level])
