@@ -45,10 +45,14 @@ from src.sequential.hybrid import (  # noqa: E402
     scorer_candidate_scores,
     select_weight,
     tiger_candidate_scores,
-    tiger_rank_filled,
 )
 from src.sequential.protocols import PROTOCOLS, ranking_rules  # noqa: E402
-from src.sequential.ranking import score_rank, score_top_k, user_buckets  # noqa: E402
+from src.sequential.ranking import (  # noqa: E402
+    score_rank,
+    score_top_k,
+    tiger_rank,
+    user_buckets,
+)
 from src.sequential.sequence_data import build_sequence_data  # noqa: E402
 from src.serving.checkpoint import load_trained  # noqa: E402
 from utils.evaluation.metrics import next_item_metrics  # noqa: E402
@@ -220,9 +224,9 @@ def main(argv: list[str] | None = None) -> None:
             for rule in rules:
                 for f in FOLDS:
                     hist = getattr(rule, f)
-                    r, short = tiger_rank_filled(tm, tex[f], trie, beam, bs, tok[f], hist)
+                    r = tiger_rank(tm, tex[f], trie, beam, bs, tok[f], history=hist)
                     ranks[f][rule.name] = r.ranks
-                    refilled[f][rule.name] = short
+                    refilled[f][rule.name] = r.topped_up
                     checked(name, rule, f, r.items, r.scores)
         variants[name] = report(
             ranks,

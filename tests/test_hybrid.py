@@ -20,15 +20,13 @@ from src.sequential.hybrid import (
     choose_weight,
     interpolate,
     merge_lists,
-    refill,
     scorer_candidate_scores,
     select_weight,
     standardise,
     tiger_candidate_scores,
-    tiger_rank_filled,
 )
 from src.sequential.protocols import Histories
-from src.sequential.ranking import score_top_k, tiger_rank
+from src.sequential.ranking import refill, score_top_k, tiger_rank
 from src.sequential.sasrec import SASRec, SASRecConfig
 from src.sequential.sequence_data import SequenceExamples
 from src.sequential.tiger import Tiger, TigerConfig
@@ -206,10 +204,10 @@ def test_short_filtered_beams_are_topped_up_from_a_wider_beam():
     banned = [rng.choice(N_ITEMS, 30, replace=False) for _ in range(len(ex))]
     history = Histories(np.arange(0, 30 * len(ex) + 1, 30), np.concatenate(banned))
     trie = build_trie(model.item_tokens[1:].numpy() - 2 - model.offsets.numpy(), SIZES)
-    plain = tiger_rank(model, ex, trie, beam=10, batch_size=4, history=history)
-    filled, n_short = tiger_rank_filled(model, ex, trie, 10, 4, history=history)
+    filled = tiger_rank(model, ex, trie, beam=10, batch_size=4, history=history)
+    plain = tiger_rank(model, ex, trie, beam=10, batch_size=4, history=history, top_up=False)
     short = (plain.items >= 0).sum(1) < 10
-    assert short.any() and n_short == short.sum()
+    assert short.any() and filled.topped_up == short.sum()
     check_filtered(filled.items, history)
     valid = plain.items >= 0
     assert np.array_equal(filled.items[valid], plain.items[valid])  # the beam's own items stay

@@ -18,22 +18,21 @@ Under the ``filtered`` rule the candidates come from the proposer's filtered ran
 history items inside the beam search, SASRec scores them -inf before its top-k). A filtered beam
 can still come out short: its surviving prefixes may lead mostly to history items (Beauty,
 seed 0: 203 of 22,363 test users get under 20 items from a beam of 20, one gets 9), so
-:func:`tiger_rank_filled` tops such a list up to 10 from a wider beam. Re-ranking keeps the
+``ranking.tiger_rank`` tops such a list up to 10 from a wider beam. Re-ranking keeps the
 candidate set, and :func:`check_filtered` refuses a list with a history item or under 10 items.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from src.sequential.beam_search import PrefixTrie
 from src.sequential.protocols import Histories
-from src.sequential.ranking import Scorer, TigerRanking, ranks_from_topk, tiger_rank
+from src.sequential.ranking import Scorer, ranks_from_topk
 from src.sequential.sequence_data import SequenceExamples
 from src.sequential.tiger import Tiger
 from utils.evaluation.metrics import next_item_metrics, require_finite
@@ -143,75 +142,6 @@ def tiger_candidate_scores(
         logp = model.id_log_probs(ex.hist[idx, -width:], cand, tok)
         out[rows] = logp.double().cpu().numpy()
     return out
-
-
-def refill(
-    items: np.ndarray,
-    scores: np.ndarray,
-    extra_items: np.ndarray,
-    extra_scores: np.ndarray,
-    k: int = 10,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of a ranked list (items valid first, then -1) holding fewer than ``k`` items, filled
-    up to ``k`` with the items of a wider list not yet in them, in its order. Their scores are
-    capped at the row's last one, so the list stays best first and its own items keep their
-    places (the short rows are few: a loop over them only)."""
-    if items.shape[1] < k:
-        raise ValueError(f"lists of {items.shape[1]} cannot hold {k} items; widen them first")
-    items, scores = items.copy(), scores.copy()
-    for r in np.flatnonzero((items >= 0).sum(1) < k):
-        n = int((items[r] >= 0).sum())
-        last = scores[r, n - 1] if n else np.inf
-        new = ~np.isin(extra_items[r], items[r, :n]) & (extra_items[r] >= 0)
-        take = np.flatnonzero(new)[: k - n]
-        items[r, n : n + len(take)] = extra_items[r, take]
-        scores[r, n : n + len(take)] = np.minimum(extra_scores[r, take], last)
-    return items, scores
-
-
-def _history_rows(history: Histories, rows: np.ndarray) -> Histories:
-    """The histories of examples ``rows`` only, in that order."""
-    parts = [history.items[history.ptr[r] : history.ptr[r + 1]] for r in rows]
-    ptr = np.r_[0, np.cumsum([len(p) for p in parts])].astype(np.int64)
-    return Histories(ptr, np.concatenate(parts) if parts else history.items[:0])
-
-
-def tiger_rank_filled(
-    model: Tiger,
-    ex: SequenceExamples,
-    trie: PrefixTrie,
-    beam: int,
-    batch_size: int,
-    user_tok: Tensor | None = None,
-    history: Histories | None = None,
-    k: int = 10,
-) -> tuple[TigerRanking, int]:
-    """:func:`tiger_rank`, with every list that holds fewer than ``k`` items topped up to ``k``
-    (:func:`refill`) from a beam twice as wide over those users, widened again (up to 8 times the
-    beam) while any stays short; every other list and rank is tiger_rank's own. Returns the
-    ranking and how many lists were topped up."""
-    ranked = tiger_rank(model, ex, trie, beam, batch_size, user_tok, history=history)
-    items, scores = ranked.items, ranked.scores
-    short = np.flatnonzero((items >= 0).sum(1) < k)
-    n_short, wide = len(short), beam
-    while len(short) and wide < 8 * beam:
-        wide *= 2
-        rows = torch.as_tensor(short, device=ex.target.device)
-        more = tiger_rank(
-            model,
-            ex.subset(rows),
-            trie,
-            wide,
-            batch_size,
-            None if user_tok is None else user_tok[rows],
-            history=None if history is None else _history_rows(history, short),
-        )
-        items[short], scores[short] = refill(
-            items[short], scores[short], more.items, more.scores, k
-        )
-        short = np.flatnonzero((items >= 0).sum(1) < k)
-    ranks = ranks_from_topk(torch.from_numpy(items), ex.target.cpu())
-    return replace(ranked, ranks=ranks, items=items, scores=scores), n_short
 
 
 def list_ranks(items: np.ndarray, targets: Tensor | np.ndarray) -> np.ndarray:
