@@ -9,7 +9,8 @@ SEED   ?= 0
 
 .PHONY: all rest-of-main test lint setup data semantic-ids analysis mf neural tiger sequential-seed seq-tiger seq-ids \
 	sequential-seeds holdout \
-	cold-study tiger-long sweep-sasrec quantizers summary verify bench clean demo demo-tiger demo-rest
+	cold-study tiger-long tiger-collab decoding-sweep sweep-sasrec quantizers summary verify bench clean \
+	demo demo-tiger demo-rest
 
 # After the semantic IDs the main job uses both cores: item-level TIGER on one; SASRec, the two
 # baselines, the analysis, MF and CTR one after another on the other (together shorter than TIGER).
@@ -125,6 +126,24 @@ cold-study: $(STAMP)
 tiger-long: $(STAMP)
 	$(PY) tiger_train_eval.py --data-dir beauty --preset long --protocol paper --seed $(SEED) \
 		--epochs 12 --out $(SEQ)_paper_tiger_token_seed$(SEED).json --save-predictions --reference
+
+# Not part of `all`: collaborative semantic IDs (each item's text embedding joined with the tuned
+# SASRec's item embedding, from the seed-0 paper checkpoint of `make tiger`) and item-level TIGER
+# trained on them (paper protocol); about 45 minutes on one core.
+COLLAB = data/beauty_collab_ids
+tiger-collab: $(STAMP)
+	$(PY) semantic_id_generator.py --data-dir beauty --semantic-dir $(COLLAB) --seed 0 --quiet \
+		--collaborative checkpoints/tiger-sasrec-beauty-quick-paper-seed0.pt
+	$(PY) tiger_train_eval.py --data-dir beauty --semantic-dir $(COLLAB) --protocol paper \
+		--models tiger_item --seed $(SEED) --quiet --save-predictions --reference \
+		--out $(SEQ)_paper_tiger_collab_seed$(SEED).json
+
+# Not part of `all`: TIGER's beam width (20, 50) and the hybrids of TIGER and SASRec (each
+# re-scoring the other's candidates, the weight chosen on validation), from the seed's paper
+# checkpoints; evaluation only, about 20 minutes.
+decoding-sweep: $(STAMP)
+	$(PY) benchmarks/sweep_decoding.py --seed $(SEED) --check-against \
+		$(SEQ)_paper_tiger_seed$(SEED).json $(SEQ)_paper_ids_seed$(SEED).json
 
 # Not part of `all`: the SASRec sweep behind the tuned baseline (validation only), two processes.
 sweep-sasrec: $(STAMP)
