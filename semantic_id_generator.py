@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--collaborative-weight",
-        type=float,
+        type=argtypes.half_weight,
         default=1.0,
         help="weight of the collaborative half against the text half (both unit length)",
     )

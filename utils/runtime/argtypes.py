@@ -97,6 +97,10 @@ penalty = bounded(float, 0.0, 1000.0, why="a larger penalty zeroes every weight"
 scale = bounded(float, 0.0, 10.0, why="larger initial weights overflow")
 threshold = bounded(float, -1e6, 1e6, why="ratings are small numbers")
 fraction = bounded(float, 0.0, 1.0, high_open=True)
+# the collaborative half's weight against the text half (semantic IDs)
+half_weight = bounded(
+    float, 0.0, 100.0, low_open=True, high_open=True, why="the text half keeps a say"
+)
 
 
 def device_name(text: str) -> str:
