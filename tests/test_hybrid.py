@@ -5,7 +5,6 @@ on validation."""
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import numpy as np
@@ -29,27 +28,16 @@ from src.sequential.protocols import Histories
 from src.sequential.ranking import refill, score_top_k, tiger_rank
 from src.sequential.sasrec import SASRec, SASRecConfig
 from src.sequential.sequence_data import SequenceExamples
-from src.sequential.tiger import Tiger, TigerConfig
+from src.sequential.tiger import Tiger
+from tests.test_tiger import tiny
 
 SIZES = [4, 4, 3]
 N_ITEMS = 40
 
 
 def tiny_tiger(encoder: str = "item", seed: int = 0) -> Tiger:
-    torch.manual_seed(seed)
-    codes = np.array(list(itertools.product(*map(range, SIZES))))[:N_ITEMS]
-    cfg = TigerConfig(
-        codebook_sizes=SIZES,
-        d_model=16,
-        n_heads=2,
-        head_dim=8,
-        d_ff=32,
-        enc_layers=1,
-        dec_layers=2,
-        max_items=6,
-        encoder=encoder,
-    )
-    return Tiger(cfg, codes).eval()
+    """test_tiger's tiny model with two decoder layers, in eval mode."""
+    return tiny(encoder, seed=seed, dec_layers=2).eval()
 
 
 def tiny_sasrec(seed: int = 0) -> SASRec:

@@ -19,7 +19,7 @@ from tests.helpers import assert_steps_lower_loss
 SIZES = [4, 4, 3]
 
 
-def tiny(encoder="token", user_tokens=0, seed=0) -> Tiger:
+def tiny(encoder="token", user_tokens=0, seed=0, dec_layers=1) -> Tiger:
     torch.manual_seed(seed)
     codes = np.array(list(itertools.product(*map(range, SIZES))))[:40]
     cfg = TigerConfig(
@@ -29,7 +29,7 @@ def tiny(encoder="token", user_tokens=0, seed=0) -> Tiger:
         head_dim=8,
         d_ff=32,
         enc_layers=1,
-        dec_layers=1,
+        dec_layers=dec_layers,
         max_items=6,
         encoder=encoder,
         user_tokens=user_tokens,

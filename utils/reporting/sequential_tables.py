@@ -93,13 +93,12 @@ def protocol_tables(results: list[dict[str, Any]]) -> list[str]:
     tables = []
     for protocol, runs in by_protocol.items():
         for position, ranking in enumerate(runs[0]["rankings"]):
-            groups: dict[str, list[dict[str, Any]]] = {}
+            groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
             for r in runs:
                 for model in r["models"]:
-                    groups.setdefault(_model_label(model, r), []).append(r)
+                    groups.setdefault((model, _model_label(model, r)), []).append(r)
             rows = []
-            for label, group in groups.items():
-                model = label.split(" (")[0]
+            for (model, label), group in groups.items():
                 blocks = [
                     r["models"][model] if position == 0 else r["models"][model][ranking]
                     for r in group
