@@ -1,23 +1,35 @@
-"""Decoding variants and hybrids of trained sequential checkpoints, evaluation only (issue 20):
-TIGER's beam search at several widths, the tuned SASRec, SASRec re-scoring TIGER's beam and
-TIGER re-scoring SASRec's top list (src/sequential/hybrid.py), each under the paper protocol's
-two ranking rules (paper: every item; filtered: the user's earlier items removed) on validation
-and test. A hybrid's weight w (1 = the proposer alone) is chosen per rule on validation NDCG@10
-and applied once to test; its pure re-scoring (w = 0) is reported beside it.
+"""Decoding variants, hybrids and ensembles of trained sequential checkpoints, evaluation only
+(issue 20): TIGER's beam search at several widths, the tuned SASRec, SASRec re-scoring TIGER's
+beam and TIGER re-scoring SASRec's top list (src/sequential/hybrid.py), and with
+--second-tiger the ensemble of TIGER on two ID sets (e.g. text-only and collaborative IDs), their
+lists merged by score.
+
+--protocol paper (default) ranks validation and test under both of that protocol's rules (paper:
+every item; filtered: the user's earlier items removed); a hybrid's or ensemble's weight w (1 =
+the first model alone) is chosen per rule on validation NDCG@10 and applied once to test, and a
+hybrid's pure re-scoring (w = 0) is reported beside it.
+--protocol holdout takes the holdout checkpoints (retrained on all but the last item, so no
+validation fold is left) and ranks test under the filtered rule with each w the paper sweep of
+the same seed chose on validation (--weights-from): the eSASRec benchmark's rule that
+configuration is fixed on validation before the retraining.
 A filtered TIGER list under 10 items (its beam's prefixes led to history items) is topped up
 from a wider beam (the counts are reported); every filtered list is checked to hold 10 items and
 no history item.
 
     # the checkpoints of seed 0 under checkpoints/ (tiger_train_eval.py --reference wrote them)
     python benchmarks/sweep_decoding.py --seed 0
+    # the holdout checkpoints, each w from the paper sweep above
+    python benchmarks/sweep_decoding.py --seed 0 --protocol holdout \\
+        --weights-from results/decoding_sweep_seed0.json
     # a smoke run on the first 300 users, checking the plain models against the saved lists
     python benchmarks/sweep_decoding.py --seed 0 --users 300 --out /tmp/dry.json \\
         --check-against results/sequential_beauty_paper_tiger_seed0.json \\
         results/sequential_beauty_paper_ids_seed0.json
 
---check-against compares the plain TIGER (at the results file's beam) and SASRec with a
-tiger_train_eval.py results file: every metric on all users, or with --users the saved test
-lists of those users (the predictions beside the results file).
+--check-against compares each plain model (TIGER at the results file's beam, matched by its
+semantic IDs; SASRec) with a tiger_train_eval.py results file of the same protocol: every metric
+on all users, or with --users the saved test lists of those users (the predictions beside the
+results file).
 """
 
 from __future__ import annotations
@@ -38,6 +50,7 @@ from src.sequential.beam_search import build_trie  # noqa: E402
 from src.sequential.hybrid import (  # noqa: E402
     SELECT_BY,
     W_GRID,
+    Merged,
     Rescored,
     check_filtered,
     interpolate,
@@ -55,6 +68,7 @@ from src.sequential.ranking import (  # noqa: E402
 )
 from src.sequential.sequence_data import build_sequence_data  # noqa: E402
 from src.serving.checkpoint import load_trained  # noqa: E402
+from utils.data.semantic import ids_digest  # noqa: E402
 from utils.evaluation.metrics import next_item_metrics  # noqa: E402
 from utils.evaluation.predictions import load_predictions, predictions_dir  # noqa: E402
 from utils.reporting.results import dig, write_results  # noqa: E402
@@ -66,8 +80,12 @@ from utils.runtime.errors import UsageError, add_debug_flag, run_script  # noqa:
 from utils.runtime.io import check_writable, lock_output, read_json  # noqa: E402
 
 log = logging.getLogger("sweep_decoding")
-TIGER_CKPT = "checkpoints/tiger-tiger_item-beauty-quick-paper-seed{seed}-ids254bc5e6f726.pt"
-SASREC_CKPT = "checkpoints/tiger-sasrec-beauty-quick-paper-seed{seed}.pt"
+TIGER_CKPT = "checkpoints/tiger-tiger_item-beauty-quick-{protocol}-seed{seed}-ids254bc5e6f726.pt"
+SASREC_CKPT = "checkpoints/tiger-sasrec-beauty-quick-{protocol}-seed{seed}.pt"
+OUT = {
+    "paper": "results/decoding_sweep_seed{seed}.json",
+    "holdout": "results/decoding_sweep_holdout_seed{seed}.json",
+}
 FOLDS = ("val", "test")
 users = argtypes.bounded(int, 0, 10**7, why="no data set here has more users")
 weight = argtypes.bounded(float, 0.0, 1.0)
@@ -76,10 +94,14 @@ weight = argtypes.bounded(float, 0.0, 1.0)
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--seed", type=argtypes.seed, default=0, help="which checkpoints (and seeding)")
+    p.add_argument("--protocol", choices=sorted(OUT), default="paper", help="the runs' protocol")
     p.add_argument("--data-dir", default="beauty", help="prepared data the checkpoints trained on")
     p.add_argument("--semantic-dir", help="TIGER's semantic IDs (default: its checkpoint's)")
     p.add_argument("--tiger-checkpoint", help=f"TIGER checkpoint (default: {TIGER_CKPT})")
     p.add_argument("--sasrec-checkpoint", help=f"SASRec checkpoint (default: {SASREC_CKPT})")
+    p.add_argument("--second-tiger", help="a TIGER checkpoint on other IDs: adds the ensemble")
+    p.add_argument("--second-semantic-dir", help="the second TIGER's semantic IDs folder")
+    p.add_argument("--weights-from", help="holdout: the paper sweep whose chosen w to apply")
     p.add_argument("--users", type=users, default=0, help="evaluate the first N users (0 = all)")
     p.add_argument(
         "--beams", nargs="+", type=argtypes.list_length, default=[20, 50], help="TIGER beams"
@@ -88,7 +110,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--weights", nargs="+", type=weight, default=list(W_GRID), help="w grid")
     p.add_argument("--batch-size", type=argtypes.batch_size, default=256, help="users a batch")
     p.add_argument("--check-against", nargs="*", default=[], help="tiger_train_eval.py results")
-    p.add_argument("--out", default="results/decoding_sweep_seed{seed}.json", help="results")
+    p.add_argument("--out", help=f"results (default: {OUT['paper']}, holdout {OUT['holdout']})")
     p.add_argument("--threads", type=argtypes.threads, default=1, help="torch threads (0: own)")
     p.add_argument("--device", type=argtypes.device_name, default="auto", help="or cpu, cuda")
     p.add_argument("--quiet", action="store_true", help="warnings and errors only")
@@ -96,26 +118,59 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if 1.0 not in args.weights:
         raise UsageError("--weights must include 1 (the proposer alone)")
+    if (args.protocol == "holdout") != (args.weights_from is not None):
+        raise UsageError(
+            "--weights-from goes with --protocol holdout (which has no validation fold to choose "
+            "w on): give the paper sweep of the same seed"
+        )
+    if args.second_semantic_dir and not args.second_tiger:
+        raise UsageError("--second-semantic-dir goes with --second-tiger")
     return args
 
 
-def check_pair(tiger: Any, sasrec: Any) -> None:
-    """Both models of one paper-protocol split of the same data."""
-    for t in (tiger, sasrec):
-        if t.spec.get("protocol") != "paper":
-            raise UsageError(f"{t.path}: a {t.spec.get('protocol')!r} run; give paper checkpoints")
-    if tiger.kind != "tiger" or sasrec.kind != "sasrec":
-        raise UsageError("--tiger-checkpoint must hold TIGER and --sasrec-checkpoint SASRec")
-    if tiger.ds.checksum != sasrec.ds.checksum or not np.array_equal(
-        tiger.split.train, sasrec.split.train
-    ):
-        raise UsageError("the two checkpoints were trained on different data or splits")
+def check_models(protocol: str, tiger: Any, sasrec: Any, second: Any) -> None:
+    """Every model a ``protocol`` run on the same data and split; the second TIGER on other IDs."""
+    for t in (tiger, sasrec, second):
+        if t is not None and t.spec.get("protocol") != protocol:
+            raise UsageError(
+                f"{t.path}: a {t.spec.get('protocol')!r} run; give {protocol} checkpoints"
+            )
+    if tiger.kind != "tiger" or sasrec.kind != "sasrec" or (second and second.kind != "tiger"):
+        raise UsageError(
+            "--tiger-checkpoint and --second-tiger must hold TIGER, --sasrec-checkpoint SASRec"
+        )
+    for other in (sasrec, second):
+        if other is not None and (
+            tiger.ds.checksum != other.ds.checksum
+            or not np.array_equal(tiger.split.train, other.split.train)
+        ):
+            raise UsageError(f"{other.path}: trained on other data or another split than TIGER")
+    if second is not None and ids_digest(second.sids) == ids_digest(tiger.sids):
+        raise UsageError(
+            f"--second-tiger {second.path}: the same semantic IDs as the first TIGER; an "
+            "ensemble needs another ID set (--second-semantic-dir)"
+        )
 
 
-def report(ranks: dict[str, dict[str, np.ndarray]], seconds: float, **extra: Any) -> dict:
-    """{val: {rule: metrics}, test: {rule: metrics}, seconds} from ranks[fold][rule]."""
+def fixed_weights(path: str, seed: int, names: list[str]) -> dict[str, float]:
+    """The filtered rule's w the paper sweep ``path`` (same seed) chose for each of ``names``."""
+    sweep = read_json(path, "give the paper-protocol decoding sweep of the same seed")
+    if not isinstance(sweep, dict) or sweep.get("protocol") != "paper" or sweep.get("seed") != seed:
+        raise UsageError(f"--weights-from {path}: not the paper-protocol sweep of seed {seed}")
+    chosen = {n: dig(sweep, "variants", n, "chosen_w", "filtered") for n in names}
+    missing = [n for n, w in chosen.items() if not isinstance(w, float)]
+    if missing:
+        raise UsageError(
+            f"--weights-from {path}: no filtered w for {', '.join(missing)}; run the paper sweep "
+            "with the same --beams, --sasrec-top and --second-tiger first"
+        )
+    return chosen
+
+
+def report(ranks: dict[str, dict[str, np.ndarray]], seconds: float, **extra: Any) -> dict[str, Any]:
+    """{fold: {rule: metrics}, seconds} from ranks[fold][rule]."""
     return {
-        **{f: {r: next_item_metrics(v) for r, v in ranks[f].items()} for f in FOLDS},
+        **{f: {r: next_item_metrics(v) for r, v in rules.items()} for f, rules in ranks.items()},
         "seconds": round(seconds, 2),
         **extra,
     }
@@ -143,13 +198,20 @@ def same_lists(items: np.ndarray, scores: np.ndarray, saved: np.ndarray, saved_s
     }
 
 
-def compare(variant: dict, res_model: dict, saved: Any, ex: Any, ds: Any, n: int) -> dict:
+def reported(rep: dict, protocol: str, fold: str, rule: str) -> tuple[dict, str]:
+    """A tiger_train_eval.py model report's metrics of (fold, rule), and the prefix of that rule's
+    saved lists: a paper run keeps its filtered rule apart, a holdout run ranks filtered only."""
+    if protocol == "paper" and rule == "filtered":
+        return rep["filtered"][fold], "filtered_"
+    return rep[fold], ""
+
+
+def compare(variant: dict, rep: dict, protocol: str, saved: Any, ex: Any, ds: Any, n: int) -> dict:
     """A plain model against its tiger_train_eval.py report: every metric (all users), or with a
     user subset the saved test lists and the metrics they give on those users."""
-    ours = {(f, r): variant[f][r] for f in FOLDS for r in ("paper", "filtered")}
+    ours = {(f, r): m for f in variant["folds"] for r, m in variant[f].items()}
     if saved is None:
-        theirs = {(f, "paper"): res_model[f] for f in FOLDS}
-        theirs.update({(f, "filtered"): res_model["filtered"][f] for f in FOLDS})
+        theirs = {k: reported(rep, protocol, *k)[0] for k in ours}
         diff = max(abs(ours[k][m] - theirs[k][m]) for k in ours for m in ours[k])
         return {"what": "every metric, all users", "max_abs_diff": diff, "match": diff <= 1e-6}
     users_here = ds.user_ids[ex.user.cpu().numpy()].astype(str)
@@ -158,14 +220,15 @@ def compare(variant: dict, res_model: dict, saved: Any, ex: Any, ds: Any, n: int
     out: dict[str, Any] = {"what": f"saved test lists of the first {n} users"}
     index = {str(s): i for i, s in enumerate(ds.item_ids)}
     as_index = np.vectorize(lambda s: index.get(str(s), -1), otypes=[np.int64])
-    for rule, key in (("paper", ""), ("filtered", "filtered_")):
+    for rule in variant["test"]:
+        key = reported(rep, protocol, "test", rule)[1]
         theirs = as_index(saved[f"{key}items"][:n])
         out[rule] = same_lists(*variant["lists"][rule], theirs, saved[f"{key}scores"][:n])
         t_m = next_item_metrics(list_ranks(theirs, ex.target))
         o_m = ours["test", rule]
         out[rule]["max_test_metric_diff"] = max(abs(t_m[m] - o_m[m]) for m in t_m)
     out["match"] = all(
-        out[r]["ok"] and out[r]["max_test_metric_diff"] <= 1e-6 for r in ("paper", "filtered")
+        out[r]["ok"] and out[r]["max_test_metric_diff"] <= 1e-6 for r in variant["test"]
     )
     return out
 
@@ -177,12 +240,17 @@ def main(argv: list[str] | None = None) -> None:
     device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    out = Path(args.out.replace("{seed}", str(args.seed)))
+    protocol = PROTOCOLS[args.protocol]
+    folds = ("test",) if protocol.train_on_validation else FOLDS  # holdout: val trained on
+    out = Path((args.out or OUT[protocol.name]).replace("{seed}", str(args.seed)))
+    where = {"protocol": protocol.name, "seed": args.seed}
     paths = {
-        "tiger": args.tiger_checkpoint or TIGER_CKPT.format(seed=args.seed),
-        "sasrec": args.sasrec_checkpoint or SASREC_CKPT.format(seed=args.seed),
+        "tiger": args.tiger_checkpoint or TIGER_CKPT.format(**where),
+        "sasrec": args.sasrec_checkpoint or SASREC_CKPT.format(**where),
+        **({"second_tiger": args.second_tiger} if args.second_tiger else {}),
     }
-    check_writable({"--out": out}, inputs=[*paths.values(), *args.check_against])
+    inputs = [*paths.values(), *args.check_against, *filter(None, [args.weights_from])]
+    check_writable({"--out": out}, inputs=inputs)
     lock_output("--out", out)
     record = RunRecord(
         "benchmarks/sweep_decoding.py", {**vars(args), "checkpoints": paths}, args.seed
@@ -190,23 +258,26 @@ def main(argv: list[str] | None = None) -> None:
     with record.stage("load"):
         tiger = load_trained(paths["tiger"], args.data_dir, args.semantic_dir, device)
         sasrec = load_trained(paths["sasrec"], args.data_dir, None, device)
-        check_pair(tiger, sasrec)
-        ds, sids, tm, sm = tiger.ds, tiger.sids, tiger.model, sasrec.model
+        second = None
+        if args.second_tiger:
+            second = load_trained(
+                args.second_tiger, args.data_dir, args.second_semantic_dir, device
+            )
+        check_models(protocol.name, tiger, sasrec, second)
+        ds, tm, sm = tiger.ds, tiger.model, sasrec.model
         record.data_checksum = ds.checksum
         tdata = build_sequence_data(ds, tiger.split, tm.cfg.max_items)
         sdata = build_sequence_data(ds, tiger.split, sm.cfg.max_items)
     n = min(args.users or len(tdata.test), len(tdata.test))
     first = torch.arange(n)
-    tex = {f: getattr(tdata, f).subset(first).to(device) for f in FOLDS}
-    sex = {f: getattr(sdata, f).subset(first).to(device) for f in FOLDS}
-    for f in FOLDS:  # the two models' examples are the same targets in the same order
+    tex = {f: getattr(tdata, f).subset(first).to(device) for f in folds}
+    sex = {f: getattr(sdata, f).subset(first).to(device) for f in folds}
+    for f in folds:  # the two models' examples are the same targets in the same order
         assert torch.equal(tex[f].rows, sex[f].rows)
-    rules = ranking_rules(
-        PROTOCOLS["paper"], ds, tex["val"].rows.cpu().numpy(), tex["test"].rows.cpu().numpy()
-    )
-    tok = {f: user_buckets(tex[f].user, ds.user_ids, tm.cfg.user_tokens) for f in FOLDS}
-    targets = {f: tex[f].target.cpu().numpy() for f in FOLDS}
-    trie = build_trie(sids.codes, sids.codebook_sizes).to(device)
+    val_rows = tex["val"].rows.cpu().numpy() if "val" in tex else np.zeros(0, dtype=np.int64)
+    rules = ranking_rules(protocol, ds, val_rows, tex["test"].rows.cpu().numpy())
+    tok = {f: user_buckets(tex[f].user, ds.user_ids, tm.cfg.user_tokens) for f in folds}
+    targets = {f: tex[f].target.cpu().numpy() for f in folds}
     bs, grid = args.batch_size, tuple(sorted(set(args.weights)))
     variants: dict[str, dict] = {}
     lists: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = {}
@@ -216,79 +287,114 @@ def main(argv: list[str] | None = None) -> None:
             check_filtered(items, getattr(rule, fold))
         lists[name, rule.name, fold] = (items, scores)
 
-    for beam in args.beams:
-        name, t0 = f"tiger_beam{beam}", time.perf_counter()
-        ranks: dict[str, dict[str, np.ndarray]] = {f: {} for f in FOLDS}
-        refilled: dict[str, dict[str, int]] = {f: {} for f in FOLDS}
-        with record.stage(name):
-            for rule in rules:
-                for f in FOLDS:
-                    hist = getattr(rule, f)
-                    r = tiger_rank(tm, tex[f], trie, beam, bs, tok[f], history=hist)
-                    ranks[f][rule.name] = r.ranks
-                    refilled[f][rule.name] = r.topped_up
-                    checked(name, rule, f, r.items, r.scores)
-        variants[name] = report(
-            ranks,
-            time.perf_counter() - t0,
-            what=f"TIGER, beam {beam}",
-            lists_topped_up_to_10=refilled,
-        )
+    tigers = [("tiger", tiger)] + ([("tiger_other_ids", second)] if second else [])
+    for label, t in tigers:
+        trie = build_trie(t.sids.codes, t.sids.codebook_sizes).to(device)
+        for beam in args.beams:
+            name, t0 = f"{label}_beam{beam}", time.perf_counter()
+            ranks: dict[str, dict[str, np.ndarray]] = {f: {} for f in folds}
+            refilled: dict[str, dict[str, int]] = {f: {} for f in folds}
+            with record.stage(name):
+                for rule in rules:
+                    for f in folds:
+                        hist = getattr(rule, f)
+                        r = tiger_rank(t.model, tex[f], trie, beam, bs, tok[f], history=hist)
+                        ranks[f][rule.name] = r.ranks
+                        refilled[f][rule.name] = r.topped_up
+                        checked(name, rule, f, r.items, r.scores)
+            variants[name] = report(
+                ranks,
+                time.perf_counter() - t0,
+                what=f"TIGER on IDs {ids_digest(t.sids)}, beam {beam}",
+                lists_topped_up_to_10=refilled,
+            )
     with record.stage("sasrec"):
-        t0, ranks = time.perf_counter(), {f: {} for f in FOLDS}
+        t0, ranks = time.perf_counter(), {f: {} for f in folds}
         for rule in rules:
-            for f in FOLDS:
+            for f in folds:
                 hist = getattr(rule, f)
                 ranks[f][rule.name] = score_rank(sm, sex[f], bs, hist)[0]
                 checked("sasrec", rule, f, *score_top_k(sm, sex[f], bs, args.sasrec_top, hist))
         variants["sasrec"] = report(ranks, time.perf_counter() - t0, what="SASRec, every item")
 
-    hybrids = [
+    combined = [
         (f"sasrec_rescores_tiger_beam{b}", f"tiger_beam{b}", "sasrec") for b in args.beams
     ] + [(f"tiger_rescores_sasrec_top{args.sasrec_top}", "sasrec", "tiger")]
-    for name, proposer, rescorer in hybrids:
+    if second:
+        combined += [(f"ensemble_two_ids_beam{b}", f"tiger_beam{b}", "merge") for b in args.beams]
+    fixed = (
+        fixed_weights(args.weights_from, args.seed, [c[0] for c in combined])
+        if (args.weights_from)
+        else None
+    )
+
+    def fold_data(proposer: str, how: str, rule: str, f: str) -> Rescored | Merged:
+        items, scores = lists[proposer, rule, f]
+        if how == "merge":
+            other = lists[proposer.replace("tiger", "tiger_other_ids", 1), rule, f]
+            return Merged(items, scores, *other, targets[f])
+        if how == "sasrec":
+            again = scorer_candidate_scores(sm, sex[f], items, bs)
+        else:
+            again = tiger_candidate_scores(tm, tex[f], items, bs, tok[f])
+        return Rescored(items, scores, again, targets[f])
+
+    for name, proposer, how in combined:
         t0 = time.perf_counter()
-        chosen, val_by_w, rescore_only = {}, {}, {f: {} for f in FOLDS}
-        ranks = {f: {} for f in FOLDS}
+        chosen, val_by_w, rescore_only = {}, {}, {f: {} for f in folds}
+        ranks = {f: {} for f in folds}
         with record.stage(name):
             for rule in rules:
-                folds = {}
-                for f in FOLDS:
-                    items, scores = lists[proposer, rule.name, f]
-                    if rescorer == "sasrec":
-                        again = scorer_candidate_scores(sm, sex[f], items, bs)
-                    else:
-                        again = tiger_candidate_scores(tm, tex[f], items, bs, tok[f])
-                    folds[f] = Rescored(items, scores, again, targets[f])
-                choice = select_weight(folds["val"], folds["test"], grid, SELECT_BY)
-                if rule.name == "filtered":
-                    t = folds["test"]
-                    check_filtered(
-                        interpolate(t.items, t.proposer, t.rescorer, choice.w), rule.test
-                    )
-                chosen[rule.name] = choice.w
-                val_by_w[rule.name] = {str(w): m for w, m in choice.val_by_w.items()}
-                ranks["val"][rule.name] = choice.val_ranks
-                ranks["test"][rule.name] = choice.test_ranks
-                for f in FOLDS:
-                    rescore_only[f][rule.name] = next_item_metrics(folds[f].ranks(0.0))
+                data = {f: fold_data(proposer, how, rule.name, f) for f in folds}
+                if fixed is None:
+                    choice = select_weight(data["val"], data["test"], grid, SELECT_BY)
+                    w = choice.w
+                    val_by_w[rule.name] = {str(k): m for k, m in choice.val_by_w.items()}
+                    ranks["val"][rule.name] = choice.val_ranks
+                    ranks["test"][rule.name] = choice.test_ranks
+                else:
+                    w = fixed[name]
+                    ranks["test"][rule.name] = data["test"].ranks(w)
+                chosen[rule.name] = w
+                if how != "merge":
+                    for f in folds:
+                        rescore_only[f][rule.name] = next_item_metrics(data[f].ranks(0.0))
+                if rule.name == "filtered" and how != "merge":
+                    t = data["test"]
+                    check_filtered(interpolate(t.items, t.proposer, t.rescorer, w), rule.test)
+        what = (
+            f"{proposer}'s and tiger_other_ids' lists merged by score"
+            if how == "merge"
+            else f"{how} re-scores {proposer}'s list"
+        )
+        chose = (
+            f"validation {SELECT_BY}" if fixed is None else f"the paper sweep {args.weights_from}"
+        )
         variants[name] = report(
             ranks,
             time.perf_counter() - t0,
-            what=f"{rescorer} re-scores {proposer}'s list; w chosen on validation {SELECT_BY}",
+            what=f"{what}; w chosen on {chose}",
             chosen_w=chosen,
-            val_by_w=val_by_w,
-            rescore_only=rescore_only,
+            **({"val_by_w": val_by_w} if val_by_w else {}),
+            **({"rescore_only": rescore_only} if how != "merge" else {}),
             proposer_seconds=variants[proposer]["seconds"],
         )
-        log.info("%s: chosen w %s, test %s", name, chosen, variants[name]["test"]["paper"])
+        log.info("%s: w %s, test %s", name, chosen, variants[name]["test"][rules[0].name])
 
     checks = {}
     for path in args.check_against:
         res = read_json(path, "give a tiger_train_eval.py results file")
+        if res.get("protocol") != protocol.name:
+            raise UsageError(f"--check-against {path}: not a {protocol.name}-protocol run")
+        digest = dig(res, "semantic_ids", "ids_digest")
         for model, rep in (res.get("models") or {}).items():
             beam = dig(res, "run_record", "config", "preset_config", "beam") or 20
-            name = "sasrec" if model == "sasrec" else f"tiger_beam{beam}"
+            label = (
+                next((lb for lb, t in tigers if ids_digest(t.sids) == digest), "tiger")
+                if model.startswith("tiger")
+                else None
+            )
+            name = "sasrec" if model == "sasrec" else f"{label}_beam{beam}"
             if name not in variants or not (model == "sasrec" or model.startswith("tiger")):
                 continue
             saved = None
@@ -297,23 +403,28 @@ def main(argv: list[str] | None = None) -> None:
                 saved = load_predictions(file, rep["predictions"]["sha256"])
             plain = {
                 **variants[name],
+                "folds": folds,
                 "lists": {r.name: lists[name, r.name, "test"] for r in rules},
             }
-            checks[f"{name} vs {path}:{model}"] = compare(plain, rep, saved, tex["test"], ds, n)
-            log.info("%s vs %s: %s", name, path, checks[f"{name} vs {path}:{model}"])
+            check = compare(plain, rep, protocol.name, saved, tex["test"], ds, n)
+            checks[f"{name} vs {path}:{model}"] = check
+            log.info("%s vs %s: %s", name, path, check)
 
     results = {
-        "task": "decoding variants and hybrids of trained TIGER and SASRec checkpoints (issue 20)",
+        "task": "decoding variants, hybrids and ensembles of trained TIGER and SASRec checkpoints "
+        "(issue 20)",
         "dataset": ds.name,
-        "protocol": "paper",
-        "rankings": ["paper", "filtered"],
+        "protocol": protocol.name,
+        "rankings": [r.name for r in rules],
         "seed": args.seed,
         "users": "all" if n == len(tdata.test) else f"first {n}",
-        "n_val_users": n,
-        "n_test_users": n,
+        **{f"n_{f}_users": n for f in folds},
+        "semantic_ids": {lb: ids_digest(t.sids) for lb, t in tigers},
         "normalisation": "per-user z-scores over the candidate list (src/sequential/hybrid.py)",
         "w_grid": list(grid),
-        "w_selection": f"validation {SELECT_BY} per ranking rule; a tie goes to the larger w",
+        "w_selection": f"validation {SELECT_BY} per ranking rule; a tie goes to the larger w"
+        if fixed is None
+        else f"the filtered rule's w of {args.weights_from} (chosen there on validation)",
         "device": device,
         "variants": variants,
         "reproduction": checks,

@@ -5,7 +5,9 @@ on validation."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,10 +16,12 @@ import torch
 from src.sequential.beam_search import build_trie
 from src.sequential.hybrid import (
     W_GRID,
+    Merged,
     Rescored,
     check_filtered,
     choose_weight,
     interpolate,
+    list_ranks,
     merge_lists,
     scorer_candidate_scores,
     select_weight,
@@ -108,6 +112,17 @@ def test_merging_a_list_with_itself_changes_nothing():
     assert np.array_equal(merged[:, : items.shape[1]], items)
     assert (merged[:, items.shape[1] :] == -1).all()
     assert np.isneginf(merged_scores[0, 6:]).all() and np.isfinite(merged_scores[1, :8]).all()
+
+
+def test_an_ensemble_of_a_model_with_itself_ranks_as_the_model_at_every_weight():
+    items, scores, _ = random_lists(seed=4)
+    targets = items[np.arange(len(items)), np.arange(len(items)) % items.shape[1]]
+    alone = list_ranks(items, targets)
+    merged = Merged(items, scores, items, scores, targets)
+    for w in W_GRID:
+        assert np.array_equal(merged.ranks(w), alone)
+    other = Merged(items, scores, items[:, ::-1].copy(), scores, targets)  # scores swapped
+    assert not all(np.array_equal(other.ranks(w), alone) for w in W_GRID)
 
 
 def test_merge_ranks_the_union_by_summed_z_scores():
@@ -202,12 +217,19 @@ def test_short_filtered_beams_are_topped_up_from_a_wider_beam():
     assert np.array_equal(filled.ranks[~short], plain.ranks[~short])
 
 
+def sweep_script() -> Any:
+    """benchmarks/sweep_decoding.py as a module (benchmarks are scripts, not a package)."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "sweep_decoding.py"
+    spec = importlib.util.spec_from_file_location("sweep_decoding", script)
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    return sweep
+
+
 def test_sweep_script_reproduces_the_training_run_and_keeps_filtered_lists_full(tmp_path):
     """benchmarks/sweep_decoding.py on checkpoints tiger_train_eval.py just wrote (tiny P5 data):
     plain TIGER and SASRec re-evaluated give the training run's own metrics, every variant is
     reported under both rules on both folds, and each hybrid's w is one of the grid."""
-    import importlib.util
-
     from tests.synthetic import write_p5
     from tiger_train_eval import main as train
     from utils.data.load import load_dataset
@@ -224,10 +246,7 @@ def test_sweep_script_reproduces_the_training_run_and_keeps_filtered_lists_full(
     flags += ["--epochs", "1", "--models", "tiger_item", "sasrec", "--quiet"]
     train([*flags, "--checkpoint-dir", str(tmp_path / "ckpt"), "--threads", "1"])
     digest = ids_digest(load_semantic_ids(folder, ds))
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "sweep_decoding.py"
-    spec = importlib.util.spec_from_file_location("sweep_decoding", script)
-    sweep = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sweep)
+    sweep = sweep_script()
     out = tmp_path / "sweep_seed{seed}.json"
     ckpt = tmp_path / "ckpt" / f"tiger-{{}}-{ds.name}-quick-paper-seed0{{}}.pt"
     sweep.main(
@@ -256,3 +275,86 @@ def test_sweep_script_reproduces_the_training_run_and_keeps_filtered_lists_full(
     topped = variants["tiger_beam20"]["lists_topped_up_to_10"]
     assert tiger["match"] or any(n for fold in topped.values() for n in fold.values())
     assert got["run_record"]["data_checksum"] == ds.checksum and got["seed"] == 0
+
+
+def test_sweep_script_ensembles_two_id_sets_and_fixes_holdout_weights_on_the_paper_sweep(
+    tmp_path,
+):
+    """--second-tiger adds TIGER on a second ID set and the two lists merged (w chosen on
+    validation); --protocol holdout ranks test only, filtered, with the paper sweep's weights, and
+    its plain models reproduce the holdout training run; a paper sweep is refused as holdout
+    input the other way round."""
+    from tests.synthetic import write_p5
+    from tiger_train_eval import main as train
+    from utils.data.load import load_dataset
+    from utils.data.semantic import ids_digest, load_semantic_ids, write_semantic_ids
+    from utils.runtime.errors import UsageError
+    from utils.runtime.io import read_json
+
+    folder = write_p5(tmp_path / "beauty", n_users=30, n_items=60)
+    ds = load_dataset(folder)
+    header = {"data_checksum": ds.checksum, "codebook_sizes": [4, 3, 5], "collision_size": 1}
+    text = np.array([[i % 4, (i // 4) % 3, i // 12, 0] for i in range(ds.n_items)])
+    other = np.array([[(i // 15) % 4, i % 3, (i // 3) % 5, 0] for i in range(ds.n_items)])
+    write_semantic_ids(folder / "semantic_ids.json", header, ds.item_ids, text)
+    write_semantic_ids(tmp_path / "ids_b" / "semantic_ids.json", header, ds.item_ids, other)
+    digests = [ids_digest(load_semantic_ids(d, ds)) for d in (folder, tmp_path / "ids_b")]
+    ckpt = tmp_path / "ckpt"
+
+    def run(protocol: str, ids: Path, models: list[str], out: Path) -> None:
+        train(
+            ["--data-dir", str(folder), "--semantic-dir", str(ids), "--protocol", protocol]
+            + ["--out", str(out), "--plot-dir", str(tmp_path), "--epochs", "1", "--quiet"]
+            + ["--models", *models, "--checkpoint-dir", str(ckpt), "--threads", "1"]
+        )
+
+    for protocol in ("paper", "holdout"):
+        run(protocol, folder, ["tiger_item", "sasrec"], tmp_path / f"{protocol}.json")
+        run(protocol, tmp_path / "ids_b", ["tiger_item"], tmp_path / f"{protocol}_b.json")
+    sweep = sweep_script()
+
+    def flags(protocol: str) -> list[str]:
+        name = f"tiger-{{}}-{ds.name}-quick-{protocol}-seed0{{}}.pt"
+        return (
+            ["--data-dir", str(folder), "--protocol", protocol, "--quiet", "--beams", "20"]
+            + ["--tiger-checkpoint", str(ckpt / name.format("tiger_item", f"-ids{digests[0]}"))]
+            + ["--second-tiger", str(ckpt / name.format("tiger_item", f"-ids{digests[1]}"))]
+            + ["--second-semantic-dir", str(tmp_path / "ids_b")]
+            + ["--sasrec-checkpoint", str(ckpt / name.format("sasrec", "")), "--sasrec-top", "15"]
+        )
+
+    paper_out = tmp_path / "sweep_paper.json"
+    sweep.main(flags("paper") + ["--out", str(paper_out)])
+    paper = read_json(paper_out)
+    merged = paper["variants"]["ensemble_two_ids_beam20"]
+    assert set(merged["val"]) == {"paper", "filtered"} and set(merged["chosen_w"].values()) <= set(
+        W_GRID
+    )
+    assert paper["semantic_ids"] == {"tiger": digests[0], "tiger_other_ids": digests[1]}
+
+    holdout_out = tmp_path / "sweep_holdout.json"
+    check = [str(tmp_path / "holdout.json"), str(tmp_path / "holdout_b.json")]
+    sweep.main(
+        flags("holdout")
+        + ["--out", str(holdout_out), "--weights-from", str(paper_out), "--check-against", *check]
+    )
+    got = read_json(holdout_out)
+    assert got["protocol"] == "holdout" and got["rankings"] == ["filtered"]
+    for name, v in got["variants"].items():
+        assert "val" not in v and set(v["test"]) == {"filtered"}
+        if "chosen_w" in v:
+            assert v["chosen_w"]["filtered"] == paper["variants"][name]["chosen_w"]["filtered"]
+    assert sorted(k.split(" vs ")[0] for k in got["reproduction"]) == [
+        "sasrec",
+        "tiger_beam20",
+        "tiger_other_ids_beam20",
+    ]
+    assert all(c["match"] for c in got["reproduction"].values()), got["reproduction"]
+    with pytest.raises(UsageError, match="weights-from"):
+        sweep.main(flags("holdout") + ["--out", str(tmp_path / "x.json")])
+    with pytest.raises(UsageError, match="paper-protocol sweep"):
+        sweep.main(
+            flags("holdout")
+            + ["--out", str(tmp_path / "x.json")]
+            + ["--weights-from", str(holdout_out)]
+        )

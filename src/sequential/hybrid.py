@@ -163,6 +163,23 @@ class Rescored:
         return list_ranks(interpolate(self.items, self.proposer, self.rescorer, w), self.targets)
 
 
+@dataclass
+class Merged:
+    """One fold's ranked lists from two models (an ensemble, e.g. TIGER on two ID sets) and the
+    targets; ``ranks(w)`` merges them by :func:`merge_lists` with list a's weight ``w``, so the
+    ensemble's weight is chosen on validation exactly like a hybrid's."""
+
+    items_a: np.ndarray
+    scores_a: np.ndarray
+    items_b: np.ndarray
+    scores_b: np.ndarray
+    targets: np.ndarray
+
+    def ranks(self, w: float) -> np.ndarray:
+        merged = merge_lists(self.items_a, self.scores_a, self.items_b, self.scores_b, w)[0]
+        return list_ranks(merged, self.targets)
+
+
 def choose_weight(val_metric: dict[float, float]) -> float:
     """The weight with the best validation metric; a tie goes to the larger weight (nearer the
     proposer alone, which needs no second model)."""
@@ -181,7 +198,10 @@ class WeightChoice:
 
 
 def select_weight(
-    val: Rescored, test: Rescored, grid: tuple[float, ...] = W_GRID, metric: str = SELECT_BY
+    val: Rescored | Merged,
+    test: Rescored | Merged,
+    grid: tuple[float, ...] = W_GRID,
+    metric: str = SELECT_BY,
 ) -> WeightChoice:
     """Pick ``w`` from ``grid`` on ``val`` by ``metric``, then rank ``test`` once with it."""
     val_ranks = {w: val.ranks(w) for w in grid}
