@@ -38,6 +38,8 @@ import argparse
 import logging
 import sys
 import time
+from dataclasses import dataclass, field
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -59,15 +61,15 @@ from src.sequential.hybrid import (  # noqa: E402
     select_weight,
     tiger_candidate_scores,
 )
-from src.sequential.protocols import PROTOCOLS, ranking_rules  # noqa: E402
+from src.sequential.protocols import PROTOCOLS, RankingRule, ranking_rules  # noqa: E402
 from src.sequential.ranking import (  # noqa: E402
     score_rank,
     score_top_k,
     tiger_rank,
     user_buckets,
 )
-from src.sequential.sequence_data import build_sequence_data  # noqa: E402
-from src.serving.checkpoint import load_trained  # noqa: E402
+from src.sequential.sequence_data import SequenceExamples, build_sequence_data  # noqa: E402
+from src.serving.checkpoint import Trained, load_trained  # noqa: E402
 from utils.data.semantic import ids_digest  # noqa: E402
 from utils.evaluation.metrics import next_item_metrics  # noqa: E402
 from utils.evaluation.predictions import load_predictions, predictions_dir  # noqa: E402
@@ -233,17 +235,202 @@ def compare(variant: dict, rep: dict, protocol: str, saved: Any, ex: Any, ds: An
     return out
 
 
+@dataclass
+class Sweep:
+    """One protocol's evaluation examples of both models, and the lists and metrics of every
+    variant ranked so far (``lists[name, rule, fold]`` = (items, scores), kept for the hybrids)."""
+
+    args: argparse.Namespace
+    record: RunRecord
+    protocol: str
+    tiger: Trained
+    sasrec: Trained
+    second: Trained | None  # TIGER on a second ID set (--second-tiger), for the ensemble
+    folds: tuple[str, ...]
+    rules: list[RankingRule]
+    tex: dict[str, SequenceExamples]  # TIGER's examples per fold
+    sex: dict[str, SequenceExamples]  # SASRec's: the same targets, its own history window
+    n_all: int  # the fold's users (the examples may be the first --users of them)
+    variants: dict[str, dict] = field(default_factory=dict)
+    lists: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        ds, cfg = self.tiger.ds, self.tiger.model.cfg
+        self.tok = {
+            f: user_buckets(self.tex[f].user, ds.user_ids, cfg.user_tokens) for f in self.folds
+        }
+        self.targets = {f: self.tex[f].target.cpu().numpy() for f in self.folds}
+
+    def keep(
+        self, name: str, rule: RankingRule, fold: str, items: np.ndarray, scores: np.ndarray
+    ) -> None:
+        """Keep a variant's lists, refusing a filtered one with a history item or under 10 items."""
+        if rule.name == "filtered":
+            check_filtered(items, getattr(rule, fold))
+        self.lists[name, rule.name, fold] = (items, scores)
+
+    def rank_tiger(self, label: str, trained: Trained) -> None:
+        """TIGER's beam search at each --beams width under every rule and fold."""
+        trie = build_trie(trained.sids.codes, trained.sids.codebook_sizes).to(trained.device)
+        for beam in self.args.beams:
+            name, t0 = f"{label}_beam{beam}", time.perf_counter()
+            ranks: dict[str, dict[str, np.ndarray]] = {f: {} for f in self.folds}
+            refilled: dict[str, dict[str, int]] = {f: {} for f in self.folds}
+            with self.record.stage(name):
+                for rule, f in product(self.rules, self.folds):
+                    ex, hist = self.tex[f], getattr(rule, f)
+                    bs = self.args.batch_size
+                    r = tiger_rank(trained.model, ex, trie, beam, bs, self.tok[f], history=hist)
+                    ranks[f][rule.name] = r.ranks
+                    refilled[f][rule.name] = r.topped_up
+                    self.keep(name, rule, f, r.items, r.scores)
+            self.variants[name] = report(
+                ranks,
+                time.perf_counter() - t0,
+                what=f"TIGER on IDs {ids_digest(trained.sids)}, beam {beam}",
+                lists_topped_up_to_10=refilled,
+            )
+
+    def rank_sasrec(self) -> None:
+        """SASRec's full-catalogue ranking, and its top --sasrec-top list for the hybrids."""
+        sm, bs, t0 = self.sasrec.model, self.args.batch_size, time.perf_counter()
+        ranks: dict[str, dict[str, np.ndarray]] = {f: {} for f in self.folds}
+        with self.record.stage("sasrec"):
+            for rule, f in product(self.rules, self.folds):
+                ex, hist = self.sex[f], getattr(rule, f)
+                ranks[f][rule.name] = score_rank(sm, ex, bs, hist)[0]
+                self.keep("sasrec", rule, f, *score_top_k(sm, ex, bs, self.args.sasrec_top, hist))
+        self.variants["sasrec"] = report(ranks, time.perf_counter() - t0, what="SASRec, every item")
+
+    def fold_data(self, proposer: str, how: str, rule: str, f: str) -> Rescored | Merged:
+        """What a combined variant ranks on one fold: the proposer's lists re-scored by the other
+        model (``how`` = 'sasrec' or 'tiger'), or merged with the second TIGER's ('merge')."""
+        items, scores = self.lists[proposer, rule, f]
+        if how == "merge":
+            other = self.lists[proposer.replace("tiger", "tiger_other_ids", 1), rule, f]
+            return Merged(items, scores, *other, self.targets[f])
+        bs = self.args.batch_size
+        if how == "sasrec":
+            again = scorer_candidate_scores(self.sasrec.model, self.sex[f], items, bs)
+        else:
+            again = tiger_candidate_scores(self.tiger.model, self.tex[f], items, bs, self.tok[f])
+        return Rescored(items, scores, again, self.targets[f])
+
+    def combine(self, name: str, proposer: str, how: str, fixed: dict[str, float] | None) -> None:
+        """One hybrid or ensemble: w chosen per rule on validation, or ``fixed[name]`` (holdout)."""
+        t0, grid = time.perf_counter(), tuple(sorted(set(self.args.weights)))
+        chosen: dict[str, float] = {}
+        val_by_w: dict[str, dict] = {}
+        rescore_only: dict[str, dict] = {f: {} for f in self.folds}
+        ranks: dict[str, dict[str, np.ndarray]] = {f: {} for f in self.folds}
+        with self.record.stage(name):
+            for rule in self.rules:
+                data = {f: self.fold_data(proposer, how, rule.name, f) for f in self.folds}
+                if fixed is None:
+                    choice = select_weight(data["val"], data["test"], grid, SELECT_BY)
+                    w = choice.w
+                    val_by_w[rule.name] = {str(k): m for k, m in choice.val_by_w.items()}
+                    ranks["val"][rule.name] = choice.val_ranks
+                    ranks["test"][rule.name] = choice.test_ranks
+                else:
+                    w = fixed[name]
+                    ranks["test"][rule.name] = data["test"].ranks(w)
+                chosen[rule.name] = w
+                if how == "merge":
+                    continue
+                for f in self.folds:
+                    rescore_only[f][rule.name] = next_item_metrics(data[f].ranks(0.0))
+                if rule.name == "filtered":
+                    t = data["test"]
+                    check_filtered(interpolate(t.items, t.proposer, t.rescorer, w), rule.test)
+        merged = how == "merge"
+        what = (
+            f"{proposer}'s and tiger_other_ids' lists merged by score"
+            if merged
+            else f"{how} re-scores {proposer}'s list"
+        )
+        chose = f"the paper sweep {self.args.weights_from}" if fixed else f"validation {SELECT_BY}"
+        self.variants[name] = report(
+            ranks,
+            time.perf_counter() - t0,
+            what=f"{what}; w chosen on {chose}",
+            chosen_w=chosen,
+            **({"val_by_w": val_by_w} if val_by_w else {}),
+            **({} if merged else {"rescore_only": rescore_only}),
+            proposer_seconds=self.variants[proposer]["seconds"],
+        )
+        log.info("%s: w %s, test %s", name, chosen, self.variants[name]["test"][self.rules[0].name])
+
+    def reproduce(self, path: str, tigers: list[tuple[str, Trained]]) -> dict[str, dict]:
+        """Each plain model of the tiger_train_eval.py results file ``path`` against ours."""
+        res = read_json(path, "give a tiger_train_eval.py results file")
+        protocol, ds, n = self.protocol, self.tiger.ds, len(self.tex["test"])
+        if res.get("protocol") != protocol:
+            raise UsageError(f"--check-against {path}: not a {protocol}-protocol run")
+        digest = dig(res, "semantic_ids", "ids_digest")
+        beam = dig(res, "run_record", "config", "preset_config", "beam") or 20
+        label = next((lb for lb, t in tigers if ids_digest(t.sids) == digest), "tiger")
+        checks = {}
+        for model, rep in (res.get("models") or {}).items():
+            if model != "sasrec" and not model.startswith("tiger"):
+                continue
+            name = "sasrec" if model == "sasrec" else f"{label}_beam{beam}"
+            if name not in self.variants:
+                continue
+            saved = None
+            if n < self.n_all:
+                file = predictions_dir(path) / Path(rep["predictions"]["file"]).name
+                saved = load_predictions(file, rep["predictions"]["sha256"])
+            plain = {
+                **self.variants[name],
+                "folds": self.folds,
+                "lists": {r.name: self.lists[name, r.name, "test"] for r in self.rules},
+            }
+            checks[f"{name} vs {path}:{model}"] = compare(
+                plain, rep, protocol, saved, self.tex["test"], ds, n
+            )
+            log.info("%s vs %s: %s", name, path, checks[f"{name} vs {path}:{model}"])
+        return checks
+
+
+def load_sweep(args: argparse.Namespace, record: RunRecord, paths: dict[str, str]) -> Sweep:
+    """The checkpoints (checked to be one protocol's run on one split) and their examples."""
+    protocol, device = PROTOCOLS[args.protocol], resolve_device(args.device)
+    folds = ("test",) if protocol.train_on_validation else FOLDS  # holdout: val trained on
+    with record.stage("load"):
+        tiger = load_trained(paths["tiger"], args.data_dir, args.semantic_dir, device)
+        sasrec = load_trained(paths["sasrec"], args.data_dir, None, device)
+        second = None
+        if args.second_tiger:
+            second = load_trained(
+                args.second_tiger, args.data_dir, args.second_semantic_dir, device
+            )
+        check_models(protocol.name, tiger, sasrec, second)
+        ds = tiger.ds
+        record.data_checksum = ds.checksum
+        tdata = build_sequence_data(ds, tiger.split, tiger.model.cfg.max_items)
+        sdata = build_sequence_data(ds, tiger.split, sasrec.model.cfg.max_items)
+    n = min(args.users or len(tdata.test), len(tdata.test))
+    first = torch.arange(n)
+    tex = {f: getattr(tdata, f).subset(first).to(device) for f in folds}
+    sex = {f: getattr(sdata, f).subset(first).to(device) for f in folds}
+    for f in folds:  # the two models' examples are the same targets in the same order
+        assert torch.equal(tex[f].rows, sex[f].rows)
+    val_rows = tex["val"].rows.cpu().numpy() if "val" in tex else np.zeros(0, dtype=np.int64)
+    rules = ranking_rules(protocol, ds, val_rows, tex["test"].rows.cpu().numpy())
+    return Sweep(
+        args, record, protocol.name, tiger, sasrec, second, folds, rules, tex, sex, len(tdata.test)
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     setup_logging(args.quiet)
     seed_everything(args.seed)
-    device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    protocol = PROTOCOLS[args.protocol]
-    folds = ("test",) if protocol.train_on_validation else FOLDS  # holdout: val trained on
-    out = Path((args.out or OUT[protocol.name]).replace("{seed}", str(args.seed)))
-    where = {"protocol": protocol.name, "seed": args.seed}
+    out = Path((args.out or OUT[args.protocol]).replace("{seed}", str(args.seed)))
+    where = {"protocol": args.protocol, "seed": args.seed}
     paths = {
         "tiger": args.tiger_checkpoint or TIGER_CKPT.format(**where),
         "sasrec": args.sasrec_checkpoint or SASREC_CKPT.format(**where),
@@ -255,178 +442,45 @@ def main(argv: list[str] | None = None) -> None:
     record = RunRecord(
         "benchmarks/sweep_decoding.py", {**vars(args), "checkpoints": paths}, args.seed
     )
-    with record.stage("load"):
-        tiger = load_trained(paths["tiger"], args.data_dir, args.semantic_dir, device)
-        sasrec = load_trained(paths["sasrec"], args.data_dir, None, device)
-        second = None
-        if args.second_tiger:
-            second = load_trained(
-                args.second_tiger, args.data_dir, args.second_semantic_dir, device
-            )
-        check_models(protocol.name, tiger, sasrec, second)
-        ds, tm, sm = tiger.ds, tiger.model, sasrec.model
-        record.data_checksum = ds.checksum
-        tdata = build_sequence_data(ds, tiger.split, tm.cfg.max_items)
-        sdata = build_sequence_data(ds, tiger.split, sm.cfg.max_items)
-    n = min(args.users or len(tdata.test), len(tdata.test))
-    first = torch.arange(n)
-    tex = {f: getattr(tdata, f).subset(first).to(device) for f in folds}
-    sex = {f: getattr(sdata, f).subset(first).to(device) for f in folds}
-    for f in folds:  # the two models' examples are the same targets in the same order
-        assert torch.equal(tex[f].rows, sex[f].rows)
-    val_rows = tex["val"].rows.cpu().numpy() if "val" in tex else np.zeros(0, dtype=np.int64)
-    rules = ranking_rules(protocol, ds, val_rows, tex["test"].rows.cpu().numpy())
-    tok = {f: user_buckets(tex[f].user, ds.user_ids, tm.cfg.user_tokens) for f in folds}
-    targets = {f: tex[f].target.cpu().numpy() for f in folds}
-    bs, grid = args.batch_size, tuple(sorted(set(args.weights)))
-    variants: dict[str, dict] = {}
-    lists: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = {}
-
-    def checked(name: str, rule: Any, fold: str, items: np.ndarray, scores: np.ndarray) -> None:
-        if rule.name == "filtered":
-            check_filtered(items, getattr(rule, fold))
-        lists[name, rule.name, fold] = (items, scores)
-
-    tigers = [("tiger", tiger)] + ([("tiger_other_ids", second)] if second else [])
-    for label, t in tigers:
-        trie = build_trie(t.sids.codes, t.sids.codebook_sizes).to(device)
-        for beam in args.beams:
-            name, t0 = f"{label}_beam{beam}", time.perf_counter()
-            ranks: dict[str, dict[str, np.ndarray]] = {f: {} for f in folds}
-            refilled: dict[str, dict[str, int]] = {f: {} for f in folds}
-            with record.stage(name):
-                for rule in rules:
-                    for f in folds:
-                        hist = getattr(rule, f)
-                        r = tiger_rank(t.model, tex[f], trie, beam, bs, tok[f], history=hist)
-                        ranks[f][rule.name] = r.ranks
-                        refilled[f][rule.name] = r.topped_up
-                        checked(name, rule, f, r.items, r.scores)
-            variants[name] = report(
-                ranks,
-                time.perf_counter() - t0,
-                what=f"TIGER on IDs {ids_digest(t.sids)}, beam {beam}",
-                lists_topped_up_to_10=refilled,
-            )
-    with record.stage("sasrec"):
-        t0, ranks = time.perf_counter(), {f: {} for f in folds}
-        for rule in rules:
-            for f in folds:
-                hist = getattr(rule, f)
-                ranks[f][rule.name] = score_rank(sm, sex[f], bs, hist)[0]
-                checked("sasrec", rule, f, *score_top_k(sm, sex[f], bs, args.sasrec_top, hist))
-        variants["sasrec"] = report(ranks, time.perf_counter() - t0, what="SASRec, every item")
-
+    sweep = load_sweep(args, record, paths)
+    tigers = [("tiger", sweep.tiger)] + (
+        [("tiger_other_ids", sweep.second)] if sweep.second else []
+    )
+    for label, trained in tigers:
+        sweep.rank_tiger(label, trained)
+    sweep.rank_sasrec()
     combined = [
         (f"sasrec_rescores_tiger_beam{b}", f"tiger_beam{b}", "sasrec") for b in args.beams
     ] + [(f"tiger_rescores_sasrec_top{args.sasrec_top}", "sasrec", "tiger")]
-    if second:
+    if sweep.second:
         combined += [(f"ensemble_two_ids_beam{b}", f"tiger_beam{b}", "merge") for b in args.beams]
-    fixed = (
-        fixed_weights(args.weights_from, args.seed, [c[0] for c in combined])
-        if (args.weights_from)
-        else None
-    )
-
-    def fold_data(proposer: str, how: str, rule: str, f: str) -> Rescored | Merged:
-        items, scores = lists[proposer, rule, f]
-        if how == "merge":
-            other = lists[proposer.replace("tiger", "tiger_other_ids", 1), rule, f]
-            return Merged(items, scores, *other, targets[f])
-        if how == "sasrec":
-            again = scorer_candidate_scores(sm, sex[f], items, bs)
-        else:
-            again = tiger_candidate_scores(tm, tex[f], items, bs, tok[f])
-        return Rescored(items, scores, again, targets[f])
-
+    fixed = None
+    if args.weights_from:
+        fixed = fixed_weights(args.weights_from, args.seed, [c[0] for c in combined])
     for name, proposer, how in combined:
-        t0 = time.perf_counter()
-        chosen, val_by_w, rescore_only = {}, {}, {f: {} for f in folds}
-        ranks = {f: {} for f in folds}
-        with record.stage(name):
-            for rule in rules:
-                data = {f: fold_data(proposer, how, rule.name, f) for f in folds}
-                if fixed is None:
-                    choice = select_weight(data["val"], data["test"], grid, SELECT_BY)
-                    w = choice.w
-                    val_by_w[rule.name] = {str(k): m for k, m in choice.val_by_w.items()}
-                    ranks["val"][rule.name] = choice.val_ranks
-                    ranks["test"][rule.name] = choice.test_ranks
-                else:
-                    w = fixed[name]
-                    ranks["test"][rule.name] = data["test"].ranks(w)
-                chosen[rule.name] = w
-                if how != "merge":
-                    for f in folds:
-                        rescore_only[f][rule.name] = next_item_metrics(data[f].ranks(0.0))
-                if rule.name == "filtered" and how != "merge":
-                    t = data["test"]
-                    check_filtered(interpolate(t.items, t.proposer, t.rescorer, w), rule.test)
-        what = (
-            f"{proposer}'s and tiger_other_ids' lists merged by score"
-            if how == "merge"
-            else f"{how} re-scores {proposer}'s list"
-        )
-        chose = (
-            f"validation {SELECT_BY}" if fixed is None else f"the paper sweep {args.weights_from}"
-        )
-        variants[name] = report(
-            ranks,
-            time.perf_counter() - t0,
-            what=f"{what}; w chosen on {chose}",
-            chosen_w=chosen,
-            **({"val_by_w": val_by_w} if val_by_w else {}),
-            **({"rescore_only": rescore_only} if how != "merge" else {}),
-            proposer_seconds=variants[proposer]["seconds"],
-        )
-        log.info("%s: w %s, test %s", name, chosen, variants[name]["test"][rules[0].name])
-
+        sweep.combine(name, proposer, how, fixed)
     checks = {}
     for path in args.check_against:
-        res = read_json(path, "give a tiger_train_eval.py results file")
-        if res.get("protocol") != protocol.name:
-            raise UsageError(f"--check-against {path}: not a {protocol.name}-protocol run")
-        digest = dig(res, "semantic_ids", "ids_digest")
-        for model, rep in (res.get("models") or {}).items():
-            beam = dig(res, "run_record", "config", "preset_config", "beam") or 20
-            label = (
-                next((lb for lb, t in tigers if ids_digest(t.sids) == digest), "tiger")
-                if model.startswith("tiger")
-                else None
-            )
-            name = "sasrec" if model == "sasrec" else f"{label}_beam{beam}"
-            if name not in variants or not (model == "sasrec" or model.startswith("tiger")):
-                continue
-            saved = None
-            if n < len(tdata.test):
-                file = predictions_dir(path) / Path(rep["predictions"]["file"]).name
-                saved = load_predictions(file, rep["predictions"]["sha256"])
-            plain = {
-                **variants[name],
-                "folds": folds,
-                "lists": {r.name: lists[name, r.name, "test"] for r in rules},
-            }
-            check = compare(plain, rep, protocol.name, saved, tex["test"], ds, n)
-            checks[f"{name} vs {path}:{model}"] = check
-            log.info("%s vs %s: %s", name, path, check)
+        checks.update(sweep.reproduce(path, tigers))
 
+    n = len(sweep.tex["test"])
     results = {
         "task": "decoding variants, hybrids and ensembles of trained TIGER and SASRec checkpoints "
         "(issue 20)",
-        "dataset": ds.name,
-        "protocol": protocol.name,
-        "rankings": [r.name for r in rules],
+        "dataset": sweep.tiger.ds.name,
+        "protocol": args.protocol,
+        "rankings": [r.name for r in sweep.rules],
         "seed": args.seed,
-        "users": "all" if n == len(tdata.test) else f"first {n}",
-        **{f"n_{f}_users": n for f in folds},
+        "users": "all" if n == sweep.n_all else f"first {n}",
+        **{f"n_{f}_users": n for f in sweep.folds},
         "semantic_ids": {lb: ids_digest(t.sids) for lb, t in tigers},
         "normalisation": "per-user z-scores over the candidate list (src/sequential/hybrid.py)",
-        "w_grid": list(grid),
+        "w_grid": sorted(set(args.weights)),
         "w_selection": f"validation {SELECT_BY} per ranking rule; a tie goes to the larger w"
         if fixed is None
         else f"the filtered rule's w of {args.weights_from} (chosen there on validation)",
-        "device": device,
-        "variants": variants,
+        "device": sweep.tiger.device,
+        "variants": sweep.variants,
         "reproduction": checks,
     }
     write_results(out, results, record)

@@ -6,6 +6,7 @@ on validation."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +223,7 @@ def sweep_script() -> Any:
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "sweep_decoding.py"
     spec = importlib.util.spec_from_file_location("sweep_decoding", script)
     sweep = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = sweep  # its dataclasses look their module up there
     spec.loader.exec_module(sweep)
     return sweep
 
