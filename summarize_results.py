@@ -37,6 +37,7 @@ from utils.reporting.sequential_tables import (
     tiger_seeds_table,
     tiger_table,
 )
+from utils.reporting.sweep_tables import decoding_tables, is_decoding_sweep
 from utils.reporting.tables import ctr_table, mf_table, semantic_ids_table
 from utils.runtime.cli import HelpFormatter
 from utils.runtime.errors import DataError, add_debug_flag, run_script
@@ -72,6 +73,8 @@ def summarize(results_dir: Path) -> str:
     tiger_runs = [f.result for f in found if f.kind == "tiger"]
     sections += [t for t in (tiger_seeds_table(tiger_runs), next_item_table(tiger_runs)) if t]
     sections += protocol_tables([f.result for f in found if f.kind == "sequential"])
+    sweeps = [read_json(p) for p in sorted(Path(results_dir).glob("*.json"))]
+    sections += decoding_tables([s for s in sweeps if is_decoding_sweep(s)])
     if not sections:
         raise DataError(
             f"no results files in {results_dir}/: run `make all` (or the *_train_eval.py scripts) "

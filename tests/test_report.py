@@ -416,3 +416,34 @@ def test_next_item_table_is_the_metric_set_by_slice_over_seeds():
     old = _seed_run(0, 0.1)
     del old["models"]["sasrec"]["test"]["mrr@20"]
     assert next_item_table([old]) is None
+
+
+def _sweep(seed: int, recall: float, w: float, users: str = "all") -> dict:
+    """A decoding-sweep results file of two variants on the holdout protocol."""
+    metrics = {"recall@10": recall, "ndcg@10": recall / 2}
+    return {
+        "dataset": "beauty",
+        "protocol": "holdout",
+        "rankings": ["filtered"],
+        "seed": seed,
+        "users": users,
+        "semantic_ids": {"tiger": "abc"},
+        "w_selection": "the paper sweep's",
+        "variants": {
+            "tiger_beam20": {"test": {"filtered": metrics}, "seconds": 10.0},
+            "hybrid": {"test": {"filtered": metrics}, "seconds": 30.0, "chosen_w": {"filtered": w}},
+        },
+        "run_record": {"script": "benchmarks/sweep_decoding.py"},
+    }
+
+
+def test_decoding_tables_are_mean_and_std_over_the_seeds_sweeps():
+    from utils.reporting.sweep_tables import decoding_tables, is_decoding_sweep
+
+    sweeps = [_sweep(1, 0.09, 0.5), _sweep(0, 0.07, 0.25), _sweep(2, 0.5, 1.0, users="first 9")]
+    assert all(is_decoding_sweep(s) for s in sweeps) and not is_decoding_sweep({"a": 1})
+    (table,) = decoding_tables(sweeps)  # the partial run (first 9 users) is left out
+    assert "`holdout` protocol" in table and "seeds 0, 1" in table and "tiger abc" in table
+    # mean 0.08, sample std 0.0141; NDCG half of it; the two seeds' weights; 30 s per seed
+    assert "| hybrid | 0.0800 ± 0.0141 | 0.0400 ± 0.0071 | 0.25, 0.5 | 30 |" in table
+    assert "| tiger_beam20 | 0.0800 ± 0.0141 | 0.0400 ± 0.0071 | – | 10 |" in table
