@@ -9,7 +9,8 @@ SEED   ?= 0
 
 .PHONY: all rest-of-main test lint setup data semantic-ids analysis mf neural tiger sequential-seed seq-tiger seq-ids \
 	sequential-seeds holdout \
-	cold-study tiger-long tiger-collab decoding-sweep decoding-sweep-holdout ensemble-sweep sweep-sasrec quantizers summary verify bench clean \
+	cold-study tiger-long tiger-collab decoding-sweep decoding-sweep-holdout ensemble-sweep \
+	ensemble-sweep-holdout sweep-sasrec quantizers summary verify bench clean \
 	demo demo-tiger demo-rest
 
 # After the semantic IDs the main job uses both cores: item-level TIGER on one; SASRec, the two
@@ -153,19 +154,26 @@ decoding-sweep-holdout: $(STAMP)
 		$(SEQ)_holdout_tiger_seed$(SEED).json $(SEQ)_holdout_ids_seed$(SEED).json
 
 # Not part of `all`: the ensemble of item-level TIGER on text-only and on collaborative IDs (their
-# lists merged by score, the weight chosen on paper validation), beside the hybrids, on the
-# paper and then the holdout checkpoints of the seed (`make tiger-collab`, the holdout runs of
-# both ID sets); evaluation only, beam 20, about 25 minutes.
+# lists merged by score, the weight chosen on validation) beside the hybrids, from the seed's
+# paper checkpoints (`make tiger`, `make tiger-collab`); evaluation only, beam 20, about 20 minutes.
 COLLAB_CKPT = checkpoints/tiger-tiger_item-beauty-quick-$(1)-seed$(SEED)-idsb45a2aa1b85b.pt
 ensemble-sweep: $(STAMP)
 	$(PY) benchmarks/sweep_decoding.py --seed $(SEED) --beams 20 --second-tiger \
 		$(call COLLAB_CKPT,paper) --second-semantic-dir $(COLLAB) \
 		--out results/decoding_sweep_ensemble_seed$(SEED).json --check-against \
 		$(SEQ)_paper_tiger_seed$(SEED).json $(SEQ)_paper_tiger_collab_seed$(SEED).json
+
+# Not part of `all`: the same on the seed's holdout checkpoints of both ID sets, each weight the
+# one the paper ensemble sweep of seed W_SEED chose (collaborative IDs have paper runs for seed 0
+# only); about 5 minutes.
+W_SEED ?= 0
+ensemble-sweep-holdout: $(STAMP)
 	$(PY) benchmarks/sweep_decoding.py --seed $(SEED) --beams 20 --protocol holdout --second-tiger \
 		$(call COLLAB_CKPT,holdout) --second-semantic-dir $(COLLAB) \
-		--weights-from results/decoding_sweep_ensemble_seed$(SEED).json \
-		--out results/decoding_sweep_ensemble_holdout_seed$(SEED).json
+		--weights-from results/decoding_sweep_ensemble_seed$(W_SEED).json \
+		--out results/decoding_sweep_ensemble_holdout_seed$(SEED).json --check-against \
+		$(SEQ)_holdout_tiger_seed$(SEED).json $(SEQ)_holdout_tiger_collab_seed$(SEED).json \
+		$(SEQ)_holdout_ids_seed$(SEED).json
 
 # Not part of `all`: the SASRec sweep behind the tuned baseline (validation only), two processes.
 sweep-sasrec: $(STAMP)

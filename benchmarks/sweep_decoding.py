@@ -9,9 +9,10 @@ every item; filtered: the user's earlier items removed); a hybrid's or ensemble'
 the first model alone) is chosen per rule on validation NDCG@10 and applied once to test, and a
 hybrid's pure re-scoring (w = 0) is reported beside it.
 --protocol holdout takes the holdout checkpoints (retrained on all but the last item, so no
-validation fold is left) and ranks test under the filtered rule with each w the paper sweep of
-the same seed chose on validation (--weights-from): the eSASRec benchmark's rule that
-configuration is fixed on validation before the retraining.
+validation fold is left) and ranks test under the filtered rule with each w a paper sweep chose
+on validation (--weights-from; the same seed's, or seed 0's for seeds without paper checkpoints
+of a model): the eSASRec benchmark's rule that configuration is fixed on validation before the
+retraining.
 A filtered TIGER list under 10 items (its beam's prefixes led to history items) is topped up
 from a wider beam (the counts are reported); every filtered list is checked to hold 10 items and
 no history item.
@@ -103,7 +104,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sasrec-checkpoint", help=f"SASRec checkpoint (default: {SASREC_CKPT})")
     p.add_argument("--second-tiger", help="a TIGER checkpoint on other IDs: adds the ensemble")
     p.add_argument("--second-semantic-dir", help="the second TIGER's semantic IDs folder")
-    p.add_argument("--weights-from", help="holdout: the paper sweep whose chosen w to apply")
+    p.add_argument("--weights-from", help="holdout: the paper sweep whose w to apply")
     p.add_argument("--users", type=users, default=0, help="evaluate the first N users (0 = all)")
     p.add_argument(
         "--beams", nargs="+", type=argtypes.list_length, default=[20, 50], help="TIGER beams"
@@ -154,11 +155,13 @@ def check_models(protocol: str, tiger: Any, sasrec: Any, second: Any) -> None:
         )
 
 
-def fixed_weights(path: str, seed: int, names: list[str]) -> dict[str, float]:
-    """The filtered rule's w the paper sweep ``path`` (same seed) chose for each of ``names``."""
-    sweep = read_json(path, "give the paper-protocol decoding sweep of the same seed")
-    if not isinstance(sweep, dict) or sweep.get("protocol") != "paper" or sweep.get("seed") != seed:
-        raise UsageError(f"--weights-from {path}: not the paper-protocol sweep of seed {seed}")
+def fixed_weights(path: str, names: list[str]) -> tuple[dict[str, float], int]:
+    """The filtered rule's w the paper sweep ``path`` chose on validation for each of ``names``,
+    and that sweep's seed. Usually the same seed's sweep; another seed's where that seed has no
+    paper checkpoints of a model (the configuration is then fixed once, on that seed)."""
+    sweep = read_json(path, "give a paper-protocol decoding sweep")
+    if not isinstance(sweep, dict) or sweep.get("protocol") != "paper":
+        raise UsageError(f"--weights-from {path}: not a paper-protocol sweep")
     chosen = {n: dig(sweep, "variants", n, "chosen_w", "filtered") for n in names}
     missing = [n for n, w in chosen.items() if not isinstance(w, float)]
     if missing:
@@ -166,7 +169,7 @@ def fixed_weights(path: str, seed: int, names: list[str]) -> dict[str, float]:
             f"--weights-from {path}: no filtered w for {', '.join(missing)}; run the paper sweep "
             "with the same --beams, --sasrec-top and --second-tiger first"
         )
-    return chosen
+    return chosen, int(sweep["seed"])
 
 
 def report(ranks: dict[str, dict[str, np.ndarray]], seconds: float, **extra: Any) -> dict[str, Any]:
@@ -454,9 +457,9 @@ def main(argv: list[str] | None = None) -> None:
     ] + [(f"tiger_rescores_sasrec_top{args.sasrec_top}", "sasrec", "tiger")]
     if sweep.second:
         combined += [(f"ensemble_two_ids_beam{b}", f"tiger_beam{b}", "merge") for b in args.beams]
-    fixed = None
+    fixed, weights_seed = None, args.seed
     if args.weights_from:
-        fixed = fixed_weights(args.weights_from, args.seed, [c[0] for c in combined])
+        fixed, weights_seed = fixed_weights(args.weights_from, [c[0] for c in combined])
     for name, proposer, how in combined:
         sweep.combine(name, proposer, how, fixed)
     checks = {}
@@ -478,7 +481,8 @@ def main(argv: list[str] | None = None) -> None:
         "w_grid": sorted(set(args.weights)),
         "w_selection": f"validation {SELECT_BY} per ranking rule; a tie goes to the larger w"
         if fixed is None
-        else f"the filtered rule's w of {args.weights_from} (chosen there on validation)",
+        else f"the filtered rule's w of {args.weights_from} (chosen on seed {weights_seed}'s "
+        "validation)",
         "device": sweep.tiger.device,
         "variants": sweep.variants,
         "reproduction": checks,

@@ -342,6 +342,7 @@ def test_sweep_script_ensembles_two_id_sets_and_fixes_holdout_weights_on_the_pap
     )
     got = read_json(holdout_out)
     assert got["protocol"] == "holdout" and got["rankings"] == ["filtered"]
+    assert "seed 0's validation" in got["w_selection"]
     for name, v in got["variants"].items():
         assert "val" not in v and set(v["test"]) == {"filtered"}
         if "chosen_w" in v:
@@ -354,7 +355,7 @@ def test_sweep_script_ensembles_two_id_sets_and_fixes_holdout_weights_on_the_pap
     assert all(c["match"] for c in got["reproduction"].values()), got["reproduction"]
     with pytest.raises(UsageError, match="weights-from"):
         sweep.main(flags("holdout") + ["--out", str(tmp_path / "x.json")])
-    with pytest.raises(UsageError, match="paper-protocol sweep"):
+    with pytest.raises(UsageError, match="not a paper-protocol sweep"):
         sweep.main(
             flags("holdout")
             + ["--out", str(tmp_path / "x.json")]
