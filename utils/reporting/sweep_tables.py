@@ -61,8 +61,8 @@ def decoding_tables(sweeps: list[dict[str, Any]]) -> list[str]:
         seeds = ", ".join(str(r["seed"]) for r in runs)
         tables.append(
             f"**{dataset}, decoding sweep, `{protocol}` protocol** "
-            f"(`benchmarks/sweep_decoding.py`, TIGER on IDs {'; '.join(ids) or 'of the data set'}; test set, "
-            f"seeds {seeds}, mean ± std; "
+            f"(`benchmarks/sweep_decoding.py`, TIGER on IDs {'; '.join(ids) or 'of the data set'}; "
+            f"test set, seeds {seeds}, mean ± std; "
             f"w: {runs[0].get('w_selection', '–')})\n\n" + markdown_table(header, rows)
         )
     return tables
