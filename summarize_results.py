@@ -28,7 +28,7 @@ from src.pointwise.ctr_experiment import plot_ctr_results
 from src.semantic_ids.plots import plot_report
 from src.sequential.reporting import plot_results, plot_slices
 from utils.evaluation.verify import FolderReport, verify_found
-from utils.reporting.catalog import Found, find_results
+from utils.reporting.catalog import Found, find_results, read_documents
 from utils.reporting.compare import compare_runs
 from utils.reporting.figures import plot_mf_results, plot_quantizers
 from utils.reporting.sequential_tables import (
@@ -68,13 +68,13 @@ def section(f: Found) -> str:
 def summarize(results_dir: Path) -> str:
     """Every section for the results files in ``results_dir``, then TIGER's mean ± std over
     seeds and its full metric set by slice, then the protocols' tables."""
-    found = find_results(results_dir)
+    documents = read_documents(results_dir)
+    found = find_results(results_dir, documents)
     sections = [section(f) for f in found]
     tiger_runs = [f.result for f in found if f.kind == "tiger"]
     sections += [t for t in (tiger_seeds_table(tiger_runs), next_item_table(tiger_runs)) if t]
     sections += protocol_tables([f.result for f in found if f.kind == "sequential"])
-    sweeps = [read_json(p) for p in sorted(Path(results_dir).glob("*.json"))]
-    sections += decoding_tables([s for s in sweeps if is_decoding_sweep(s)])
+    sections += decoding_tables([d for _, d in documents if is_decoding_sweep(d)])
     if not sections:
         raise DataError(
             f"no results files in {results_dir}/: run `make all` (or the *_train_eval.py scripts) "

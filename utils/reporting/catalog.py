@@ -56,14 +56,23 @@ def results_kind(result: Any) -> str | None:
     return kind
 
 
-def find_results(folder: str | Path) -> list[Found]:
-    """Every results file directly in ``folder``, by kind (KIND_ORDER), then by name. A ``.json``
-    file that does not parse is refused by name (it may be a damaged results file: which, only
-    its content could tell)."""
-    found = []
-    for path in sorted(Path(folder).glob("*.json")):
-        result = read_json(path, "repair or re-create it, or move it out of the folder")
-        kind = results_kind(result)
-        if kind is not None:
-            found.append(Found(path, kind, result))
+def read_documents(folder: str | Path) -> list[tuple[Path, Any]]:
+    """Every ``.json`` file directly in ``folder``, parsed, by name. One that does not parse is
+    refused by name (it may be a damaged results file: which, only its content could tell)."""
+    return [
+        (path, read_json(path, "repair or re-create it, or move it out of the folder"))
+        for path in sorted(Path(folder).glob("*.json"))
+    ]
+
+
+def find_results(
+    folder: str | Path, documents: list[tuple[Path, Any]] | None = None
+) -> list[Found]:
+    """Every results file directly in ``folder`` (or among its already-read ``documents``), by
+    kind (KIND_ORDER), then by name."""
+    found = [
+        Found(path, kind, result)
+        for path, result in (read_documents(folder) if documents is None else documents)
+        if (kind := results_kind(result)) is not None
+    ]
     return sorted(found, key=lambda f: (KIND_ORDER.index(f.kind), f.path.name))
