@@ -158,6 +158,26 @@ def test_one_process_trains_on_the_whole_batch():
     assert distributed.world_size() == 1 and distributed.is_main()
 
 
+def test_a_script_leaves_the_group_after_success_and_waits_for_no_peer_after_a_failure(
+    monkeypatch,
+):
+    from utils.runtime.errors import DataError, run_script
+
+    calls: list[tuple] = []
+    monkeypatch.setattr(distributed, "shutdown", lambda *a, **k: calls.append((a, k)))
+    with pytest.raises(SystemExit) as ok:
+        run_script(lambda: None)
+    assert ok.value.code == 0 and calls == [((), {})]  # at the barrier with every rank
+    calls.clear()
+
+    def fail():
+        raise DataError("bad file")
+
+    with pytest.raises(SystemExit) as failed:
+        run_script(fail)
+    assert failed.value.code == 1 and calls == []  # atexit leaves without waiting
+
+
 def test_two_gloo_processes_match_one_process(tmp_path):
     folder = write_clustered_movielens(tmp_path / "ml-tiny", n_users=40, per_user=20)
     write_clustered_semantic_ids(folder, load_dataset(folder))

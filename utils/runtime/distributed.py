@@ -11,6 +11,7 @@ torch is imported only to join a group: asking for the rank costs nothing in tor
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -51,15 +52,27 @@ def init_from_env(device: str) -> str:
     else:
         backend = "gloo"
     dist.init_process_group(backend, device_id=torch.device(device) if backend == "nccl" else None)
-    atexit.register(shutdown)
+    atexit.register(shutdown, wait_for_peers=False)
     return device
 
 
-def shutdown() -> None:
-    """Leave the process group (registered at exit by :func:`init_from_env`)."""
+def shutdown(wait_for_peers: bool = True) -> None:
+    """Leave the process group: every script once its work is done (utils/runtime/errors.py),
+    and at exit after a failure (registered by :func:`init_from_env`, without waiting).
+
+    After a success the ranks first meet at a barrier, so none closes its connections while a
+    peer still finishes the last collective, and unreachable objects that hold the group (a
+    DistributedDataParallel wrapper in a reference cycle) are freed while the interpreter is
+    whole: a gloo group torn down in either state can abort the process at exit. A failing rank
+    does not wait, since its peers may never reach the barrier.
+    """
     dist = _group()
-    if dist is not None:
-        dist.destroy_process_group()
+    if dist is None:
+        return
+    if wait_for_peers:
+        dist.barrier()
+    gc.collect()
+    dist.destroy_process_group()
 
 
 def world_size() -> int:

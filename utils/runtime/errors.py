@@ -19,6 +19,8 @@ import zipfile
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from utils.runtime import distributed
+
 DEBUG_ENV = "SEMANTIC_IDS_DEBUG"
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -110,6 +112,7 @@ def run_script(
     except KNOWN_ERRORS + user_errors as exc:
         _report(f"error: {error_message(exc)}", debug)
         sys.exit(EXIT_ERROR)
+    distributed.shutdown()
     sys.exit(result if isinstance(result, int) and not isinstance(result, bool) else 0)
 
 
