@@ -75,6 +75,10 @@ VARIANTS: dict[str, tuple[str, Callable[[Preset], Preset]]] = {
         "base trained 4 epochs instead of 3: about the time ff_1024 takes for 3",
         _train_change(epochs=4),
     ),
+    "history_50": (
+        "the encoder reads the last 50 items of the history instead of 20 (SASRec's length)",
+        _model_change(max_items=50),
+    ),
     "old_init": (
         "token embeddings N(0, 0.02) against positions N(0, 1): the defect this sweep's "
         "recipe fixes",
@@ -116,6 +120,7 @@ def run_variant(
         "what": VARIANTS[name][0],
         "val_all_users": ranking_metrics(final.ranks),
         "n_val_users": len(val),
+        "longest_history_read": int(train.length.max()),
         "best_epoch": result.best_epoch,
         "epochs": tcfg.epochs,
         "batch_size": tcfg.batch_size,
@@ -156,15 +161,19 @@ def main(argv: list[str] | None = None) -> None:
         ds, "leave_one_out", seed=args.split_seed, cache_dir=Path(args.data_dir) / "splits"
     )
     base = PRESETS["quick"].with_epochs(args.epochs)
-    data = build_sequence_data(ds, split, base.tiger.max_items)
+    windows: dict[int, Any] = {}  # the training windows per history length
     sem = load_semantic_ids(args.data_dir, ds)
     out = Path(args.out)
     for name in args.variants:
+        preset = VARIANTS[name][1](base)
+        length = preset.tiger.max_items
+        if length not in windows:
+            windows[length] = build_sequence_data(ds, split, length)
         with record.stage(name):
             rep = run_variant(
                 name,
-                VARIANTS[name][1](base),
-                data,
+                preset,
+                windows[length],
                 sem.codes,
                 list(sem.codebook_sizes),
                 args.seed,
