@@ -305,13 +305,14 @@ class Sweep:
                 self.keep("sasrec", rule, f, *score_top_k(sm, ex, bs, self.args.sasrec_top, hist))
         self.variants["sasrec"] = report(ranks, time.perf_counter() - t0, what="SASRec, every item")
 
-    def fold_data(self, proposer: str, how: str, rule: str, f: str) -> Rescored | Merged:
+    def fold_data(
+        self, proposer: str, how: str, rule: str, f: str, partner: str | None
+    ) -> Rescored | Merged:
         """What a combined variant ranks on one fold: the proposer's lists re-scored by the other
-        model (``how`` = 'sasrec' or 'tiger'), or merged with the second TIGER's ('merge')."""
+        model (``how`` = 'sasrec' or 'tiger'), or merged with variant ``partner``'s ('merge')."""
         items, scores = self.lists[proposer, rule, f]
         if how == "merge":
-            other = self.lists[proposer.replace("tiger", "tiger_other_ids", 1), rule, f]
-            return Merged(items, scores, *other, self.targets[f])
+            return Merged(items, scores, *self.lists[partner, rule, f], self.targets[f])
         bs = self.args.batch_size
         if how == "sasrec":
             again = scorer_candidate_scores(self.sasrec.model, self.sex[f], items, bs)
@@ -319,8 +320,16 @@ class Sweep:
             again = tiger_candidate_scores(self.tiger.model, self.tex[f], items, bs, self.tok[f])
         return Rescored(items, scores, again, self.targets[f])
 
-    def combine(self, name: str, proposer: str, how: str, fixed: dict[str, float] | None) -> None:
-        """One hybrid or ensemble: w chosen per rule on validation, or ``fixed[name]`` (holdout)."""
+    def combine(
+        self,
+        name: str,
+        proposer: str,
+        how: str,
+        fixed: dict[str, float] | None,
+        partner: str | None = None,
+    ) -> None:
+        """One hybrid or ensemble (``how`` 'merge': proposer's and ``partner``'s lists merged): w
+        chosen per rule on validation, or ``fixed[name]`` (holdout)."""
         t0, grid = time.perf_counter(), tuple(sorted(set(self.args.weights)))
         chosen: dict[str, float] = {}
         val_by_w: dict[str, dict] = {}
@@ -328,7 +337,7 @@ class Sweep:
         ranks: dict[str, dict[str, np.ndarray]] = {f: {} for f in self.folds}
         with self.record.stage(name):
             for rule in self.rules:
-                data = {f: self.fold_data(proposer, how, rule.name, f) for f in self.folds}
+                data = {f: self.fold_data(proposer, how, rule.name, f, partner) for f in self.folds}
                 if fixed is None:
                     choice = select_weight(data["val"], data["test"], grid, SELECT_BY)
                     w = choice.w
@@ -348,7 +357,7 @@ class Sweep:
                     check_filtered(interpolate(t.items, t.proposer, t.rescorer, w), rule.test)
         merged = how == "merge"
         what = (
-            f"{proposer}'s and tiger_other_ids' lists merged by score"
+            f"{proposer}'s and {partner}'s lists merged by score"
             if merged
             else f"{how} re-scores {proposer}'s list"
         )
@@ -453,15 +462,18 @@ def main(argv: list[str] | None = None) -> None:
         sweep.rank_tiger(label, trained)
     sweep.rank_sasrec()
     combined = [
-        (f"sasrec_rescores_tiger_beam{b}", f"tiger_beam{b}", "sasrec") for b in args.beams
-    ] + [(f"tiger_rescores_sasrec_top{args.sasrec_top}", "sasrec", "tiger")]
+        (f"sasrec_rescores_tiger_beam{b}", f"tiger_beam{b}", "sasrec", None) for b in args.beams
+    ] + [(f"tiger_rescores_sasrec_top{args.sasrec_top}", "sasrec", "tiger", None)]
     if sweep.second:
-        combined += [(f"ensemble_two_ids_beam{b}", f"tiger_beam{b}", "merge") for b in args.beams]
+        combined += [
+            (f"ensemble_two_ids_beam{b}", f"tiger_beam{b}", "merge", f"tiger_other_ids_beam{b}")
+            for b in args.beams
+        ]
     fixed, weights_seed = None, args.seed
     if args.weights_from:
         fixed, weights_seed = fixed_weights(args.weights_from, [c[0] for c in combined])
-    for name, proposer, how in combined:
-        sweep.combine(name, proposer, how, fixed)
+    for name, proposer, how, partner in combined:
+        sweep.combine(name, proposer, how, fixed, partner)
     checks = {}
     for path in args.check_against:
         checks.update(sweep.reproduce(path, tigers))
