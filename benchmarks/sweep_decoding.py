@@ -57,7 +57,6 @@ from src.sequential.hybrid import (  # noqa: E402
     Rescored,
     check_filtered,
     interpolate,
-    list_ranks,
     scorer_candidate_scores,
     select_weight,
     tiger_candidate_scores,
@@ -69,6 +68,7 @@ from src.sequential.ranking import (  # noqa: E402
     tiger_rank,
     user_buckets,
 )
+from src.sequential.reproduction import compare  # noqa: E402
 from src.sequential.sequence_data import SequenceExamples, build_sequence_data  # noqa: E402
 from src.serving.checkpoint import Trained, load_trained  # noqa: E402
 from utils.data.semantic import ids_digest  # noqa: E402
@@ -179,63 +179,6 @@ def report(ranks: dict[str, dict[str, np.ndarray]], seconds: float, **extra: Any
         "seconds": round(seconds, 2),
         **extra,
     }
-
-
-def same_lists(items: np.ndarray, scores: np.ndarray, saved: np.ndarray, saved_scores: Any) -> dict:
-    """Our lists against saved ones (item indices) where the saved list has items: rows equal,
-    rows differing only among near-tied saved scores (within 1e-4: batches of other users give
-    float noise), and the largest score difference."""
-    k = min(items.shape[1], saved.shape[1])
-    items, scores, saved, saved_scores = items[:, :k], scores[:, :k], saved[:, :k], saved_scores
-    both = (saved >= 0) & (items >= 0)
-    diff = np.abs(np.where(both, scores, 0.0) - np.where(both, saved_scores[:, :k], 0.0)).max()
-    wrong = (items != saved) & (saved >= 0)
-    span = np.where(wrong, saved_scores[:, :k], -np.inf).max(1) + np.where(
-        wrong, -saved_scores[:, :k], -np.inf
-    ).max(1)
-    swaps = wrong.any(1) & (span < 1e-4)
-    return {
-        "rows_identical": float(1 - wrong.any(1).mean()),
-        "rows_near_tie_swaps": int(swaps.sum()),
-        "rows_refilled_here": int(((items >= 0).sum(1) > (saved >= 0).sum(1)).sum()),
-        "max_score_diff": float(diff),
-        "ok": bool(diff < 1e-4 and (wrong.any(1) == swaps).all()),
-    }
-
-
-def reported(rep: dict, protocol: str, fold: str, rule: str) -> tuple[dict, str]:
-    """A tiger_train_eval.py model report's metrics of (fold, rule), and the prefix of that rule's
-    saved lists: a paper run keeps its filtered rule apart, a holdout run ranks filtered only."""
-    if protocol == "paper" and rule == "filtered":
-        return rep["filtered"][fold], "filtered_"
-    return rep[fold], ""
-
-
-def compare(variant: dict, rep: dict, protocol: str, saved: Any, ex: Any, ds: Any, n: int) -> dict:
-    """A plain model against its tiger_train_eval.py report: every metric (all users), or with a
-    user subset the saved test lists and the metrics they give on those users."""
-    ours = {(f, r): m for f in variant["folds"] for r, m in variant[f].items()}
-    if saved is None:
-        theirs = {k: reported(rep, protocol, *k)[0] for k in ours}
-        diff = max(abs(ours[k][m] - theirs[k][m]) for k in ours for m in ours[k])
-        return {"what": "every metric, all users", "max_abs_diff": diff, "match": diff <= 1e-6}
-    users_here = ds.user_ids[ex.user.cpu().numpy()].astype(str)
-    if not np.array_equal(saved["users"][:n].astype(str), users_here):
-        return {"what": "saved test lists", "match": False, "note": "other users"}
-    out: dict[str, Any] = {"what": f"saved test lists of the first {n} users"}
-    index = {str(s): i for i, s in enumerate(ds.item_ids)}
-    as_index = np.vectorize(lambda s: index.get(str(s), -1), otypes=[np.int64])
-    for rule in variant["test"]:
-        key = reported(rep, protocol, "test", rule)[1]
-        theirs = as_index(saved[f"{key}items"][:n])
-        out[rule] = same_lists(*variant["lists"][rule], theirs, saved[f"{key}scores"][:n])
-        t_m = next_item_metrics(list_ranks(theirs, ex.target))
-        o_m = ours["test", rule]
-        out[rule]["max_test_metric_diff"] = max(abs(t_m[m] - o_m[m]) for m in t_m)
-    out["match"] = all(
-        out[r]["ok"] and out[r]["max_test_metric_diff"] <= 1e-6 for r in variant["test"]
-    )
-    return out
 
 
 @dataclass
