@@ -180,8 +180,8 @@ ensemble-sweep: $(STAMP)
 		$(SEQ)_paper_tiger_seed$(SEED).json $(SEQ)_paper_tiger_collab_seed$(SEED).json
 
 # Not part of `all`: the same on the seed's holdout checkpoints of both ID sets, each weight the
-# one the paper ensemble sweep of seed W_SEED chose (collaborative IDs have paper runs for seed 0
-# only); about 5 minutes.
+# one the paper ensemble sweep of seed W_SEED chose (every seed's chose the same filtered
+# weights); about 5 minutes.
 W_SEED ?= 0
 ensemble-sweep-holdout: $(STAMP)
 	$(PY) benchmarks/sweep_decoding.py --seed $(SEED) --beams 20 --protocol holdout --second-tiger \
