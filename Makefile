@@ -122,11 +122,12 @@ cold-study: $(STAMP)
 			--plot-dir checkpoints/plots-cold || exit 1; \
 	done
 
-# Not part of `all`: the paper's token-level encoder (~6 min per epoch on one core here), for 12
-# epochs of cosine decay (about 75 minutes; the preset's 20 take about two hours).
+# Not part of `all`: the paper's token-level encoder (~6 min per epoch on one core here) for the
+# preset's 20 epochs of cosine decay, the best validation epoch tested: about two hours. An
+# interrupted run continues from its last epoch with `make tiger-long RESUME=--resume`.
 tiger-long: $(STAMP)
 	$(PY) tiger_train_eval.py --data-dir beauty --preset long --protocol paper --seed $(SEED) \
-		--epochs 12 --out $(SEQ)_paper_tiger_token_seed$(SEED).json --save-predictions --reference
+		--out $(SEQ)_paper_tiger_token_seed$(SEED).json --save-predictions --reference $(RESUME)
 
 # Not part of `all`: collaborative semantic IDs (each item's text embedding joined with the tuned
 # SASRec's item embedding, from the seed-0 paper checkpoint of `make tiger`) and item-level TIGER
