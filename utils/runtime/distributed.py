@@ -61,10 +61,11 @@ def shutdown(wait_for_peers: bool = True) -> None:
     and at exit after a failure (registered by :func:`init_from_env`, without waiting).
 
     After a success the ranks first meet at a barrier, so none closes its connections while a
-    peer still finishes the last collective, and unreachable objects that hold the group (a
-    DistributedDataParallel wrapper in a reference cycle) are freed while the interpreter is
-    whole: a gloo group torn down in either state can abort the process at exit. A failing rank
-    does not wait, since its peers may never reach the barrier.
+    peer still finishes the last collective; then unreachable objects that may still hold the
+    group (a DistributedDataParallel wrapper left in a reference cycle) are freed while the
+    interpreter is whole. A gloo group torn down mid-exchange or during interpreter teardown can
+    abort the process at exit. A failing rank does not wait: its peers may never reach the
+    barrier.
     """
     dist = _group()
     if dist is None:
