@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import json
 import os
 import pickle
@@ -292,3 +293,12 @@ HOSTILE_DATA: dict[str, tuple[str, Callable[[Path], None], str]] = {
         "outside [0, 2^63)",
     ),
 }
+
+
+def benchmark_script(name: str) -> Any:
+    """benchmarks/<name>.py as a module (benchmarks are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module

@@ -5,10 +5,7 @@ on validation."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -34,6 +31,7 @@ from src.sequential.ranking import refill, score_top_k, tiger_rank
 from src.sequential.sasrec import SASRec, SASRecConfig
 from src.sequential.sequence_data import SequenceExamples
 from src.sequential.tiger import Tiger
+from tests.helpers import benchmark_script
 from tests.test_tiger import tiny
 
 SIZES = [4, 4, 3]
@@ -218,16 +216,6 @@ def test_short_filtered_beams_are_topped_up_from_a_wider_beam():
     assert np.array_equal(filled.ranks[~short], plain.ranks[~short])
 
 
-def sweep_script() -> Any:
-    """benchmarks/sweep_decoding.py as a module (benchmarks are scripts, not a package)."""
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "sweep_decoding.py"
-    spec = importlib.util.spec_from_file_location("sweep_decoding", script)
-    sweep = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = sweep  # its dataclasses look their module up there
-    spec.loader.exec_module(sweep)
-    return sweep
-
-
 def test_sweep_script_reproduces_the_training_run_and_keeps_filtered_lists_full(tmp_path):
     """benchmarks/sweep_decoding.py on checkpoints tiger_train_eval.py just wrote (tiny P5 data):
     plain TIGER and SASRec re-evaluated give the training run's own metrics, every variant is
@@ -248,7 +236,7 @@ def test_sweep_script_reproduces_the_training_run_and_keeps_filtered_lists_full(
     flags += ["--epochs", "1", "--models", "tiger_item", "sasrec", "--quiet"]
     train([*flags, "--checkpoint-dir", str(tmp_path / "ckpt"), "--threads", "1"])
     digest = ids_digest(load_semantic_ids(folder, ds))
-    sweep = sweep_script()
+    sweep = benchmark_script("sweep_decoding")
     out = tmp_path / "sweep_seed{seed}.json"
     ckpt = tmp_path / "ckpt" / f"tiger-{{}}-{ds.name}-quick-paper-seed0{{}}.pt"
     sweep.main(
@@ -313,7 +301,7 @@ def test_sweep_script_ensembles_two_id_sets_and_fixes_holdout_weights_on_the_pap
     for protocol in ("paper", "holdout"):
         run(protocol, folder, ["tiger_item", "sasrec"], tmp_path / f"{protocol}.json")
         run(protocol, tmp_path / "ids_b", ["tiger_item"], tmp_path / f"{protocol}_b.json")
-    sweep = sweep_script()
+    sweep = benchmark_script("sweep_decoding")
 
     def flags(protocol: str) -> list[str]:
         name = f"tiger-{{}}-{ds.name}-quick-{protocol}-seed0{{}}.pt"

@@ -3,25 +3,13 @@ validation only; the history-length variant trains on longer windows."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 
+from tests.helpers import benchmark_script
 from tests.synthetic import write_p5
 from utils.data.load import load_dataset
 from utils.data.semantic import write_semantic_ids
 from utils.runtime.io import read_json
-
-
-def _script():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "sweep_tiger.py"
-    spec = importlib.util.spec_from_file_location("sweep_tiger", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_history_50_reads_longer_histories_than_the_base(tmp_path):
@@ -35,7 +23,7 @@ def test_history_50_reads_longer_histories_than_the_base(tmp_path):
     header = {"data_checksum": ds.checksum, "codebook_sizes": [4, 3, 5], "collision_size": 1}
     write_semantic_ids(folder / "semantic_ids.json", header, ds.item_ids, codes)
     out = tmp_path / "sweep.json"
-    _script().main(
+    benchmark_script("sweep_tiger").main(
         ["--data-dir", str(folder), "--out", str(out), "--epochs", "1", "--quiet"]
         + ["--variants", "base", "history_50"]
     )
