@@ -9,7 +9,7 @@ SEED   ?= 0
 
 .PHONY: all rest-of-main test lint setup data semantic-ids analysis mf neural tiger sequential-seed seq-tiger seq-ids \
 	sequential-seeds holdout \
-	cold-study tiger-long tiger-collab tiger-collab-cold decoding-sweep decoding-sweep-holdout ensemble-sweep \
+	cold-study tiger-long tiger-collab tiger-collab-cold cold-ensemble decoding-sweep decoding-sweep-holdout ensemble-sweep \
 	ensemble-sweep-holdout sweep-sasrec quantizers summary verify bench clean \
 	demo demo-tiger demo-rest
 
@@ -155,6 +155,12 @@ tiger-collab-cold: $(STAMP)
 		--out $(SEQ)_cold_tiger_collab_seed$(SEED).json
 	$(PY) tiger_train_eval.py --data-dir beauty --protocol cold --models tiger_item --seed $(SEED) \
 		--quiet --save-predictions --reference --out $(SEQ)_cold_tiger_seed$(SEED).json
+
+# Not part of `all`: the cold-start ranking of the ensemble of those two TIGERs (text-only and
+# collaborative IDs, w from the paper ensemble sweep of the same seed); about 20 minutes.
+cold-ensemble: $(STAMP)
+	$(PY) benchmarks/cold_ensemble.py --seed $(SEED) --quiet --check-against \
+		$(SEQ)_cold_tiger_seed$(SEED).json $(SEQ)_cold_tiger_collab_seed$(SEED).json
 
 # Not part of `all`: TIGER's beam width (20, 50) and the hybrids of TIGER and SASRec (each
 # re-scoring the other's candidates, the weight chosen on validation), from the seed's paper

@@ -52,7 +52,7 @@ def standardise(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.where(std > 0, dev / np.where(std > 0, std, 1.0), 0.0)
 
 
-def _ordered(items: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def ordered(items: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows of ``items`` sorted by ``score`` descending, ties in list order; -inf entries -> -1."""
     order = np.argsort(-score, axis=1, kind="stable")
     score = np.take_along_axis(score, order, 1)
@@ -67,7 +67,7 @@ def interpolate(
     valid = items >= 0
     require_finite(rescorer[valid], "re-scorer scores of the candidates")
     combined = w * standardise(proposer, valid) + (1 - w) * standardise(rescorer, valid)
-    return _ordered(items, np.where(valid, combined, -np.inf))[0]
+    return ordered(items, np.where(valid, combined, -np.inf))[0]
 
 
 def merge_lists(
@@ -90,7 +90,7 @@ def merge_lists(
     total_a = np.where(valid_a, w * za + (1 - w) * zb_of_a, -np.inf)
     only_b = valid_b & ~same.any(1)
     total_b = np.where(only_b, w * floor_a + (1 - w) * zb, -np.inf)
-    return _ordered(np.concatenate([items_a, items_b], 1), np.concatenate([total_a, total_b], 1))
+    return ordered(np.concatenate([items_a, items_b], 1), np.concatenate([total_a, total_b], 1))
 
 
 def _lowest(z: np.ndarray, valid: np.ndarray) -> np.ndarray:
