@@ -234,17 +234,20 @@ def test_sweep_script_reproduces_the_training_run_and_keeps_filtered_lists_full(
     res = tmp_path / "res.json"
     flags = ["--data-dir", str(folder), "--out", str(res), "--plot-dir", str(tmp_path)]
     flags += ["--epochs", "1", "--models", "tiger_item", "sasrec", "--quiet"]
-    train([*flags, "--checkpoint-dir", str(tmp_path / "ckpt"), "--threads", "1"])
+    train(
+        [*flags, "--checkpoint-dir", str(tmp_path / "ckpt"), "--threads", "1", "--save-predictions"]
+    )
     digest = ids_digest(load_semantic_ids(folder, ds))
     sweep = benchmark_script("sweep_decoding")
     out = tmp_path / "sweep_seed{seed}.json"
     ckpt = tmp_path / "ckpt" / f"tiger-{{}}-{ds.name}-quick-paper-seed0{{}}.pt"
-    sweep.main(
-        ["--data-dir", str(folder), "--out", str(out), "--check-against", str(res), "--quiet"]
+    sweep_flags = (
+        ["--data-dir", str(folder), "--check-against", str(res), "--quiet"]
         + ["--tiger-checkpoint", str(ckpt).format("tiger_item", f"-ids{digest}")]
         + ["--sasrec-checkpoint", str(ckpt).format("sasrec", ""), "--beams", "20", "12"]
         + ["--sasrec-top", "15"]
     )
+    sweep.main([*sweep_flags, "--out", str(out)])
     got = read_json(tmp_path / "sweep_seed0.json")
     variants = got["variants"]
     assert set(variants) == {
@@ -265,6 +268,14 @@ def test_sweep_script_reproduces_the_training_run_and_keeps_filtered_lists_full(
     topped = variants["tiger_beam20"]["lists_topped_up_to_10"]
     assert tiger["match"] or any(n for fold in topped.values() for n in fold.values())
     assert got["run_record"]["data_checksum"] == ds.checksum and got["seed"] == 0
+    # with a subset of users the plain models are checked against the saved test lists instead
+    sweep.main([*sweep_flags, "--out", str(tmp_path / "subset.json"), "--users", "12"])
+    subset = read_json(tmp_path / "subset.json")["reproduction"]
+    sasrec = subset[f"sasrec vs {res}:sasrec"]
+    assert sasrec["what"] == "saved test lists of the first 12 users" and sasrec["match"]
+    assert sasrec["paper"]["rows_identical"] == 1.0 and sasrec["filtered"]["ok"]
+    tiger = subset[f"tiger_beam20 vs {res}:tiger_item"]
+    assert tiger["what"] == "saved test lists of the first 12 users" and tiger["paper"]["ok"]
 
 
 def test_sweep_script_ensembles_two_id_sets_and_fixes_holdout_weights_on_the_paper_sweep(
