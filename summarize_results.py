@@ -37,7 +37,13 @@ from utils.reporting.sequential_tables import (
     tiger_seeds_table,
     tiger_table,
 )
-from utils.reporting.sweep_tables import decoding_tables, is_decoding_sweep
+from utils.reporting.sweep_tables import (
+    COLD_SCRIPT,
+    cold_ensemble_tables,
+    decoding_tables,
+    is_decoding_sweep,
+    written_by,
+)
 from utils.reporting.tables import ctr_table, mf_table, semantic_ids_table
 from utils.runtime.cli import HelpFormatter
 from utils.runtime.errors import DataError, add_debug_flag, run_script
@@ -75,6 +81,7 @@ def summarize(results_dir: Path) -> str:
     sections += [t for t in (tiger_seeds_table(tiger_runs), next_item_table(tiger_runs)) if t]
     sections += protocol_tables([f.result for f in found if f.kind == "sequential"])
     sections += decoding_tables([d for _, d in documents if is_decoding_sweep(d)])
+    sections += cold_ensemble_tables([d for _, d in documents if written_by(d, COLD_SCRIPT)])
     if not sections:
         raise DataError(
             f"no results files in {results_dir}/: run `make all` (or the *_train_eval.py scripts) "

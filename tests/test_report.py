@@ -447,3 +447,40 @@ def test_decoding_tables_are_mean_and_std_over_the_seeds_sweeps():
     # mean 0.08, sample std 0.0141; NDCG half of it; the two seeds' weights; 30 s per seed
     assert "| hybrid | 0.0800 ± 0.0141 | 0.0400 ± 0.0071 | 0.25, 0.5 | 30 |" in table
     assert "| tiger_beam20 | 0.0800 ± 0.0141 | 0.0400 ± 0.0071 | – | 10 |" in table
+
+
+def _cold_run(seed: int, cold: float, users: str = "all") -> dict:
+    """A benchmarks/cold_ensemble.py results file with the same metrics for every slice but the
+    cold targets' Recall@10."""
+    metrics = {"recall@10": 0.07, "ndcg@10": 0.04}
+    shared = {
+        "all_users": metrics,
+        "cold_target_users": {"n": 5, "recall@10": cold, "ndcg@10": cold / 3},
+        "warm_target_users": {"n": 95, **metrics},
+    }
+    variant = {"plain": {"all_users": metrics}, "cold_share": shared}
+    return {
+        "dataset": "beauty",
+        "seed": seed,
+        "users": users,
+        "cold_share": 0.1,
+        "n_cold_items": 3,
+        "w_selection": "the paper sweep's",
+        "variants": {"tiger": variant, "ensemble_two_ids": {**variant, "w": 0.5 + seed / 4}},
+        "run_record": {"script": "benchmarks/cold_ensemble.py"},
+    }
+
+
+def test_cold_ensemble_tables_are_mean_and_std_over_the_seeds():
+    from utils.reporting.sweep_tables import COLD_SCRIPT, cold_ensemble_tables, written_by
+
+    runs = [_cold_run(1, 0.05), _cold_run(0, 0.03), _cold_run(2, 0.9, users="first 9")]
+    assert all(written_by(r, COLD_SCRIPT) for r in runs) and not written_by(runs[0], "x.py")
+    (table,) = cold_ensemble_tables(runs)  # the partial run is left out
+    assert "seeds 0, 1" in table and "10% of the top 10" in table and "3 cold items" in table
+    # cold targets: mean 0.04, sample std 0.0141; the two seeds' weights
+    row = (
+        "| 0.0400 ± 0.0141 | 0.0700 ± 0.0000 | 0.0700 ± 0.0000 | 0.0700 ± 0.0000 | 0.0400 ± 0.0000"
+    )
+    assert f"| ensemble_two_ids {row} | 0.5, 0.75 |" in table
+    assert f"| tiger {row} | – |" in table
