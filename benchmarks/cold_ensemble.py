@@ -134,11 +134,13 @@ def reproduce(path: str, label: str, variant: dict, lists: np.ndarray, model: Tr
     rep = dig(read_json(path, "give a tiger_train_eval.py results file"), "models", "tiger_item")
     if not isinstance(rep, dict) or "cold_start" not in rep:
         raise UsageError(f"--check-against {path}: no cold-start TIGER run (protocol cold)")
-    if dig(rep, "predictions", "file") is None or variant["users"] == "all":
+    if variant["users"] == "all":
         ours = {**variant["cold_share"], "plain": variant["plain"]["all_users"]}
         theirs = {**rep["cold_start"], "plain": rep["test"]}
         diff = max(abs(v[m] - theirs[k][m]) for k, v in ours.items() for m in v if m != "n")
         return {"model": label, "max_abs_diff": diff, "match": diff <= METRIC_TOLERANCE}
+    if dig(rep, "predictions", "file") is None:
+        return {"model": label, "match": False, "note": "no saved test lists to compare with"}
     saved = load_predictions(
         predictions_dir(path) / Path(rep["predictions"]["file"]).name, rep["predictions"]["sha256"]
     )
@@ -226,18 +228,12 @@ def main(argv: list[str] | None = None) -> None:
         "seconds": round(time.perf_counter() - t0, 2),
     }
     checks = []
+    by_ids = {ids_digest(t.sids): (lb, t) for lb, t in zip(("tiger", "tiger_other_ids"), models)}
     for path in args.check_against:
         digest = dig(read_json(path), "semantic_ids", "ids_digest")
-        label, t = next(
-            (
-                (lb, t)
-                for lb, t in zip(("tiger", "tiger_other_ids"), models)
-                if ids_digest(t.sids) == digest
-            ),
-            (None, None),
-        )
-        if label is None:
-            raise UsageError(f"--check-against {path}: neither TIGER's semantic IDs")
+        if digest not in by_ids:
+            raise UsageError(f"--check-against {path}: a run on neither TIGER's semantic IDs")
+        label, t = by_ids[digest]
         checks.append(reproduce(path, label, variants[label], own_lists[label], t))
         log.info("%s vs %s: %s", label, path, checks[-1])
     for name, v in variants.items():
@@ -258,9 +254,7 @@ def main(argv: list[str] | None = None) -> None:
         "cold_share": args.share,
         "beam": args.beam,
         "w_selection": f"the paper-rule w of {paths['weights_from']} (paper protocol, validation)",
-        "semantic_ids": {
-            lb: ids_digest(t.sids) for lb, t in zip(("tiger", "tiger_other_ids"), models)
-        },
+        "semantic_ids": {lb: digest for digest, (lb, _) in by_ids.items()},
         "device": device,
         "variants": variants,
         "reproduction": checks,

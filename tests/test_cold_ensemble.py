@@ -169,5 +169,13 @@ def test_script_reproduces_each_tiger_and_refuses_one_id_set_twice(tmp_path):
     for v in got["variants"].values():
         cs = v["cold_share"]
         assert cs["cold_target_users"]["n"] + cs["warm_target_users"]["n"] == got["n_test_users"]
+    # a subset of users is checked against the saved cold-share lists instead
+    script.main(
+        [*flags, "--second-tiger", ckpts[1], "--second-semantic-dir", str(tmp_path / "ids_b")]
+        + ["--out", str(tmp_path / "subset.json"), "--users", "7", "--check-against"]
+        + [str(results[1])]
+    )
+    (check,) = read_json(tmp_path / "subset.json")["reproduction"]
+    assert check == {"model": "tiger_other_ids", "saved_lists_identical": 1.0, "match": True}
     with pytest.raises(UsageError, match="the same semantic IDs"):
         script.main([*flags, "--second-tiger", ckpts[0], "--out", str(tmp_path / "x.json")])
