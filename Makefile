@@ -157,7 +157,7 @@ tiger-collab-cold: $(STAMP)
 		--quiet --save-predictions --reference --out $(SEQ)_cold_tiger_seed$(SEED).json
 
 # Not part of `all`: the cold-start ranking of the ensemble of those two TIGERs (text-only and
-# collaborative IDs, w from the paper ensemble sweep of the same seed); about 20 minutes.
+# collaborative IDs, w from the paper ensemble sweep of the same seed); about 5 minutes.
 cold-ensemble: $(STAMP)
 	$(PY) benchmarks/cold_ensemble.py --seed $(SEED) --quiet --check-against \
 		$(SEQ)_cold_tiger_seed$(SEED).json $(SEQ)_cold_tiger_collab_seed$(SEED).json
