@@ -290,16 +290,24 @@ def _protocol_run(seed: int, recall10: float, filtered10: float) -> dict:
 def test_protocol_tables_are_mean_and_std_per_protocol_and_ranking():
     """One table per ranking of the protocol; published rows under the headline ranking only; the
     cold-study files (no protocol key), unfinished runs and runs with other hyperparameters are
-    left out; another preset's run is its own row, named with its preset and epochs."""
+    left out; another preset's run is its own row, named with its preset and epochs; TIGER on other
+    IDs is a row per ID set."""
     runs = [_protocol_run(0, 0.06, 0.08), _protocol_run(1, 0.08, 0.10), tiger_result(2, 0.5)]
     runs.append({**_protocol_run(3, 0.9, 0.9), "complete": False})
     runs.append({**_protocol_run(4, 0.9, 0.9), "overrides": {"sasrec.dropout": 0.1}})
     long = _protocol_run(5, 0.05, 0.07)
     long["models"]["sasrec"]["epochs_run"] = 12
     runs.append({**long, "preset": "long"})
-    collab = _protocol_run(6, 0.04, 0.06)
-    collab["models"]["tiger_item"] = collab["models"].pop("sasrec")
-    runs.append({**collab, "semantic_ids": {"dir": "/data/beauty_collab"}})
+    # TIGER on other IDs: one row per ID set (by digest) even where seeds named its folder
+    # differently (the newest name is shown); another ID set in a same-named folder is its own row
+    for seed, r10, ids_dir, digest in [
+        (6, 0.04, "/data/beauty_collab", "d1"),
+        (7, 0.06, "data/beauty_collab_ids", "d1"),
+        (8, 0.02, "data/beauty_collab_ids", "d2"),
+    ]:
+        collab = _protocol_run(seed, r10, r10 + 0.02)
+        collab["models"]["tiger_item"] = collab["models"].pop("sasrec")
+        runs.append({**collab, "semantic_ids": {"dir": ids_dir, "ids_digest": digest}})
     paper, filtered = protocol_tables(runs)
     SAME = ["0.0300 ± 0.0000", "0.0200 ± 0.0000", "0.0250 ± 0.0000", "0.0100 ± 0.0000"]
     ONE = [v.split(" ±")[0] for v in SAME]  # one seed: the value alone
@@ -307,13 +315,15 @@ def test_protocol_tables_are_mean_and_std_per_protocol_and_ranking():
     assert paper.splitlines()[4:] == [
         line("sasrec", "0, 1", *SAME[:2], "0.0700 ± 0.0141", *SAME[2:]),
         line("sasrec (long preset, 12 epochs)", "5", *ONE[:2], "0.0500", *ONE[2:]),
-        line("tiger_item (IDs beauty_collab)", "6", *ONE[:2], "0.0400", *ONE[2:]),
+        line("tiger_item (IDs beauty_collab_ids)", "6, 7", *SAME[:2], "0.0500 ± 0.0141", *SAME[2:]),
+        line("tiger_item (IDs beauty_collab_ids)", "8", *ONE[:2], "0.0200", *ONE[2:]),
         line(*PUBLISHED_ROW[:1], "–", *PUBLISHED_ROW[1:5], "–"),
     ]
     assert filtered.splitlines()[4:] == [
         line("sasrec", "0, 1", *SAME[:2], "0.0900 ± 0.0141", *SAME[2:]),
         line("sasrec (long preset, 12 epochs)", "5", *ONE[:2], "0.0700", *ONE[2:]),
-        line("tiger_item (IDs beauty_collab)", "6", *ONE[:2], "0.0600", *ONE[2:]),
+        line("tiger_item (IDs beauty_collab_ids)", "6, 7", *SAME[:2], "0.0700 ± 0.0141", *SAME[2:]),
+        line("tiger_item (IDs beauty_collab_ids)", "8", *ONE[:2], "0.0400", *ONE[2:]),
     ]
 
 

@@ -66,18 +66,34 @@ def tiger_table(result: dict[str, Any], name: str = "") -> str:
 PROTOCOL_METRICS = [*TIGER_METRICS, "mrr@20"]
 
 
-def _model_label(model: str, run: dict[str, Any]) -> str:
-    """A row's name: the model, with what differs from the main job's run of it: the preset and
-    its epochs, and semantic IDs from another folder than the data set's own (e.g. collaborative
-    IDs); models without semantic IDs share one row whatever folder the run named."""
-    notes = []
-    if run.get("preset", "quick") != "quick":
-        epochs = dig(run, "models", model, "epochs_run")
-        notes.append(f"{run['preset']} preset{f', {epochs} epochs' if epochs else ''}")
+def _preset_note(model: str, run: dict[str, Any]) -> str | None:
+    """The preset and its epochs, where not the main job's quick preset."""
+    if run.get("preset", "quick") == "quick":
+        return None
+    epochs = dig(run, "models", model, "epochs_run")
+    return f"{run['preset']} preset{f', {epochs} epochs' if epochs else ''}"
+
+
+def _ids_note(model: str, run: dict[str, Any]) -> str | None:
+    """For TIGER on semantic IDs from another folder than the data set's own (e.g. collaborative
+    IDs), that folder's name; models without semantic IDs share one row whatever the folder."""
     ids_dir = dig(run, "semantic_ids", "dir")
     if model.startswith("tiger") and ids_dir and Path(ids_dir).name != run.get("dataset"):
-        notes.append(f"IDs {Path(ids_dir).name}")
+        return f"IDs {Path(ids_dir).name}"
+    return None
+
+
+def _model_label(model: str, run: dict[str, Any]) -> str:
+    """A row's name: the model, with what differs from the main job's run of it."""
+    notes = [n for n in (_preset_note(model, run), _ids_note(model, run)) if n]
     return f"{model} ({', '.join(notes)})" if notes else model
+
+
+def _row_key(model: str, run: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    """What puts runs in one row: the model, its preset, and other IDs by their digest, so seeds
+    whose runs named the same IDs' folder differently share a row."""
+    ids = dig(run, "semantic_ids", "ids_digest") if _ids_note(model, run) else None
+    return model, _preset_note(model, run), ids
 
 
 def protocol_tables(results: list[dict[str, Any]]) -> list[str]:
@@ -93,12 +109,13 @@ def protocol_tables(results: list[dict[str, Any]]) -> list[str]:
     tables = []
     for protocol, runs in by_protocol.items():
         for position, ranking in enumerate(runs[0]["rankings"]):
-            groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            groups: dict[tuple[str, str | None, str | None], list[dict[str, Any]]] = {}
             for r in runs:
                 for model in r["models"]:
-                    groups.setdefault((model, _model_label(model, r)), []).append(r)
+                    groups.setdefault(_row_key(model, r), []).append(r)
             rows = []
-            for (model, label), group in groups.items():
+            for (model, _, _), group in groups.items():
+                label = _model_label(model, max(group, key=lambda r: r["seed"]))  # newest naming
                 blocks = [
                     r["models"][model] if position == 0 else r["models"][model][ranking]
                     for r in group
