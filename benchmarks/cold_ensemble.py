@@ -52,9 +52,9 @@ from utils.evaluation.predictions import load_predictions, predictions_dir  # no
 from utils.reporting.results import dig, write_results  # noqa: E402
 from utils.reporting.runinfo import RunRecord  # noqa: E402
 from utils.runtime import argtypes  # noqa: E402
-from utils.runtime.cli import HelpFormatter, setup_logging  # noqa: E402
+from utils.runtime.cli import HelpFormatter, add_rerank_args, setup_logging  # noqa: E402
 from utils.runtime.environment import resolve_device, seed_everything  # noqa: E402
-from utils.runtime.errors import UsageError, add_debug_flag, run_script  # noqa: E402
+from utils.runtime.errors import UsageError, run_script  # noqa: E402
 from utils.runtime.io import check_writable, lock_output, read_json  # noqa: E402
 
 log = logging.getLogger("cold_ensemble")
@@ -62,7 +62,6 @@ CKPT = "checkpoints/tiger-tiger_item-beauty-quick-cold-seed{seed}-ids{ids}.pt"
 TEXT_IDS, COLLAB_IDS = "254bc5e6f726", "a1895d4907a6"  # make all's and make tiger-collab-cold's
 WEIGHTS = "results/decoding_sweep_ensemble_seed{seed}.json"
 OUT = "results/cold_ensemble_seed{seed}.json"
-users = argtypes.bounded(int, 0, 10**7, why="no data set here has more users")
 share = argtypes.bounded(float, 0.0, 1.0)
 
 
@@ -79,14 +78,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--share", type=share, default=PRESETS["quick"].cold_share, help="top-10 share for cold"
     )
-    p.add_argument("--users", type=users, default=0, help="evaluate the first N users (0 = all)")
-    p.add_argument("--batch-size", type=argtypes.batch_size, default=256, help="users a batch")
-    p.add_argument("--check-against", nargs="*", default=[], help="tiger_train_eval.py results")
-    p.add_argument("--out", help=f"results (default: {OUT})")
-    p.add_argument("--threads", type=argtypes.threads, default=1, help="torch threads (0: own)")
-    p.add_argument("--device", type=argtypes.device_name, default="auto", help="or cpu, cuda")
-    p.add_argument("--quiet", action="store_true", help="warnings and errors only")
-    add_debug_flag(p)
+    add_rerank_args(p, f"results (default: {OUT})")
     return p.parse_args(argv)
 
 

@@ -77,9 +77,9 @@ from utils.evaluation.predictions import load_predictions, predictions_dir  # no
 from utils.reporting.results import dig, write_results  # noqa: E402
 from utils.reporting.runinfo import RunRecord  # noqa: E402
 from utils.runtime import argtypes  # noqa: E402
-from utils.runtime.cli import HelpFormatter, setup_logging  # noqa: E402
+from utils.runtime.cli import HelpFormatter, add_rerank_args, setup_logging  # noqa: E402
 from utils.runtime.environment import resolve_device, seed_everything  # noqa: E402
-from utils.runtime.errors import UsageError, add_debug_flag, run_script  # noqa: E402
+from utils.runtime.errors import UsageError, run_script  # noqa: E402
 from utils.runtime.io import check_writable, lock_output, read_json  # noqa: E402
 
 log = logging.getLogger("sweep_decoding")
@@ -90,7 +90,6 @@ OUT = {
     "holdout": "results/decoding_sweep_holdout_seed{seed}.json",
 }
 FOLDS = ("val", "test")
-users = argtypes.bounded(int, 0, 10**7, why="no data set here has more users")
 weight = argtypes.bounded(float, 0.0, 1.0)
 
 
@@ -105,19 +104,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--second-tiger", help="a TIGER checkpoint on other IDs: adds the ensemble")
     p.add_argument("--second-semantic-dir", help="the second TIGER's semantic IDs folder")
     p.add_argument("--weights-from", help="holdout: the paper sweep whose w to apply")
-    p.add_argument("--users", type=users, default=0, help="evaluate the first N users (0 = all)")
     p.add_argument(
         "--beams", nargs="+", type=argtypes.list_length, default=[20, 50], help="TIGER beams"
     )
     p.add_argument("--sasrec-top", type=argtypes.list_length, default=50, help="SASRec's list")
     p.add_argument("--weights", nargs="+", type=weight, default=list(W_GRID), help="w grid")
-    p.add_argument("--batch-size", type=argtypes.batch_size, default=256, help="users a batch")
-    p.add_argument("--check-against", nargs="*", default=[], help="tiger_train_eval.py results")
-    p.add_argument("--out", help=f"results (default: {OUT['paper']}, holdout {OUT['holdout']})")
-    p.add_argument("--threads", type=argtypes.threads, default=1, help="torch threads (0: own)")
-    p.add_argument("--device", type=argtypes.device_name, default="auto", help="or cpu, cuda")
-    p.add_argument("--quiet", action="store_true", help="warnings and errors only")
-    add_debug_flag(p)
+    add_rerank_args(p, f"results (default: {OUT['paper']}, holdout {OUT['holdout']})")
     args = p.parse_args(argv)
     if 1.0 not in args.weights:
         raise UsageError("--weights must include 1 (the proposer alone)")

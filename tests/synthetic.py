@@ -320,3 +320,21 @@ def tiger_result(
             "wall_seconds": 3600.2,
         },
     }
+
+
+def write_p5_with_two_id_sets(root: Path) -> tuple[Path, Dataset, Path, list[str]]:
+    """Tiny P5 data in ``root/beauty`` with its own semantic IDs, and a second, different ID set
+    for the same items in ``root/ids_b`` (the ensembles' two ID sets). Returns the data folder,
+    the data set, the second IDs' folder and the two ID sets' digests."""
+    from utils.data.load import load_dataset
+    from utils.data.semantic import ids_digest, load_semantic_ids, write_semantic_ids
+
+    folder = write_p5(root / "beauty", n_users=30, n_items=60)
+    ds = load_dataset(folder)
+    header = {"data_checksum": ds.checksum, "codebook_sizes": [4, 3, 5], "collision_size": 1}
+    text = np.array([[i % 4, (i // 4) % 3, i // 12, 0] for i in range(ds.n_items)])
+    other = np.array([[(i // 15) % 4, i % 3, (i // 3) % 5, 0] for i in range(ds.n_items)])
+    write_semantic_ids(folder / "semantic_ids.json", header, ds.item_ids, text)
+    write_semantic_ids(root / "ids_b" / "semantic_ids.json", header, ds.item_ids, other)
+    digests = [ids_digest(load_semantic_ids(d, ds)) for d in (folder, root / "ids_b")]
+    return folder, ds, root / "ids_b", digests

@@ -127,23 +127,14 @@ def test_script_reproduces_each_tiger_and_refuses_one_id_set_twice(tmp_path):
     (tiny P5 data, two ID sets): each TIGER alone gives its training run's plain and cold-share
     metrics, the ensemble is reported with the paper sweep's w, and one ID set twice is refused."""
     from tests.helpers import benchmark_script
-    from tests.synthetic import write_p5
+    from tests.synthetic import write_p5_with_two_id_sets
     from tiger_train_eval import main as train
-    from utils.data.load import load_dataset
-    from utils.data.semantic import ids_digest, load_semantic_ids, write_semantic_ids
     from utils.runtime.errors import UsageError
     from utils.runtime.io import read_json
 
-    folder = write_p5(tmp_path / "beauty", n_users=30, n_items=60)
-    ds = load_dataset(folder)
-    header = {"data_checksum": ds.checksum, "codebook_sizes": [4, 3, 5], "collision_size": 1}
-    text = np.array([[i % 4, (i // 4) % 3, i // 12, 0] for i in range(ds.n_items)])
-    other = np.array([[(i // 15) % 4, i % 3, (i // 3) % 5, 0] for i in range(ds.n_items)])
-    write_semantic_ids(folder / "semantic_ids.json", header, ds.item_ids, text)
-    write_semantic_ids(tmp_path / "ids_b" / "semantic_ids.json", header, ds.item_ids, other)
-    digests = [ids_digest(load_semantic_ids(d, ds)) for d in (folder, tmp_path / "ids_b")]
+    folder, ds, ids_b, digests = write_p5_with_two_id_sets(tmp_path)
     results = [tmp_path / "cold.json", tmp_path / "cold_b.json"]
-    for ids, out in zip((folder, tmp_path / "ids_b"), results):
+    for ids, out in zip((folder, ids_b), results):
         train(
             ["--data-dir", str(folder), "--semantic-dir", str(ids), "--protocol", "cold"]
             + ["--out", str(out), "--plot-dir", str(tmp_path), "--epochs", "1", "--quiet"]
@@ -160,7 +151,7 @@ def test_script_reproduces_each_tiger_and_refuses_one_id_set_twice(tmp_path):
     script = benchmark_script("cold_ensemble")
     out = tmp_path / "cold_ensemble.json"
     script.main(
-        [*flags, "--second-tiger", ckpts[1], "--second-semantic-dir", str(tmp_path / "ids_b")]
+        [*flags, "--second-tiger", ckpts[1], "--second-semantic-dir", str(ids_b)]
         + ["--out", str(out), "--check-against", *map(str, results)]
     )
     got = read_json(out)
@@ -171,7 +162,7 @@ def test_script_reproduces_each_tiger_and_refuses_one_id_set_twice(tmp_path):
         assert cs["cold_target_users"]["n"] + cs["warm_target_users"]["n"] == got["n_test_users"]
     # a subset of users is checked against the saved cold-share lists instead
     script.main(
-        [*flags, "--second-tiger", ckpts[1], "--second-semantic-dir", str(tmp_path / "ids_b")]
+        [*flags, "--second-tiger", ckpts[1], "--second-semantic-dir", str(ids_b)]
         + ["--out", str(tmp_path / "subset.json"), "--users", "7", "--check-against"]
         + [str(results[1])]
     )

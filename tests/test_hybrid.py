@@ -285,21 +285,12 @@ def test_sweep_script_ensembles_two_id_sets_and_fixes_holdout_weights_on_the_pap
     validation); --protocol holdout ranks test only, filtered, with the paper sweep's weights, and
     its plain models reproduce the holdout training run; a paper sweep is refused as holdout
     input the other way round."""
-    from tests.synthetic import write_p5
+    from tests.synthetic import write_p5_with_two_id_sets
     from tiger_train_eval import main as train
-    from utils.data.load import load_dataset
-    from utils.data.semantic import ids_digest, load_semantic_ids, write_semantic_ids
     from utils.runtime.errors import UsageError
     from utils.runtime.io import read_json
 
-    folder = write_p5(tmp_path / "beauty", n_users=30, n_items=60)
-    ds = load_dataset(folder)
-    header = {"data_checksum": ds.checksum, "codebook_sizes": [4, 3, 5], "collision_size": 1}
-    text = np.array([[i % 4, (i // 4) % 3, i // 12, 0] for i in range(ds.n_items)])
-    other = np.array([[(i // 15) % 4, i % 3, (i // 3) % 5, 0] for i in range(ds.n_items)])
-    write_semantic_ids(folder / "semantic_ids.json", header, ds.item_ids, text)
-    write_semantic_ids(tmp_path / "ids_b" / "semantic_ids.json", header, ds.item_ids, other)
-    digests = [ids_digest(load_semantic_ids(d, ds)) for d in (folder, tmp_path / "ids_b")]
+    folder, ds, ids_b, digests = write_p5_with_two_id_sets(tmp_path)
     ckpt = tmp_path / "ckpt"
 
     def run(protocol: str, ids: Path, models: list[str], out: Path) -> None:
@@ -311,7 +302,7 @@ def test_sweep_script_ensembles_two_id_sets_and_fixes_holdout_weights_on_the_pap
 
     for protocol in ("paper", "holdout"):
         run(protocol, folder, ["tiger_item", "sasrec"], tmp_path / f"{protocol}.json")
-        run(protocol, tmp_path / "ids_b", ["tiger_item"], tmp_path / f"{protocol}_b.json")
+        run(protocol, ids_b, ["tiger_item"], tmp_path / f"{protocol}_b.json")
     sweep = benchmark_script("sweep_decoding")
 
     def flags(protocol: str) -> list[str]:
@@ -320,7 +311,7 @@ def test_sweep_script_ensembles_two_id_sets_and_fixes_holdout_weights_on_the_pap
             ["--data-dir", str(folder), "--protocol", protocol, "--quiet", "--beams", "20"]
             + ["--tiger-checkpoint", str(ckpt / name.format("tiger_item", f"-ids{digests[0]}"))]
             + ["--second-tiger", str(ckpt / name.format("tiger_item", f"-ids{digests[1]}"))]
-            + ["--second-semantic-dir", str(tmp_path / "ids_b")]
+            + ["--second-semantic-dir", str(ids_b)]
             + ["--sasrec-checkpoint", str(ckpt / name.format("sasrec", "")), "--sasrec-top", "15"]
         )
 

@@ -95,6 +95,23 @@ def add_common_args(
     return parser
 
 
+def add_rerank_args(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """The flags of the evaluation-only benchmarks that re-rank trained checkpoints
+    (benchmarks/sweep_decoding.py, benchmarks/cold_ensemble.py): the users, the batch size, the
+    training runs to reproduce first, --out (``out_help`` names its default), threads, device,
+    quiet and debug."""
+    users = argtypes.bounded(int, 0, 10**7, why="no data set here has more users")
+    p = parser
+    p.add_argument("--users", type=users, default=0, help="evaluate the first N users (0 = all)")
+    p.add_argument("--batch-size", type=argtypes.batch_size, default=256, help="users a batch")
+    p.add_argument("--check-against", nargs="*", default=[], help="tiger_train_eval.py results")
+    p.add_argument("--out", help=out_help)
+    p.add_argument("--threads", type=argtypes.threads, default=1, help="torch threads (0: own)")
+    p.add_argument("--device", type=argtypes.device_name, default="auto", help="or cpu, cuda")
+    p.add_argument("--quiet", action="store_true", help="warnings and errors only")
+    add_debug_flag(p)
+
+
 class DeprecatedAlias(argparse.Action):
     """An old flag name that still works, with a one-line warning naming the new one."""
 
