@@ -52,8 +52,7 @@ from utils.evaluation.predictions import load_predictions, predictions_dir  # no
 from utils.reporting.results import dig, write_results  # noqa: E402
 from utils.reporting.runinfo import RunRecord  # noqa: E402
 from utils.runtime import argtypes  # noqa: E402
-from utils.runtime.cli import HelpFormatter, add_rerank_args, setup_logging  # noqa: E402
-from utils.runtime.environment import resolve_device, seed_everything  # noqa: E402
+from utils.runtime.cli import HelpFormatter, add_rerank_args, setup  # noqa: E402
 from utils.runtime.errors import UsageError, run_script  # noqa: E402
 from utils.runtime.io import check_writable, lock_output, read_json  # noqa: E402
 
@@ -147,10 +146,7 @@ def reproduce(path: str, label: str, variant: dict, lists: np.ndarray, model: Tr
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    setup_logging(args.quiet)
-    seed_everything(args.seed)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    device = setup(args)
     where = {"seed": args.seed}
     out = Path(args.out or OUT.format(**where))
     paths = {
@@ -161,7 +157,6 @@ def main(argv: list[str] | None = None) -> None:
     check_writable({"--out": out}, inputs=[*paths.values(), *args.check_against])
     lock_output("--out", out)
     record = RunRecord("benchmarks/cold_ensemble.py", {**vars(args), "paths": paths}, args.seed)
-    device = resolve_device(args.device)
     w = chosen_weight(paths["weights_from"], args.beam)
     with record.stage("load"):
         models = load_models(args, paths, device)

@@ -77,8 +77,8 @@ from utils.evaluation.predictions import load_predictions, predictions_dir  # no
 from utils.reporting.results import dig, write_results  # noqa: E402
 from utils.reporting.runinfo import RunRecord  # noqa: E402
 from utils.runtime import argtypes  # noqa: E402
-from utils.runtime.cli import HelpFormatter, add_rerank_args, setup_logging  # noqa: E402
-from utils.runtime.environment import resolve_device, seed_everything  # noqa: E402
+from utils.runtime.cli import HelpFormatter, add_rerank_args, setup  # noqa: E402
+from utils.runtime.environment import resolve_device  # noqa: E402
 from utils.runtime.errors import UsageError, run_script  # noqa: E402
 from utils.runtime.io import check_writable, lock_output, read_json  # noqa: E402
 
@@ -372,10 +372,7 @@ def load_sweep(args: argparse.Namespace, record: RunRecord, paths: dict[str, str
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    setup_logging(args.quiet)
-    seed_everything(args.seed)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    setup(args)
     out = Path((args.out or OUT[args.protocol]).replace("{seed}", str(args.seed)))
     where = {"protocol": args.protocol, "seed": args.seed}
     paths = {

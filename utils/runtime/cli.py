@@ -183,7 +183,8 @@ def setup(args: argparse.Namespace, needs_torch: bool = True) -> str:
         import torch
 
         torch.set_num_threads(args.threads)
+    split = getattr(args, "split_seed", None)  # the benchmarks that only re-rank have none
     logging.getLogger(__name__).info(
-        "seed=%d split_seed=%d device=%s", args.seed, args.split_seed, device
+        "seed=%d%s device=%s", args.seed, "" if split is None else f" split_seed={split}", device
     )
     return device
