@@ -46,8 +46,8 @@ from src.sequential.reproduction import METRIC_TOLERANCE  # noqa: E402
 from src.sequential.sequence_data import SequenceExamples, build_sequence_data  # noqa: E402
 from src.serving.checkpoint import Trained, load_trained  # noqa: E402
 from utils.data.semantic import ids_digest  # noqa: E402
-from utils.evaluation.checks import index_of  # noqa: E402
-from utils.evaluation.metrics import next_item_metrics  # noqa: E402
+from utils.evaluation.checks import index_of, list_indices  # noqa: E402
+from utils.evaluation.metrics import by_target_coldness  # noqa: E402
 from utils.evaluation.predictions import load_predictions, predictions_dir  # noqa: E402
 from utils.reporting.results import dig, write_results  # noqa: E402
 from utils.reporting.runinfo import RunRecord  # noqa: E402
@@ -108,15 +108,7 @@ def chosen_weight(path: str, beam: int) -> float:
 
 def sliced(lists: np.ndarray, targets: np.ndarray, target_cold: np.ndarray) -> dict[str, Any]:
     """Metrics of ranked lists over all test users, the cold-target and the warm-target ones."""
-    ranks = list_ranks(lists, targets)
-    return {
-        "all_users": next_item_metrics(ranks),
-        "cold_target_users": {"n": int(target_cold.sum()), **next_item_metrics(ranks[target_cold])},
-        "warm_target_users": {
-            "n": int((~target_cold).sum()),
-            **next_item_metrics(ranks[~target_cold]),
-        },
-    }
+    return by_target_coldness(list_ranks(lists, targets), target_cold)
 
 
 def reproduce(path: str, label: str, variant: dict, lists: np.ndarray, model: Trained) -> dict:
@@ -135,11 +127,7 @@ def reproduce(path: str, label: str, variant: dict, lists: np.ndarray, model: Tr
     saved = load_predictions(
         predictions_dir(path) / Path(rep["predictions"]["file"]).name, rep["predictions"]["sha256"]
     )
-    index = index_of(model.ds.item_ids)
-    n = len(lists)
-    theirs = np.vectorize(lambda s: index.get(str(s), -1), otypes=[np.int64])(
-        saved["cold_share_items"][:n]
-    )
+    theirs = list_indices(saved["cold_share_items"][: len(lists)], index_of(model.ds.item_ids))
     same = float((theirs == lists[:, :10]).all(1).mean())
     return {"model": label, "saved_lists_identical": same, "match": same == 1.0}
 

@@ -78,7 +78,6 @@ from utils.reporting.results import dig, write_results  # noqa: E402
 from utils.reporting.runinfo import RunRecord  # noqa: E402
 from utils.runtime import argtypes  # noqa: E402
 from utils.runtime.cli import HelpFormatter, add_rerank_args, setup  # noqa: E402
-from utils.runtime.environment import resolve_device  # noqa: E402
 from utils.runtime.errors import UsageError, run_script  # noqa: E402
 from utils.runtime.io import check_writable, lock_output, read_json  # noqa: E402
 
@@ -340,9 +339,11 @@ class Sweep:
         return checks
 
 
-def load_sweep(args: argparse.Namespace, record: RunRecord, paths: dict[str, str]) -> Sweep:
+def load_sweep(
+    args: argparse.Namespace, record: RunRecord, paths: dict[str, str], device: str
+) -> Sweep:
     """The checkpoints (checked to be one protocol's run on one split) and their examples."""
-    protocol, device = PROTOCOLS[args.protocol], resolve_device(args.device)
+    protocol = PROTOCOLS[args.protocol]
     folds = ("test",) if protocol.train_on_validation else FOLDS  # holdout: val trained on
     with record.stage("load"):
         tiger = load_trained(paths["tiger"], args.data_dir, args.semantic_dir, device)
@@ -372,7 +373,7 @@ def load_sweep(args: argparse.Namespace, record: RunRecord, paths: dict[str, str
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    setup(args)
+    device = setup(args)
     out = Path((args.out or OUT[args.protocol]).replace("{seed}", str(args.seed)))
     where = {"protocol": args.protocol, "seed": args.seed}
     paths = {
@@ -386,7 +387,7 @@ def main(argv: list[str] | None = None) -> None:
     record = RunRecord(
         "benchmarks/sweep_decoding.py", {**vars(args), "checkpoints": paths}, args.seed
     )
-    sweep = load_sweep(args, record, paths)
+    sweep = load_sweep(args, record, paths, device)
     tigers = [("tiger", sweep.tiger)] + (
         [("tiger_other_ids", sweep.second)] if sweep.second else []
     )

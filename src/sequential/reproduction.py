@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from src.sequential.hybrid import list_ranks
-from utils.evaluation.checks import index_of
+from utils.evaluation.checks import index_of, list_indices
 from utils.evaluation.metrics import next_item_metrics
 
 SCORE_TOLERANCE = 1e-4  # batches of other users give float noise of this order
@@ -67,10 +67,9 @@ def compare(variant: dict, rep: dict, protocol: str, saved: Any, ex: Any, ds: An
         return {"what": "saved test lists", "match": False, "note": "other users"}
     out: dict[str, Any] = {"what": f"saved test lists of the first {n} users"}
     index = index_of(ds.item_ids)
-    as_index = np.vectorize(lambda s: index.get(str(s), -1), otypes=[np.int64])  # '' -> -1
     for rule in variant["test"]:
         key = reported(rep, protocol, "test", rule)[1]
-        theirs = as_index(saved[f"{key}items"][:n])
+        theirs = list_indices(saved[f"{key}items"][:n], index)
         out[rule] = same_lists(*variant["lists"][rule], theirs, saved[f"{key}scores"][:n])
         t_m = next_item_metrics(list_ranks(theirs, ex.target))
         o_m = ours["test", rule]

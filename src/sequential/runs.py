@@ -38,7 +38,7 @@ from src.sequential.sequence_data import (
 from src.sequential.tiger import Tiger
 from src.training import TrainResult, count_parameters, epoch_generator, fit
 from utils.data.dataset import Dataset
-from utils.evaluation.metrics import next_item_metrics, ranking_metrics
+from utils.evaluation.metrics import by_target_coldness, next_item_metrics, ranking_metrics
 
 log = logging.getLogger(__name__)
 
@@ -231,15 +231,7 @@ def run_tiger(
                 "reserved for the best cold items of a beam over cold items, the rest from a beam "
                 "over warm items, ordered by score (Rajput et al. 2023, cold-start retrieval)",
                 "cold_share": preset.cold_share,
-                "all_users": next_item_metrics(shared.ranks),
-                "cold_target_users": {
-                    "n": int(target_cold.sum()),
-                    **next_item_metrics(shared.ranks[target_cold]),
-                },
-                "warm_target_users": {
-                    "n": int((~target_cold).sum()),
-                    **next_item_metrics(shared.ranks[~target_cold]),
-                },
+                **by_target_coldness(shared.ranks, target_cold),
                 "plain_beam_cold_target_users": next_item_metrics(headline[target_cold]),
             }
         }

@@ -105,3 +105,9 @@ def same_length(p: Predictions, columns: tuple[str, ...]) -> int:
 
 def index_of(ids: np.ndarray) -> dict[str, int]:
     return {str(x): i for i, x in enumerate(ids)}
+
+
+def list_indices(saved: np.ndarray, index: dict[str, int]) -> np.ndarray:
+    """Indices (``index`` of :func:`index_of`) of the item IDs in saved ranked lists, any shape;
+    -1 for a list's padding ('') or an ID the data set does not have."""
+    return np.vectorize(lambda s: index.get(str(s), -1), otypes=[np.int64])(saved)

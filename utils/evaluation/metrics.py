@@ -193,6 +193,19 @@ def next_item_metrics(ranks: np.ndarray, ks: tuple[int, ...] = (1, 3, 5, 10)) ->
     return out
 
 
+def by_target_coldness(ranks: np.ndarray, target_cold: np.ndarray) -> dict[str, dict[str, Any]]:
+    """:func:`next_item_metrics` over all users, over those whose target is a cold item and over
+    the rest, each group with its size: how a cold-start ranking is reported."""
+    return {
+        "all_users": next_item_metrics(ranks),
+        "cold_target_users": {"n": int(target_cold.sum()), **next_item_metrics(ranks[target_cold])},
+        "warm_target_users": {
+            "n": int((~target_cold).sum()),
+            **next_item_metrics(ranks[~target_cold]),
+        },
+    }
+
+
 def multi_target_ranking(
     topk: np.ndarray,
     relevant_offsets: np.ndarray,
