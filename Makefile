@@ -47,9 +47,17 @@ data: $(STAMP)
 	$(PY) prepare_data.py --dataset beauty
 	$(PY) prepare_data.py --dataset ml-100k
 
+# The study's semantic IDs (seed 0), the same on every machine (float64 embeddings and k-means):
+# with SEED=0 the generator refuses to write other IDs, so a run that would not reproduce the
+# committed results stops here with both digests. `make all EXPECT_IDS=` goes on regardless.
+EXPECT_IDS ?= yes
+BEAUTY_IDS := 3d68d359b799
+ML100K_IDS := 07ae935d7478
+expect = $(if $(and $(EXPECT_IDS),$(filter 0,$(SEED))),--expect-digest $(1))
 semantic-ids: $(STAMP)
-	$(PY) semantic_id_generator.py --data-dir beauty --seed $(SEED)
-	$(PY) semantic_id_generator.py --data-dir data/ml-100k --seed $(SEED)
+	$(PY) semantic_id_generator.py --data-dir beauty --seed $(SEED) $(call expect,$(BEAUTY_IDS))
+	$(PY) semantic_id_generator.py --data-dir data/ml-100k --seed $(SEED) \
+		$(call expect,$(ML100K_IDS))
 
 define ANALYSIS
 	$(PY) analyze_semantic_ids.py --data-dir beauty --reference
@@ -85,8 +93,15 @@ sequential-seed: $(STAMP)
 	$(MAKE) --no-print-directory -j2 seq-tiger seq-ids N=$(N)
 	$(SEQ_PLOTS)
 
+# A seed of the study is a seed of the whole pipeline: TIGER of seed N reads IDs quantized with
+# seed N (seed 0: make semantic-ids' in beauty/; else data/beauty_ids_seedN, made here), so the
+# spread over seeds includes the ID set's own.
+seed_ids = $(if $(filter 0,$(1)),beauty,data/beauty_ids_seed$(1))
 seq-tiger: $(STAMP)
-	$(PY) tiger_train_eval.py --data-dir beauty --protocol paper --models tiger_item --seed $(N) \
+	$(if $(filter-out 0,$(N)),$(PY) semantic_id_generator.py --data-dir beauty --seed $(N) \
+		--semantic-dir $(call seed_ids,$(N)) --quiet)
+	$(PY) tiger_train_eval.py --data-dir beauty --semantic-dir $(call seed_ids,$(N)) \
+		--protocol paper --models tiger_item --seed $(N) \
 		--quiet --save-predictions --reference --out $(SEQ)_paper_tiger_seed$(N).json
 
 define SEQ_IDS
@@ -109,7 +124,8 @@ holdout: $(STAMP)
 			transition --seed $$n --quiet --save-predictions --reference --out $(SEQ)_holdout_ids_seed$$n.json \
 			--epochs-from $(SEQ)_paper_ids_seed$$n.json || exit 1; \
 	done
-	$(PY) tiger_train_eval.py --data-dir beauty --protocol holdout --models tiger_item --seed $(SEED) \
+	$(PY) tiger_train_eval.py --data-dir beauty --semantic-dir $(call seed_ids,$(SEED)) \
+		--protocol holdout --models tiger_item --seed $(SEED) \
 		--quiet --save-predictions --reference --out $(SEQ)_holdout_tiger_seed$(SEED).json \
 		--epochs-from $(SEQ)_paper_tiger_seed$(SEED).json
 
@@ -166,22 +182,25 @@ cold-ensemble: $(STAMP)
 # re-scoring the other's candidates, the weight chosen on validation), from the seed's paper
 # checkpoints; evaluation only, about 20 minutes.
 decoding-sweep: $(STAMP)
-	$(PY) benchmarks/sweep_decoding.py --seed $(SEED) --check-against \
+	$(PY) benchmarks/sweep_decoding.py --seed $(SEED) --semantic-dir $(call seed_ids,$(SEED)) \
+		--check-against \
 		$(SEQ)_paper_tiger_seed$(SEED).json $(SEQ)_paper_ids_seed$(SEED).json
 
 # Not part of `all`: the same on the seed's holdout checkpoints (`make holdout`), test ranked
 # filtered, each weight the one the seed's paper sweep above chose on validation; about 6 minutes.
 decoding-sweep-holdout: $(STAMP)
 	$(PY) benchmarks/sweep_decoding.py --seed $(SEED) --protocol holdout \
-		--weights-from results/decoding_sweep_seed$(SEED).json --check-against \
+		--semantic-dir $(call seed_ids,$(SEED)) --weights-from results/decoding_sweep_seed$(SEED).json --check-against \
 		$(SEQ)_holdout_tiger_seed$(SEED).json $(SEQ)_holdout_ids_seed$(SEED).json
 
 # Not part of `all`: the ensemble of item-level TIGER on text-only and on collaborative IDs (their
 # lists merged by score, the weight chosen on validation) beside the hybrids, from the seed's
 # paper checkpoints (`make tiger`, `make tiger-collab`); evaluation only, beam 20, about 20 minutes.
-COLLAB_CKPT = checkpoints/tiger-tiger_item-beauty-quick-$(1)-seed$(SEED)-idsb45a2aa1b85b.pt
+ids_digest = $(shell $(PY) semantic_id_generator.py --data-dir beauty --semantic-dir $(1) --show-digest --quiet)
+COLLAB_CKPT = checkpoints/tiger-tiger_item-beauty-quick-$(1)-seed$(SEED)-ids$(call ids_digest,$(COLLAB)).pt
 ensemble-sweep: $(STAMP)
-	$(PY) benchmarks/sweep_decoding.py --seed $(SEED) --beams 20 --second-tiger \
+	$(PY) benchmarks/sweep_decoding.py --seed $(SEED) --beams 20 \
+		--semantic-dir $(call seed_ids,$(SEED)) --second-tiger \
 		$(call COLLAB_CKPT,paper) --second-semantic-dir $(COLLAB) \
 		--out results/decoding_sweep_ensemble_seed$(SEED).json --check-against \
 		$(SEQ)_paper_tiger_seed$(SEED).json $(SEQ)_paper_tiger_collab_seed$(SEED).json
@@ -191,7 +210,8 @@ ensemble-sweep: $(STAMP)
 # weights); about 5 minutes.
 W_SEED ?= 0
 ensemble-sweep-holdout: $(STAMP)
-	$(PY) benchmarks/sweep_decoding.py --seed $(SEED) --beams 20 --protocol holdout --second-tiger \
+	$(PY) benchmarks/sweep_decoding.py --seed $(SEED) --beams 20 --protocol holdout \
+		--semantic-dir $(call seed_ids,$(SEED)) --second-tiger \
 		$(call COLLAB_CKPT,holdout) --second-semantic-dir $(COLLAB) \
 		--weights-from results/decoding_sweep_ensemble_seed$(W_SEED).json \
 		--out results/decoding_sweep_ensemble_holdout_seed$(SEED).json --check-against \

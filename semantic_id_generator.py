@@ -65,7 +65,7 @@ from src.semantic_ids.item_text import DEFAULT_FIELDS, DEFAULT_MAX_DESCRIPTION_T
 from src.semantic_ids.new_items import encode_new_texts
 from src.semantic_ids.rqkmeans import DEFAULT_NITER
 from utils.data.load import load_dataset
-from utils.data.semantic import IDS_FILE
+from utils.data.semantic import IDS_FILE, folder_ids_digest
 from utils.reporting.runinfo import RunRecord
 from utils.runtime import argtypes
 from utils.runtime.cli import (
@@ -75,7 +75,7 @@ from utils.runtime.cli import (
     setup,
     show_progress,
 )
-from utils.runtime.errors import run_script
+from utils.runtime.errors import DataError, run_script
 from utils.runtime.io import atomic_write_json, check_writable
 
 log = logging.getLogger("semantic_id_generator")
@@ -241,6 +241,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="embedding cache folder")
     p.add_argument(
+        "--show-digest",
+        action="store_true",
+        help="instead of generating: print the digest of the IDs in --semantic-dir (default: "
+        "--data-dir), the name results files and checkpoints give them",
+    )
+    p.add_argument(
+        "--expect-digest",
+        type=argtypes.ids_digest,
+        metavar="DIGEST",
+        help="the IDs' digest (12 hex digits, as results files name it) this run must give; on "
+        "another digest nothing is written and the run fails (make all passes the study's)",
+    )
+    p.add_argument(
         "--encode-texts",
         help="instead of generating: encode new items with the saved quantizer (.jsonl with 'id' "
         "and the item's fields or a 'text', .txt one text per line, .npy embeddings; the template "
@@ -277,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(args.semantic_dir or args.data_dir)
     if args.encode_texts:
         return encode_command(args, out_dir, device)
+    if args.show_digest:
+        print(folder_ids_digest(args.data_dir, out_dir))
+        return 0
     cfg = config_from_args(args)
     record = RunRecord("semantic_id_generator.py", cfg.record(), args.seed)
     with record.stage("load data"):
@@ -300,6 +316,14 @@ def main(argv: list[str] | None = None) -> int:
                 x, ds, cfg.collaborative, cfg.collaborative_weight, fitted, args.data_dir
             )
     generated = generate(ds, cfg, x, record, progress=show_progress(args))
+    if args.expect_digest and generated.digest != args.expect_digest:
+        raise DataError(
+            f"{out_dir / IDS_FILE}: not written: these IDs have digest {generated.digest}, the "
+            f"study's have {args.expect_digest}. Every committed result on this data was made "
+            "with the study's IDs; check the data checksum and the library versions in "
+            "requirements.txt, or pass --expect-digest '' (make all EXPECT_IDS=) to go on with "
+            "these IDs"
+        )
     if cfg.collaborative:
         generated.header["collaborative"] = joined
     extra = {
@@ -316,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info(
         "%d items -> codebooks %s + collision level %d; "
         "%d colliding items in %d groups (largest %d); "
-        "final quantization error %.4f; wrote %s",
+        "final quantization error %.4f; wrote %s (IDs digest %s)",
         ds.n_items,
         generated.quantizer.codebook_sizes,
         generated.collision_size,
@@ -325,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         c["largest_group"],
         generated.stats["quantization_error"]["all_items"]["final"],
         out_dir / IDS_FILE,
+        generated.digest,
     )
     return 0
 

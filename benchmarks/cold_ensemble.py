@@ -45,7 +45,7 @@ from src.sequential.ranking import ColdStart, tiger_rank, user_buckets  # noqa: 
 from src.sequential.reproduction import METRIC_TOLERANCE  # noqa: E402
 from src.sequential.sequence_data import SequenceExamples, build_sequence_data  # noqa: E402
 from src.serving.checkpoint import Trained, load_trained  # noqa: E402
-from utils.data.semantic import ids_digest  # noqa: E402
+from utils.data.semantic import folder_ids_digest, ids_digest  # noqa: E402
 from utils.evaluation.checks import index_of, list_indices  # noqa: E402
 from utils.evaluation.metrics import by_target_coldness  # noqa: E402
 from utils.evaluation.predictions import load_predictions, predictions_dir  # noqa: E402
@@ -57,8 +57,9 @@ from utils.runtime.errors import UsageError, run_script  # noqa: E402
 from utils.runtime.io import check_writable, lock_output, read_json  # noqa: E402
 
 log = logging.getLogger("cold_ensemble")
+# {ids}: the digest of the IDs each TIGER reads (--semantic-dir, --second-semantic-dir)
 CKPT = "checkpoints/tiger-tiger_item-beauty-quick-cold-seed{seed}-ids{ids}.pt"
-TEXT_IDS, COLLAB_IDS = "254bc5e6f726", "a1895d4907a6"  # make all's and make tiger-collab-cold's
+COLLAB_COLD_IDS = "data/beauty_collab_ids_cold"  # make tiger-collab-cold's
 WEIGHTS = "results/decoding_sweep_ensemble_seed{seed}.json"
 OUT = "results/cold_ensemble_seed{seed}.json"
 share = argtypes.bounded(float, 0.0, 1.0)
@@ -71,7 +72,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tiger-checkpoint", help=f"first TIGER (default: {CKPT}, text IDs)")
     p.add_argument("--second-tiger", help=f"second TIGER (default: {CKPT}, collaborative IDs)")
     p.add_argument("--semantic-dir", help="the first TIGER's IDs (default: its checkpoint's)")
-    p.add_argument("--second-semantic-dir", help="the second TIGER's IDs (default: its own)")
+    p.add_argument(
+        "--second-semantic-dir",
+        help=f"the second TIGER's IDs (default: its own; names its default checkpoint: "
+        f"{COLLAB_COLD_IDS})",
+    )
     p.add_argument("--weights-from", help=f"paper ensemble sweep whose w to use ({WEIGHTS})")
     p.add_argument("--beam", type=argtypes.list_length, default=20, help="beam of each search")
     p.add_argument(
@@ -138,8 +143,13 @@ def main(argv: list[str] | None = None) -> None:
     where = {"seed": args.seed}
     out = Path(args.out or OUT.format(**where))
     paths = {
-        "tiger": args.tiger_checkpoint or CKPT.format(ids=TEXT_IDS, **where),
-        "second_tiger": args.second_tiger or CKPT.format(ids=COLLAB_IDS, **where),
+        "tiger": args.tiger_checkpoint
+        or CKPT.format(ids=folder_ids_digest(args.data_dir, args.semantic_dir), **where),
+        "second_tiger": args.second_tiger
+        or CKPT.format(
+            ids=folder_ids_digest(args.data_dir, args.second_semantic_dir or COLLAB_COLD_IDS),
+            **where,
+        ),
         "weights_from": args.weights_from or WEIGHTS.format(**where),
     }
     check_writable({"--out": out}, inputs=[*paths.values(), *args.check_against])

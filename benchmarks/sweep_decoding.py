@@ -71,7 +71,7 @@ from src.sequential.ranking import (  # noqa: E402
 from src.sequential.reproduction import compare  # noqa: E402
 from src.sequential.sequence_data import SequenceExamples, build_sequence_data  # noqa: E402
 from src.serving.checkpoint import Trained, load_trained  # noqa: E402
-from utils.data.semantic import ids_digest  # noqa: E402
+from utils.data.semantic import folder_ids_digest, ids_digest  # noqa: E402
 from utils.evaluation.metrics import next_item_metrics  # noqa: E402
 from utils.evaluation.predictions import load_predictions, predictions_dir  # noqa: E402
 from utils.reporting.results import dig, write_results  # noqa: E402
@@ -82,7 +82,8 @@ from utils.runtime.errors import UsageError, run_script  # noqa: E402
 from utils.runtime.io import check_writable, lock_output, read_json  # noqa: E402
 
 log = logging.getLogger("sweep_decoding")
-TIGER_CKPT = "checkpoints/tiger-tiger_item-beauty-quick-{protocol}-seed{seed}-ids254bc5e6f726.pt"
+# {ids}: the digest of the IDs in --semantic-dir (default: --data-dir)
+TIGER_CKPT = "checkpoints/tiger-tiger_item-beauty-quick-{protocol}-seed{seed}-ids{ids}.pt"
 SASREC_CKPT = "checkpoints/tiger-sasrec-beauty-quick-{protocol}-seed{seed}.pt"
 OUT = {
     "paper": "results/decoding_sweep_seed{seed}.json",
@@ -377,7 +378,8 @@ def main(argv: list[str] | None = None) -> None:
     out = Path((args.out or OUT[args.protocol]).replace("{seed}", str(args.seed)))
     where = {"protocol": args.protocol, "seed": args.seed}
     paths = {
-        "tiger": args.tiger_checkpoint or TIGER_CKPT.format(**where),
+        "tiger": args.tiger_checkpoint
+        or TIGER_CKPT.format(ids=folder_ids_digest(args.data_dir, args.semantic_dir), **where),
         "sasrec": args.sasrec_checkpoint or SASREC_CKPT.format(**where),
         **({"second_tiger": args.second_tiger} if args.second_tiger else {}),
     }

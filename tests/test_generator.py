@@ -19,7 +19,7 @@ from tests.helpers import fake_vectors
 from tests.helpers import run_generator as run
 from tests.synthetic import make_catalogue, write_movielens, write_p5
 from utils.data.load import load_dataset
-from utils.data.semantic import load_semantic_ids, read_semantic_ids_file
+from utils.data.semantic import ids_digest, load_semantic_ids, read_semantic_ids_file
 from utils.reporting.runinfo import RunRecord
 from utils.runtime.errors import DataError
 
@@ -72,6 +72,24 @@ def test_a_different_seed_changes_the_codebooks(tmp_path, encoder):
     a = json.loads((data / "semantic_ids.json").read_text())["codebooks_sha256"]
     run(data, tmp_path / "c", "--seed", "1")
     assert json.loads((data / "semantic_ids.json").read_text())["codebooks_sha256"] != a
+
+
+def test_expected_digest_guards_the_ids_and_show_digest_prints_it(tmp_path, encoder, capsys):
+    """make all passes the study's digest: other IDs are refused with both digests and nothing
+    is written; --show-digest names the IDs as results files and checkpoints do."""
+    data = write_movielens(tmp_path / "ml", n_items=40)
+    assert run(data, tmp_path / "c") == 0
+    digest = ids_digest(load_semantic_ids(data, load_dataset(data)))
+    capsys.readouterr()
+    assert run(data, tmp_path / "c", "--show-digest") == 0
+    assert capsys.readouterr().out.strip() == digest
+    before = {p.name: p.read_bytes() for p in data.iterdir()}
+    with pytest.raises(DataError, match=f"have digest [0-9a-f]{{12}}, the study's have {digest}"):
+        run(data, tmp_path / "c", "--seed", "1", "--expect-digest", digest)
+    assert {p.name: p.read_bytes() for p in data.iterdir()} == before
+    assert run(data, tmp_path / "c", "--expect-digest", digest) == 0
+    with pytest.raises(SystemExit):
+        run(data, tmp_path / "c", "--expect-digest", "not-hex")
 
 
 def test_codebooks_ignore_cold_items_unless_fit_on_all():

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from tests.helpers import CHILD_ENV
-from utils.reporting.runinfo import RunRecord
+from utils.reporting import runinfo
+from utils.reporting.runinfo import RunRecord, cpu_model
 from utils.runtime.cli import add_common_args, setup
 from utils.runtime.environment import repo_root, resolve_device
 from utils.runtime.errors import UsageError
@@ -44,6 +45,19 @@ def test_failed_write_keeps_the_old_file(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("crash mid-write")
     assert path.read_text() == "old" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_cpu_model_names_vendor_family_and_model(monkeypatch, tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text(
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\n"
+        "model name\t: AMD EPYC\n\nprocessor\t: 1\nmodel name\t: other\n"
+    )
+    real_path = runinfo.Path
+    monkeypatch.setattr(runinfo, "Path", lambda p: real_path(info) if p == "/proc/cpuinfo" else p)
+    assert cpu_model() == "AMD EPYC (AuthenticAMD family 26 model 2)"
+    info.write_text("processor\t: 0\nmodel name\t: Apple M3\n")
+    assert cpu_model() == "Apple M3"
 
 
 def test_stable_hash_is_stable_across_processes():
@@ -110,6 +124,10 @@ def test_common_args_setup_and_run_record():
     expected = {"script": "x.py", "config": config, "seed": 5, "data_checksum": "abc"}
     assert {key: bare[key] for key in expected} == expected
     assert bare["library_versions"]["torch"] == torch.__version__
+    # the machine, so that a difference between two machines' numbers can be traced
+    machine = bare["platform"]
+    assert machine["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert machine["torch_threads"] == torch.get_num_threads() and machine["cpu_model"]
     assert json.loads(json.dumps(bare)) == bare
     twin = RunRecord("x.py", {}).to_dict(include_timing=False)
     assert RunRecord("x.py", {}).to_dict(include_timing=False) == twin

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from src.semantic_ids.embeddings import canonical_embeddings
 from utils.data.dataset import Dataset
 
 
@@ -28,16 +29,16 @@ def _unit(x: np.ndarray) -> np.ndarray:
 def join_embeddings(
     text: np.ndarray, collaborative: np.ndarray, weight: float, known: np.ndarray | None
 ) -> np.ndarray:
-    """[text / |text|, weight * c / |c|] / sqrt(1 + weight^2) per item, float32 (unit length
-    where both halves are known); rows where ``known`` is False get zeros in the collaborative
-    half."""
+    """[text / |text|, weight * c / |c|] / sqrt(1 + weight^2) per item, canonical float64 (unit
+    length where both halves are known); rows where ``known`` is False get zeros in the
+    collaborative half."""
     if len(collaborative) != len(text):
         raise ValueError("one collaborative vector per text embedding is needed")
     c = weight * _unit(collaborative.astype(np.float64))
     if known is not None:
         c[~known] = 0.0
     joined = np.hstack([_unit(text.astype(np.float64)), c]) / np.sqrt(1.0 + weight**2)
-    return joined.astype(np.float32)
+    return canonical_embeddings(joined)
 
 
 def pad_text_only(text: np.ndarray, weight: float, width: int) -> np.ndarray:

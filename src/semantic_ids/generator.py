@@ -42,7 +42,14 @@ from src.semantic_ids.rqkmeans import (
 from src.semantic_ids.rqvae import RQVAEConfig, RQVAEQuantizer
 from src.semantic_ids.rqvae_training import train_rqvae
 from utils.data.dataset import Dataset
-from utils.data.semantic import IDS_FILE, STATS_FILE, codebooks_sha256, write_semantic_ids
+from utils.data.semantic import (
+    IDS_FILE,
+    STATS_FILE,
+    SemanticIds,
+    codebooks_sha256,
+    ids_digest,
+    write_semantic_ids,
+)
 from utils.data.splits import cold_item_holdout
 from utils.reporting.results import RUN_RECORD
 from utils.reporting.runinfo import RunRecord
@@ -61,6 +68,12 @@ class Generated:
     collision_size: int
     header: dict[str, Any]  # written into semantic_ids.json
     stats: dict[str, Any]  # written into semantic_id_stats.json
+
+    @property
+    def digest(self) -> str:
+        """The IDs' short digest (`ids_digest`), as every results file and checkpoint names it."""
+        sizes = [*self.quantizer.codebook_sizes, self.collision_size]
+        return ids_digest(SemanticIds(self.codes, sizes, self.header))
 
 
 def item_texts(ds: Dataset, cfg: GeneratorConfig) -> ItemTexts:
@@ -181,7 +194,7 @@ def quantizer_header(q: Quantizer, cfg: GeneratorConfig) -> dict[str, Any]:
     if cfg.quantizer == "rqkmeans":
         return {
             "kmeans": f"greedy k-means++ (scikit-learn) + at most {cfg.kmeans_iterations} Lloyd "
-            f"iterations (faiss), seed {cfg.seed} + level"
+            f"iterations (float64), seed {cfg.seed} + level"
         }
     arch = q.cfg
     sizes = "-".join(str(d) for d in (arch.input_dim, *arch.hidden, arch.latent_dim))

@@ -13,7 +13,7 @@ import numpy as np
 
 from src.semantic_ids.collaborative import pad_text_only
 from src.semantic_ids.config import QUANTIZERS, GeneratorConfig, Quantizer
-from src.semantic_ids.embeddings import load_tokenizer, require_finite
+from src.semantic_ids.embeddings import canonical_embeddings, load_tokenizer, require_finite
 from src.semantic_ids.generator import embed
 from src.semantic_ids.item_text import FIELDS, build_item_texts, token_truncator
 from src.semantic_ids.random_ids import NO_NEW_ITEMS, RandomCodes
@@ -120,7 +120,8 @@ def read_new_items(
             raise DataError(
                 f"{path}: expected a 2-d array of embeddings (n, dim), got shape {x.shape}"
             )
-        x = require_finite(x.astype(np.float32), str(path), "give finite embeddings")
+        x = require_finite(x.astype(np.float64), str(path), "give finite embeddings")
+        x = canonical_embeddings(x)
         return [f"{NEW_ID_PREFIX}{i + 1}" for i in range(len(x))], None, x
     ids, texts = [], []
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):

@@ -5,13 +5,17 @@ unexplained (the residuals), so each extra code refines the previous ones
 (the RQ-KMeans scheme used for TIGER-style semantic IDs). Items that end up
 with the same codes are told apart by a collision code (`collision_codes`).
 
-k-means is scikit-learn's greedy k-means++ seeding followed by faiss' Lloyd
-iterations, with a fixed seed; the combination was chosen by
-`benchmarks/bench_semantic_ids.py` on the real Beauty catalogue against
-scikit-learn ``KMeans(n_init=10)``, the original study's configuration.
-Codebooks are stored as plain centroid arrays (.npz), never as pickled
-library objects, and new items are encoded with exactly the arithmetic used
-for the training items, so re-encoding reproduces their codes.
+k-means is scikit-learn's greedy k-means++ seeding followed by Lloyd
+iterations in float64 (`kmeans`), with a fixed seed. The arithmetic is chosen
+so that the IDs do not depend on the machine: the embeddings arrive rounded
+to a grid far above float64 noise (`embeddings.canonical_embeddings`), and
+every distance, mean and residual is float64, where two CPUs' rounding
+differs by ~1e-16 while the closest assignment decisions on real catalogues
+are ~1e-8 apart. (faiss' float32 Lloyd iterations, used before, let a
+last-bit difference between CPUs flip an assignment and every later code.)
+Codebooks are stored as plain float32 centroid arrays (.npz), never as
+pickled library objects, and new items are encoded with exactly the
+arithmetic used for the training items, so re-encoding reproduces their codes.
 """
 
 from __future__ import annotations
@@ -26,48 +30,70 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-# (vectors float32 (n, d), number of clusters, seed) -> centroids float32 (k, d)
+# (vectors float64 (n, d), number of clusters, seed) -> centroids (k, d)
 KMeansFn = Callable[[np.ndarray, int, int], np.ndarray]
 
-# A cap, not a count: faiss stops once an iteration no longer changes the
-# objective. On Beauty level 1 converges in ~27 iterations and the residual
-# levels need more; stopping at faiss' default of 25 left the final error 0.6%
-# higher (benchmarks/bench_semantic_ids.py).
+# A cap, not a count: Lloyd's iterations stop at the first one that changes no
+# assignment. On Beauty level 1 converges in ~30 iterations and the residual
+# levels need more.
 DEFAULT_NITER = 100
 _ASSIGN_CHUNK = 8192  # rows per distance block, bounds memory at chunk * k float64
 
 
 def kmeans(x: np.ndarray, k: int, seed: int, niter: int = DEFAULT_NITER) -> np.ndarray:
-    """k-means with greedy k-means++ seeding (scikit-learn) and Lloyd iterations (faiss).
+    """k-means with greedy k-means++ seeding (scikit-learn) and float64 Lloyd iterations.
 
     Greedy k-means++ (several candidates per draw, keep the one that lowers
     the potential most) avoids spending centroids on outliers, which matters
-    on the heavy-tailed residuals of levels 2+; faiss runs the Lloyd
-    iterations many times faster than scikit-learn. Deterministic for a
-    fixed seed and thread count.
+    on the heavy-tailed residuals of levels 2+. Each iteration assigns every
+    row to its nearest centroid (`nearest_centroid`) and moves each centroid
+    to the mean of its rows, summed in row order; it stops when no assignment
+    changes. A centroid left without rows moves to the row farthest from its
+    own centroid (ties to the lowest row), so no code is wasted. Returns
+    float64 centroids; deterministic for a fixed seed on any machine up to
+    float64 rounding (see the module docstring).
     """
-    import faiss  # imported here so that loading codebooks needs neither library
     from sklearn.cluster import kmeans_plusplus
     from threadpoolctl import threadpool_limits
 
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    x = np.ascontiguousarray(x, dtype=np.float64)
     # each draw multiplies a handful of candidates by all items: too small for
     # BLAS threads, which only add synchronisation (10x slower on a busy machine)
     with threadpool_limits(1, user_api="blas"):
-        init, _ = kmeans_plusplus(x, k, random_state=seed)
-    km = faiss.Kmeans(
-        x.shape[1],
-        k,
-        niter=niter,
-        seed=seed,
-        verbose=False,
-        # use every item (no subsampling) and leave the "too few points" policy
-        # to effective_codebook_size, which logs its own warning
-        max_points_per_centroid=max(1, -(-len(x) // k)),
-        min_points_per_centroid=1,
-    )
-    km.train(x, init_centroids=np.ascontiguousarray(init, dtype=np.float32))
-    return np.asarray(km.centroids, dtype=np.float32).copy()
+        centroids, _ = kmeans_plusplus(x, k, random_state=seed)
+    labels = np.full(len(x), -1, dtype=np.int64)
+    for _ in range(niter):
+        new_labels = nearest_centroid(x, centroids)
+        if np.array_equal(new_labels, labels):
+            break
+        labels = new_labels
+        centroids = _cluster_means(x, labels, k)
+        _fill_empty(x, labels, centroids)
+    return centroids
+
+
+def _cluster_means(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Mean row of each cluster (k, d); rows summed in index order (a sparse one-hot product), so
+    the sums do not depend on the machine's SIMD width; NaN for an empty cluster."""
+    from scipy.sparse import csr_matrix
+
+    n = len(x)
+    one_hot = csr_matrix((np.ones(n), (labels, np.arange(n))), shape=(k, n))
+    counts = np.bincount(labels, minlength=k).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(one_hot @ x) / counts[:, None]
+
+
+def _fill_empty(x: np.ndarray, labels: np.ndarray, centroids: np.ndarray) -> None:
+    """Move each empty cluster's centroid (a NaN row) to one of the rows farthest from their own
+    centroid, in place, largest distance first; the next assignment picks the rows up."""
+    empty = np.flatnonzero(np.isnan(centroids[:, 0]))
+    if not len(empty):
+        return
+    gap = x - centroids[labels]  # labels name non-empty clusters only
+    dist = np.einsum("nd,nd->n", gap, gap)
+    farthest = np.lexsort((np.arange(len(x)), -dist))[: len(empty)]
+    centroids[empty] = x[farthest]
 
 
 def nearest_centroid(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -110,8 +136,9 @@ class ResidualQuantizer:
         return codes
 
     def encode_with_errors(self, x: np.ndarray) -> tuple[np.ndarray, list[float]]:
-        """Codes plus the mean squared residual norm left after each level."""
-        x = np.asarray(x, dtype=np.float32)
+        """Codes plus the mean squared residual norm left after each level (float64 residuals,
+        as in `fit_residual_kmeans`)."""
+        x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(
                 f"expected embeddings of shape (n, {self.dim}), got {x.shape}; "
@@ -128,7 +155,7 @@ class ResidualQuantizer:
 
     def reconstruct(self, codes: np.ndarray) -> np.ndarray:
         """Sum of the chosen centroids, accumulated in the same order as `encode` subtracts them."""
-        out = np.zeros((len(codes), self.dim), dtype=np.float32)
+        out = np.zeros((len(codes), self.dim), dtype=np.float64)
         for level, centroids in enumerate(self.centroids):
             out += centroids[codes[:, level]]
         return out
@@ -210,11 +237,13 @@ def fit_residual_kmeans(
     Returns the quantizer and the training items' codes (n, levels), which
     `ResidualQuantizer.encode` reproduces exactly.
 
-    Level l uses seed + l so levels do not share their k-means++ draws.
+    Level l uses seed + l so levels do not share their k-means++ draws. Each
+    level's centroids are rounded to float32 (what the codebooks file stores)
+    before its rows are assigned, and residuals stay float64, as in `encode`.
     `kmeans` is swappable so the benchmark can run the reference scikit-learn
     configuration through the same residual arithmetic.
     """
-    x = np.asarray(x, dtype=np.float32)
+    x = np.asarray(x, dtype=np.float64)
     if len(x) < codebook_size:
         raise ValueError(
             f"{len(x)} items cannot fill a codebook of {codebook_size}; "

@@ -218,6 +218,14 @@ def ids_digest(sids: SemanticIds, length: int = 12) -> str:
     return h.hexdigest()[:length]
 
 
+def folder_ids_digest(data_dir: str | Path, semantic_dir: str | Path | None = None) -> str:
+    """`ids_digest` of the IDs in ``semantic_dir`` (default: the data folder) for that data set:
+    how a checkpoint trained on them is named (``...-ids<digest>.pt``)."""
+    from utils.data.load import load_dataset  # the loader itself reads this module
+
+    return ids_digest(load_semantic_ids(semantic_dir or data_dir, load_dataset(data_dir)))
+
+
 def quantizer_name(meta: dict[str, Any]) -> str | None:
     """The quantizer that made the IDs: named in the header (rqvae, random) or implied by rqkmeans'
     own 'kmeans' field (its header predates the name); None for a file that says neither

@@ -4,6 +4,7 @@ took."""
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import subprocess
 import sys
@@ -41,6 +42,46 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
+
+
+def cpu_model() -> str:
+    """The processor's name with its vendor, family and model numbers (Linux: /proc/cpuinfo, whose
+    name alone can be as vague as "AMD EPYC" in a VM); elsewhere what `platform` knows."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if not key.strip():
+                break  # the first processor's block is enough
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    if "model name" not in fields:
+        return platform.processor() or platform.machine() or "unknown"
+    ids = [fields.get("vendor_id"), fields.get("cpu family"), fields.get("model")]
+    if not all(ids):
+        return fields["model name"]
+    return f"{fields['model name']} ({ids[0]} family {ids[1]} model {ids[2]})"
+
+
+def machine_info() -> dict[str, Any]:
+    """What a result's float rounding depends on, so a difference between two machines can be
+    traced: the CPU, torch's vector code path and thread count, and the GPU when one is used."""
+    import torch  # every script that writes a run record trains or embeds with torch
+
+    info: dict[str, Any] = {
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(torch.cuda.current_device())
+    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        info["gpu"] = "mps"
+    return info
 
 
 def _portable(value: Any) -> Any:
@@ -119,7 +160,7 @@ class RunRecord:
             "data_checksum": self.data_checksum,
             "git_commit": self.commit,
             "library_versions": library_versions(),
-            "platform": {"machine": platform.machine(), "system": platform.system()},
+            "platform": machine_info(),
         }
         if include_timing:
             record["stage_seconds"] = dict(self.stage_seconds)

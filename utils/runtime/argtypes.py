@@ -110,3 +110,12 @@ def device_name(text: str) -> str:
             f"unknown device {text!r}; choose auto, cpu, cuda, cuda:N or mps"
         )
     return text
+
+
+def ids_digest(text: str) -> str:
+    """A semantic-ID set's short digest (12 lowercase hex digits), or '' for no check."""
+    if text and not re.fullmatch(r"[0-9a-f]{12}", text):
+        raise argparse.ArgumentTypeError(
+            f"expected 12 lowercase hex digits (as results files name an ID set), got {text!r}"
+        )
+    return text
