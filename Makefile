@@ -10,7 +10,7 @@ SEED   ?= 0
 .PHONY: all rest-of-main test lint setup data semantic-ids analysis mf neural tiger sequential-seed seq-tiger seq-ids \
 	sequential-seeds holdout \
 	cold-study tiger-long tiger-collab tiger-collab-cold cold-ensemble decoding-sweep decoding-sweep-holdout ensemble-sweep \
-	ensemble-sweep-holdout sweep-sasrec quantizers summary verify bench clean \
+	ensemble-sweep-holdout sweep-sasrec quantizers summary verify compare-committed bench clean \
 	demo demo-tiger demo-rest
 
 # After the semantic IDs the main job uses both cores: item-level TIGER on one; SASRec, the two
@@ -18,7 +18,7 @@ SEED   ?= 0
 all: data semantic-ids
 	$(MAKE) --no-print-directory -j2 seq-tiger rest-of-main N=$(SEED)
 	$(SEQ_PLOTS)
-	$(MAKE) --no-print-directory summary verify
+	$(MAKE) --no-print-directory summary verify compare-committed
 	@echo "done: results in results/, plots in plots/"
 
 rest-of-main: $(STAMP)
@@ -262,6 +262,11 @@ MAIN_RESULTS = results/mf_results_ml-100k.json results/mf_results_beauty.json \
 	$(SEQ)_paper_tiger_seed$(SEED).json $(SEQ)_paper_ids_seed$(SEED).json
 verify: $(STAMP)
 	$(PY) summarize_results.py --verify --allow-missing --require $(MAIN_RESULTS)
+
+# The headline numbers that differ from the committed results files (git's copy): what this
+# machine's run moved. `git checkout results plots` puts the committed ones back.
+compare-committed: $(STAMP)
+	$(PY) summarize_results.py --compare-committed
 
 # Not part of `all` (~1.5 h here): semantic IDs from RQ-KMeans vs RQ-VAE vs random codes on the same
 # downstream models (TIGER quick, one seed; MF-Semantic and DeepFM-semantic, 3 seeds) on Beauty.

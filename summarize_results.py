@@ -3,6 +3,7 @@
   python summarize_results.py                        # every results file found in results/
   python summarize_results.py --results-dir other/   # another results folder
   python summarize_results.py --compare runs/X/      # a run's headline metrics beside the study's
+  python summarize_results.py --compare-committed    # results/ beside git's copy: what moved
   python summarize_results.py --verify               # recompute the metrics from saved predictions
   python summarize_results.py --plots                # redraw the plots from the results files
   python summarize_results.py --plots sequential     # the sequential ones (make sequential-seed)
@@ -20,6 +21,7 @@ each such file is listed with the command that writes its predictions).
 from __future__ import annotations
 
 import argparse
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from src.semantic_ids.plots import plot_report
 from src.sequential.reporting import plot_results, plot_slices
 from utils.evaluation.verify import FolderReport, verify_found
 from utils.reporting.catalog import Found, find_results, read_documents
-from utils.reporting.compare import compare_runs
+from utils.reporting.compare import committed_results, compare_runs
 from utils.reporting.figures import plot_mf_results, plot_quantizers
 from utils.reporting.sequential_tables import (
     next_item_table,
@@ -184,6 +186,14 @@ def main(argv: list[str] | None = None) -> int:
         help="print this run folder's headline metrics beside --results-dir's for the same data "
         "set, model and protocol",
     )
+    mode.add_argument(
+        "--compare-committed",
+        nargs="?",
+        const="HEAD",
+        metavar="REV",
+        help="print the headline numbers of --results-dir that differ from the same files as "
+        "commit REV (default HEAD) has them: what a run on this machine changed",
+    )
     parser.add_argument(
         "--allow-missing",
         action="store_true",
@@ -212,6 +222,12 @@ def main(argv: list[str] | None = None) -> int:
         return verify(Path(args.results_dir), args.allow_missing, args.require or [])
     if args.compare:
         print(compare_runs(find_results(args.compare), find_results(args.results_dir)))
+        return 0
+    if args.compare_committed:
+        with tempfile.TemporaryDirectory() as tmp:
+            committed = committed_results(Path(args.results_dir), Path(tmp), args.compare_committed)
+            local = find_results(args.results_dir)
+            print(compare_runs(local, find_results(committed), same_file=True))
         return 0
     print(summarize(Path(args.results_dir)))
     return 0

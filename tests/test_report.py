@@ -10,7 +10,13 @@ import pytest
 
 from tests.synthetic import analysis_result, ctr_result, mf_result, tiger_result
 from utils.reporting.results import aggregate_seeds
-from utils.reporting.sequential_tables import protocol_tables, tiger_seeds_table, tiger_table
+from utils.reporting.sequential_tables import (
+    _model_label,
+    _row_key,
+    protocol_tables,
+    tiger_seeds_table,
+    tiger_table,
+)
 from utils.reporting.tables import ctr_table, mf_table, semantic_ids_table
 
 NAN = float("nan")
@@ -494,3 +500,22 @@ def test_cold_ensemble_tables_are_mean_and_std_over_the_seeds():
     )
     assert f"| ensemble_two_ids {row} | 0.5, 0.75 |" in table
     assert f"| tiger {row} | – |" in table
+
+
+def test_whole_pipeline_seeds_share_the_row_of_the_data_sets_own_ids():
+    """TIGER of seed N on IDs quantized with seed N (the Makefile's <dataset>_ids_seed<N>) is the
+    main job's model; other ID sets (collaborative) get their own row, named by folder."""
+
+    def run(seed: int, ids_dir: str, digest: str) -> dict:
+        return {"dataset": "beauty", "seed": seed, "preset": "quick",
+                "semantic_ids": {"dir": ids_dir, "ids_digest": digest}}  # fmt: skip
+
+    own = [run(0, "beauty", "a"), run(1, "data/beauty_ids_seed1", "b"), run(2, "/x/beauty", "c")]
+    assert {_row_key("tiger_item", r) for r in own} == {("tiger_item", None, None)}
+    assert _model_label("tiger_item", own[1]) == "tiger_item"
+    other_seed = run(2, "data/beauty_ids_seed1", "b")  # seed 1's IDs under seed 2: not its own
+    collab = run(1, "data/beauty_collab_ids", "d")
+    assert _row_key("tiger_item", other_seed) == ("tiger_item", None, "b")
+    assert _row_key("tiger_item", collab) == ("tiger_item", None, "d")
+    assert _model_label("tiger_item", collab) == "tiger_item (IDs beauty_collab_ids)"
+    assert _row_key("sasrec", collab) == ("sasrec", None, None)

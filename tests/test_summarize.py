@@ -93,3 +93,28 @@ def test_compare_sets_a_run_beside_the_reference_of_the_same_task(tmp_path, caps
     main(["--results-dir", str(reference), "--compare", str(other)])
     out = capsys.readouterr().out
     assert "| tiger | recall@10 | – | 0.0500 | – | no reference |" in out and "0.0488" not in out
+
+
+def test_compare_committed_lists_only_the_numbers_a_rerun_moved(tmp_path, capsys):
+    """--compare-committed sets each results file beside git's copy of the same file (never a
+    file of another seed) and lists only the headline numbers that differ."""
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    results = tmp_path / "results"
+    atomic_write_json(results / "seed0.json", tiger_result())
+    atomic_write_json(results / "seed1.json", tiger_result(recall10=0.06))
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "study")
+    assert main(["--results-dir", str(results), "--compare-committed"]) == 0
+    assert capsys.readouterr().out.strip() == "every headline number equals the committed one"
+    atomic_write_json(results / "seed0.json", tiger_result(recall10=0.05))
+    assert main(["--results-dir", str(results), "--compare-committed"]) == 0
+    out = capsys.readouterr().out
+    assert "| tiger | recall@10 | 0.0488 | 0.0500 | +0.0012 | seed0.json |" in out
+    assert "seed1.json" not in out and "ndcg@10" not in out
+    with pytest.raises(DataError, match="no committed version"):
+        main(["--results-dir", str(results), "--compare-committed", "no-such-rev"])

@@ -76,9 +76,12 @@ def _preset_note(model: str, run: dict[str, Any]) -> str | None:
 
 def _ids_note(model: str, run: dict[str, Any]) -> str | None:
     """For TIGER on semantic IDs from another folder than the data set's own (e.g. collaborative
-    IDs), that folder's name; models without semantic IDs share one row whatever the folder."""
+    IDs), that folder's name; models without semantic IDs share one row whatever the folder. The
+    data set's own IDs quantized with the run's seed (``<dataset>_ids_seed<N>``, the Makefile's
+    whole-pipeline seeds) are the data set's own."""
     ids_dir = dig(run, "semantic_ids", "dir")
-    if model.startswith("tiger") and ids_dir and Path(ids_dir).name != run.get("dataset"):
+    own = {run.get("dataset"), f"{run.get('dataset')}_ids_seed{run.get('seed')}"}
+    if model.startswith("tiger") and ids_dir and Path(ids_dir).name not in own:
         return f"IDs {Path(ids_dir).name}"
     return None
 
