@@ -237,6 +237,8 @@ demo: $(STAMP)
 	$(PY) semantic_id_generator.py $(DEMO_ARGS) --seed 0
 	$(MAKE) --no-print-directory -j2 demo-tiger demo-rest
 	$(PY) summarize_results.py --results-dir $(DEMO)
+	@echo "Ask the TIGER model for a user's next items (from any shell, no activation needed):"
+	@echo "  $(PY) recommend.py --checkpoint $$(ls $(DEMO)/tiger/checkpoints/*.pt | head -n 1) --user 196"
 
 demo-tiger: $(STAMP)
 	$(PY) tiger_train_eval.py $(DEMO_ARGS) --protocol paper --models tiger_item --epochs 1 \

@@ -17,6 +17,10 @@ the run record) and mf_<dataset>_<metric>.png into a new runs/<script>-<dataset>
 
 from __future__ import annotations
 
+import utils.runtime.preflight  # noqa: F401  (first: a missing package is one line)
+
+# isort: split
+
 import argparse
 import logging
 

@@ -21,6 +21,10 @@ plots/ (make neural).
 
 from __future__ import annotations
 
+import utils.runtime.preflight  # noqa: F401  (first: a missing package is one line)
+
+# isort: split
+
 import argparse
 import logging
 from dataclasses import asdict

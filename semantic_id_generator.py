@@ -40,6 +40,10 @@ refused.
 
 from __future__ import annotations
 
+import utils.runtime.preflight  # noqa: F401  (first: a missing package is one line)
+
+# isort: split
+
 import argparse
 import logging
 from pathlib import Path

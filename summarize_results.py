@@ -20,6 +20,10 @@ each such file is listed with the command that writes its predictions).
 
 from __future__ import annotations
 
+import utils.runtime.preflight  # noqa: F401  (first: a missing package is one line)
+
+# isort: split
+
 import argparse
 import tempfile
 from collections.abc import Callable

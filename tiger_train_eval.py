@@ -39,6 +39,10 @@ training step took 0.17-0.18 s (median) on one thread against 0.34-0.41 s on two
 
 from __future__ import annotations
 
+import utils.runtime.preflight  # noqa: F401  (first: a missing package is one line)
+
+# isort: split
+
 import argparse
 import json
 import logging

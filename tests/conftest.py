@@ -57,10 +57,10 @@ def _stdlib_functions() -> dict[tuple[str, str], object]:
 
 @pytest.fixture(scope="session", autouse=True)
 def checkpoints_outside_the_checkout(tmp_path_factory):
-    """The trainers' default --checkpoint-dir is checkpoints/ of the working folder: during the
-    tests it is a temporary folder (in-process runs and child Pythons alike), so no test writes
-    into the checkout or overwrites a real run's weights."""
-    from utils.runtime.experiment import CHECKPOINT_ENV
+    """The study's checkpoints/ (where --reference runs keep their weights) is a temporary folder
+    during the tests (in-process runs and child Pythons alike), so no test writes into the
+    checkout or overwrites a real run's weights."""
+    from utils.runtime.rundir import CHECKPOINT_ENV
 
     os.environ[CHECKPOINT_ENV] = str(tmp_path_factory.mktemp("checkpoints"))
     yield

@@ -3,16 +3,19 @@ folder, never the committed results/ and plots/, unless it is the reference comm
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 import mf_train_eval
+import neural_train_eval
 import tiger_train_eval
 from tests.helpers import REPO
 from tests.synthetic import write_movielens, write_p5
 from tests.test_verify import semantic_ids_for
 from utils.runtime.errors import UsageError
+from utils.runtime.rundir import CHECKPOINT_ENV
 
 
 def snapshot(*folders: Path) -> dict[str, tuple[int, int]]:
@@ -39,25 +42,35 @@ def data(tmp_path_factory):
 
 
 def test_a_run_with_run_dir_writes_nothing_outside_it(data, tmp_path, monkeypatch):
-    """MF and TIGER/SASRec with --run-dir (and --save-predictions): the results JSON, its
-    predictions, the plots (their names carrying the data set), the checkpoints and run.log are all
-    in the folder; the repository's results/ and plots/ and the working directory are untouched."""
+    """MF, a CTR model and TIGER/SASRec with --run-dir (and --save-predictions): the results JSON,
+    its predictions, the plots (their names carrying the data set), every model's checkpoints and
+    run.log are all in the folder; the repository's results/, plots/ and checkpoints/, the study's
+    checkpoint folder and the working directory are untouched."""
     monkeypatch.chdir(tmp_path)  # a default output that escaped would land here
-    study = snapshot(REPO / "results", REPO / "plots")
+    reference_checkpoints = Path(os.environ[CHECKPOINT_ENV])
+    study_folders = (REPO / "results", REPO / "plots", REPO / "checkpoints", reference_checkpoints)
+    study = snapshot(*study_folders)
     common = ["--quiet", "--save-predictions", "--threads", "1", "--epochs", "1"]
-    mf_dir, tiger_dir = tmp_path / "mf_run", tmp_path / "tiger_run"
+    mf_dir, tiger_dir, ctr_dir = tmp_path / "mf_run", tmp_path / "tiger_run", tmp_path / "ctr_run"
     mf_train_eval.main(
         ["--data-dir", str(data["ml"]), "--models", "bias", "mf_semantic", "--run-dir", str(mf_dir)]
         + common
+    )
+    neural_train_eval.main(
+        ["--data-dir", str(data["ml"]), "--models", "deepfm", "--modes", "baseline", "--run-dir"]
+        + [str(ctr_dir), *common]
     )
     tiger_train_eval.main(
         ["--data-dir", str(data["p5"]), "--models", "tiger_item", "sasrec", "--run-dir"]
         + [str(tiger_dir)]
         + common
     )
-    assert snapshot(REPO / "results", REPO / "plots") == study
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mf_run", "tiger_run"]
+    assert snapshot(*study_folders) == study
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ctr_run", "mf_run", "tiger_run"]
+    ctr = everything_in(ctr_dir)
+    assert any(f.startswith("checkpoints/ctr-deepfm-baseline-tinyml") for f in ctr)
     mf = everything_in(mf_dir)
+    assert any(f.startswith("checkpoints/mf-mf_semantic-tinyml") for f in mf)
     assert {"run.log", "mf_results_tinyml.json", "mf_tinyml_rmse.png", "mf_tinyml_auc.png"} < mf
     assert any(f.startswith("mf_results_tinyml.predictions/bias-seed0") for f in mf)
     tiger = everything_in(tiger_dir)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +34,6 @@ from utils.runtime.errors import UsageError
 from utils.runtime.io import check_writable, lock_output
 from utils.runtime.rundir import log_to_file, resolve_run_outputs
 
-CHECKPOINT_ENV = "SEMANTIC_IDS_CHECKPOINT_DIR"
 # Repeats of a whole training run: more would run for weeks on 2 cores.
 MAX_SEEDS = 100
 
@@ -87,14 +85,13 @@ def add_experiment_args(
 
 
 def add_checkpoint_arg(parser: argparse.ArgumentParser) -> None:
-    """--checkpoint-dir of the pointwise trainers: where each model's trained weights go
-    (default checkpoints/, or $SEMANTIC_IDS_CHECKPOINT_DIR: the test suite's temporary folder)."""
-    default = os.environ.get(CHECKPOINT_ENV, "checkpoints")
+    """--checkpoint-dir of the pointwise trainers: where each model's trained weights go (filled
+    in by `resolve_run_outputs`: the run folder's checkpoints/, or the study's for --reference)."""
     parser.add_argument(
         "--checkpoint-dir",
-        default=default,
         help="where each model's trained weights go, one file per model and seed with what "
-        f"rebuilds the model, for recommend.py (default: {default})",
+        "rebuilds the model, for recommend.py (default: <run dir>/checkpoints; --reference: "
+        "checkpoints)",
     )
 
 

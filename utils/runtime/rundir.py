@@ -27,6 +27,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # the study's folders, written by --reference only
 REFERENCE_PLOTS = Path("plots")
 REFERENCE_CHECKPOINTS = Path("checkpoints")
+# replaces REFERENCE_CHECKPOINTS when set: the test suite's temporary folder
+CHECKPOINT_ENV = "SEMANTIC_IDS_CHECKPOINT_DIR"
 # the outputs a run folder holds, by their argparse names (a script has those it writes)
 OUTPUT_FLAGS = ("out", "plot_dir", "checkpoint_dir")
 
@@ -74,7 +76,8 @@ def resolve_run_outputs(args: argparse.Namespace, script: str, dataset: str) -> 
     name = Path(args.reference_out.replace("{dataset}", dataset))
     flags = [f for f in OUTPUT_FLAGS if hasattr(args, f)]
     if args.reference:
-        run_dir, defaults = None, (name, REFERENCE_PLOTS, REFERENCE_CHECKPOINTS)
+        checkpoints = Path(os.environ.get(CHECKPOINT_ENV) or REFERENCE_CHECKPOINTS)
+        run_dir, defaults = None, (name, REFERENCE_PLOTS, checkpoints)
     elif args.run_dir or any(getattr(args, f) is None for f in flags):
         run_dir = Path(args.run_dir) if args.run_dir else new_run_dir(script, dataset)
         defaults = (run_dir / name.name, run_dir, run_dir / "checkpoints")
