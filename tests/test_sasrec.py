@@ -103,16 +103,24 @@ def test_sampled_loss_is_the_softmax_over_the_target_and_the_drawn_negatives():
 
 
 def test_memorises_a_small_training_set():
-    """256 random 6-item chunks over 30 items, no dropout: the last position's top-1 must fit
-    almost all."""
+    """256 random 6-item chunks over 30 items, no dropout, 300 full-batch steps: the last
+    position's top-1 must fit almost all.
+
+    The learning rate decays to zero (cosine): at a constant 1e-2 the loss spikes now and then,
+    and which step a spike lands on depends on the CPU's float rounding (top-1 0.89-0.93 at step
+    300 for some init seeds and ATEN_CPU_CAPABILITY values; 0.99-1.0 for all with the decay).
+    """
     torch.manual_seed(0)
     model = SASRec(30, SASRecConfig(d_model=32, n_layers=2, n_heads=2, dropout=0.0, max_items=5))
     seq = torch.randint(0, 30, (256, 6), generator=torch.Generator().manual_seed(1))
+    steps = 300
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    for _ in range(150):
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    for _ in range(steps):
         opt.zero_grad()
         model.loss(seq).backward()
         opt.step()
+        schedule.step()
     model.eval()
     accuracy = (model.scores(seq[:, :-1]).argmax(1) == seq[:, -1]).float().mean()
     assert accuracy >= 0.95, float(accuracy)

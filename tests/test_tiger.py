@@ -105,10 +105,13 @@ def _train_steps(
 
 @pytest.mark.parametrize("encoder", ["token", "item"])
 def test_memorises_a_small_training_set(encoder):
-    """512 random windows over 128 items, no dropout: 80 full-batch steps must fit every code level.
+    """512 random windows over 128 items, no dropout: 120 full-batch steps must fit every code
+    level.
 
     This is the check that the old initialisation failed (tokens at N(0, 0.02) against
-    positions at N(0, 1): per-level training accuracy 0.17-0.62 after these steps).
+    positions at N(0, 1): per-level training accuracy 0.17-0.62 after 80 steps, 0.41-0.78 after
+    these 120). 80 steps were too few to pass on every CPU: some init seeds and
+    ATEN_CPU_CAPABILITY values gave a level 0.91-0.98; after 120 every level is at least 0.998.
     """
     torch.manual_seed(0)
     sizes = [8, 8, 4]
@@ -131,7 +134,7 @@ def test_memorises_a_small_training_set(encoder):
         torch.randint(0, len(codes), (512, 5), generator=g),
         torch.randint(0, len(codes), (512,), generator=g),
     )
-    _train_steps(model, hist, target, steps=80, lr=3e-3)
+    _train_steps(model, hist, target, steps=120, lr=3e-3)
     with torch.no_grad():
         target_codes = model.item_tokens[target + 1] - 2 - model.offsets
         accuracy = (
