@@ -115,7 +115,14 @@ def _add_custom_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--text-columns",
         help="FIELD=COLUMN[+COLUMN],...: metadata columns for title, brand, categories, "
-        "description, price, sales_rank, year (default: the columns named like a field)",
+        "description, price, sales_rank, year (default: the columns named like a field); with "
+        "--layout amazon2023 it changes only the fields it names (FIELD= drops one)",
+    )
+    g.add_argument(
+        "--allow-empty-text",
+        action="store_true",
+        help="prepare even when over half the items would have no text (their semantic IDs "
+        "would encode only a fallback 'Item <id>')",
     )
     g.add_argument("--list-sep", default="|", help="separator of categories given as text")
     g.add_argument("--sep", help="CSV separator (default ',' for .csv, tab for .tsv)")
@@ -151,11 +158,13 @@ def _prepare_custom(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         Path(args.items),
         columns,
         args.item_id_col or (amazon2023.META_ITEM_COLUMN if amazon else None),
-        args.text_columns or (amazon2023.META_TEXT_COLUMNS if amazon else None),
+        args.text_columns,
         args.missing_meta,
         args.encoding,
         args.sep,
         args.list_sep,
+        amazon2023.META_TEXT_COLUMNS if amazon else None,
+        args.allow_empty_text,
     )
     rules = CleaningRules(args.k_core, args.dedup, args.order, args.feedback)
     return prepare_custom(source, args.data_dir, rules)

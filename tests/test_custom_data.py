@@ -18,6 +18,7 @@ import semantic_id_generator
 import tiger_train_eval
 from tests.helpers import run_generator
 from utils.data.custom import CleaningRules, InteractionColumns
+from utils.data.custom_meta import _years
 from utils.data.load import load_dataset
 from utils.data.prepare_custom import CustomSource, prepare_custom
 from utils.data.semantic import load_semantic_ids
@@ -195,6 +196,60 @@ def test_amazon2023_pair_prepares_and_runs_generator_mf_and_tiger(tmp_path, enco
     assert ds.meta.categories[seven] == ["All Beauty"]
     assert run_generator(data, tmp_path / "cache", "--collision-size", "16") == 0
     _mf_and_tiger(data, tmp_path)
+
+
+def test_text_columns_change_only_the_named_fields_of_a_layout_and_its_columns_are_optional(
+    tmp_path,
+):
+    """--layout amazon2023 with --text-columns description=description on a meta file without
+    'features' or 'main_category': the preset's other fields stay (the old behaviour replaced the
+    whole mapping and left every item without a title); FIELD= drops one of them."""
+    reviews, meta = write_amazon2023(tmp_path / "src")
+    rows = [json.loads(line) for line in gzip.open(meta, "rt")]
+    for r in rows:
+        del r["features"], r["main_category"]
+    with gzip.open(meta, "wt") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    args = ["--interactions", str(reviews), "--items", str(meta), "--layout", "amazon2023"]
+    data = tmp_path / "beauty23"
+    texts = ["--text-columns", "description=description,brand="]
+    assert _prepare(*args, "--data-dir", str(data), *texts) == 0
+    ds = load_dataset(data)
+    one = list(ds.item_ids).index("B0PAR00001")
+    assert ds.meta.title[one] == "Product 1 by maker" and ds.meta.brand[one] == ""
+    assert ds.meta.description[one] == "line one of 1 line two"
+    assert ds.meta.categories[one] == ["Skin Care", "Kind1"]
+    report = json.loads((data / "dataset.json").read_text())["report"]
+    assert report["items_without_text"] == 0 and "brand" not in report["text_columns_used"]
+    assert report["text_columns_used"]["categories"] == ["categories"]
+
+
+def test_a_catalogue_left_without_text_is_refused_unless_allowed(tmp_path):
+    """A mapping that leaves most items textless (their semantic IDs would encode nothing) fails
+    in one line naming the fields read and both ways out; --allow-empty-text prepares it and
+    the cleaning report counts them."""
+    inter, items = write_csv_catalogue(tmp_path / "src")
+    frame = pd.read_csv(items)
+    frame["blank"] = ""
+    frame.to_csv(items, index=False)
+    args = ["--interactions", str(inter), "--items", str(items)]
+    cols = ["--user-col", "customer", "--item-col", "sku", "--time-col", "when"]
+    target = tmp_path / "shop"
+    empty = ["--text-columns", "title=blank,price=cost"]
+    with pytest.raises(DataError, match=r"items would have no text .*--allow-empty-text"):
+        _prepare(*args, *cols, "--data-dir", str(target), *empty)
+    assert not target.exists()
+    assert _prepare(*args, *cols, "--data-dir", str(target), *empty, "--allow-empty-text") == 0
+    report = json.loads((target / "dataset.json").read_text())["report"]
+    assert report["items_without_text"] == report["items"] > 0
+    assert report["empty_share_by_field"] == {"title": 1.0, "price": 0.0}
+
+
+def test_year_reads_common_date_formats():
+    """'01-Jan-1995', '1995-01-01', '1/1/1995', 1995, epoch seconds: all 1995; text without a
+    year stays empty (and a mostly empty field is warned about by the cleaning report)."""
+    values = pd.Series(["01-Jan-1995", "1995-01-01", "1/1/1995", "1995", 788918400, None, "soon"])
+    np.testing.assert_array_equal(_years(values), [1995, 1995, 1995, 1995, 1995, np.nan, np.nan])
 
 
 # ------------------------------------------------------------------ the cleaning rules

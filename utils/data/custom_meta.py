@@ -43,17 +43,19 @@ META_FIELDS = TEXT_FIELDS + LIST_FIELDS + NUMBER_FIELDS
 MISSING_META = ("error", "keep", "drop")
 
 
-def parse_text_columns(spec: str) -> dict[str, tuple[str, ...]]:
-    """'title=name,description=summary+features' -> {field: (column, ...)}; fields checked."""
+def parse_text_columns(spec: str, allow_empty: bool = False) -> dict[str, tuple[str, ...]]:
+    """'title=name,description=summary+features' -> {field: (column, ...)}; fields checked.
+    ``allow_empty``: 'brand=' maps a field to no column (drops it from a layout preset's)."""
     mapping: dict[str, tuple[str, ...]] = {}
     for part in (p.strip() for p in spec.split(",") if p.strip()):
         field, sep, columns = part.partition("=")
         field = field.strip()
         names = tuple(c.strip() for c in columns.split("+") if c.strip())
-        if not sep or field not in META_FIELDS or not names or field in mapping:
+        if not sep or field not in META_FIELDS or not (names or allow_empty) or field in mapping:
             raise DataError(
                 f"--text-columns {spec!r}: {part!r} is not FIELD=COLUMN[+COLUMN...] with a new "
                 f"FIELD among {', '.join(META_FIELDS)}"
+                + ("" if not allow_empty else " (FIELD= drops the preset's field)")
             )
         mapping[field] = names
     return mapping
@@ -62,6 +64,33 @@ def parse_text_columns(spec: str) -> dict[str, tuple[str, ...]]:
 def default_text_columns(available: list[str]) -> dict[str, tuple[str, ...]]:
     """Each field whose name is a column of the file, that column (title -> 'title', ...)."""
     return {f: (f,) for f in META_FIELDS if f in available}
+
+
+def preset_text_columns(
+    path: Path, available: list[str], preset: dict[str, tuple[str, ...]]
+) -> dict[str, tuple[str, ...]]:
+    """A layout preset's mapping with the columns this file lacks left out (each preset column is
+    optional: a data set's files differ in which they carry); a field left with none is dropped."""
+    absent = sorted({c for cs in preset.values() for c in cs if c not in available})
+    if absent:
+        log.info("%s: no column %s; the layout's fields read the others", path, ", ".join(absent))
+    kept = {f: tuple(c for c in cs if c in available) for f, cs in preset.items()}
+    return {f: cs for f, cs in kept.items() if cs}
+
+
+def text_column_mapping(
+    path: Path,
+    available: list[str],
+    mapping: dict[str, tuple[str, ...]] | None,
+    preset: dict[str, tuple[str, ...]] | None,
+) -> dict[str, tuple[str, ...]]:
+    """What feeds each field: with a layout ``preset``, the preset's (optional) columns with the
+    user's ``mapping`` in place of the fields it names (FIELD= drops one); without one, the
+    user's mapping as it is, or the columns named like a field."""
+    if preset is None:
+        return mapping if mapping is not None else default_text_columns(available)
+    merged = {**preset_text_columns(path, available, preset), **(mapping or {})}
+    return {f: cs for f, cs in merged.items() if cs}
 
 
 def _text(value: Any) -> str:
@@ -81,6 +110,25 @@ def _names(value: Any, sep: str) -> list[str]:
     return []
 
 
+YEAR_IN_TEXT = r"\b(1[5-9]\d\d|2[01]\d\d)\b"  # a four-digit year 1500-2199 inside a date
+EPOCH_SECONDS_FROM = 1e5  # a "year" this large is a timestamp in seconds
+
+
+def _years(values: pd.Series) -> np.ndarray:
+    """A year from a number (1995), from the year inside a date in any common format
+    (01-Jan-1995, 1995-01-01, 1/1/1995), or from epoch seconds; nan where there is none."""
+    numbers = _numbers(values).copy()  # pandas may hand out a read-only view
+    seconds = numbers >= EPOCH_SECONDS_FROM
+    if seconds.any():
+        stamps = pd.to_datetime(numbers[seconds], unit="s", errors="coerce", utc=True)
+        numbers[seconds] = np.asarray(stamps.year, dtype=np.float64)
+    text = np.isnan(numbers) & values.notna().to_numpy()
+    if text.any():
+        found = values[text].astype(str).str.extract(YEAR_IN_TEXT, expand=False)
+        numbers[text] = pd.to_numeric(found, errors="coerce").to_numpy(dtype=np.float64)
+    return numbers
+
+
 def _numbers(values: pd.Series) -> np.ndarray:
     if not pd.api.types.is_numeric_dtype(values):
         values = values.astype(object).where(values.notna(), "").astype(str)
@@ -96,6 +144,7 @@ class MetaTable:
     row: np.ndarray  # the item's 0-based metadata row, -1 when it has none
     rows_read: int
     path: Path
+    mapping: dict[str, tuple[str, ...]]  # the columns that fed each field
 
 
 def read_metadata(
@@ -106,11 +155,13 @@ def read_metadata(
     encoding: str = "utf-8",
     sep: str | None = None,
     list_sep: str = "|",
+    preset: dict[str, tuple[str, ...]] | None = None,
 ) -> MetaTable:
-    """Read the metadata in chunks, keeping the rows of the items in ``item_ids``."""
+    """Read the metadata in chunks, keeping the rows of the items in ``item_ids``; the fields are
+    fed as `text_column_mapping` says."""
     fmt = detect_format(path)
     available = read_columns(path, fmt, encoding, sep)
-    mapping = mapping if mapping is not None else default_text_columns(available)
+    mapping = text_column_mapping(path, available, mapping, preset)
     check_columns(path, available, {"--item-id-col": item_col})
     for field, columns in mapping.items():
         check_columns(path, available, {f"--text-columns {field}=": c for c in columns})
@@ -131,7 +182,7 @@ def read_metadata(
         n = first + len(frame)
     if n == 0:
         raise DataError(f"{path}: no data rows, only a header; expected one row per item")
-    return MetaTable(meta, row, n, path)
+    return MetaTable(meta, row, n, path, mapping)
 
 
 def _check_unique(path: Path, ids: pd.Series, column: str, seen: dict[str, int]) -> None:
@@ -159,9 +210,10 @@ def _fill(
 ) -> None:
     for field, columns in mapping.items():
         if field in NUMBER_FIELDS:
-            values = _numbers(frame[columns[0]])
+            parse = _years if field == "year" else _numbers
+            values = parse(frame[columns[0]])
             for c in columns[1:]:  # the first column that has a number
-                values = np.where(np.isnan(values), _numbers(frame[c]), values)
+                values = np.where(np.isnan(values), parse(frame[c]), values)
             getattr(meta, field)[codes] = values
         elif field in TEXT_FIELDS:
             parts = [frame[c].map(_text) for c in columns]

@@ -19,7 +19,15 @@ import numpy as np
 
 from utils.data.canonical import write_canonical
 from utils.data.custom import CleaningRules, InteractionColumns, clean, read_interactions
-from utils.data.custom_meta import missing_items, parse_text_columns, read_metadata, subset
+from utils.data.custom_meta import (
+    NUMBER_FIELDS,
+    MetaTable,
+    missing_items,
+    parse_text_columns,
+    read_metadata,
+    subset,
+)
+from utils.data.dataset import ItemMeta
 from utils.data.load import load_dataset
 from utils.data.prepare import stage_others, transaction
 from utils.data.specs import CUSTOM_FILES, ML_FILES, P5_FILES
@@ -42,6 +50,63 @@ class CustomSource:
     encoding: str = "utf-8"
     sep: str | None = None
     list_sep: str = "|"
+    # a layout's own mapping (amazon2023): its columns optional, text_columns overrides its fields
+    layout_text_columns: str | None = None
+    allow_empty_text: bool = False  # prepare even when most items would have no text
+
+
+# Items without any text get a fallback text naming their ID: semantic IDs of nothing. A small
+# share is a warning, most of the catalogue an error unless the user says so.
+EMPTY_TEXT_WARN, EMPTY_TEXT_MAX = 0.05, 0.5
+EMPTY_FIELD_WARN = 0.9  # a mapped field empty for this share of items: probably misread
+
+
+def text_report(meta: ItemMeta, table: MetaTable, source: CustomSource) -> dict[str, Any]:
+    """Items left without any text, and each mapped field's share of items with no value; warns
+    on a mostly empty field and refuses a mostly textless catalogue (DataError) unless
+    ``source.allow_empty_text``."""
+    n = len(meta.title)
+    without = int((~meta.has_text()).sum())
+    empty = {}
+    for name in table.mapping:
+        values = getattr(meta, name)
+        if name in NUMBER_FIELDS:
+            missing = np.isnan(values)
+        elif name == "categories":
+            missing = np.array([not c for c in values], dtype=bool)
+        else:
+            missing = values == ""
+        empty[name] = round(float(missing.mean()), 4) if n else 0.0
+        if n and empty[name] >= EMPTY_FIELD_WARN:
+            log.warning(
+                "%s: field %s (columns %s) has no value for %.0f%% of the items; check the "
+                "column and its format",
+                table.path,
+                name,
+                "+".join(table.mapping[name]),
+                100 * empty[name],
+            )
+    share = without / n if n else 0.0
+    if share > EMPTY_TEXT_MAX and not source.allow_empty_text:
+        raise DataError(
+            f"{table.path}: {without} of {n} items would have no text (title, brand, categories, "
+            f"description all empty; fields read: {_mapping_text(table.mapping)}): their semantic "
+            "IDs would encode nothing. Map the text columns with --text-columns, or pass "
+            "--allow-empty-text to prepare anyway"
+        )
+    if share > EMPTY_TEXT_WARN:
+        log.warning(
+            "%s: %d of %d items have no text (fallback 'Item <id>')", table.path, without, n
+        )
+    return {
+        "items_without_text": without,
+        "text_columns_used": {f: list(c) for f, c in table.mapping.items()},
+        "empty_share_by_field": empty,
+    }
+
+
+def _mapping_text(mapping: dict[str, tuple[str, ...]]) -> str:
+    return ", ".join(f"{f}={'+'.join(c)}" for f, c in mapping.items()) or "none"
 
 
 def _check_target(target: Path, source: CustomSource) -> None:
@@ -74,7 +139,12 @@ def prepare_custom(
     _check_target(target, source)
     started = time.perf_counter()
     raw = read_interactions(source.interactions, source.columns, source.encoding, source.sep)
-    mapping = parse_text_columns(source.text_columns) if source.text_columns else None
+    preset = source.layout_text_columns
+    mapping = (
+        parse_text_columns(source.text_columns, allow_empty=preset is not None)
+        if source.text_columns
+        else None
+    )
     table = read_metadata(
         source.items,
         source.item_id_col or source.columns.item,
@@ -83,10 +153,12 @@ def prepare_custom(
         source.encoding,
         source.sep,
         source.list_sep,
+        parse_text_columns(preset) if preset else None,
     )
     keep = missing_items(table, source.missing_meta, raw)
     data = clean(raw, rules, keep, source.columns.rating)
     meta = subset(table.meta, data.item_codes)
+    texts = text_report(meta, table, source)
     without = int((table.row[data.item_codes] < 0).sum())
     manifest = {
         "sources": {
@@ -97,6 +169,7 @@ def prepare_custom(
             "columns": asdict(source.columns),
             "item_id_col": source.item_id_col or source.columns.item,
             "text_columns": source.text_columns,
+            "layout_text_columns": source.layout_text_columns,
             "missing_meta": source.missing_meta,
             "list_sep": source.list_sep,
             **asdict(rules),
@@ -105,7 +178,8 @@ def prepare_custom(
             **data.report,
             "metadata_rows_read": table.rows_read,
             "items_without_metadata": without,
-            "fallback_text": "Item <id>" if without else None,
+            "fallback_text": "Item <id>" if without or texts["items_without_text"] else None,
+            **texts,
             "users": len(data.user_ids),
             "items": len(data.item_ids),
             "interactions": len(data.users),
