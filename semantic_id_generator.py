@@ -57,8 +57,10 @@ from src.semantic_ids.config import (
     GeneratorConfig,
 )
 from src.semantic_ids.embeddings import DEFAULT_BATCH_SIZE, DEFAULT_MODEL
+from src.semantic_ids.extend import compare_with_previous, extend
 from src.semantic_ids.generator import (
     DEFAULT_CACHE_DIR,
+    Generated,
     embed,
     fit_mask,
     generate,
@@ -68,8 +70,10 @@ from src.semantic_ids.generator import (
 from src.semantic_ids.item_text import DEFAULT_FIELDS, DEFAULT_MAX_DESCRIPTION_TOKENS
 from src.semantic_ids.new_items import encode_new_texts
 from src.semantic_ids.rqkmeans import DEFAULT_NITER
+from utils.data.dataset import Dataset
 from utils.data.load import load_dataset
-from utils.data.semantic import IDS_FILE, folder_ids_digest
+from utils.data.semantic import IDS_FILE, STATS_FILE, folder_ids_digest, write_semantic_ids
+from utils.reporting.results import RUN_RECORD
 from utils.reporting.runinfo import RunRecord
 from utils.runtime import argtypes
 from utils.runtime.cli import (
@@ -245,6 +249,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="embedding cache folder")
     p.add_argument(
+        "--extend",
+        action="store_true",
+        help="instead of refitting: keep the codebooks saved in --semantic-dir and the IDs of "
+        "items whose codes they reproduce; edited and new items are encoded with them, removed "
+        "items dropped (the generation flags are the saved ones). A refit moves most IDs and "
+        "invalidates every model trained on them",
+    )
+    p.add_argument(
         "--show-digest",
         action="store_true",
         help="instead of generating: print the digest of the IDs in --semantic-dir (default: "
@@ -282,6 +294,37 @@ def encode_command(args: argparse.Namespace, out_dir: Path, device: str) -> int:
     return 0
 
 
+def extend_command(args: argparse.Namespace, out_dir: Path, device: str) -> int:
+    """--extend: the current catalogue's IDs from the saved codebooks (semantic_ids/extend.py)."""
+    ds = load_dataset(args.data_dir)
+    check_writable({}, {"--semantic-dir": out_dir})
+    record = RunRecord("semantic_id_generator.py", {"extend": str(out_dir)}, args.seed)
+    record.data_checksum = ds.checksum
+    with record.stage("extend"):
+        ext = extend(ds, out_dir, args.cache_dir, device, args.encode_processes)
+    links = {k: ext.header[k] for k in ("codebooks_sha256", "data_checksum")}
+    atomic_write_json(out_dir / STATS_FILE, {**links, **ext.stats, RUN_RECORD: record.to_dict()})
+    header = {**ext.header, RUN_RECORD: record.to_dict(include_timing=False)}
+    write_semantic_ids(out_dir / IDS_FILE, header, ds.item_ids, ext.codes)
+    return 0
+
+
+def report_refit(out_dir: Path, ds: Dataset, generated: Generated) -> dict | None:
+    """What refitting over the IDs already in ``out_dir`` changes, with a warning when any item
+    that both sets hold got another ID."""
+    previous = compare_with_previous(out_dir / IDS_FILE, list(ds.item_ids), generated.codes)
+    if previous and previous["ids_changed"]:
+        log.warning(
+            "this refit gives %d of the %d items the previous IDs in %s also held another ID: "
+            "models trained on those IDs no longer match them (--extend keeps the saved "
+            "codebooks and the IDs of unchanged items)",
+            previous["ids_changed"],
+            previous["items_in_both"],
+            out_dir / IDS_FILE,
+        )
+    return previous
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -297,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.show_digest:
         print(folder_ids_digest(args.data_dir, out_dir))
         return 0
+    if args.extend:
+        return extend_command(args, out_dir, device)
     cfg = config_from_args(args)
     record = RunRecord("semantic_id_generator.py", cfg.record(), args.seed)
     with record.stage("load data"):
@@ -338,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             "example": texts.texts[0] if texts.texts else None,
         },
         "embeddings": {"model": cfg.model, "device": device, **embed_report.to_dict()},
+        "previous_ids": report_refit(out_dir, ds, generated),
     }
     write_outputs(out_dir, ds, generated, record, extra)
     c = generated.stats["collisions"]
