@@ -10,7 +10,9 @@ left out of the list unless --include-history.
 
 Examples:
   python recommend.py --user A1YJEY40YUW4SE \\
-      --checkpoint checkpoints/tiger-tiger_item-beauty-quick-paper-seed0-ids254bc5e6f726.pt
+      --checkpoint checkpoints/tiger-tiger_item-beauty-quick-paper-seed0-ids3d68d359b799.pt
+  python recommend.py --checkpoint <.pt> --users users.txt > lists.jsonl   # one user ID a line
+  python recommend.py --checkpoint <.pt> --histories histories.jsonl   # {"history": [...]} a line
   python recommend.py --checkpoint checkpoints/tiger-sasrec-beauty-quick-paper-seed0.pt \\
       --history B004756YJA "Nail Polish Remover" --k 5 --json
   python recommend.py --checkpoint checkpoints/mf-mf_id-ml-100k-temporal-seed0.pt --user 196
@@ -29,6 +31,8 @@ import utils.runtime.preflight  # noqa: F401  (first: a missing package is one l
 import argparse
 import json
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +47,8 @@ from utils.data.load import load_dataset
 from utils.runtime import argtypes
 from utils.runtime.cli import add_semantic_dir_arg, setup_logging
 from utils.runtime.environment import resolve_device
-from utils.runtime.errors import UsageError, add_debug_flag, run_script
+from utils.runtime.errors import DataError, UsageError, add_debug_flag, run_script
+from utils.runtime.io import parse_json
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,6 +64,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="ITEM",
         help="items in the order consumed, oldest first: item IDs or titles (exact, or a "
         "case-insensitive part of exactly one title)",
+    )
+    who.add_argument(
+        "--users",
+        metavar="FILE",
+        help="a batch: one user ID a line (or JSON lines with 'user'); one JSON line out per user, "
+        "the model and data loaded once",
+    )
+    who.add_argument(
+        "--histories",
+        metavar="FILE",
+        help='a batch: JSON lines {"id": optional name, "history": [item IDs or titles]}; one '
+        "JSON line out per history",
     )
     p.add_argument("--k", type=argtypes.list_length, default=10, help="list length (default 10)")
     p.add_argument(
@@ -100,8 +117,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.checkpoint is None and not (args.new_item or args.new_items):
         p.error("give --checkpoint (with --user or --history), or new items to encode")
-    if args.checkpoint and not (args.user or args.history):
-        p.error("--checkpoint: give --user or --history")
+    if args.checkpoint and not (args.user or args.history or args.users or args.histories):
+        p.error("--checkpoint: give --user, --history, --users or --histories")
     if args.checkpoint is None and not args.data_dir:
         p.error("new items without --checkpoint need --data-dir")
     return args
@@ -121,6 +138,61 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines)
 
 
+def batch_requests(path: Path, by_user: bool) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, {"user": id} or {"id": name, "history": [...]}) per non-empty line of a batch."""
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file; give one request per line")
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            line = line.strip()
+            where = f"{path}, line {lineno}"
+            if not line:
+                continue
+            if by_user and not line.startswith("{"):
+                yield where, {"user": line}
+                continue
+            rec = parse_json(line, where, "give one JSON object per line")
+            key = "user" if by_user else "history"
+            ok = isinstance(rec, dict) and (
+                isinstance(rec.get(key), (str, int)) if by_user else _item_list(rec.get(key))
+            )
+            if not ok:
+                what = "a user ID" if by_user else "a list of item IDs or titles"
+                raise DataError(f"{where}: expected an object with {key!r}: {what}")
+            yield where, rec
+
+
+def _item_list(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+
+
+def run_batch(args: argparse.Namespace, trained: Any) -> int:
+    """--users / --histories: one JSON line per request on stdout, the model loaded once; the time
+    per request on stderr."""
+    ds, started, n = trained.ds, time.perf_counter(), 0
+    by_user = args.users is not None
+    for where, rec in batch_requests(Path(args.users or args.histories), by_user):
+        try:
+            if by_user:
+                user = user_index(ds, str(rec["user"]))
+                history = user_history(ds, user)
+            else:
+                user, history = None, np.array([item_index(ds, q) for q in rec["history"]])
+        except DataError as exc:
+            raise DataError(f"{where}: {exc}") from None
+        req = Request(history, user, args.k, args.include_history, args.cold_share)
+        line = {"user": str(rec["user"])} if by_user else {"id": rec.get("id", where)}
+        line["history"] = [str(ds.item_ids[i]) for i in history]
+        line["recommendations"] = recommend(trained, req)
+        print(json.dumps(line, ensure_ascii=False), flush=True)
+        n += 1
+    seconds = time.perf_counter() - started
+    sys.stderr.write(
+        f"{n} requests in {seconds:.2f} s ({1000 * seconds / max(n, 1):.1f} ms each)\n"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(quiet=True)
@@ -130,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.checkpoint:
         trained = load_trained(args.checkpoint, args.data_dir, args.semantic_dir, device)
         ds = trained.ds
+        if args.users or args.histories:
+            return run_batch(args, trained)
         user = None if args.user is None else user_index(ds, args.user)
         if args.cold_share and trained.kind != "tiger":
             raise UsageError("--cold-share applies to TIGER checkpoints only")

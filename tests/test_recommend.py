@@ -99,6 +99,37 @@ def test_history_by_ids_and_titles(trained, capsys, prefix):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("prefix", MODELS[1:3])
+def test_a_batch_gives_each_request_the_single_request_answer(trained, capsys, tmp_path, prefix):
+    """--users and --histories: one JSON line per request, the same lists as one call each; a bad
+    line is one error naming the file and the line."""
+    data, ckpt, _ = trained
+    ds = load_dataset(data)
+    path = str(_ckpt(ckpt, prefix))
+    users = tmp_path / "users.txt"
+    users.write_text(f'{ds.user_ids[3]}\n\n{{"user": "{ds.user_ids[7]}"}}\n')
+    assert recommend.main(["--checkpoint", path, "--users", str(users), "--k", str(K)]) == 0
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    assert [line["user"] for line in lines] == [str(ds.user_ids[3]), str(ds.user_ids[7])]
+    assert "2 requests in" in captured.err
+    for line in lines:
+        alone = _ask(capsys, "--checkpoint", path, "--user", line["user"], "--k", str(K))
+        assert line["recommendations"] == alone["recommendations"]
+        assert line["history"] == alone["history"]
+    histories = tmp_path / "h.jsonl"
+    histories.write_text(json.dumps({"id": "a", "history": [str(ds.item_ids[0]), "PRODUCT 3 &"]}))
+    assert recommend.main(["--checkpoint", path, "--histories", str(histories)]) == 0
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert line["id"] == "a" and line["history"] == [str(ds.item_ids[i]) for i in (0, 3)]
+    users.write_text(f"{ds.user_ids[3]}\nno-such-user\n")
+    with pytest.raises(DataError, match=r"users.txt, line 2: user 'no-such-user' is not in"):
+        recommend.main(["--checkpoint", path, "--users", str(users)])
+    histories.write_text('{"history": []}\n')
+    with pytest.raises(DataError, match=r"h.jsonl, line 1: expected an object with 'history'"):
+        recommend.main(["--checkpoint", path, "--histories", str(histories)])
+
+
 def test_tiger_cold_share_needs_cold_items(trained, capsys):
     data, ckpt, _ = trained
     ds = load_dataset(data)

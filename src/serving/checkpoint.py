@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from torch import nn
 from src.pointwise.ctr import CTRConfig, build_ctr_model
 from src.pointwise.features import build_features
 from src.pointwise.mf import model_factory
+from src.sequential.beam_search import build_trie
 from src.sequential.protocols import PROTOCOLS, protocol_split
 from src.sequential.sasrec import SASRec, SASRecConfig
 from src.sequential.tiger import Tiger, TigerConfig
@@ -57,6 +59,12 @@ class Trained:
     def kind(self) -> str:
         """'tiger', 'sasrec' or 'pointwise' (MF and the CTR models): how it ranks."""
         return {"Tiger": "tiger", "SASRec": "sasrec"}.get(self.spec["class"], "pointwise")
+
+    @cached_property
+    def trie(self) -> Any:
+        """TIGER's prefix trie of the catalogue's IDs, built once per loaded model: a batch of
+        requests shares it."""
+        return build_trie(self.sids.codes, self.sids.codebook_sizes)
 
     def trained_items(self) -> np.ndarray:
         """bool per item: True where a training row of the split holds it (not a cold item)."""

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from src.pointwise.evaluation import top_k_items
-from src.sequential.beam_search import build_trie
 from src.sequential.presets import PRESETS
 from src.sequential.protocols import Histories
 from src.sequential.ranking import ColdStart, score_top_k, tiger_rank, user_buckets
@@ -67,8 +66,7 @@ def _tiger(trained: Trained, req: Request, banned: Histories | None) -> tuple[An
                 "checkpoint's split, so no item is cold (the cold protocol holds items out)"
             )
         cold = ColdStart.build(sids.codes, sids.codebook_sizes, is_cold, req.cold_share)
-    trie = build_trie(sids.codes, sids.codebook_sizes)
-    ranked = tiger_rank(model, ex, trie, beam, 1, tok, cold=cold, history=banned)
+    ranked = tiger_rank(model, ex, trained.trie, beam, 1, tok, cold=cold, history=banned)
     scores = None if ranked.scores is None else ranked.scores[0]
     return ranked.items[0], scores
 
