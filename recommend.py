@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from src.semantic_ids.generator import DEFAULT_CACHE_DIR
-from src.serving.catalogue import item_index, user_history, user_index
+from src.serving.catalogue import item_index, item_row, user_history, user_index
 from src.serving.checkpoint import load_trained
 from src.serving.new_items import describe_new_items
 from src.serving.recommend import Request, recommend
@@ -122,6 +122,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.checkpoint is None and not args.data_dir:
         p.error("new items without --checkpoint need --data-dir")
     return args
+
+
+SHOWN_HISTORY = 10  # history items printed above a table
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -212,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             history = np.array([item_index(ds, q) for q in args.history], dtype=np.int64)
         req = Request(history, user, args.k, args.include_history, args.cold_share)
+        shown = [item_row(ds, None, int(i)) for i in req.history[-SHOWN_HISTORY:]]
         out.update(
             checkpoint=str(trained.path),
             model=trained.spec["name"],
@@ -237,6 +241,13 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{out['model']} ({out['checkpoint']}): top {args.k} for {who} "
             f"({len(out['history'])} items{', left out' if not args.include_history else ''})"
+        )
+        more = len(out["history"]) > len(shown)
+        print(
+            "history, oldest first"
+            + (f" (the last {len(shown)} of {len(out['history'])})" if more else "")
+            + ": "
+            + "; ".join(f"{r['item_id']} ({r['title'][:40]})" for r in shown)
         )
         print(table(out["recommendations"], ["rank", "item_id", "title", "semantic_id", "score"]))
     for item in out.get("new_items", []):

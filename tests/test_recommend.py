@@ -17,6 +17,7 @@ import neural_train_eval
 import recommend
 import semantic_id_generator
 import tiger_train_eval
+from src.serving.catalogue import item_index, item_row
 from src.serving.checkpoint import load_trained
 from tests.helpers import CountingEncoder, assert_one_line_error, run_cli, run_generator
 from tests.synthetic import write_p5
@@ -91,12 +92,32 @@ def test_history_by_ids_and_titles(trained, capsys, prefix):
     out = _ask(capsys, "--checkpoint", path, "--history", *history, "--k", str(K))
     assert out["history"] == [str(ds.item_ids[i]) for i in (0, 5, 3)]
     assert not set(out["history"]) & {r["item_id"] for r in out["recommendations"]}
+    # the table says what the given names resolved to
+    assert recommend.main(["--checkpoint", path, "--history", *history]) == 0
+    resolved = capsys.readouterr().out.splitlines()[1]
+    assert resolved.startswith("history, oldest first: ") and resolved.count(";") == 2
+    assert f"{ds.item_ids[3]} ({str(ds.meta.title[3])[:40]})" in resolved
     kept = _ask(capsys, "--checkpoint", path, "--history", *history, "--include-history")
     assert len(kept["recommendations"]) == 10 and not kept["history_excluded"]
     # an ambiguous title: one line listing candidates
     with pytest.raises(DataError, match="matches .* item titles, e.g. B0") as err:
         recommend.main(["--checkpoint", path, "--history", "product 1"])
     assert "\n" not in str(err.value)
+
+
+def test_a_near_miss_title_gets_did_you_mean_and_a_titleless_item_a_readable_name(trained):
+    data, _, _ = trained
+    ds = load_dataset(data)
+    typo = str(ds.meta.title[5])[:-2] + "xx"
+    with pytest.raises(DataError, match=rf"did you mean .*{ds.item_ids[5]}") as err:
+        item_index(ds, typo)
+    assert "\n" not in str(err.value)
+    with pytest.raises(DataError, match=r"no item ID or title of the beauty data set$"):
+        item_index(ds, "qqqqqqqqqqqqqqqqqqqq")
+    ds.meta.title[2], ds.meta.brand[2] = "", "Acme"
+    assert item_row(ds, None, 2)["title"] == ", ".join(["Acme", *ds.meta.categories[2]][:3])
+    ds.meta.brand[2], ds.meta.categories[2] = "", []
+    assert item_row(ds, None, 2)["title"] == "(no title)"
 
 
 @pytest.mark.parametrize("prefix", MODELS[1:3])

@@ -7,6 +7,8 @@ matches several titles is refused with a few of them, never resolved by a guess.
 
 from __future__ import annotations
 
+import difflib
+
 import numpy as np
 
 from utils.data.dataset import Dataset
@@ -54,7 +56,10 @@ def item_index(ds: Dataset, query: str) -> int:
                 f"{query!r} matches {len(hits)} item titles, e.g. {_described(ds, hits)}; give "
                 "an item ID or more of the title"
             )
-    raise DataError(f"{query!r} is no item ID or title of the {ds.name} data set")
+    near = difflib.get_close_matches(query.lower(), np.char.lower(titles).tolist(), n=3, cutoff=0.6)
+    rows = [int(np.flatnonzero(np.char.lower(titles) == t)[0]) for t in near]
+    hint = f"; did you mean {_described(ds, np.array(rows))}?" if rows else ""
+    raise DataError(f"{query!r} is no item ID or title of the {ds.name} data set{hint}")
 
 
 def semantic_id_text(codes: np.ndarray | None, item: int) -> str:
@@ -63,9 +68,12 @@ def semantic_id_text(codes: np.ndarray | None, item: int) -> str:
 
 
 def item_row(ds: Dataset, codes: np.ndarray | None, item: int) -> dict[str, str]:
-    """What a person reads of an item: its original ID, title and semantic ID."""
+    """What a person reads of an item: its original ID, title (or, without one, its brand and
+    categories, else '(no title)') and semantic ID."""
+    known = [p for p in (str(ds.meta.brand[item]), *ds.meta.categories[item]) if p]
+    title = str(ds.meta.title[item]) or ", ".join(known[:3])
     return {
         "item_id": str(ds.item_ids[item]),
-        "title": str(ds.meta.title[item]),
+        "title": title or "(no title)",
         "semantic_id": semantic_id_text(codes, item),
     }
