@@ -119,6 +119,12 @@ def _add_custom_args(parser: argparse.ArgumentParser) -> None:
         "--layout amazon2023 it changes only the fields it names (FIELD= drops one)",
     )
     g.add_argument(
+        "--drop-incomplete",
+        action="store_true",
+        help="drop interaction rows with an empty user, item, time or rating (counted in the "
+        "cleaning report) instead of failing at the first",
+    )
+    g.add_argument(
         "--allow-empty-text",
         action="store_true",
         help="prepare even when over half the items would have no text (their semantic IDs "
@@ -165,6 +171,7 @@ def _prepare_custom(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         args.list_sep,
         amazon2023.META_TEXT_COLUMNS if amazon else None,
         args.allow_empty_text,
+        args.drop_incomplete,
     )
     rules = CleaningRules(args.k_core, args.dedup, args.order, args.feedback)
     return prepare_custom(source, args.data_dir, rules)

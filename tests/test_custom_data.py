@@ -245,6 +245,31 @@ def test_a_catalogue_left_without_text_is_refused_unless_allowed(tmp_path):
     assert report["empty_share_by_field"] == {"title": 1.0, "price": 0.0}
 
 
+def test_drop_incomplete_drops_rows_missing_a_value_and_counts_them(tmp_path):
+    """Without the flag the first row with an empty rating or time fails, naming it; with it the
+    incomplete rows (empty rating, empty time) are dropped and counted, and a row whose value is
+    there but malformed still fails."""
+    inter, items = write_csv_catalogue(tmp_path / "src")
+    frame = pd.read_csv(inter)
+    frame.loc[3, "stars"] = None
+    frame.loc[10, "when"] = ""
+    frame.to_csv(inter, index=False)
+    args = ["--interactions", str(inter), "--items", str(items), "--k-core", "1"]
+    cols = ["--user-col", "customer", "--item-col", "sku", "--time-col", "when"]
+    cols += ["--rating-col", "stars", "--text-columns", "title=name"]
+    with pytest.raises(DataError, match=r"row 11, column 'when': unparsable time"):
+        _prepare(*args, *cols, "--data-dir", str(tmp_path / "a"))
+    assert _prepare(*args, *cols, "--data-dir", str(tmp_path / "b"), "--drop-incomplete") == 0
+    report = json.loads((tmp_path / "b" / "dataset.json").read_text())["report"]
+    assert report["incomplete_rows_dropped"] == 2 and report["rows_read"] == len(frame)
+    assert report["interactions"] == len(frame) - 2
+    frame["stars"] = frame["stars"].astype(object)
+    frame.loc[5, "stars"] = "five"
+    frame.to_csv(inter, index=False)
+    with pytest.raises(DataError, match=r"row 6, column 'stars': not a number"):
+        _prepare(*args, *cols, "--data-dir", str(tmp_path / "c"), "--drop-incomplete")
+
+
 def test_year_reads_common_date_formats():
     """'01-Jan-1995', '1995-01-01', '1/1/1995', 1995, epoch seconds: all 1995; text without a
     year stays empty (and a mostly empty field is warned about by the cleaning report)."""

@@ -79,6 +79,7 @@ class RawInteractions:
     ratings: np.ndarray | None
     rows: np.ndarray
     item_column: str = "item_id"
+    incomplete_rows_dropped: int = 0  # --drop-incomplete: rows missing a required value
 
 
 class Factorizer:
@@ -160,20 +161,45 @@ def _ratings(path: Path, values: pd.Series, column: str) -> np.ndarray:
     return numbers.to_numpy(dtype=np.float32)
 
 
+def _complete(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """True for the rows where every one of ``columns`` holds a value (not empty, not NaN)."""
+    ok = np.ones(len(frame), dtype=bool)
+    for column in columns:
+        values = frame[column]
+        ok &= values.notna().to_numpy()
+        if not pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_datetime64_any_dtype(
+            values
+        ):
+            ok &= (values.astype(str).str.strip() != "").to_numpy()
+    return ok
+
+
 def read_interactions(
-    path: Path, cols: InteractionColumns, encoding: str = "utf-8", sep: str | None = None
+    path: Path,
+    cols: InteractionColumns,
+    encoding: str = "utf-8",
+    sep: str | None = None,
+    drop_incomplete: bool = False,
 ) -> RawInteractions:
-    """Read the interaction file chunk by chunk into arrays, checking every value as it comes."""
+    """Read the interaction file chunk by chunk into arrays, checking every value as it comes;
+    ``drop_incomplete`` drops the rows missing a value of a named column (counted) instead of
+    refusing the file at the first."""
     fmt = detect_format(path)
     wanted = {"--user-col": cols.user, "--item-col": cols.item}
     wanted |= {"--time-col": cols.time, "--rating-col": cols.rating}
     check_columns(path, read_columns(path, fmt, encoding, sep), wanted)
     names = [c for c in dict.fromkeys(wanted.values()) if c is not None]
     users, items = Factorizer(), Factorizer()
-    parts: dict[str, list[np.ndarray]] = {"u": [], "i": [], "t": [], "r": []}
+    parts: dict[str, list[np.ndarray]] = {"u": [], "i": [], "t": [], "r": [], "rows": []}
     state: dict = {}
-    n = 0
+    n = dropped = 0
     for first, frame in iter_chunks(path, fmt, names, encoding, sep):
+        n = first + len(frame)
+        if drop_incomplete:
+            complete = _complete(frame, names)
+            dropped += int((~complete).sum())
+            frame = frame[complete]
+        parts["rows"].append(frame.index.to_numpy(dtype=np.int64))
         for column, key in ((cols.user, "u"), (cols.item, "i")):
             ids = as_id_strings(frame[column])
             first_bad_row(path, ids == "", column, "empty ID", "fill in or drop that row")
@@ -182,9 +208,12 @@ def read_interactions(
             parts["t"].append(_times(path, frame[cols.time], cols, state))
         if cols.rating is not None:
             parts["r"].append(_ratings(path, frame[cols.rating], cols.rating))
-        n = first + len(frame)
     if n == 0:
         raise DataError(f"{path}: no data rows, only a header; expected one row per interaction")
+    if dropped == n:
+        raise DataError(f"{path}: every one of its {n} rows misses a value of {', '.join(names)}")
+    if dropped:
+        log.warning("%s: %d of %d rows miss a required value and are dropped", path, dropped, n)
     return RawInteractions(
         path,
         users.values(),
@@ -193,8 +222,9 @@ def read_interactions(
         np.concatenate(parts["i"]),
         np.concatenate(parts["t"]) if parts["t"] else None,
         np.concatenate(parts["r"]) if parts["r"] else None,
-        np.arange(n, dtype=np.int64),
+        np.concatenate(parts["rows"]),
         cols.item,
+        dropped,
     )
 
 
@@ -265,7 +295,11 @@ def clean(
     times = raw.times if raw.times is not None else raw.rows
     order = np.lexsort((raw.rows, times, u))
     keep = order[_keep_one_per_pair(u[order], i[order], len(raw.item_ids), rules.dedup)]
-    report = {"rows_read": len(raw.rows), "duplicate_rows_dropped": len(order) - len(keep)}
+    report = {
+        "rows_read": len(raw.rows) + raw.incomplete_rows_dropped,
+        "incomplete_rows_dropped": raw.incomplete_rows_dropped,
+        "duplicate_rows_dropped": len(order) - len(keep),
+    }
     if report["duplicate_rows_dropped"]:
         log.warning(
             "%s: %d repeated (user, item) row(s) dropped (--dedup %s)",

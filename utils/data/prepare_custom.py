@@ -53,6 +53,7 @@ class CustomSource:
     # a layout's own mapping (amazon2023): its columns optional, text_columns overrides its fields
     layout_text_columns: str | None = None
     allow_empty_text: bool = False  # prepare even when most items would have no text
+    drop_incomplete: bool = False  # drop interaction rows missing a value instead of failing
 
 
 # Items without any text get a fallback text naming their ID: semantic IDs of nothing. A small
@@ -138,7 +139,9 @@ def prepare_custom(
     target = Path(data_dir)
     _check_target(target, source)
     started = time.perf_counter()
-    raw = read_interactions(source.interactions, source.columns, source.encoding, source.sep)
+    raw = read_interactions(
+        source.interactions, source.columns, source.encoding, source.sep, source.drop_incomplete
+    )
     preset = source.layout_text_columns
     mapping = (
         parse_text_columns(source.text_columns, allow_empty=preset is not None)
@@ -171,6 +174,7 @@ def prepare_custom(
             "text_columns": source.text_columns,
             "layout_text_columns": source.layout_text_columns,
             "missing_meta": source.missing_meta,
+            "drop_incomplete": source.drop_incomplete,
             "list_sep": source.list_sep,
             **asdict(rules),
         },
