@@ -73,7 +73,7 @@ def machine_info() -> dict[str, Any]:
         "machine": platform.machine(),
         "system": platform.system(),
         "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
+        "cpu_count": os.cpu_count() or 0,  # 0: unknown
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_threads": torch.get_num_threads(),
     }
