@@ -5,6 +5,8 @@ several seeds write one results file each into one run folder."""
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -68,6 +70,18 @@ def test_overrides_change_exactly_the_named_fields():
         ({"sasrec.loss": "hinge"}, "sasrec.loss: loss must be one of"),
         ({"tiger.codebook_sizes": [8, 8]}, "unknown key 'tiger.codebook_sizes'"),
         ({"beam": None}, "beam cannot be null"),
+        # the ranges of the flags: no override builds a model a flag would refuse
+        ({"sasrec.n_layers": 1000000}, r"sasrec.n_layers must be an integer in \[1, 48\]"),
+        ({"sasrec.n_negatives": 10**9}, r"n_negatives must be an integer in \[1, 65536\]"),
+        ({"sasrec.max_items": 10**9}, r"sasrec.max_items must be an integer in \[1, 1000\]"),
+        ({"train.sasrec.lr": -1}, r"train.sasrec.lr must be a number in \(0, 10\]"),
+        ({"sasrec.dropout": 5}, r"sasrec.dropout must be a number in \[0, 1\)"),
+        ({"sasrec.dropout": -1}, r"sasrec.dropout must be a number in \[0, 1\)"),
+        ({"sasrec.n_heads": 0}, r"sasrec.n_heads must be an integer in \[1, 64\]"),
+        ({"train.sasrec.batch_size": 0}, "train.sasrec.batch_size must be an integer in"),
+        ({"eval_batch": 0}, "eval_batch must be an integer in"),
+        ({"train.sasrec.epochs": 0}, r"train.sasrec.epochs must be an integer in \[1, 1000\]"),
+        ({"sasrec.dropout": float("nan")}, "sasrec.dropout=nan must be a finite number"),
     ],
 )
 def test_bad_overrides_are_refused_naming_the_key(updates, message):
@@ -127,6 +141,14 @@ def test_seed_and_override_mistakes_are_one_line(tiny, tmp_path):
     bad.write_text(json.dumps([1]))
     with pytest.raises(UsageError, match=f"--config {bad}: a config file holds one JSON object"):
         tiger_train_eval.main(flags + ["--config", str(bad)])
+    bad.write_text('{"sasrec": {"dropout": NaN}}')  # JSON's NaN literal is no setting either
+    with pytest.raises(UsageError, match="sasrec.dropout=nan must be a finite number"):
+        tiger_train_eval.main(flags + ["--config", str(bad)])
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # reading it would block forever
+    for special in (fifo, Path("/dev/zero")):  # /dev/zero would never end
+        with pytest.raises(UsageError, match="not a regular file"):
+            tiger_train_eval.main(flags + ["--config", str(special)])
     assert not (tmp_path / "r").exists()  # refused before any folder was made
 
 

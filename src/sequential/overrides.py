@@ -10,12 +10,15 @@ key or a value of the wrong type is refused naming the fields there are.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import math
 from dataclasses import fields, replace
 from typing import Any
 
 from src.sequential.presets import Preset
+from utils.runtime import argtypes
 
 # evaluation sizes a preset fixes beside its models
 TOP_LEVEL = ("beam", "val_users_during_training", "unconstrained_users", "cold_share", "eval_batch")
@@ -53,19 +56,34 @@ def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
 
 def _coerce(key: str, value: Any, current: Any) -> Any:
     """``value`` checked against the type of the field's current value (ints widen to floats;
-    None is allowed only where the field may be None, as grad_clip)."""
+    None is allowed only where the field may be None, as grad_clip) and against the field's range
+    (``argtypes.FIELD_RANGES``, the ranges of the flags)."""
     if value is None:
         if current is None or key.endswith("grad_clip"):
             return None
         raise ValueError(f"{key} cannot be null")
     kind = type(current) if current is not None else float
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value)
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-        return value
+        return _in_range(key, value)
     raise ValueError(
         f"{key}={json.dumps(value)} must be {kind.__name__} (now {json.dumps(current)})"
     )
+
+
+def _in_range(key: str, value: Any) -> Any:
+    """``value`` if its field's range (by the key's last part) admits it, else ValueError naming
+    the key, the range and why; NaN and infinities are never a setting."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{key}={value} must be a finite number")
+    check = argtypes.FIELD_RANGES.get(key.rsplit(".", 1)[-1])
+    if check is not None and isinstance(value, (int, float)):
+        try:
+            check(repr(value))
+        except argparse.ArgumentTypeError as exc:
+            raise ValueError(f"{key} {exc}") from None
+    return value
 
 
 def _settable(obj: Any) -> dict[str, Any]:

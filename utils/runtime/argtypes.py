@@ -103,6 +103,46 @@ half_weight = bounded(
 )
 
 
+layers = bounded(int, 1, 48, why=MEMORY)  # transformer blocks
+heads = bounded(int, 1, 64, why=MEMORY)  # attention heads
+dropout = bounded(float, 0.0, 1.0, high_open=True)
+history = bounded(int, 1, 1000, why=MEMORY)  # items a sequential model reads
+shared_negatives = bounded(int, 1, 65536, why=MEMORY)  # a batch's sampled-softmax negatives
+steps = bounded(int, 0, 10**7, why=TIME)
+users_cap = bounded(int, 0, 10**7, why="no data set here has more users")  # 0 = all
+clip = bounded(float, 0.0, 1e6, low_open=True)
+
+# The numeric fields of the sequential models' configurations (src/sequential/overrides.py):
+# --set and --config values get the ranges their flags have, so no override reaches a model with
+# a value a flag would refuse.
+FIELD_RANGES: dict[str, Callable[[str], float]] = {
+    "d_model": dim,
+    "head_dim": dim,
+    "d_ff": layer_size,
+    "n_layers": layers,
+    "enc_layers": layers,
+    "dec_layers": layers,
+    "n_heads": heads,
+    "dropout": dropout,
+    "label_smoothing": dropout,
+    "max_items": history,
+    "user_tokens": optional_buckets,
+    "n_negatives": shared_negatives,
+    "epochs": epochs,
+    "batch_size": batch_size,
+    "eval_batch": batch_size,
+    "lr": learning_rate,
+    "weight_decay": penalty,
+    "patience": patience,
+    "grad_clip": clip,
+    "warmup_steps": steps,
+    "beam": list_length,
+    "val_users_during_training": users_cap,
+    "unconstrained_users": users_cap,
+    "cold_share": fraction,
+}
+
+
 def device_name(text: str) -> str:
     """auto, cpu, cuda, cuda:N or mps; whether the machine has it is checked at set-up."""
     if not DEVICE_PATTERN.fullmatch(text):

@@ -185,9 +185,29 @@ def atomic_write_json(
     atomic_write_text(path, to_json(obj, indent=indent, sort_keys=sort_keys))
 
 
+JSON_LIMIT = 512 * 2**20  # no JSON file of this toolkit comes near it (results: a few MB)
+
+
+def regular_file(path: str | Path, limit: int | None = None, fix: str = "give a file") -> Path:
+    """``path``, refused (DataError) when it exists but is no regular file (a FIFO would block the
+    read forever, /dev/zero never end) or is larger than ``limit`` bytes; a missing path passes,
+    for the reader's own message."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return path
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"{path}: not a regular file (a FIFO, device or socket); {fix}")
+    if limit is not None and st.st_size > limit:
+        raise DataError(f"{path}: {st.st_size:,} bytes, over the {limit:,} this reads; {fix}")
+    return path
+
+
 def read_json(path: str | Path, fix: str = "re-run the script that wrote it") -> Any:
     """Parse a JSON file; a truncated, non-UTF-8 or absurdly nested file is refused with its
-    name, the line and ``fix``."""
+    name, the line and ``fix``, and so is anything that is not a regular file of sane size."""
+    regular_file(path, JSON_LIMIT, fix)
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
