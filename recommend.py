@@ -47,7 +47,7 @@ from utils.data.load import load_dataset
 from utils.runtime import argtypes
 from utils.runtime.cli import add_semantic_dir_arg, setup_logging
 from utils.runtime.environment import resolve_device
-from utils.runtime.errors import DataError, UsageError, add_debug_flag, run_script
+from utils.runtime.errors import DataError, UsageError, add_debug_flag, printable, run_script
 from utils.runtime.io import parse_json
 
 
@@ -133,7 +133,7 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     def cell(value: Any, column: str) -> str:
         if column == "score":
             return "-" if value is None else f"{value:.4f}"
-        return str(value)[:50]
+        return printable(str(value))[:50]
 
     cells = [[cell(r[c], c) for c in columns] for r in rows]
     widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
@@ -247,11 +247,12 @@ def main(argv: list[str] | None = None) -> int:
             "history, oldest first"
             + (f" (the last {len(shown)} of {len(out['history'])})" if more else "")
             + ": "
-            + "; ".join(f"{r['item_id']} ({r['title'][:40]})" for r in shown)
+            + printable("; ".join(f"{r['item_id']} ({r['title'][:40]})" for r in shown))
         )
         print(table(out["recommendations"], ["rank", "item_id", "title", "semantic_id", "score"]))
     for item in out.get("new_items", []):
-        print(f"\nnew item {item['id']}: semantic ID {item['semantic_id']}\n  text: {item['text']}")
+        text = printable(f"{item['id']}: semantic ID {item['semantic_id']}")
+        print(f"\nnew item {text}\n  text: {printable(item['text'])}")
         print(table(item["neighbours"], ["shared_levels", "item_id", "title", "semantic_id"]))
     sys.stdout.flush()
     return 0

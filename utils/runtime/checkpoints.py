@@ -21,7 +21,7 @@ from typing import Any
 
 from utils.runtime.errors import CheckpointError
 from utils.runtime.hashing import rows_digest, strings_digest
-from utils.runtime.io import atomic_write_bytes, to_json
+from utils.runtime.io import atomic_write_bytes, regular_file, to_json
 
 RESUME_FIX = "delete it, or run without --resume"
 
@@ -32,11 +32,15 @@ def plain(obj: Any) -> Any:
     return json.loads(to_json(obj, indent=None))
 
 
+CHECKPOINT_LIMIT = 8 * 2**30  # far above any model here; torch.load holds the whole file
+
+
 def load_checkpoint(path: Path, fix: str = RESUME_FIX) -> dict[str, Any]:
     """A checkpoint as tensors and plain containers only: a planted file can never run code here;
     ``fix`` ends every refusal."""
     import torch
 
+    regular_file(path, CHECKPOINT_LIMIT, fix)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

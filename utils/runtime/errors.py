@@ -13,6 +13,7 @@ import errno
 import json
 import os
 import pickle
+import re
 import sys
 import traceback
 import zipfile
@@ -75,6 +76,15 @@ def add_debug_flag(parser: argparse.ArgumentParser | Any) -> None:
     parser.add_argument("--debug", action="store_true", help="on failure, show the full traceback")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character (terminal escapes, bells, newlines) shown as \\xNN:
+    text read from a file cannot move the cursor, retitle the window or fake a line."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def error_message(exc: BaseException) -> str:
     """The one-line message for a known failure: what went wrong, in which file, and the fix."""
     if isinstance(exc, OSError) and exc.errno is not None:
@@ -110,7 +120,7 @@ def run_script(
         _report("interrupted: finished outputs are kept, nothing is left half-written", debug)
         sys.exit(EXIT_INTERRUPTED)
     except KNOWN_ERRORS + user_errors as exc:
-        _report(f"error: {error_message(exc)}", debug)
+        _report(f"error: {printable(error_message(exc))}", debug)
         sys.exit(EXIT_ERROR)
     distributed.shutdown()
     sys.exit(result if isinstance(result, int) and not isinstance(result, bool) else 0)
