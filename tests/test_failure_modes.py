@@ -111,6 +111,13 @@ def test_make_temp_dir_is_marked_as_ours(tmp_path):
         ("semantic_id_generator.py", "semantic_ids.json", ["--encode-texts", "NEW"]),
         ("semantic_id_generator.py", "NEW", ["--encode-texts", "NEW"]),
         ("mf_train_eval.py", "u.data/x.json", ["--models", "bias"]),
+        # files of the data folder that this run does not read are protected too
+        ("mf_train_eval.py", "semantic_ids.json", ["--models", "bias"]),
+        (
+            "neural_train_eval.py",
+            "semantic_ids.json",
+            ["--models", "deepfm", "--modes", "baseline"],
+        ),
     ],
 )
 def test_an_output_that_is_the_runs_input_is_refused(tmp_path, script, target, extra):
@@ -278,7 +285,7 @@ def test_every_numeric_flag_of_every_script_has_a_ceiling(module, monkeypatch):
     from utils.runtime import argtypes
 
     for action in script_parser(module, monkeypatch)._actions:
-        if action.type is None or action.type is argtypes.device_name:
+        if action.type is None or action.type in argtypes.TEXT_TYPES:
             continue
         flag = action.option_strings[0]
         high = getattr(action.type, "high", None)

@@ -18,15 +18,17 @@ from utils.data.canonical import load_canonical
 from utils.data.dataset import Dataset
 from utils.data.movielens import load_movielens
 from utils.data.p5 import load_p5
-from utils.data.specs import CUSTOM_FILES, ML_FILES, P5_FILES, P5_RATINGS, prepare_hint
+from utils.data.specs import CUSTOM_FILES, prepare_hint
 from utils.runtime.errors import DataError
 
 
 def data_files(data_dir: str | Path) -> list[Path]:
-    """The folder and the data files in it that a load reads: what no output may overwrite."""
+    """The folder and every file directly in it (the data a load reads, and the semantic IDs,
+    codebooks and manifests beside them, read by this run or the next): what no output may
+    overwrite. New files beside them, and the split cache's subfolder, stay writable."""
     folder = Path(data_dir)
-    names = (*P5_FILES, P5_RATINGS, *ML_FILES, *CUSTOM_FILES)
-    return [folder, *(folder / n for n in names if (folder / n).exists())]
+    files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+    return [folder, *files]
 
 
 def load_dataset(data_dir: str | Path) -> Dataset:
