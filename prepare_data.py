@@ -34,7 +34,7 @@ from utils.data.custom_meta import MISSING_META
 from utils.data.prepare import prepare
 from utils.data.prepare_custom import CustomSource, prepare_custom
 from utils.data.specs import SPECS
-from utils.runtime.argtypes import bounded
+from utils.runtime.argtypes import bounded, encoding
 from utils.runtime.cli import HelpFormatter, setup_logging, show_progress
 from utils.runtime.errors import add_debug_flag, run_script
 
@@ -132,7 +132,9 @@ def _add_custom_args(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--list-sep", default="|", help="separator of categories given as text")
     g.add_argument("--sep", help="CSV separator (default ',' for .csv, tab for .tsv)")
-    g.add_argument("--encoding", default="utf-8", help="text encoding of CSV/JSON files")
+    g.add_argument(
+        "--encoding", type=encoding, default="utf-8", help="text encoding of CSV/JSON files"
+    )
     g.add_argument("--k-core", type=K_CORE, default=5, help="k-core filter (default 5; 1: none)")
     g.add_argument("--dedup", choices=DEDUP_RULES, default="latest", help="repeated pairs keep")
     g.add_argument("--order", choices=ORDERS, default="id", help="index order of users/items")

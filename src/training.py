@@ -255,6 +255,11 @@ def fit(
             best_state, best_value = state["best_state"], state["best_value"]
             result = TrainResult(**state["result"])
             start_epoch, bad_epochs = int(state["epoch"]) + 1, int(state["bad_epochs"])
+            if not 0 < start_epoch <= cfg.epochs or bad_epochs < 0:
+                raise ValueError(
+                    f"epoch {start_epoch - 1} and bad epochs {bad_epochs} do not fit a "
+                    f"{cfg.epochs}-epoch run"
+                )
             # Older checkpoints lack the count; a finished run's recorded throughput gives it back.
             examples = state.get(
                 "examples", round(result.examples_per_second * result.train_seconds)

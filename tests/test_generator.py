@@ -170,6 +170,15 @@ def test_errors_name_the_file_and_the_fix(tmp_path, encoder):
         run(other, tmp_path / "c", "--encode-texts", str(bad))
     with pytest.raises(DataError, match="line 2"):
         read_new_items(bad)
+    # a table is no list of new items (its header would become one), nor is absurd nesting
+    table = tmp_path / "items.csv"
+    table.write_text("id,title\nsku-1,Rose serum\n")
+    with pytest.raises(DataError, match="give new items as .jsonl"):
+        run(other, tmp_path / "c", "--encode-texts", str(table))
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(DataError, match="nested too deeply"):
+        read_new_items(deep)
     # a codebook too large for its collision level is refused with the remedy
     with pytest.raises(ValueError, match="--collision-size"):
         run(other, tmp_path / "c", "--levels", "1", "--codebook-size", "2", "--collision-size", "2")

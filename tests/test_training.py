@@ -7,6 +7,8 @@ import torch
 
 from src.training import TrainConfig, fit, index_batches, lr_lambda
 from tests.helpers import fit_linear
+from utils.runtime.checkpoints import load_checkpoint, save_checkpoint
+from utils.runtime.errors import CheckpointError
 
 
 def test_fit_learns_and_keeps_the_best_epoch():
@@ -75,6 +77,19 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
         and again.examples_per_second > 0
     )
     assert again.train_seconds == res.train_seconds and len(again.history) == 6
+
+
+def test_resume_refuses_a_checkpoint_whose_epoch_does_not_fit(tmp_path):
+    """A tampered epoch (-5 would train five extra epochs, 99 none) is refused in one line."""
+    ckpt = tmp_path / "ckpt.pt"
+    cfg = dict(epochs=3, lr=0.02, monitor="mse", mode="min", patience=100, checkpoint=str(ckpt))
+    fit_linear(TrainConfig(**cfg))
+    state = load_checkpoint(ckpt)
+    for epoch in (-5, 99):
+        state["epoch"] = epoch
+        save_checkpoint(ckpt, state)
+        with pytest.raises(CheckpointError, match=f"epoch {epoch} and bad epochs 0 do not fit"):
+            fit_linear(TrainConfig(**cfg, resume=True))
 
 
 def test_lr_schedules():

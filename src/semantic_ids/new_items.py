@@ -4,7 +4,6 @@ existing IDs never change."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from utils.data.dataset import ItemMeta
 from utils.data.semantic import IDS_FILE, check_codebooks, read_semantic_ids_file
 from utils.reporting.results import RUN_RECORD
 from utils.runtime.errors import DataError
+from utils.runtime.io import parse_json, regular_file
 
 
 def load_quantizer(out_dir: Path, header: dict[str, Any]) -> Quantizer:
@@ -58,6 +58,7 @@ def encode_new_items(
 
 
 NEW_ID_PREFIX = "new-"
+NEW_ITEMS_LIMIT = 256 * 2**20  # texts of new items read whole: larger is no batch of new items
 # How an item's text is built (src/semantic_ids/item_text.py), for --help and the docs.
 TEXT_TEMPLATE = (
     "'Title: <title>. Brand: <brand>. Categories: <a>, <b>. Year: <year>. Price: $<price>. "
@@ -123,16 +124,20 @@ def read_new_items(
         x = require_finite(x.astype(np.float64), str(path), "give finite embeddings")
         x = canonical_embeddings(x)
         return [f"{NEW_ID_PREFIX}{i + 1}" for i in range(len(x))], None, x
+    if path.suffix not in (".jsonl", ".txt"):
+        raise DataError(
+            f"{path}: give new items as .jsonl (one JSON object a line), .txt (one text a line) or "
+            ".npy (embeddings); a table such as .csv would be read line by line, its header as "
+            "an item"
+        )
+    regular_file(path, NEW_ITEMS_LIMIT, "give a file of new items")
     ids, texts = [], []
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         if path.suffix == ".jsonl":
             where = f"{path}, line {lineno}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: expected a JSON object: {exc}") from exc
+            rec = parse_json(line, where, "expected a JSON object per line")
             if not isinstance(rec, dict) or ("text" not in rec and cfg is None):
                 raise DataError(
                     f"{where}: expected a JSON object with a 'text' field (and optionally 'id')"

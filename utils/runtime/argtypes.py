@@ -12,6 +12,7 @@ a test checks that every script's numeric flags use them.
 from __future__ import annotations
 
 import argparse
+import codecs
 import math
 import re
 from collections.abc import Callable
@@ -152,6 +153,17 @@ def device_name(text: str) -> str:
     return text
 
 
+def encoding(text: str) -> str:
+    """A text encoding Python knows (utf-8, latin-1, utf-16, cp1252, ...)."""
+    try:
+        codecs.lookup(text)
+    except LookupError:
+        raise argparse.ArgumentTypeError(
+            f"unknown text encoding {text!r}; e.g. utf-8, latin-1, utf-16, cp1252"
+        ) from None
+    return text
+
+
 def ids_digest(text: str) -> str:
     """A semantic-ID set's short digest (12 lowercase hex digits), or '' for no check."""
     if text and not re.fullmatch(r"[0-9a-f]{12}", text):
@@ -162,4 +174,4 @@ def ids_digest(text: str) -> str:
 
 
 # the checks of text flags (a pattern, no range), which the every-flag-has-a-ceiling test skips
-TEXT_TYPES = (device_name, ids_digest)
+TEXT_TYPES = (device_name, ids_digest, encoding)
