@@ -351,6 +351,11 @@ BAD_INPUTS = {
         {},
         r"row 2, column 'timestamp': unparsable time \('yesterday'\)",
     ),
+    "time far in the future": (
+        "user_id,item_id,timestamp\nu,a,1\nu,b,1e300\n",
+        {},
+        r"row 2, column 'timestamp': not a plausible time \('1e300': after the year 2200\)",
+    ),
     "empty file": ("", {}, "the file is empty"),
     "header only": ("user_id,item_id,timestamp\n", {}, "no data rows"),
     "empty id": ("user_id,item_id,timestamp\nu,a,1\n,b,2\n", {}, r"row 2, column 'user_id'"),

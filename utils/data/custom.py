@@ -102,6 +102,9 @@ class Factorizer:
         return np.asarray(self.index, dtype=object)
 
 
+LATEST_TIME = 7_258_118_400  # 2200-01-01 in Unix seconds: later is a unit or a data error
+
+
 def _times(path: Path, values: pd.Series, cols: InteractionColumns, state: dict) -> np.ndarray:
     """Times as int64 seconds: numbers (``time_unit``) or dates (ISO 8601 or ``time_format``)."""
     column = cols.time
@@ -130,6 +133,14 @@ def _times(path: Path, values: pd.Series, cols: InteractionColumns, state: dict)
         seconds = numbers.to_numpy(dtype=np.float64)
         if cols.time_unit == "ms":
             seconds = seconds / 1000.0
+        late = pd.Series(seconds > LATEST_TIME, index=values.index)
+        first_bad_row(
+            path,
+            late,
+            column,
+            f"not a plausible time ({_shown(values, late)}: after the year 2200)",
+            "give Unix times in seconds, or in milliseconds with --time-unit ms",
+        )
         return np.floor(seconds).astype(np.int64)
     parsed = pd.to_datetime(text, errors="coerce", utc=True, format=cols.time_format or "ISO8601")
     bad = parsed.isna()
