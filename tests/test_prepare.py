@@ -14,7 +14,7 @@ import pytest
 from tests.synthetic import write_movielens, write_p5
 from utils.data.prepare import prepare, verify_checksums
 from utils.data.specs import SPECS
-from utils.runtime.errors import DataError
+from utils.runtime.errors import DataError, OutputError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,6 +68,19 @@ def test_local_copy_and_known_counts(tmp_path, monkeypatch):
         DataError, match=r"found \(8, 9, \d+\) users/items/interactions, the official beauty has"
     ):
         prepare("beauty", tmp_path / "beauty", source=src)
+
+
+def test_a_folder_of_another_data_set_or_the_source_itself_is_refused(tmp_path):
+    """MovieLens prepared into a folder holding P5 files would make that folder load as
+    MovieLens; the source folder as the target would be replaced by its own copy."""
+    p5 = write_p5(tmp_path / "toys", n_users=8, n_items=9)
+    before = {f.name: f.read_bytes() for f in p5.iterdir() if f.is_file()}
+    ml = write_movielens(tmp_path / "ml")
+    with pytest.raises(OutputError, match=r"holds another data set's files \(datamaps.json"):
+        prepare("ml-100k", p5, source=ml)
+    assert {f.name: f.read_bytes() for f in p5.iterdir() if f.is_file()} == before
+    with pytest.raises(OutputError, match="is the --source folder itself"):
+        prepare("toys", p5, source=p5)
 
 
 def test_checksum_mismatch_and_missing_source(tmp_path):

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from tqdm.auto import tqdm
 
 from utils.data.load import load_dataset
-from utils.data.specs import SPECS, DatasetSpec
+from utils.data.specs import CUSTOM_FILES, SPECS, DatasetSpec
 from utils.runtime.environment import repo_root
 from utils.runtime.errors import DataError, OutputError
 from utils.runtime.io import (
@@ -257,6 +257,21 @@ def _extract(archive: Path, spec: DatasetSpec, workdir: Path) -> Path:
     return out
 
 
+def _check_foreign(target: Path, spec: DatasetSpec) -> None:
+    """Refuse a target folder holding another layout's data files: the folder would then load as
+    whichever layout its loader checks first (MovieLens placed beside Beauty hid Beauty)."""
+    mine = set(spec.required + spec.optional)
+    known = {f for other in SPECS.values() for f in other.required + other.optional}
+    foreign = sorted(
+        n for n in known | set(CUSTOM_FILES) if n not in mine and (target / n).exists()
+    )
+    if foreign:
+        raise OutputError(
+            f"--data-dir {target}: holds another data set's files ({', '.join(foreign)}); "
+            f"prepare {spec.name} into a folder of its own (nothing was changed)"
+        )
+
+
 def prepare(
     name: str,
     data_dir: str | Path | None = None,
@@ -277,6 +292,12 @@ def prepare(
         raise OutputError(
             f"--data-dir {target}: is a file, not a folder; give a new or existing folder "
             "(nothing was moved)"
+        )
+    _check_foreign(target, spec)
+    if source is not None and Path(source).resolve() == target.resolve():
+        raise OutputError(
+            f"--data-dir {target}: is the --source folder itself; give another --data-dir "
+            "(nothing was changed)"
         )
     checksums = spec.checksums if verify else {}
     with tempfile.TemporaryDirectory(prefix="prepare-") as tmp:
