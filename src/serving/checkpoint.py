@@ -25,6 +25,7 @@ from src.pointwise.ctr import CTRConfig, build_ctr_model
 from src.pointwise.features import build_features
 from src.pointwise.mf import model_factory
 from src.sequential.beam_search import build_trie
+from src.sequential.overrides import in_range
 from src.sequential.protocols import PROTOCOLS, protocol_split
 from src.sequential.sasrec import SASRec, SASRecConfig
 from src.sequential.tiger import Tiger, TigerConfig
@@ -87,8 +88,12 @@ def _semantic_ids(ids_dir: str, ds: Dataset, needed: bool) -> SemanticIds | None
 
 
 def _build(spec: dict[str, Any], ds: Dataset, split: Split, sids: SemanticIds | None) -> nn.Module:
-    """The untrained model the spec describes, on the data set and split it was trained on."""
+    """The untrained model the spec describes, on the data set and split it was trained on; a
+    recorded size out of its flag's range is refused before anything is allocated."""
     cls, config = spec["class"], dict(spec["config"])
+    for key, value in config.items():
+        if not isinstance(value, bool):
+            in_range(key, value)
     codes = None if sids is None else sids.codes
     sizes = None if sids is None else list(sids.codebook_sizes)
     if cls == "Tiger":

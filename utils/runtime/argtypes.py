@@ -113,10 +113,12 @@ steps = bounded(int, 0, 10**7, why=TIME)
 users_cap = bounded(int, 0, 10**7, why="no data set here has more users")  # 0 = all
 clip = bounded(float, 0.0, 1e6, low_open=True)
 
-# The numeric fields of the sequential models' configurations (src/sequential/overrides.py):
-# --set and --config values get the ranges their flags have, so no override reaches a model with
-# a value a flag would refuse.
+# The numeric fields of the models' configurations: --set and --config values
+# (src/sequential/overrides.py) and a checkpoint's recorded configuration (src/serving/) get the
+# ranges their flags have, so neither builds a model a flag would refuse.
 FIELD_RANGES: dict[str, Callable[[str], float]] = {
+    "dim": dim,
+    "negatives": negatives,
     "d_model": dim,
     "head_dim": dim,
     "d_ff": layer_size,
