@@ -101,6 +101,11 @@ def test_a_plain_run_gets_a_new_folder_under_runs(data, tmp_path, monkeypatch):
     assert len(list((tmp_path / "runs").iterdir())) == 2  # the reference run left no run folder
     with pytest.raises(UsageError, match="--reference .* cannot go with --run-dir"):
         mf_train_eval.main([*flags, "--reference", "--run-dir", str(tmp_path / "x")])
+    # the study's folders and the data folder are no run folder, also through a symlink
+    (tmp_path / "link").symlink_to(tmp_path / "results", target_is_directory=True)
+    for bad in ("results", "plots/mine", "link", str(data["ml"])):
+        with pytest.raises(UsageError, match=r"--run-dir .* is or lies inside"):
+            mf_train_eval.main([*flags, "--run-dir", bad])
 
 
 def test_every_torchrun_rank_names_the_same_run_folder(tmp_path, monkeypatch):

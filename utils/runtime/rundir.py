@@ -67,6 +67,24 @@ def new_run_dir(script: str, dataset: str, root: Path = RUNS_ROOT) -> Path:
     raise UsageError(f"{root}/{base}: 999 run folders of this second exist; give --run-dir")
 
 
+STUDY_FOLDERS = (Path("results"), REFERENCE_PLOTS, REFERENCE_CHECKPOINTS)
+
+
+def _check_run_dir(run_dir: Path, data_dir: str | None) -> None:
+    """Refuse a --run-dir that is, or lies inside (a symlink followed), the study's results/,
+    plots/ or checkpoints/ or the data folder: a run's files must never mix with those."""
+    resolved = run_dir.resolve()
+    guarded = [*STUDY_FOLDERS, *([Path(data_dir)] if data_dir else [])]
+    for folder in guarded:
+        root = folder.resolve()
+        if resolved == root or root in resolved.parents:
+            raise UsageError(
+                f"--run-dir {run_dir}: is or lies inside {folder} (the study's outputs or the "
+                "data); give a folder of its own, e.g. runs/my-run (only --reference writes the "
+                "study's files)"
+            )
+
+
 def resolve_run_outputs(args: argparse.Namespace, script: str, dataset: str) -> Path | None:
     """Fill ``args.out``, ``args.plot_dir`` and ``args.checkpoint_dir`` (where the script has
     them and the user left them out) and ``args.run_dir``; returns the run folder: None for
@@ -80,6 +98,7 @@ def resolve_run_outputs(args: argparse.Namespace, script: str, dataset: str) -> 
         run_dir, defaults = None, (name, REFERENCE_PLOTS, checkpoints)
     elif args.run_dir or any(getattr(args, f) is None for f in flags):
         run_dir = Path(args.run_dir) if args.run_dir else new_run_dir(script, dataset)
+        _check_run_dir(run_dir, getattr(args, "data_dir", None))
         defaults = (run_dir / name.name, run_dir, run_dir / "checkpoints")
         args.run_dir = str(run_dir)
     else:  # every output placed by its own flag: nothing is left for a run folder
