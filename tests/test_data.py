@@ -13,7 +13,7 @@ import pytest
 from tests.synthetic import write_movielens, write_p5
 from utils.data.load import load_dataset
 from utils.runtime.errors import DataError
-from utils.runtime.io import UnsafePickleError, restricted_pickle_load
+from utils.runtime.unpickle import UnsafePickleError, restricted_pickle_load
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -32,7 +32,8 @@ from utils.data.parsing import (
 )
 from utils.data.specs import P5_FILES, P5_RATINGS
 from utils.runtime.errors import DataError
-from utils.runtime.io import UnsafePickleError, parse_json, restricted_pickle_load, sha256_files
+from utils.runtime.io import parse_json, sha256_files
+from utils.runtime.unpickle import UnsafePickleError, restricted_pickle_load
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,8 @@ from __future__ import annotations
 import atexit
 import fcntl
 import hashlib
-import io
 import json
 import os
-import pickle
 import re
 import shutil
 import stat
@@ -332,51 +330,6 @@ def _probe_folder(flag: str, folder: Path, shown: str | Path) -> None:
             f"{flag} {shown}: cannot write there ({exc.strerror or exc}); choose a writable "
             "path, nothing has been run yet"
         ) from exc
-
-
-class UnsafePickleError(pickle.UnpicklingError):
-    """Raised when a pickle asks for anything beyond builtin containers and scalars."""
-
-
-_SAFE_BUILTINS = {
-    ("builtins", name)
-    for name in (
-        "dict",
-        "list",
-        "tuple",
-        "set",
-        "frozenset",
-        "str",
-        "bytes",
-        "int",
-        "float",
-        "bool",
-        "complex",
-    )
-}
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that refuses every global except plain builtin containers and scalars.
-
-    Pickles of plain data (dicts, lists, strings, numbers) never need
-    ``find_class`` for anything else, so refusing the rest blocks code execution
-    through ``__reduce__`` without limiting legitimate data files.
-    """
-
-    def find_class(self, module: str, name: str) -> Any:
-        if module == "__builtin__":  # Python 2 protocols name the same module differently
-            module = "builtins"
-        if (module, name) in _SAFE_BUILTINS:
-            return super().find_class(module, name)
-        raise UnsafePickleError(
-            f"refusing to load {module}.{name}: only builtin containers and scalars are allowed"
-        )
-
-
-def restricted_pickle_load(path: str | Path) -> Any:
-    with open(path, "rb") as f:
-        return RestrictedUnpickler(io.BufferedReader(f)).load()
 
 
 def sha256_files(paths: Iterable[str | Path]) -> str:
