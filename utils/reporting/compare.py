@@ -81,16 +81,15 @@ def compare_runs(run: list[Found], reference: list[Found], same_file: bool = Fal
             theirs = headline(ref)[model] if ref else {}
             for metric, value in metrics.items():
                 before = theirs.get(metric)
-                if same_file and before == value:
-                    continue
+                if same_file and before is not None and round(before, 4) == round(value, 4):
+                    continue  # equal as shown: float noise below the tables' precision
                 delta = None if before is None else f"{value - before:+.4f}"
                 source = ref.path.name if ref else "no reference"
                 rows.append([model, metric, before, value, delta, source])
         if same_file and not rows:
             continue
-        title = f"**{f.path}** ({f.kind}, {f.dataset}" + (
-            f", {f.protocol} protocol)**" if f.protocol else ")**"
-        )
+        protocol = f", {f.protocol} protocol" if f.protocol else ""
+        title = f"**{f.path}** ({f.kind}, {f.dataset}{protocol})"
         header = ["model", "metric", "reference", "this run", "Δ", "reference file"]
         sections.append(title + "\n\n" + markdown_table(header, rows))
     if same_file and not sections:
