@@ -140,10 +140,10 @@ def test_titles_with_terminal_escapes_are_printed_escaped(trained, capsys, monke
     assert "\x1b" not in out and "\x07" not in out and "\\x1b[2J\\x1b]0;owned" in out
 
 
-@pytest.mark.parametrize("prefix", MODELS[1:3])
+@pytest.mark.parametrize("prefix", MODELS)
 def test_a_batch_gives_each_request_the_single_request_answer(trained, capsys, tmp_path, prefix):
-    """--users and --histories: one JSON line per request, the same lists as one call each; a bad
-    line is one error naming the file and the line."""
+    """--users and --histories: one JSON line per request, the same lists as one call each (the
+    batch ranks its requests together); a bad line is one error naming the file and the line."""
     data, ckpt, _ = trained
     ds = load_dataset(data)
     path = str(_ckpt(ckpt, prefix))
@@ -156,10 +156,23 @@ def test_a_batch_gives_each_request_the_single_request_answer(trained, capsys, t
     assert "2 requests in" in captured.err
     for line in lines:
         alone = _ask(capsys, "--checkpoint", path, "--user", line["user"], "--k", str(K))
-        assert line["recommendations"] == alone["recommendations"]
+        # ranked 64 at a time: the same lists, the scores equal up to batched float rounding
+        strip = [{k: v for k, v in r.items() if k != "score"} for r in line["recommendations"]]
+        assert strip == [
+            {k: v for k, v in r.items() if k != "score"} for r in alone["recommendations"]
+        ]
+        np.testing.assert_allclose(
+            [r["score"] for r in line["recommendations"]],
+            [r["score"] for r in alone["recommendations"]],
+            rtol=1e-5,
+        )
         assert line["history"] == alone["history"]
     histories = tmp_path / "h.jsonl"
     histories.write_text(json.dumps({"id": "a", "history": [str(ds.item_ids[0]), "PRODUCT 3 &"]}))
+    if not prefix.startswith("tiger-"):  # MF and CTR models score known users only
+        with pytest.raises(DataError, match="scores the users it was trained on"):
+            recommend.main(["--checkpoint", path, "--histories", str(histories)])
+        return
     assert recommend.main(["--checkpoint", path, "--histories", str(histories)]) == 0
     (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert line["id"] == "a" and line["history"] == [str(ds.item_ids[i]) for i in (0, 3)]

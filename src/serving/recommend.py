@@ -39,78 +39,113 @@ class Request:
     cold_share: float = 0.0
 
 
-def _one_example(history: np.ndarray, max_items: int, user: int | None) -> SequenceExamples:
-    """The history's last ``max_items`` items as one right-aligned evaluation example."""
-    recent = history[-max_items:]
-    hist = np.full((1, max_items), -1, dtype=np.int64)
-    hist[0, max_items - len(recent) :] = recent
-    one = torch.ones(1, dtype=torch.long)
+BATCH = 64  # requests ranked together: one beam search or forward pass per batch
+
+
+def _examples(reqs: list[Request], max_items: int) -> SequenceExamples:
+    """Each request's last ``max_items`` history items as a right-aligned evaluation example."""
+    hist = np.full((len(reqs), max_items), -1, dtype=np.int64)
+    lengths = np.zeros(len(reqs), dtype=np.int64)
+    for r, req in enumerate(reqs):
+        recent = req.history[-max_items:]
+        hist[r, max_items - len(recent) :] = recent
+        lengths[r] = len(recent)
+    users = torch.tensor([req.user or 0 for req in reqs], dtype=torch.long)
+    no_target = torch.zeros(len(reqs), dtype=torch.long)  # nothing is evaluated
+    no_row = torch.full((len(reqs),), -1, dtype=torch.long)
     return SequenceExamples(
-        torch.from_numpy(hist), one * len(recent), one * 0, one * (user or 0), one * -1
+        torch.from_numpy(hist), torch.from_numpy(lengths), no_target, users, no_row
     )
 
 
-def _tiger(trained: Trained, req: Request, banned: Histories | None) -> tuple[Any, Any]:
-    model, sids = trained.model, trained.sids
-    beam = max(req.k, PRESETS[trained.spec.get("preset", "quick")].beam)
-    ex = _one_example(req.history, model.cfg.max_items, req.user)
+def _tiger(trained: Trained, reqs: list[Request], banned: Histories | None) -> tuple[Any, Any]:
+    model, sids, first = trained.model, trained.sids, reqs[0]
+    beam = max(first.k, PRESETS[trained.spec.get("preset", "quick")].beam)
+    ex = _examples(reqs, model.cfg.max_items)
     tok = None
-    if req.user is not None:
+    if all(req.user is not None for req in reqs):
         tok = user_buckets(ex.user, trained.ds.user_ids, model.cfg.user_tokens)
     cold = None
-    if req.cold_share:
+    if first.cold_share:
         is_cold = ~trained.trained_items()
         if not is_cold.any():
             raise DataError(
                 f"--cold-share: every item of {trained.ds.name} was trained on under this "
                 "checkpoint's split, so no item is cold (the cold protocol holds items out)"
             )
-        cold = ColdStart.build(sids.codes, sids.codebook_sizes, is_cold, req.cold_share)
-    ranked = tiger_rank(model, ex, trained.trie, beam, 1, tok, cold=cold, history=banned)
-    scores = None if ranked.scores is None else ranked.scores[0]
-    return ranked.items[0], scores
+        cold = ColdStart.build(sids.codes, sids.codebook_sizes, is_cold, first.cold_share)
+    ranked = tiger_rank(model, ex, trained.trie, beam, BATCH, tok, cold=cold, history=banned)
+    return ranked.items, ranked.scores
 
 
-def recommend(trained: Trained, req: Request) -> list[dict[str, Any]]:
-    """The top ``req.k`` items (rank, item ID, title, semantic ID, score), best first.
+def _ranked(trained: Trained, reqs: list[Request]) -> tuple[np.ndarray, np.ndarray | None]:
+    """(items, scores) per request, best first: the model's own ranking of the whole catalogue
+    with each request's history removed unless it asks to keep it."""
+    first = reqs[0]
+    ds = trained.ds
+    lengths = np.array([len(req.history) for req in reqs], dtype=np.int64)
+    ptr = np.concatenate([[0], np.cumsum(lengths)])
+    items = np.concatenate([req.history for req in reqs]).astype(np.int64)
+    banned = None if first.include_history else Histories(ptr, items)
+    if trained.kind == "tiger":
+        return _tiger(trained, reqs, banned)
+    if trained.kind == "sasrec":
+        ex = _examples(reqs, trained.model.cfg.max_items)
+        return score_top_k(trained.model, ex, BATCH, first.k, banned)
+    if any(req.user is None for req in reqs):
+        raise DataError(
+            f"{trained.spec['name']} scores the users it was trained on: give --user (a "
+            "history alone needs a sequential model, TIGER or SASRec)"
+        )
+    nothing = (np.zeros(len(reqs) + 1, dtype=np.int64), NO_ITEMS)
+    exclude = nothing if banned is None else (banned.ptr, banned.items)
+    top = top_k_items(
+        trained.model,
+        np.array([req.user for req in reqs]),
+        first.k,
+        ds.n_items,
+        exclude=exclude,
+        targets=nothing,
+        device=trained.device,
+        with_scores=True,
+    )
+    return top["all"], top["all_scores"]
+
+
+def recommend_many(trained: Trained, reqs: list[Request]) -> list[list[dict[str, Any]]]:
+    """The top ``k`` items (rank, item ID, title, semantic ID, score) of each request, best first,
+    ranked ``BATCH`` requests at a time; the requests share ``k``, ``include_history`` and
+    ``cold_share``.
 
     Scores are the model's own: TIGER's summed log-probability of the ID, SASRec's logit, MF's
     predicted rating or logit, a CTR model's logit; None in a cold-share list (two beams merged
     by their own scores)."""
-    if not len(req.history):
+    if not reqs:
+        return []
+    first = reqs[0]
+    shared = {(r.k, r.include_history, r.cold_share) for r in reqs}
+    if len(shared) > 1:
+        raise ValueError("the requests of one batch must share k, include_history, cold_share")
+    if any(not len(req.history) for req in reqs):
         raise DataError("the history is empty: give at least one item (or a user who has one)")
-    ds = trained.ds
-    banned = (
-        None if req.include_history else Histories(np.array([0, len(req.history)]), req.history)
-    )
-    if trained.kind == "tiger":
-        items, scores = _tiger(trained, req, banned)
-    elif trained.kind == "sasrec":
-        ex = _one_example(req.history, trained.model.cfg.max_items, req.user)
-        items, scores = (a[0] for a in score_top_k(trained.model, ex, 1, req.k, banned))
-    else:
-        if req.user is None:
-            raise DataError(
-                f"{trained.spec['name']} scores the users it was trained on: give --user (a "
-                "history alone needs a sequential model, TIGER or SASRec)"
-            )
-        exclude = NO_ITEMS if req.include_history else req.history
-        top = top_k_items(
-            trained.model,
-            np.array([req.user]),
-            req.k,
-            ds.n_items,
-            exclude=(np.array([0, len(exclude)]), exclude),
-            targets=(np.array([0, 0]), NO_ITEMS),
-            device=trained.device,
-            with_scores=True,
-        )
-        items, scores = top["all"][0], top["all_scores"][0]
     codes = None if trained.sids is None else trained.sids.codes
-    rows = []
-    for item, score in zip(items, scores if scores is not None else [None] * len(items)):
-        if item < 0 or score == -math.inf:
-            continue  # an exhausted beam or a removed history item
-        score = None if score is None else float(score)
-        rows.append({"rank": len(rows) + 1, **item_row(ds, codes, int(item)), "score": score})
-    return rows[: req.k]
+    out = []
+    for start in range(0, len(reqs), BATCH):
+        chunk = reqs[start : start + BATCH]
+        items, scores = _ranked(trained, chunk)
+        for r in range(len(chunk)):
+            row_scores = [None] * items.shape[1] if scores is None else scores[r]
+            rows = []
+            for item, score in zip(items[r], row_scores):
+                if item < 0 or score == -math.inf:
+                    continue  # an exhausted beam or a removed history item
+                score = None if score is None else float(score)
+                row = item_row(trained.ds, codes, int(item))
+                rows.append({"rank": len(rows) + 1, **row, "score": score})
+            out.append(rows[: first.k])
+    return out
+
+
+def recommend(trained: Trained, req: Request) -> list[dict[str, Any]]:
+    """The top ``req.k`` items of one request (see :func:`recommend_many`)."""
+    return recommend_many(trained, [req])[0]
