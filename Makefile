@@ -122,7 +122,7 @@ sequential-seeds: $(STAMP)
 	$(MAKE) --no-print-directory sequential-seed N=1
 	$(MAKE) --no-print-directory sequential-seed N=2
 
-# Not part of `all`: the eSASRec benchmark's `holdout` protocol, each model retrained on all but the
+# Not part of `all`: the `holdout` protocol (no published table uses it), each model retrained on all but the
 # last item for the epochs its paper-protocol run (same seed) chose on validation.
 holdout: $(STAMP)
 	for n in 0 1 2; do \
