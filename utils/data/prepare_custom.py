@@ -131,6 +131,27 @@ def _check_target(target: Path, source: CustomSource) -> None:
         )
 
 
+def _read_items(source: CustomSource, item_ids: np.ndarray) -> MetaTable:
+    """The metadata of the interaction items, each field fed as the layout and --text-columns
+    say (custom_meta.text_column_mapping)."""
+    preset = source.layout_text_columns
+    mapping = (
+        parse_text_columns(source.text_columns, allow_empty=preset is not None)
+        if source.text_columns
+        else None
+    )
+    return read_metadata(
+        source.items,
+        source.item_id_col or source.columns.item,
+        item_ids,
+        mapping,
+        source.encoding,
+        source.sep,
+        source.list_sep,
+        parse_text_columns(preset) if preset else None,
+    )
+
+
 def prepare_custom(
     source: CustomSource, data_dir: str | Path, rules: CleaningRules | None = None
 ) -> dict[str, Any]:
@@ -142,22 +163,7 @@ def prepare_custom(
     raw = read_interactions(
         source.interactions, source.columns, source.encoding, source.sep, source.drop_incomplete
     )
-    preset = source.layout_text_columns
-    mapping = (
-        parse_text_columns(source.text_columns, allow_empty=preset is not None)
-        if source.text_columns
-        else None
-    )
-    table = read_metadata(
-        source.items,
-        source.item_id_col or source.columns.item,
-        raw.item_ids,
-        mapping,
-        source.encoding,
-        source.sep,
-        source.list_sep,
-        parse_text_columns(preset) if preset else None,
-    )
+    table = _read_items(source, raw.item_ids)
     keep = missing_items(table, source.missing_meta, raw)
     data = clean(raw, rules, keep, source.columns.rating)
     meta = subset(table.meta, data.item_codes)
