@@ -3,7 +3,7 @@
 * No bytecode in the checkout: nothing imported after this file writes ``__pycache__``, and child
   Pythons inherit PYTHONDONTWRITEBYTECODE. Only this file and ``tests/__init__.py`` are compiled
   before it can say so; their two cache files are removed right away.
-* No test writes checkpoints into the checkout (the trainers' default folder is a temporary one).
+* No test writes checkpoints or run folders into the checkout (temporary folders stand in).
 * No test leaves process state behind: the environment (the scripts' seeding sets PYTHONHASHSEED),
   ``sys.argv`` and torch's thread count are restored after each test, and a test that replaces a
   function of the standard library without undoing it fails.
@@ -56,15 +56,17 @@ def _stdlib_functions() -> dict[tuple[str, str], object]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def checkpoints_outside_the_checkout(tmp_path_factory):
-    """The study's checkpoints/ (where --reference runs keep their weights) is a temporary folder
-    during the tests (in-process runs and child Pythons alike), so no test writes into the
-    checkout or overwrites a real run's weights."""
-    from utils.runtime.rundir import CHECKPOINT_ENV
+def checkpoints_and_runs_outside_the_checkout(tmp_path_factory):
+    """The study's checkpoints/ (where --reference runs keep their weights) and runs/ (where a
+    run without --run-dir writes) are temporary folders during the tests (in-process runs and
+    child Pythons alike), so no test writes into the checkout or overwrites a real run's files."""
+    from utils.runtime.rundir import CHECKPOINT_ENV, RUNS_ENV
 
     os.environ[CHECKPOINT_ENV] = str(tmp_path_factory.mktemp("checkpoints"))
+    os.environ[RUNS_ENV] = str(tmp_path_factory.mktemp("runs"))
     yield
     os.environ.pop(CHECKPOINT_ENV, None)
+    os.environ.pop(RUNS_ENV, None)
 
 
 @pytest.fixture(autouse=True)

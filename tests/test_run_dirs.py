@@ -15,7 +15,7 @@ from tests.helpers import REPO
 from tests.synthetic import write_movielens, write_p5
 from tests.test_verify import semantic_ids_for
 from utils.runtime.errors import UsageError
-from utils.runtime.rundir import CHECKPOINT_ENV
+from utils.runtime.rundir import CHECKPOINT_ENV, RUNS_ENV
 
 
 def snapshot(*folders: Path) -> dict[str, tuple[int, int]]:
@@ -86,6 +86,7 @@ def test_a_plain_run_gets_a_new_folder_under_runs(data, tmp_path, monkeypatch):
     """Without --run-dir every output goes into runs/<script>-<dataset>-<time>/ of the working
     directory, one new folder per run; --reference writes the study's results/ and plots/."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(RUNS_ENV)  # the suite's stand-in for runs/
     flags = ["--data-dir", str(data["ml"]), "--models", "bias", "--epochs", "1", "--quiet"]
     mf_train_eval.main(flags)
     mf_train_eval.main(flags)

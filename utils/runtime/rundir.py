@@ -27,8 +27,9 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # the study's folders, written by --reference only
 REFERENCE_PLOTS = Path("plots")
 REFERENCE_CHECKPOINTS = Path("checkpoints")
-# replaces REFERENCE_CHECKPOINTS when set: the test suite's temporary folder
+# replace REFERENCE_CHECKPOINTS and RUNS_ROOT when set: the test suite's temporary folders
 CHECKPOINT_ENV = "SEMANTIC_IDS_CHECKPOINT_DIR"
+RUNS_ENV = "SEMANTIC_IDS_RUNS_DIR"
 # the outputs a run folder holds, by their argparse names (a script has those it writes)
 OUTPUT_FLAGS = ("out", "plot_dir", "checkpoint_dir")
 
@@ -50,11 +51,12 @@ def add_run_args(group: argparse._ArgumentGroup, reference_out: str | None) -> N
     group.set_defaults(reference_out=reference_out)
 
 
-def new_run_dir(script: str, dataset: str, root: Path = RUNS_ROOT) -> Path:
+def new_run_dir(script: str, dataset: str, root: Path | None = None) -> Path:
     """A new ``<root>/<script>-<dataset>-<YYYYmmdd-HHMMSS>`` (``-2``, ``-3``, ... when that
-    exists). Not created here: the output check creates it, so a run refused before any work
-    leaves no folder behind. Under torchrun every rank must name the same folder, so the job's id
-    stands in for the time."""
+    exists; root: $SEMANTIC_IDS_RUNS_DIR, else runs/). Not created here: the output check creates
+    it, so a run refused before any work leaves no folder behind. Under torchrun every rank must
+    name the same folder, so the job's id stands in for the time."""
+    root = root or Path(os.environ.get(RUNS_ENV) or RUNS_ROOT)
     stem = f"{Path(script).stem}-{dataset}"
     job = os.environ.get("TORCHELASTIC_RUN_ID")
     if job:
