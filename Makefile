@@ -11,7 +11,7 @@ SEED   ?= 0
 	sequential-seeds holdout \
 	cold-study tiger-long tiger-collab tiger-collab-cold cold-ensemble decoding-sweep decoding-sweep-holdout ensemble-sweep \
 	ensemble-sweep-holdout sweep-sasrec quantizers summary verify compare-committed bench clean \
-	demo demo-tiger demo-rest
+	demo
 
 # After the semantic IDs the main job uses both cores: item-level TIGER on one; SASRec, the two
 # baselines, the analysis, MF and CTR one after another on the other (together shorter than TIGER).
@@ -234,29 +234,11 @@ sweep-sasrec: $(STAMP)
 
 # A five-minute tour on MovieLens-100K (fresh data preparation included), into runs/demo/ only:
 # semantic IDs, then item-level TIGER (1 epoch) on one core while SASRec, the baselines, the
-# analysis, MF and DeepFM run on the other; ends with the tables of what it wrote. Short
-# schedules: a demonstration of the pipeline, not the study's numbers.
+# analysis, MF and DeepFM run on the other; a line per stage with the time, then who won each task.
+# Short schedules: a demonstration of the pipeline, not the study's numbers (demo.py --help).
 DEMO ?= runs/demo
-DEMO_ARGS = --data-dir data/ml-100k --semantic-dir $(DEMO)/ids --quiet
 demo: $(STAMP)
-	$(PY) prepare_data.py --dataset ml-100k --quiet
-	$(PY) semantic_id_generator.py $(DEMO_ARGS) --seed 0
-	$(MAKE) --no-print-directory -j2 demo-tiger demo-rest
-	$(PY) summarize_results.py --results-dir $(DEMO)
-	@echo "Ask the TIGER model for a user's next items (from any shell, no activation needed):"
-	@echo "  $(PY) recommend.py --checkpoint $$(ls $(DEMO)/tiger/checkpoints/*.pt | head -n 1) --user 196"
-
-demo-tiger: $(STAMP)
-	$(PY) tiger_train_eval.py $(DEMO_ARGS) --protocol paper --models tiger_item --epochs 1 \
-		--run-dir $(DEMO)/tiger --out $(DEMO)/sequential_ml-100k_tiger.json
-
-demo-rest: $(STAMP)
-	$(PY) tiger_train_eval.py $(DEMO_ARGS) --protocol paper --models sasrec most_popular transition \
-		--epochs 5 --run-dir $(DEMO)/ids-models --out $(DEMO)/sequential_ml-100k_ids.json
-	$(PY) analyze_semantic_ids.py $(DEMO_ARGS) --run-dir $(DEMO)/analysis --out $(DEMO)/analysis.json
-	$(PY) mf_train_eval.py $(DEMO_ARGS) --run-dir $(DEMO)/mf --out $(DEMO)/mf.json
-	$(PY) neural_train_eval.py $(DEMO_ARGS) --models deepfm --modes baseline semantic hybrid \
-		--run-dir $(DEMO)/ctr --out $(DEMO)/ctr.json
+	@$(PY) demo.py --run-dir $(DEMO)
 
 summary: $(STAMP)
 	$(PY) summarize_results.py

@@ -5,6 +5,7 @@
   python summarize_results.py --compare runs/X/      # a run's headline metrics beside the study's
   python summarize_results.py --compare-committed    # results/ beside git's copy: what moved
   python summarize_results.py --verify               # recompute the metrics from saved predictions
+  python summarize_results.py --winners              # who won each task, in words
   python summarize_results.py --plots                # redraw the plots from the results files
   python summarize_results.py --plots sequential     # the sequential ones (make sequential-seed)
 
@@ -40,9 +41,11 @@ from utils.reporting.figures import plot_mf_results, plot_quantizers
 from utils.reporting.sequential_tables import (
     next_item_table,
     protocol_tables,
+    says_more_than_protocol_tables,
     tiger_seeds_table,
     tiger_table,
 )
+from utils.reporting.story import winners
 from utils.reporting.sweep_tables import (
     COLD_SCRIPT,
     cold_ensemble_tables,
@@ -79,10 +82,16 @@ def section(f: Found) -> str:
 
 def summarize(results_dir: Path) -> str:
     """Every section for the results files in ``results_dir``, then TIGER's mean ± std over
-    seeds and its full metric set by slice, then the protocols' tables."""
+    seeds and its full metric set by slice, then the protocols' tables (which hold the
+    sequential runs whose own tables would only repeat them)."""
     documents = read_documents(results_dir)
     found = find_results(results_dir, documents)
-    sections = [section(f) for f in found]
+    # a sequential run whose every number is in the protocol tables below is not printed twice
+    sections = [
+        section(f)
+        for f in found
+        if f.kind != "sequential" or says_more_than_protocol_tables(f.result)
+    ]
     tiger_runs = [f.result for f in found if f.kind == "tiger"]
     sections += [t for t in (tiger_seeds_table(tiger_runs), next_item_table(tiger_runs)) if t]
     sections += protocol_tables([f.result for f in found if f.kind == "sequential"])
@@ -191,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
         "set, model and protocol",
     )
     mode.add_argument(
+        "--winners",
+        action="store_true",
+        help="print only who won each task (headline test metric, models by readable name): the "
+        "demo's closing table",
+    )
+    mode.add_argument(
         "--compare-committed",
         nargs="?",
         const="HEAD",
@@ -232,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
             committed = committed_results(Path(args.results_dir), Path(tmp), args.compare_committed)
             local = find_results(args.results_dir)
             print(compare_runs(local, find_results(committed), same_file=True))
+        return 0
+    if args.winners:
+        print(winners(Path(args.results_dir)))
         return 0
     print(summarize(Path(args.results_dir)))
     return 0

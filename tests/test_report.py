@@ -11,9 +11,9 @@ import pytest
 from tests.synthetic import analysis_result, ctr_result, mf_result, tiger_result
 from utils.reporting.results import aggregate_seeds
 from utils.reporting.sequential_tables import (
-    _model_label,
-    _row_key,
     protocol_tables,
+    row_key,
+    row_label,
     tiger_seeds_table,
     tiger_table,
 )
@@ -511,11 +511,11 @@ def test_whole_pipeline_seeds_share_the_row_of_the_data_sets_own_ids():
                 "semantic_ids": {"dir": ids_dir, "ids_digest": digest}}  # fmt: skip
 
     own = [run(0, "beauty", "a"), run(1, "data/beauty_ids_seed1", "b"), run(2, "/x/beauty", "c")]
-    assert {_row_key("tiger_item", r) for r in own} == {("tiger_item", None, None)}
-    assert _model_label("tiger_item", own[1]) == "tiger_item"
+    assert {row_key("tiger_item", r) for r in own} == {("tiger_item", None, None)}
+    assert row_label("tiger_item", own[1]) == "tiger_item"
     other_seed = run(2, "data/beauty_ids_seed1", "b")  # seed 1's IDs under seed 2: not its own
     collab = run(1, "data/beauty_collab_ids", "d")
-    assert _row_key("tiger_item", other_seed) == ("tiger_item", None, "b")
-    assert _row_key("tiger_item", collab) == ("tiger_item", None, "d")
-    assert _model_label("tiger_item", collab) == "tiger_item (IDs beauty_collab_ids)"
-    assert _row_key("sasrec", collab) == ("sasrec", None, None)
+    assert row_key("tiger_item", other_seed) == ("tiger_item", None, "b")
+    assert row_key("tiger_item", collab) == ("tiger_item", None, "d")
+    assert row_label("tiger_item", collab) == "tiger_item (IDs beauty_collab_ids)"
+    assert row_key("sasrec", collab) == ("sasrec", None, None)

@@ -23,6 +23,7 @@ from utils.data.dataset import Dataset
 from utils.data.examples import TrainSampler
 from utils.data.splits import Split
 from utils.reporting.figures import grouped_bar_plot, zoomed_ylim
+from utils.reporting.labels import model_label
 
 log = logging.getLogger(__name__)
 
@@ -161,13 +162,15 @@ def plot_modes(path: Path, rows: list[dict[str, Any]], title: str, metric: str =
     models = list(dict.fromkeys(r["model"] for r in rows))
     modes = list(dict.fromkeys(r["mode"] for r in rows))
     by_key = {(r["model"], r["mode"]): r for r in rows}
-    groups = [f"{model} {where}" for model in models for where in ("overall", "cold")]
+    groups = [
+        f"{model_label(model)}\n{where}" for model in models for where in ("overall", "cold items")
+    ]
     series = {}
     for mode in modes:
         values = [
             by_key[(model, mode)][key] for model in models for key in (metric, f"cold_{metric}")
         ]
-        series[mode] = ([v["mean"] for v in values], [v["std"] for v in values])
+        series[model_label(mode)] = ([v["mean"] for v in values], [v["std"] for v in values])
     ylim = zoomed_ylim(series)  # AUCs of these models sit in a narrow band
     zoom = "\n(axis zoomed to the range of the values)" if ylim else ""
     return grouped_bar_plot(path, groups, series, f"{title}{zoom}", f"test {metric}", ylim=ylim)

@@ -24,9 +24,10 @@ def plot_usage(stats: dict, path: Path, name: str) -> Path:
             fontsize=9,
         )
         ax.set_xlabel("code (sorted by use)")
-        ax.set_ylabel("items")
         ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("items")  # one label: the panels' own tick labels leave no room for more
     fig.suptitle(f"{name}: items per code")
+    fig.tight_layout()
     return save_figure(fig, path)
 
 

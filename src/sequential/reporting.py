@@ -16,6 +16,7 @@ from utils.data.slices import slice_report
 from utils.evaluation.metrics import next_item_metrics
 from utils.evaluation.predictions import id_strings
 from utils.reporting.figures import bar_panels, grouped_bar_plot, pyplot, save_figure
+from utils.reporting.labels import model_label
 
 
 def test_predictions(
@@ -99,7 +100,7 @@ def plot_results(results: dict[str, Any], plot_dir: str, name: str) -> list[str]
                 [h["epoch"] for h in rep["curve"]],
                 [h.get("val_ndcg@10", np.nan) for h in rep["curve"]],
                 marker="o",
-                label=f"{name} ({rep['curve_val_users']} val users)",
+                label=f"{model_label(name)} ({rep['curve_val_users']} val users)",
             )
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation NDCG@10")
@@ -114,7 +115,7 @@ def plot_results(results: dict[str, Any], plot_dir: str, name: str) -> list[str]
     if published:
         metrics = [m for m in metrics if all(m in p for p in published.values())]
     series = {
-        f"{n} (ours, {rep['ranking']}, seed {results['seed']})": (
+        f"{model_label(n)} (ours, {rep['ranking']}, seed {results['seed']})": (
             [rep["test"][m] for m in metrics],
             None,
         )
@@ -139,6 +140,14 @@ def plot_results(results: dict[str, Any], plot_dir: str, name: str) -> list[str]
 ITEM_SLICES = ("item_head", "item_mid", "item_tail")
 
 
+def _contenders(models: list[str]) -> str:
+    """What a figure compares, from the models it holds: TIGER only where TIGER is in it."""
+    tigers = [m for m in models if m.startswith("tiger")]
+    if not tigers:
+        return "item-ID models"
+    return "TIGER vs item-ID models" if len(tigers) < len(models) else "TIGER"
+
+
 def plot_slices(results: list[dict[str, Any]], path: str) -> Path:
     """Test Recall@10 and NDCG@10 of every model by the target item's popularity (head, mid,
     tail of the training counts), from the results files of one data set, protocol and seed
@@ -152,7 +161,7 @@ def plot_slices(results: list[dict[str, Any]], path: str) -> Path:
         (
             groups,
             {
-                name: ([rep["test_slices"][s][metric] for s in ITEM_SLICES], None)
+                model_label(name): ([rep["test_slices"][s][metric] for s in ITEM_SLICES], None)
                 for name, rep in reports.items()
             },
             f"test {metric}",
@@ -164,6 +173,6 @@ def plot_slices(results: list[dict[str, Any]], path: str) -> Path:
     ranking = next(iter(reports.values()))["ranking"]
     title = (
         f"{first['dataset']} test by the target item's popularity ({first['protocol']} "
-        f"protocol, {ranking} ranking, seed {first['seed']}): TIGER vs item-ID models"
+        f"protocol, {ranking} ranking, seed {first['seed']}): {_contenders(list(reports))}"
     )
     return bar_panels(path, panels, title)

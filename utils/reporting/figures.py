@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from utils.reporting.labels import model_label
 from utils.reporting.results import dig
 from utils.runtime import distributed
 from utils.runtime.io import atomic_path
@@ -178,7 +179,8 @@ def plot_overall_vs_cold(path: str | Path, models: dict[str, Any], metric: str, 
     ylim = zoomed_ylim(series)
     if ylim is not None:
         title += "\n(axis zoomed to the range of the values)"
-    return grouped_bar_plot(path, list(models), series, title, f"test {metric}", ylim=ylim)
+    groups = [model_label(name) for name in models]
+    return grouped_bar_plot(path, groups, series, title, f"test {metric}", ylim=ylim)
 
 
 def plot_mf_results(result: dict[str, Any], plot_dir: str | Path) -> list[Path]:

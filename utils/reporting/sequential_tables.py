@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from utils.reporting.labels import model_label
 from utils.reporting.results import RUN_RECORD, aggregate_seeds, dig, published_rows
 from utils.reporting.tables import fmt, markdown_table
 
@@ -86,17 +87,38 @@ def _ids_note(model: str, run: dict[str, Any]) -> str | None:
     return None
 
 
-def _model_label(model: str, run: dict[str, Any]) -> str:
-    """A row's name: the model, with what differs from the main job's run of it."""
+def row_label(model: str, run: dict[str, Any], readable: bool = False) -> str:
+    """A row's name: the model (its flag name, or with ``readable`` the name people read), with
+    what differs from the main job's run of it."""
     notes = [n for n in (_preset_note(model, run), _ids_note(model, run)) if n]
+    if readable:
+        return ", ".join([model_label(model), *notes])
     return f"{model} ({', '.join(notes)})" if notes else model
 
 
-def _row_key(model: str, run: dict[str, Any]) -> tuple[str, str | None, str | None]:
+def row_key(model: str, run: dict[str, Any]) -> tuple[str, str | None, str | None]:
     """What puts runs in one row: the model, its preset, and other IDs by their digest, so seeds
     whose runs named the same IDs' folder differently share a row."""
     ids = dig(run, "semantic_ids", "ids_digest") if _ids_note(model, run) else None
     return model, _preset_note(model, run), ids
+
+
+def in_protocol_tables(run: dict[str, Any]) -> bool:
+    """Whether :func:`protocol_tables` shows this run: a complete run of a named protocol
+    without hyperparameter overrides."""
+    return bool(run.get("complete")) and "protocol" in run and not run.get("overrides")
+
+
+def says_more_than_protocol_tables(run: dict[str, Any]) -> bool:
+    """Whether the run's own table holds numbers the protocol tables lack: cold-start metrics
+    (the others, epochs and train seconds aside, are the same numbers again)."""
+    if not in_protocol_tables(run):
+        return True
+    return any(
+        m.get("cold_start_test_recall@10") is not None
+        or dig(m, "cold_start", "cold_target_users", "recall@10") is not None
+        for m in run["models"].values()
+    )
 
 
 def protocol_tables(results: list[dict[str, Any]]) -> list[str]:
@@ -107,7 +129,7 @@ def protocol_tables(results: list[dict[str, Any]]) -> list[str]:
     its headline ranking."""
     by_protocol: dict[str, list[dict[str, Any]]] = {}
     for r in results:
-        if r.get("complete") and "protocol" in r and not r.get("overrides"):
+        if in_protocol_tables(r):
             by_protocol.setdefault(r["protocol"], []).append(r)
     tables = []
     for protocol, runs in by_protocol.items():
@@ -115,10 +137,10 @@ def protocol_tables(results: list[dict[str, Any]]) -> list[str]:
             groups: dict[tuple[str, str | None, str | None], list[dict[str, Any]]] = {}
             for r in runs:
                 for model in r["models"]:
-                    groups.setdefault(_row_key(model, r), []).append(r)
+                    groups.setdefault(row_key(model, r), []).append(r)
             rows = []
             for (model, _, _), group in groups.items():
-                label = _model_label(model, max(group, key=lambda r: r["seed"]))  # newest naming
+                label = row_label(model, max(group, key=lambda r: r["seed"]))  # newest naming
                 blocks = [
                     r["models"][model] if position == 0 else r["models"][model][ranking]
                     for r in group
