@@ -171,6 +171,19 @@ def test_every_script_refuses_a_broken_data_folder(tmp_path, breakage):
     assert snapshot(broken) == broken_before
 
 
+def test_a_data_dir_link_to_an_empty_folder_is_written_through(tmp_path):
+    """--data-dir naming a symbolic link: the files land where it points, the link stays."""
+    source = write_movielens(tmp_path / "source", n_users=20, n_items=24)
+    (tmp_path / "real").mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "real")
+    args = ("--dataset", "ml-100k", "--source", str(source), "--no-verify", "--quiet")
+    proc = run_cli("prepare_data.py", *args, "--data-dir", str(link), memory=MEMORY_CEILING)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert link.is_symlink() and link.resolve() == (tmp_path / "real").resolve()
+    assert snapshot(tmp_path / "real") == snapshot(source)
+
+
 # ---------------------------------------------------------------- our own outputs
 
 
