@@ -184,6 +184,26 @@ def test_a_data_dir_link_to_an_empty_folder_is_written_through(tmp_path):
     assert snapshot(tmp_path / "real") == snapshot(source)
 
 
+def test_flag_products_are_refused_and_one_user_data_runs(tmp_path):
+    """MF flags each in range whose product would not fit are one error line naming them; a
+    MovieLens folder of one user trains and reports (its empty test slices plot no bar)."""
+    many = write_movielens(tmp_path / "many", n_users=300, n_items=60)
+    one = write_movielens(tmp_path / "one", n_users=1, n_items=24)
+    out = good_outputs(tmp_path)
+    before = snapshot(out)
+    sizes = ("--negatives", "256", "--batch-size", "1048576", "--dim", "1024")
+    product = script_command(
+        "mf_train_eval.py", many, out, "--models", "mf_id", "--objective", "implicit", *sizes
+    )
+    tiny = script_command("tiger_train_eval.py", one, out, "--models", "sasrec", "--epochs", "1")
+    refused, ran = run_all([product, tiny])
+    assert_one_line_error(refused, "--negatives", "--dim 1,024", "GiB", "8 GiB ceiling")
+    assert ran.returncode == 0 and "Traceback" not in ran.stderr, ran.stderr
+    assert json.loads((out / "tiger_train_eval.json").read_text())["models"]["sasrec"]["test"]
+    after = snapshot(out)
+    assert {k: after[k] for k in before} == before
+
+
 # ---------------------------------------------------------------- our own outputs
 
 
@@ -322,6 +342,13 @@ ABSURD_FLAGS: dict[str, Case] = {
         ("--codebook-size", "65536")),
     "generator --rqvae-lr nan": (
         "semantic_id_generator.py", ("--rqvae-lr", "nan"), 2, ("--rqvae-lr", "finite")),
+    "mf --objective explicit without ratings": (
+        "mf_train_eval.py", ("--objective", "explicit", "--models", "mf_id"), 1,
+        ("--objective explicit", "no star ratings", "--objective implicit")),
+    "tiger --set sizes whose product is too large": (
+        "tiger_train_eval.py",
+        ("--models", "sasrec", "--set", "train.sasrec.batch_size=1048576", "sasrec.max_items=1000"),
+        1, ("train.sasrec.batch_size 1,048,576 x sasrec.max_items 1,000", "GiB", "8 GiB ceiling")),
     "analyze --shuffles 10^9": (
         "analyze_semantic_ids.py", ("--shuffles", "1000000000"), 2, ("--shuffles", "[1, 1000]")),
 }  # fmt: skip
