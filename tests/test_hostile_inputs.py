@@ -593,3 +593,55 @@ def test_the_hostile_table(generated, tmp_path, group):
         ]
         problems += [f"{group}: {case}: {w}" for w in wrong if w]
     assert not problems, "\n".join(problems)
+
+
+# ---------------------------------------------------------------- --verify on edited results
+
+
+@pytest.fixture(scope="module")
+def mf_results(generated, tmp_path_factory) -> Path:
+    """An MF results file of two seeds with saved predictions (1 epoch on the generated data)."""
+    out = tmp_path_factory.mktemp("mf_run")
+    flags = ("--models", "mf_id", "--seeds", "0", "1", "--epochs", "1", "--save-predictions")
+    proc = run_cli(*script_command("mf_train_eval.py", generated, out, *flags))
+    assert proc.returncode == 0, proc.stderr
+    return out / "mf_train_eval.json"
+
+
+def _made_up_metric(d: dict) -> None:
+    d["models"]["mf_id"]["seeds"]["0"]["test"]["overall"]["ndcg@10"] = 0.99
+
+
+def _one_missing_one_edited(d: dict) -> None:
+    seeds = d["models"]["mf_id"]["seeds"]
+    seeds["0"]["predictions"]["pointwise"]["file"] += ".gone"
+    seeds["1"]["test"]["overall"]["auc"] += 0.01
+
+
+# edit of the results -> (exit code of --verify --allow-missing, fragments of its output)
+VERIFY_EDITS: dict[str, tuple[Callable[[dict], None], int, tuple[str, ...]]] = {
+    "a made-up ndcg@10 in a seed's block": (
+        _made_up_metric, 1, ("FAIL", "ndcg@10, which no saved prediction recomputes")),
+    "one seed's predictions missing, the other's metric edited": (
+        _one_missing_one_edited, 1, ("mf_id seed 1, overall auc", "partly checked")),
+}  # fmt: skip
+
+
+def test_verify_recomputes_what_it_can_and_refuses_what_it_cannot(mf_results, tmp_path):
+    """--verify --allow-missing: a missing predictions file never hides an edited metric beside
+    it, and a number that no prediction recomputes is refused, never passed."""
+    folders = {case: tmp_path / f"case{i}" for i, case in enumerate(sorted(VERIFY_EDITS))}
+    for case, folder in folders.items():
+        folder.mkdir()
+        shutil.copy(mf_results, folder)
+        edit_json(folder / mf_results.name, VERIFY_EDITS[case][0])
+    before = {case: snapshot(folder) for case, folder in folders.items()}
+    commands = [
+        ("summarize_results.py", "--results-dir", str(f), "--verify", "--allow-missing")
+        for f in folders.values()
+    ]
+    for (case, folder), proc in zip(folders.items(), run_all(commands)):
+        _, code, fragments = VERIFY_EDITS[case]
+        assert proc.returncode == code and "Traceback" not in proc.stderr, (case, proc.stdout)
+        assert all(f in proc.stdout for f in fragments), (case, proc.stdout)
+        assert snapshot(folder) == before[case]
