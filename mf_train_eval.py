@@ -26,7 +26,14 @@ import logging
 
 from src.pointwise.evaluation import PointwiseEvaluator
 from src.pointwise.experiment import prediction_saver, run_models, weights_keeper
-from src.pointwise.mf import DEFAULTS, MODEL_NAMES, SEMANTIC_MODELS, mf_model_facts, model_factory
+from src.pointwise.mf import (
+    DEFAULTS,
+    MODEL_NAMES,
+    SEMANTIC_MODELS,
+    check_memory,
+    mf_model_facts,
+    model_factory,
+)
 from src.training import TrainConfig
 from utils.data.examples import TrainSampler, resolve_objective
 from utils.reporting.figures import plot_mf_results
@@ -110,6 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name, value in DEFAULTS[objective].items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    check_memory(ds, split, objective, args.dim, args.negatives, args.batch_size)
     exp.record.config.update(vars(args), objective=objective)
     codes, sizes = (exp.sids.codes, list(exp.sids.codebook_sizes)) if exp.sids else (None, None)
     with exp.record.stage("evaluation set-up"):

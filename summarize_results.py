@@ -118,7 +118,8 @@ def print_report(report: FolderReport) -> None:
     for path, why in report.refused.items():
         print(f"FAIL {path}: {why}")
     for path, (why, command) in report.missing.items():
-        print(f"MISSING {path}: not checked, {why}; its predictions come from: {command}")
+        extent = "partly checked (above)" if path in report.checked else "not checked"
+        print(f"MISSING {path}: {extent}, {why}; its predictions come from: {command}")
     print(
         f"{report.n_checked} metrics checked in {len(report.checked)} file(s), "
         f"{len(report.mismatches)} mismatch(es), {len(report.refused)} damaged file(s), "
@@ -133,7 +134,7 @@ def verify(results_dir: Path, allow_missing: bool = False, require: list[str] | 
     found = find_results(results_dir)
     report = verify_found(found)
     print_report(report)
-    done = {Path(p).resolve() for p in report.checked}
+    done = {Path(p).resolve() for p in report.checked if p not in report.missing}
     unchecked = [r for r in require or [] if Path(r).resolve() not in done]
     for r in unchecked:
         print(

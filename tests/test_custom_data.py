@@ -316,6 +316,27 @@ def test_order_dedup_and_time_rules(tmp_path):
     assert ds.timestamps is None and ds.sequence(1).tolist() == [1, 0, 1]  # file order
 
 
+def test_json_ids_stay_exact_and_utf16_without_a_bom_reads(tmp_path):
+    # 2**53 + 1 and 2**53 beside 1.5: through float64 they would be one user
+    users = [9007199254740993, 9007199254740992, 1.5]
+    lines = [
+        json.dumps({"user_id": u, "item_id": i, "timestamp": i}) for u in users for i in (1, 2)
+    ]
+    inter = _write(tmp_path / "in" / "i.jsonl", "\n".join(lines) + "\n")
+    src = CustomSource(inter, _items(tmp_path / "in", ["1", "2"]))
+    prepare_custom(src, tmp_path / "json", CleaningRules(k_core=1))
+    assert sorted(load_dataset(tmp_path / "json").user_ids) == sorted(map(str, users))
+    rows = "user_id,item_id,timestamp\nü,a,1\nü,b,2\n"
+    for order in ("le", "be"):  # --encoding utf-16, no byte-order mark: the order is detected
+        folder = tmp_path / order
+        folder.mkdir()
+        (folder / "i.csv").write_bytes(rows.encode(f"utf-16-{order}"))
+        (folder / "items.csv").write_bytes("item_id,title\na,A\nb,B\n".encode(f"utf-16-{order}"))
+        src = CustomSource(folder / "i.csv", folder / "items.csv", encoding="utf-16")
+        prepare_custom(src, folder / "out", CleaningRules(k_core=1))
+        assert list(load_dataset(folder / "out").user_ids) == ["ü"]
+
+
 def test_k_core_is_iterated_and_constant_ratings_are_implicit(tmp_path):
     # w has one fan (c), so c drops to one row, so z drops to one fan (b), so b drops too
     rows = ["a,x", "a,y", "b,x", "b,z", "c,z", "c,w", "d,x", "d,y"]

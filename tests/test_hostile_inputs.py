@@ -35,10 +35,13 @@ from tests.helpers import (
     snapshot,
 )
 from tests.synthetic import write_movielens, write_p5
+from utils.data.streams import DECOMPRESSED_ENV
 
 # Every run of this module gets this much address space: far below what an unchecked flag or file
 # would try to allocate, well above what a refused run needs (the imports take about 2 GiB).
 MEMORY_CEILING = 4 << 30
+# The decompressed-size cap of gzip inputs in these runs (DECOMPRESSED_ENV): a bomb of 2 MiB.
+GZ_CAP = 1 << 20
 
 SCRIPTS = (
     "mf_train_eval.py",
@@ -50,9 +53,11 @@ SCRIPTS = (
 
 
 def run_all(commands: list[tuple[str, ...]]) -> list[subprocess.CompletedProcess]:
-    """Run the commands two at a time (the suite's machine has two cores)."""
+    """Run the commands two at a time (the suite's machine has two cores), with gzip inputs
+    capped at GZ_CAP decompressed bytes so that a bomb stays small."""
+    env = {DECOMPRESSED_ENV: str(GZ_CAP)}
     with ThreadPoolExecutor(2) as pool:
-        return list(pool.map(lambda cmd: run_cli(*cmd, memory=MEMORY_CEILING), commands))
+        return list(pool.map(lambda cmd: run_cli(*cmd, env=env, memory=MEMORY_CEILING), commands))
 
 
 def good_outputs(root: Path) -> Path:
@@ -164,6 +169,39 @@ def test_every_script_refuses_a_broken_data_folder(tmp_path, breakage):
     assert not marker.exists()
     assert snapshot(out) == before and snapshot(prepared) == prepared_before
     assert snapshot(broken) == broken_before
+
+
+def test_a_data_dir_link_to_an_empty_folder_is_written_through(tmp_path):
+    """--data-dir naming a symbolic link: the files land where it points, the link stays."""
+    source = write_movielens(tmp_path / "source", n_users=20, n_items=24)
+    (tmp_path / "real").mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "real")
+    args = ("--dataset", "ml-100k", "--source", str(source), "--no-verify", "--quiet")
+    proc = run_cli("prepare_data.py", *args, "--data-dir", str(link), memory=MEMORY_CEILING)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert link.is_symlink() and link.resolve() == (tmp_path / "real").resolve()
+    assert snapshot(tmp_path / "real") == snapshot(source)
+
+
+def test_flag_products_are_refused_and_one_user_data_runs(tmp_path):
+    """MF flags each in range whose product would not fit are one error line naming them; a
+    MovieLens folder of one user trains and reports (its empty test slices plot no bar)."""
+    many = write_movielens(tmp_path / "many", n_users=300, n_items=60)
+    one = write_movielens(tmp_path / "one", n_users=1, n_items=24)
+    out = good_outputs(tmp_path)
+    before = snapshot(out)
+    sizes = ("--negatives", "256", "--batch-size", "1048576", "--dim", "1024")
+    product = script_command(
+        "mf_train_eval.py", many, out, "--models", "mf_id", "--objective", "implicit", *sizes
+    )
+    tiny = script_command("tiger_train_eval.py", one, out, "--models", "sasrec", "--epochs", "1")
+    refused, ran = run_all([product, tiny])
+    assert_one_line_error(refused, "--negatives", "--dim 1,024", "GiB", "8 GiB ceiling")
+    assert ran.returncode == 0 and "Traceback" not in ran.stderr, ran.stderr
+    assert json.loads((out / "tiger_train_eval.json").read_text())["models"]["sasrec"]["test"]
+    after = snapshot(out)
+    assert {k: after[k] for k in before} == before
 
 
 # ---------------------------------------------------------------- our own outputs
@@ -304,6 +342,13 @@ ABSURD_FLAGS: dict[str, Case] = {
         ("--codebook-size", "65536")),
     "generator --rqvae-lr nan": (
         "semantic_id_generator.py", ("--rqvae-lr", "nan"), 2, ("--rqvae-lr", "finite")),
+    "mf --objective explicit without ratings": (
+        "mf_train_eval.py", ("--objective", "explicit", "--models", "mf_id"), 1,
+        ("--objective explicit", "no star ratings", "--objective implicit")),
+    "tiger --set sizes whose product is too large": (
+        "tiger_train_eval.py",
+        ("--models", "sasrec", "--set", "train.sasrec.batch_size=1048576", "sasrec.max_items=1000"),
+        1, ("train.sasrec.batch_size 1,048,576 x sasrec.max_items 1,000", "GiB", "8 GiB ceiling")),
     "analyze --shuffles 10^9": (
         "analyze_semantic_ids.py", ("--shuffles", "1000000000"), 2, ("--shuffles", "[1, 1000]")),
 }  # fmt: skip
@@ -404,7 +449,72 @@ def _results_file(case: str, folder: Path) -> None:
         path.write_text(json.dumps({**tiger_result(), "models": []}))
 
 
+# Your own catalogue (prepare_data.py --dataset custom): CUSTOM stands for the case's folder of
+# input files (written by _custom_inputs), PREPARED for a target folder that must not appear.
+CUSTOM_INPUTS: dict[str, tuple[str, str, tuple[str, ...], tuple[str, ...]]] = {
+    # case: (interactions file, items file, extra flags, fragments of the error line)
+    "a JSONL items line that is not an object": (
+        "inter.csv", "items_list_line.jsonl", (), ("items_list_line.jsonl:3", "not an object")),
+    "a JSONL line of 2,000 fields": (
+        "inter_wide.jsonl", "items.csv", (), ("inter_wide.jsonl:1", "2,000 fields", "1,000")),
+    "a header of 1,000,000 columns": (
+        "inter_million.csv", "items.csv", (), ("inter_million.csv", "header", "1,000 columns")),
+    "a header of 5,000 columns": (
+        "inter_5000.csv", "items.csv", (), ("inter_5000.csv", "5,002 columns", "1,000")),
+    "UTF-16 interactions with UTF-8 items": (
+        "inter_utf16.csv", "items.csv", ("--encoding", "utf-16"),
+        ("items.csv", "not utf-16 text", "--encoding")),
+    "interactions .csv.gz over the cap": (
+        "inter_bomb.csv.gz", "items.csv", (), ("inter_bomb.csv.gz", "decompresses", f"{GZ_CAP:,}")),
+    "items .jsonl.gz over the cap": (
+        "inter.csv", "items_bomb.jsonl.gz", (), ("items_bomb.jsonl.gz", "decompresses", "cap")),
+    "a CSV timestamp of 1e300": (
+        "inter_1e300.csv", "items.csv", (), ("inter_1e300.csv", "timestamp", "not a plausible")),
+    "a JSONL timestamp of 1e300": (
+        "inter_1e300.jsonl", "items.csv", (), ("inter_1e300.jsonl", "not a plausible time")),
+}  # fmt: skip
+CUSTOM_DATA: dict[str, Case] = {
+    f"custom: {case}": (
+        "prepare_data.py",
+        ("--dataset", "custom", "--interactions", f"CUSTOM/{inter}", "--items", f"CUSTOM/{items}",
+         "--data-dir", "PREPARED", "--k-core", "1", *flags), 1, fragments)
+    for case, (inter, items, flags, fragments) in CUSTOM_INPUTS.items()
+}  # fmt: skip
+
+
+def _custom_inputs(folder: Path) -> None:
+    """Every input file of CUSTOM_INPUTS: a good pair and each damaged one."""
+    folder.mkdir()
+    rows = [(u, i, 1000 + 10 * u + i) for u in range(3) for i in range(4)]
+    csv = "user_id,item_id,timestamp\n" + "".join(f"{u},{i},{t}\n" for u, i, t in rows)
+    records = [{"user_id": u, "item_id": i, "timestamp": t} for u, i, t in rows]
+    items = [{"item_id": i, "title": f"item {i}"} for i in range(4)]
+    lines = {
+        "inter_wide.jsonl": [{**records[0], **{f"c{k}": k for k in range(1997)}}],
+        "items_list_line.jsonl": [*items[:2], [1, 2], *items[2:]],
+        "inter_1e300.jsonl": [{**records[0], "timestamp": 1e300}, *records[1:]],
+    }
+    for name, values in lines.items():
+        (folder / name).write_text("".join(json.dumps(v) + "\n" for v in values))
+    texts = {
+        "inter.csv": csv,
+        "items.csv": "item_id,title\n" + "".join(f"{i},item {i}\n" for i in range(4)),
+        "inter_million.csv": "user_id,item_id," + ",".join(f"c{k}" for k in range(10**6)) + "\n",
+        "inter_5000.csv": "user_id,item_id," + ",".join(f"c{k}" for k in range(5000)) + "\n",
+        "inter_1e300.csv": csv.replace(",1000\n", ",1e300\n"),
+    }
+    for name, text in texts.items():
+        (folder / name).write_text(text)
+    (folder / "inter_utf16.csv").write_bytes(csv.encode("utf-16-le"))  # no byte-order mark
+    bomb = "\n".join(csv.splitlines()[1:]) + "\n"
+    with gzip.open(folder / "inter_bomb.csv.gz", "wt") as f:
+        f.write(csv + bomb * (2 * GZ_CAP // len(bomb)))
+    with gzip.open(folder / "items_bomb.jsonl.gz", "wt") as f:
+        f.write(json.dumps({"item_id": 0, "title": "x" * 2 * GZ_CAP}) + "\n")
+
+
 TABLE = {
+    "custom data": CUSTOM_DATA,
     "flags": ABSURD_FLAGS,
     "outputs": OUTPUTS_ONTO_INPUTS,
     "semantic ids": HAND_EDITED_IDS,
@@ -426,16 +536,25 @@ def _case_root(generated: Path, root: Path, group: str, case: str) -> tuple[Path
                           root / "pwned")  # fmt: skip
     elif group == "results":
         _results_file(case, out)
+    elif group == "custom data":
+        _custom_inputs(root / "custom")
     return data, out, new
 
 
 def _command(script: str, flags: tuple[str, ...], data: Path, out: Path, new: Path):
-    fill = {"DATA": str(data), "OUT": str(out), "NEW": str(new)}
+    root = data.parent
+    fill = {"DATA": str(data), "OUT": str(out), "NEW": str(new), "PREPARED": str(root / "new")}
     flags = tuple(
-        fill.get(f) or f.replace("DATA/", f"{data}/").replace("NEW", str(new)) for f in flags
+        fill.get(f)
+        or f.replace("DATA/", f"{data}/")
+        .replace("NEW", str(new))
+        .replace("CUSTOM/", f"{root}/custom/")
+        for f in flags
     )
     if script == "summarize_results.py":
         return (script, "--results-dir", str(out), *flags)
+    if script == "prepare_data.py":
+        return (script, *flags, "--quiet")
     return script_command(script, data, out, *flags)
 
 
@@ -474,3 +593,55 @@ def test_the_hostile_table(generated, tmp_path, group):
         ]
         problems += [f"{group}: {case}: {w}" for w in wrong if w]
     assert not problems, "\n".join(problems)
+
+
+# ---------------------------------------------------------------- --verify on edited results
+
+
+@pytest.fixture(scope="module")
+def mf_results(generated, tmp_path_factory) -> Path:
+    """An MF results file of two seeds with saved predictions (1 epoch on the generated data)."""
+    out = tmp_path_factory.mktemp("mf_run")
+    flags = ("--models", "mf_id", "--seeds", "0", "1", "--epochs", "1", "--save-predictions")
+    proc = run_cli(*script_command("mf_train_eval.py", generated, out, *flags))
+    assert proc.returncode == 0, proc.stderr
+    return out / "mf_train_eval.json"
+
+
+def _made_up_metric(d: dict) -> None:
+    d["models"]["mf_id"]["seeds"]["0"]["test"]["overall"]["ndcg@10"] = 0.99
+
+
+def _one_missing_one_edited(d: dict) -> None:
+    seeds = d["models"]["mf_id"]["seeds"]
+    seeds["0"]["predictions"]["pointwise"]["file"] += ".gone"
+    seeds["1"]["test"]["overall"]["auc"] += 0.01
+
+
+# edit of the results -> (exit code of --verify --allow-missing, fragments of its output)
+VERIFY_EDITS: dict[str, tuple[Callable[[dict], None], int, tuple[str, ...]]] = {
+    "a made-up ndcg@10 in a seed's block": (
+        _made_up_metric, 1, ("FAIL", "ndcg@10, which no saved prediction recomputes")),
+    "one seed's predictions missing, the other's metric edited": (
+        _one_missing_one_edited, 1, ("mf_id seed 1, overall auc", "partly checked")),
+}  # fmt: skip
+
+
+def test_verify_recomputes_what_it_can_and_refuses_what_it_cannot(mf_results, tmp_path):
+    """--verify --allow-missing: a missing predictions file never hides an edited metric beside
+    it, and a number that no prediction recomputes is refused, never passed."""
+    folders = {case: tmp_path / f"case{i}" for i, case in enumerate(sorted(VERIFY_EDITS))}
+    for case, folder in folders.items():
+        folder.mkdir()
+        shutil.copy(mf_results, folder)
+        edit_json(folder / mf_results.name, VERIFY_EDITS[case][0])
+    before = {case: snapshot(folder) for case, folder in folders.items()}
+    commands = [
+        ("summarize_results.py", "--results-dir", str(f), "--verify", "--allow-missing")
+        for f in folders.values()
+    ]
+    for (case, folder), proc in zip(folders.items(), run_all(commands)):
+        _, code, fragments = VERIFY_EDITS[case]
+        assert proc.returncode == code and "Traceback" not in proc.stderr, (case, proc.stdout)
+        assert all(f in proc.stdout for f in fragments), (case, proc.stdout)
+        assert snapshot(folder) == before[case]

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from src.training import count_parameters
 from utils.data.dataset import Dataset
 from utils.data.splits import Split
+from utils.runtime.budget import check_product
 
 MODEL_NAMES = ("global_mean", "bias", "mf_id", "mf_semantic", "mf_hybrid")
 SEMANTIC_MODELS = ("mf_semantic", "mf_hybrid")
@@ -238,6 +239,21 @@ DEFAULTS = {
     "explicit": {"dim": 64, "lr": 0.005, "reg": 0.1, "batch_size": 1024, "epochs": 30},
     "implicit": {"dim": 32, "lr": 0.02, "reg": 0.03, "batch_size": 16384, "epochs": 10},
 }
+
+
+def check_memory(
+    ds: Dataset, split: Split, objective: str, dim: int, negatives: int, batch: int
+) -> None:
+    """Refuse (UsageError) flags whose embedding tables or per-batch embeddings would not fit:
+    rows x --dim (weights, gradient, two Adam moments) and a batch's examples x --dim (user and
+    item vectors and their gradients), a batch being at most an epoch's examples."""
+    per_epoch = len(split.train) * (1 + (negatives if objective == "implicit" else 0))
+    rows = {"users + items": ds.n_users + ds.n_items, "--dim": dim}
+    check_product(rows, 4, "the embedding tables")
+    name = (
+        "--batch-size" if batch <= per_epoch else "examples per epoch (train x (1 + --negatives))"
+    )
+    check_product({name: min(batch, per_epoch), "--dim": dim}, 4, "one batch's embeddings")
 
 
 def model_factory(

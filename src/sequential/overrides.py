@@ -19,6 +19,7 @@ from typing import Any
 
 from src.sequential.presets import Preset
 from utils.runtime import argtypes
+from utils.runtime.budget import check_product
 
 # evaluation sizes a preset fixes beside its models
 TOP_LEVEL = ("beam", "val_users_during_training", "unconstrained_users", "cold_share", "eval_batch")
@@ -126,7 +127,23 @@ def apply_overrides(preset: Preset, updates: dict[str, Any]) -> Preset:
                 f"unknown key {key!r}: give tiger.*, sasrec.*, {models} or one of "
                 f"{', '.join(TOP_LEVEL)}"
             )
+    if updates:
+        check_memory(preset)
     return preset
+
+
+def check_memory(preset: Preset) -> None:
+    """Refuse keys each in range whose product would not fit (utils.runtime.budget): SASRec's
+    activations (batch x history x width, per layer) and its sampled-softmax logits (batch x
+    history x negatives)."""
+    cfg, train = preset.sasrec, preset.train.get("sasrec")
+    if train is None:
+        return
+    batch = {"train.sasrec.batch_size": train.batch_size, "sasrec.max_items": cfg.max_items}
+    width = {"sasrec.d_model": cfg.d_model, "sasrec.n_layers": cfg.n_layers}
+    check_product({**batch, **width}, 8, "SASRec's activations")
+    if cfg.loss == "sampled":
+        check_product({**batch, "sasrec.n_negatives": cfg.n_negatives}, 3, "SASRec's logits")
 
 
 def overrides_tag(updates: dict[str, Any]) -> str:

@@ -3,6 +3,7 @@ ranking rule, the saved test ranking (utils/evaluation/predictions.py), and the 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +162,11 @@ def plot_slices(results: list[dict[str, Any]], path: str) -> Path:
         (
             groups,
             {
-                model_label(name): ([rep["test_slices"][s][metric] for s in ITEM_SLICES], None)
+                # a slice without test users (small data) has no metrics: no bar
+                model_label(name): (
+                    [rep["test_slices"][s].get(metric, math.nan) for s in ITEM_SLICES],
+                    None,
+                )
                 for name, rep in reports.items()
             },
             f"test {metric}",

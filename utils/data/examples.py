@@ -17,6 +17,7 @@ import numpy as np
 
 from utils.data.dataset import Dataset
 from utils.data.splits import InteractionSet, Split, sample_negatives
+from utils.runtime.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,10 @@ def resolve_objective(ds: Dataset, requested: str = "auto") -> str:
     if requested not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {requested!r}")
     if requested == "explicit" and not ds.has_ratings:
-        raise ValueError(f"{ds.name} has no star ratings; use --objective implicit (or auto)")
+        raise DataError(
+            f"--objective explicit: {ds.name} has no star ratings (interactions only); use "
+            "--objective implicit (or auto, which picks it)"
+        )
     objective = requested if requested != "auto" else ("explicit" if ds.has_ratings else "implicit")
     if objective == "implicit":
         log.info(

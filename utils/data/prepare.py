@@ -175,7 +175,10 @@ def install_verified(
 def transaction(target: Path, fill: Callable[[Path], T]) -> T:
     """Run ``fill(work)``, which stages the new folder in ``work/new`` (see
     :func:`stage_others`), then swap it in for ``target``; on any failure ``target`` is
-    untouched."""
+    untouched. A ``target`` that is a symbolic link is prepared where it points: the swap renames
+    the real folder, so the user's link stays a link."""
+    if target.is_symlink():
+        target = target.resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     _recover(target)
     work = make_temp_dir(target.parent, target.name)

@@ -10,18 +10,20 @@ a :class:`DataError` of one line naming the file, the row and the fix.
 from __future__ import annotations
 
 import difflib
-import gzip
-import json
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
 
+from utils.data.streams import MAX_COLUMNS, check_header, json_records, open_bytes, table_encoding
 from utils.runtime.errors import DataError
 
 FORMATS = ("csv", "tsv", "parquet", "jsonl")
 CHUNK_ROWS = 1_000_000
+JSON_CHUNK_CHARS = 256 << 20  # a chunk of JSON records: bounded by its text too, not rows only
 _SUFFIXES = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -58,8 +60,7 @@ def _require_file(path: Path) -> None:
 
 def _bad_encoding_line(path: Path, encoding: str) -> int:
     """The 1-based line of the first bytes that are not ``encoding`` (error path only)."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as f:
+    with open_bytes(path) as f:
         for lineno, line in enumerate(f, start=1):
             try:
                 line.decode(encoding)
@@ -76,22 +77,6 @@ def _encoding_error(path: Path, encoding: str, exc: UnicodeDecodeError) -> DataE
     )
 
 
-def _bad_json_line(path: Path, encoding: str) -> tuple[int, str]:
-    """The first line that is not one JSON object, and why (error path only)."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rt", encoding=encoding) as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except (json.JSONDecodeError, RecursionError) as exc:
-                return lineno, getattr(exc, "msg", "nested too deeply")
-            if not isinstance(record, dict):
-                return lineno, f"a JSON {type(record).__name__}, not an object"
-    return 0, "unreadable"
-
-
 def read_columns(
     path: Path, fmt: str, encoding: str = "utf-8", sep: str | None = None
 ) -> list[str]:
@@ -99,7 +84,10 @@ def read_columns(
     first JSON line."""
     _require_file(path)
     if fmt == "parquet":
-        return list(_parquet(path).schema_arrow.names)
+        names = list(_parquet(path).schema_arrow.names)
+        if len(names) > MAX_COLUMNS:
+            raise DataError(f"{path}: {len(names):,} columns, over the cap of {MAX_COLUMNS:,}")
+        return names
     for _, frame in iter_chunks(path, fmt, None, encoding, sep, chunk_rows=1000):
         return [str(c) for c in frame.columns]
     raise DataError(f"{path}: no data rows; expected a header row and data rows")
@@ -143,6 +131,9 @@ def iter_chunks(
     _require_file(path)
     first = 0
     try:
+        encoding = table_encoding(path, encoding)
+        if fmt in ("csv", "tsv"):
+            check_header(path, encoding, sep or ("\t" if fmt == "tsv" else ","))
         for frame in _raw_chunks(path, fmt, columns, encoding, sep, chunk_rows):
             frame.index = pd.RangeIndex(first, first + len(frame))
             yield first, frame
@@ -156,7 +147,7 @@ def iter_chunks(
             f"{path}: malformed table ({' '.join(str(exc).split())}); check the separator "
             "(--sep) and the quoting of that line"
         ) from exc
-    except (EOFError, gzip.BadGzipFile, OSError) as exc:
+    except (EOFError, OSError, zlib.error) as exc:
         raise DataError(f"{path}: the gzip file is truncated or corrupt ({exc})") from exc
 
 
@@ -169,19 +160,8 @@ def _raw_chunks(
     chunk_rows: int,
 ) -> Iterator[pd.DataFrame]:
     if fmt in ("csv", "tsv"):
-        reader = pd.read_csv(
-            path,
-            sep=sep or ("\t" if fmt == "tsv" else ","),
-            usecols=columns,
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            encoding=encoding,
-            chunksize=chunk_rows,
-            compression="infer",
-        )
-        with reader:
-            yield from reader
+        with open_bytes(path) as stream:
+            yield from _csv_chunks(stream, fmt, columns, encoding, sep, chunk_rows)
     elif fmt == "parquet":
         for batch in _parquet(path).iter_batches(batch_size=chunk_rows, columns=columns):
             yield batch.to_pandas()
@@ -191,48 +171,66 @@ def _raw_chunks(
         raise DataError(f"{path}: unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
+def _csv_chunks(
+    stream: BinaryIO,
+    fmt: str,
+    columns: list[str] | None,
+    encoding: str,
+    sep: str | None,
+    chunk_rows: int,
+) -> Iterator[pd.DataFrame]:
+    reader = pd.read_csv(
+        stream,
+        sep=sep or ("\t" if fmt == "tsv" else ","),
+        usecols=columns,
+        dtype=str,
+        keep_default_na=False,
+        na_filter=False,
+        encoding=encoding,
+        chunksize=chunk_rows,
+    )
+    with reader:
+        yield from reader
+
+
 def _json_chunks(
     path: Path, columns: list[str] | None, encoding: str, chunk_rows: int
 ) -> Iterator[pd.DataFrame]:
-    reader = pd.read_json(
-        path,
-        lines=True,
-        chunksize=chunk_rows,
-        dtype=False,
-        convert_dates=False,
-        keep_default_dates=False,
-        encoding=encoding,
-        compression="infer",
+    """Frames of at most ``chunk_rows`` records (or JSON_CHUNK_CHARS of text) with object
+    columns: values keep their JSON types, so an integer ID never passes through float64 (IDs
+    2**53 + 1 and 2**53 in a column that also holds 1.5 stay two IDs)."""
+    records: list[dict] = []
+    size = 0
+    for _, record in json_records(path, encoding):
+        records.append(record if columns is None else {c: record.get(c) for c in columns})
+        size += sum(len(str(v)) for v in records[-1].values())
+        if len(records) >= chunk_rows or size >= JSON_CHUNK_CHARS:
+            yield _object_frame(records, columns)
+            records, size = [], 0
+    if records:
+        yield _object_frame(records, columns)
+
+
+def _object_frame(records: list[dict], columns: list[str] | None) -> pd.DataFrame:
+    names = columns if columns is not None else list(dict.fromkeys(k for r in records for k in r))
+    return pd.DataFrame(
+        {c: pd.Series([r.get(c) for r in records], dtype=object) for c in names}, columns=names
     )
-    with reader:
-        while True:
-            try:
-                frame = next(reader)
-            except StopIteration:
-                return
-            except ValueError as exc:
-                if isinstance(exc, UnicodeDecodeError):
-                    raise
-                line, why = _bad_json_line(path, encoding)
-                raise DataError(
-                    f"{path}:{line}: not one JSON object per line ({why}); fix or drop that line"
-                ) from exc
-            if columns is not None:
-                frame = frame.reindex(columns=columns)
-            yield frame
 
 
 def as_id_strings(values: pd.Series) -> pd.Series:
     """IDs as strings whatever the file typed them as: 17 and 17.0 both become '17'; missing
     values become ''."""
-    if pd.api.types.is_float_dtype(values):
-        whole = values.notna() & (values == np.floor(values))
-        out = values.astype(object).where(values.notna(), "")
-        out[whole] = values[whole].astype(np.int64).astype(str)
-        return out.astype(str)
     if pd.api.types.is_integer_dtype(values) or pd.api.types.is_bool_dtype(values):
         return values.astype(str)
-    return values.astype(object).where(values.notna(), "").astype(str).str.strip()
+    return values.astype(object).where(values.notna(), "").map(_id_text).astype(str)
+
+
+def _id_text(value: object) -> str:
+    """One ID as text: a whole float as its integer, Python's integers (JSON's) exactly."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
 
 
 def is_integer_ids(values: np.ndarray) -> bool:

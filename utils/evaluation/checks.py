@@ -92,6 +92,23 @@ def rows_of(ids: np.ndarray, index: dict[str, int], what: str, p: Predictions) -
         ) from None
 
 
+def no_unchecked_metrics(
+    path: str, label: str, reported: Any, got: dict[str, Any], allowed: tuple[str, ...] = ()
+) -> None:
+    """Refuse a reported number that nothing recomputes (a key outside ``got``, ``n`` and the
+    ``allowed`` suffixes): a hand-added metric would otherwise pass --verify unchecked."""
+    extra = [
+        k
+        for k, v in (reported.items() if isinstance(reported, dict) else ())
+        if is_number(v) and k != "n" and k not in got and not k.endswith(allowed or ("\0",))
+    ]
+    if extra:
+        raise DataError(
+            f"{path}: {label}: reports {', '.join(extra)}, which no saved prediction recomputes "
+            f"(a hand-edited file?); {LAYOUT_FIX}"
+        )
+
+
 def same_length(p: Predictions, columns: tuple[str, ...]) -> int:
     """The common length of the saved columns; short or missing arrays are refused."""
     lengths = {c: len(p[c]) if c in p else None for c in columns}

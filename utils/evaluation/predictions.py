@@ -66,6 +66,34 @@ class MissingPredictions(DataError):
     git-ignored): its numbers cannot be checked, which is not the same as a wrong number."""
 
 
+class PartlyMissing(MissingPredictions):
+    """Some predictions of a results file are missing: ``checks`` holds what the present ones
+    recomputed, so an edited metric beside a missing file is still caught."""
+
+    def __init__(self, message: str, checks: list) -> None:
+        super().__init__(message)
+        self.checks = checks
+
+
+def collect(parts: list, run, checks: list, missing: list[str]) -> None:
+    """``checks += run(part)`` for each part; a part whose predictions are missing adds its
+    message to ``missing`` (and whatever it did check) instead of ending the file's checks."""
+    for part in parts:
+        try:
+            checks += run(part)
+        except MissingPredictions as exc:
+            checks += getattr(exc, "checks", [])
+            missing.append(str(exc))
+
+
+def partial(checks: list, missing: list[str]) -> list:
+    """``checks``, or PartlyMissing carrying them when some predictions were missing."""
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise PartlyMissing(missing[0] + more, checks)
+    return checks
+
+
 def predictions_dir(results_path: str | Path) -> Path:
     """Where a results file's predictions go: ``results/x.json`` -> ``results/x.predictions/``."""
     path = Path(results_path)

@@ -18,8 +18,14 @@ from typing import Any
 import numpy as np
 
 from utils.data.slices import row_slices
-from utils.evaluation.checks import LAYOUT_FIX, Check, same_length, task
-from utils.evaluation.predictions import MissingPredictions, Predictions, load_predictions
+from utils.evaluation.checks import LAYOUT_FIX, Check, no_unchecked_metrics, same_length, task
+from utils.evaluation.predictions import (
+    MissingPredictions,
+    Predictions,
+    collect,
+    load_predictions,
+    partial,
+)
 from utils.evaluation.verify_pointwise import verify_pointwise
 from utils.reporting.catalog import VERIFIABLE, Found
 from utils.reporting.results import RUN_RECORD, dig
@@ -71,6 +77,7 @@ def rule_checks(
     """One ranking rule's reported block (``test``, ``test_slices``, cold-target recall) against
     the ranks of its saved lists; ``rule`` prefixes each check's name ("" or "filtered ")."""
     got = single_target_metrics(ranks)
+    no_unchecked_metrics(path, f"{name} {rule}test", block["test"], got)
     checks = [
         Check(path, name, f"{rule}test {m}", block["test"][m], got[m])
         for m in got
@@ -78,6 +85,7 @@ def rule_checks(
     ]
     for part, mask in slices.items():
         reported = block["test_slices"][part]
+        no_unchecked_metrics(path, f"{name} {rule}{part}", reported, got)
         checks.append(Check(path, name, f"{rule}{part} n", reported["n"], int(mask.sum())))
         if mask.any():
             got = single_target_metrics(ranks[mask])
@@ -101,50 +109,61 @@ def rule_checks(
 def verify_sequential(path: Path, result: dict[str, Any]) -> list[Check]:
     """TIGER, SASRec and the baselines: under every saved ranking rule the test metrics, each
     test slice and the cold-item targets; TIGER's cold-share ranking."""
-    checks = []
-    for name, rep in result["models"].items():
-        record = rep.get("predictions")
-        if record is None:
-            raise MissingPredictions(
-                f"{path}: {name} has no saved predictions; re-run with --save-predictions"
+    checks: list[Check] = []
+    missing: list[str] = []
+    collect(
+        list(result["models"].items()), lambda m: _verify_model(path, result, *m), checks, missing
+    )
+    return partial(checks, missing)
+
+
+def _verify_model(
+    path: Path, result: dict[str, Any], name: str, rep: dict[str, Any]
+) -> list[Check]:
+    """One sequential model of a results file (verify_sequential)."""
+    checks: list[Check] = []
+    record = rep.get("predictions")
+    if record is None:
+        raise MissingPredictions(
+            f"{path}: {name} has no saved predictions; re-run with --save-predictions"
+        )
+    p = load_predictions(record["file"], record["sha256"])
+    meta = p.meta
+    if "train_on_validation" not in meta["split"]:  # saved before the flag: the results say
+        moved = bool(dig(result, "split", "validation_rows_in_train"))
+        meta = {**meta, "split": {**meta["split"], "train_on_validation": moved}}
+    ds, split = task(meta)
+    same_length(p, ("users", "items", "scores"))
+    test_row = dict(zip(ds.user_ids[ds.users[split.test]].astype(str), split.test.tolist()))
+    users = [str(u) for u in p["users"]]
+    if sorted(users) != sorted(test_row):
+        raise DataError(
+            f"{path}: {name}'s predictions cover {len(set(users))} distinct users, the test "
+            f"set has {len(test_row)} ({len(set(users) - set(test_row))} unknown); "
+            f"{LAYOUT_FIX}"
+        )
+    rows = np.array([test_row[u] for u in users])
+    targets = ds.item_ids[ds.items[rows]].astype(str)
+    checks.append(Check(str(path), name, "test users", rep["n_test_users"], len(users)))
+    slices = row_slices(ds, split, rows)
+    cold = np.isin(targets, ds.item_ids[split.cold_items].astype(str))
+    ranks = single_target_ranks(p, targets)
+    checks += rule_checks(str(path), name, "", ranks, rep, slices, cold)
+    for rule in p.meta.get("ranking_rules", [])[1:]:  # e.g. the filtered ranking
+        same_length(p, ("users", f"{rule}_items"))
+        rule_ranks = single_target_ranks(p, targets, f"{rule}_items")
+        checks += rule_checks(str(path), name, f"{rule} ", rule_ranks, rep[rule], slices, cold)
+    if cold.any() and "cold_share_items" in p:
+        shared = single_target_ranks(p, targets, "cold_share_items")
+        checks.append(
+            Check(
+                str(path),
+                name,
+                "cold share: cold-target recall@10",
+                rep["cold_start"]["cold_target_users"]["recall@10"],
+                float((shared[cold] < 10).mean()),
             )
-        p = load_predictions(record["file"], record["sha256"])
-        meta = p.meta
-        if "train_on_validation" not in meta["split"]:  # saved before the flag: the results say
-            moved = bool(dig(result, "split", "validation_rows_in_train"))
-            meta = {**meta, "split": {**meta["split"], "train_on_validation": moved}}
-        ds, split = task(meta)
-        same_length(p, ("users", "items", "scores"))
-        test_row = dict(zip(ds.user_ids[ds.users[split.test]].astype(str), split.test.tolist()))
-        users = [str(u) for u in p["users"]]
-        if sorted(users) != sorted(test_row):
-            raise DataError(
-                f"{path}: {name}'s predictions cover {len(set(users))} distinct users, the test "
-                f"set has {len(test_row)} ({len(set(users) - set(test_row))} unknown); "
-                f"{LAYOUT_FIX}"
-            )
-        rows = np.array([test_row[u] for u in users])
-        targets = ds.item_ids[ds.items[rows]].astype(str)
-        checks.append(Check(str(path), name, "test users", rep["n_test_users"], len(users)))
-        slices = row_slices(ds, split, rows)
-        cold = np.isin(targets, ds.item_ids[split.cold_items].astype(str))
-        ranks = single_target_ranks(p, targets)
-        checks += rule_checks(str(path), name, "", ranks, rep, slices, cold)
-        for rule in p.meta.get("ranking_rules", [])[1:]:  # e.g. the filtered ranking
-            same_length(p, ("users", f"{rule}_items"))
-            rule_ranks = single_target_ranks(p, targets, f"{rule}_items")
-            checks += rule_checks(str(path), name, f"{rule} ", rule_ranks, rep[rule], slices, cold)
-        if cold.any() and "cold_share_items" in p:
-            shared = single_target_ranks(p, targets, "cold_share_items")
-            checks.append(
-                Check(
-                    str(path),
-                    name,
-                    "cold share: cold-target recall@10",
-                    rep["cold_start"]["cold_target_users"]["recall@10"],
-                    float((shared[cold] < 10).mean()),
-                )
-            )
+        )
     return checks
 
 
@@ -200,6 +219,8 @@ def verify_found(found: list[Found]) -> FolderReport:
             report.checked[str(f.path)] = verify_results_file(f.path, f.result)
         except MissingPredictions as exc:
             report.missing[str(f.path)] = (str(exc).split(";")[0], rerun_command(f.result))
+            if getattr(exc, "checks", None):  # what the predictions that are here recomputed
+                report.checked[str(f.path)] = exc.checks
         except ValueError as exc:
             report.refused[str(f.path)] = str(exc)
     return report

@@ -4,6 +4,7 @@ metrics per test slice, MF's full-catalogue ranking, and every mean and std over
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,18 @@ from utils.evaluation.checks import (
     Check,
     index_of,
     is_number,
+    no_unchecked_metrics,
     rows_of,
     same_length,
     task,
 )
-from utils.evaluation.predictions import MissingPredictions, Predictions, load_predictions
+from utils.evaluation.predictions import (
+    MissingPredictions,
+    Predictions,
+    collect,
+    load_predictions,
+    partial,
+)
 from utils.reporting.results import dig
 from utils.runtime.errors import DataError
 
@@ -87,6 +95,8 @@ def pointwise_metrics(p: Predictions, ds: Dataset, split: Split) -> dict[str, di
             m["auc"] = (
                 float(roc_auc_score(liked, pred)) if 0 < liked.sum() < len(liked) else float("nan")
             )
+            m["pr_auc"] = float(average_precision_score(liked, pred)) if liked.any() else math.nan
+            m |= _thresholded(liked, pred >= p.meta["positive_threshold"])
         else:
             prob = _sigmoid(s)
             clipped = np.clip(prob, 1e-7, 1 - 1e-7)
@@ -94,9 +104,20 @@ def pointwise_metrics(p: Predictions, ds: Dataset, split: Split) -> dict[str, di
                 "auc": float(roc_auc_score(y, prob)) if 0 < y.sum() < len(y) else float("nan"),
                 "pr_auc": float(average_precision_score(y, prob)) if y.any() else float("nan"),
                 "logloss": float(-np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))),
+                **_thresholded(y.astype(bool), prob >= 0.5),
             }
         out[name] = {"n": int(mask.sum()), **m} if name != "overall" else m
     return out
+
+
+def _thresholded(truth: np.ndarray, said: np.ndarray) -> dict[str, float]:
+    """Precision, recall, F1 and accuracy of the yes/no calls ``said`` (0 where undefined)."""
+    hits = float((said & truth).sum())
+    precision = hits / said.sum() if said.any() else 0.0
+    recall = hits / truth.sum() if truth.any() else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    accuracy = float((said == truth).mean())
+    return {"precision": precision, "recall": recall, "f1": f1, "accuracy": accuracy}
 
 
 def multi_target_metrics(p: Predictions, ds: Dataset, split: Split, k: int) -> dict[str, float]:
@@ -131,21 +152,40 @@ def multi_target_metrics(p: Predictions, ds: Dataset, split: Split, k: int) -> d
     return out
 
 
+# Reported at a threshold chosen on validation predictions, which are not saved: not recomputed.
+VALIDATION_THRESHOLD = ("_at_val_threshold",)
+
+
 def verify_pointwise_model(path: Path, label: str, entry: dict[str, Any]) -> list[Check]:
-    """One pointwise model and seed: the README's pointwise columns, and its ranking when saved."""
+    """One pointwise model and seed: the README's pointwise columns, and its ranking when saved
+    (its checks kept when only the ranking's predictions are missing)."""
     record = entry.get("predictions")
     if record is None:
         raise MissingPredictions(
             f"{path}: {label} has no saved predictions; re-run with --save-predictions"
         )
-    checks = []
+    checks: list[Check] = []
     p = load_predictions(record["pointwise"]["file"], record["pointwise"]["sha256"])
     ds, split = task(p.meta)
     got = pointwise_metrics(p, ds, split)
     for part, metrics in got.items():
         reported = entry["test"] if part == "overall" else entry["test"]["slices"][part]
         block = reported["overall"] if part == "overall" else reported
+        no_unchecked_metrics(str(path), f"{label} {part}", block, metrics, VALIDATION_THRESHOLD)
         checks += [Check(str(path), label, f"{part} {m}", block[m], v) for m, v in metrics.items()]
+    missing: list[str] = []
+    collect([record], lambda r: _ranking_checks(path, label, entry, r, ds, split), checks, missing)
+    return partial(checks, missing)
+
+
+def _ranking_checks(
+    path: Path, label: str, entry: dict[str, Any], record: dict, ds: Dataset, split: Split
+) -> list[Check]:
+    """MF's full-catalogue ranking of one seed; a reported ranking without saved predictions is
+    missing, never passed."""
+    checks: list[Check] = []
+    if "ranking" in entry["test"] and "ranking" not in record:
+        raise MissingPredictions(f"{path}: {label}'s ranking has no saved predictions")
     if "ranking" in record:
         r = load_predictions(record["ranking"]["file"], record["ranking"]["sha256"])
         k = r.meta["k_reported"]
@@ -172,12 +212,15 @@ def verify_pointwise(path: Path, result: dict[str, Any]) -> list[Check]:
         if "modes" in result
         else result["models"]
     )
-    checks = []
+    checks: list[Check] = []
+    means: list[Check] = []
+    missing: list[str] = []
     for label, res in blocks.items():
-        for seed, entry in res["seeds"].items():
-            checks += verify_pointwise_model(path, f"{label} seed {seed}", entry)
-        checks += verify_seed_means(path, label, res["seeds"], res["mean_std"])
-    return checks
+        seeds = [(f"{label} seed {seed}", entry) for seed, entry in res["seeds"].items()]
+        collect(seeds, lambda s: verify_pointwise_model(path, *s), checks, missing)
+        means += verify_seed_means(path, label, res["seeds"], res["mean_std"])
+    # the means summarise the per-seed figures: a check only when some of those were recomputed
+    return partial(checks + means if checks else [], missing)
 
 
 def verify_seed_means(
