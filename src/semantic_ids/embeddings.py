@@ -140,7 +140,9 @@ def load_sentence_encoder(
     :class:`PoolEncoder` when :func:`encode_devices` gives several devices."""
     import torch
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # its "Loading weights" bar lands in logs and piped output
     device = encoder_device(device)
     devices = encode_devices(device, processes)
     st = SentenceTransformer(model_path(model), device="cpu" if devices else device)
