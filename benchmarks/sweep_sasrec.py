@@ -85,6 +85,26 @@ VARIANTS: dict[str, tuple[str, Callable[[Preset], Preset]]] = {
         "softmax, embedding 128, 2 blocks of 2 heads, dropout 0.3",
         _model(loss="softmax", d_model=128, n_layers=2, n_heads=2, dropout=0.3),
     ),
+    "ce_genrec": (
+        "GenRec's SASRec (CE): softmax, embedding 64, 2 blocks of 2 heads, feed-forward 256, "
+        "dropout 0.2, every prefix a training sequence",
+        _model(
+            loss="softmax",
+            d_model=64,
+            n_layers=2,
+            n_heads=2,
+            ff_mult=4,
+            dropout=0.2,
+            examples="prefixes",
+        ),
+    ),
+    "ce_prefix_d128_b2_do0.5": (
+        "softmax, embedding 128, 2 blocks of 2 heads, dropout 0.5, every prefix a training "
+        "sequence",
+        _model(
+            loss="softmax", d_model=128, n_layers=2, n_heads=2, dropout=0.5, examples="prefixes"
+        ),
+    ),
     "old_default": (
         "the recipe before the tuning: embedding 64, 2 blocks, dropout 0.3, 20 items, softmax",
         lambda p: replace(p, sasrec=SASRecConfig()),

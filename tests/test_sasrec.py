@@ -8,7 +8,7 @@ import torch
 
 from src.sequential.ranking import score_rank
 from src.sequential.sasrec import SASRec, SASRecConfig
-from src.sequential.sequence_data import SequenceExamples
+from src.sequential.sequence_data import SequenceExamples, prefix_chunks
 
 
 def tiny(seed=0, trained_items=None) -> SASRec:
@@ -198,3 +198,28 @@ def test_an_untrained_target_ranks_below_every_tied_untrained_item():
 def test_bad_config_is_refused():
     with pytest.raises(ValueError, match="divisible"):
         SASRec(10, SASRecConfig(d_model=10, n_heads=3))
+
+
+def test_prefix_chunks_are_every_training_window_by_hand():
+    """One user's training items 5, 6, 7: the windows (5 -> 6) and (5, 6 -> 7) become the
+    right-aligned sequences [5, 6] and [5, 6, 7], -1 padded, lengths 2 and 3."""
+    hist = torch.tensor([[-1, -1, 5], [-1, 5, 6]])
+    train = SequenceExamples(
+        hist, torch.tensor([1, 2]), torch.tensor([6, 7]), torch.zeros(2), torch.full((2,), -1)
+    )
+    chunks = prefix_chunks(train)
+    assert chunks.seq.tolist() == [[-1, -1, 5, 6], [-1, 5, 6, 7]]
+    assert chunks.length.tolist() == [2, 3]
+
+
+def test_fields_added_later_stay_out_of_the_recorded_configuration_at_their_old_value():
+    """Checkpoints written before `examples` and `ff_mult` existed recorded configurations
+    without them: at those values the dict is the same, otherwise the fields are named."""
+    assert set(SASRecConfig().to_dict()) == {
+        "d_model", "n_layers", "n_heads", "dropout", "max_items", "loss", "n_negatives"
+    }  # fmt: skip
+    wide = SASRecConfig(examples="prefixes", ff_mult=4).to_dict()
+    assert wide["examples"] == "prefixes" and wide["ff_mult"] == 4
+    assert SASRecConfig(**wide) == SASRecConfig(examples="prefixes", ff_mult=4)
+    with pytest.raises(ValueError, match="examples must be one of"):
+        SASRecConfig(examples="windows")

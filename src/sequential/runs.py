@@ -34,6 +34,7 @@ from src.sequential.sequence_data import (
     SequenceExamples,
     bucketed_batches,
     n_bucketed_batches,
+    prefix_chunks,
 )
 from src.sequential.tiger import Tiger
 from src.training import TrainResult, count_parameters, epoch_generator, fit
@@ -298,7 +299,8 @@ def run_sasrec(
     """Train SASRec (all-position) and rank the whole catalogue for every validation and test
     user under each rule; ``top_k``: length of the saved test lists; ``identity`` and ``spec`` as
     for :func:`run_tiger`."""
-    chunks = data.train_chunks.to(device)
+    prefixes = preset.sasrec.examples == "prefixes"
+    chunks = (prefix_chunks(data.train) if prefixes else data.train_chunks).to(device)
     trained = torch.zeros(n_items, dtype=torch.bool)
     trained[chunks.seq[chunks.seq >= 0].unique().cpu()] = True
     model = SASRec(n_items, preset.sasrec, trained_items=trained).to(device)

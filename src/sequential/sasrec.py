@@ -36,6 +36,13 @@ from torch import Tensor, nn
 from src.sequential.transformer import EncoderLayer
 
 LOSSES = ("softmax", "sampled")
+# "sequences": each user's training items once, every position a target (the original's);
+# "prefixes": every prefix of a user's training items is a sequence of its own, every position a
+# target (the sliding windows of GenRec's SASRec: early targets are seen once per later item).
+EXAMPLES = ("sequences", "prefixes")
+# Fields added after checkpoints were written, with the value those checkpoints had: left out of
+# to_dict at that value, so the recorded configurations (checkpoint identities) still match.
+LATER_FIELDS = {"examples": "sequences", "ff_mult": 1}
 
 
 @dataclass
@@ -47,15 +54,19 @@ class SASRecConfig:
     max_items: int = 20
     loss: str = "softmax"  # "softmax" over all items, or "sampled" (n_negatives shared per batch)
     n_negatives: int = 256
+    examples: str = "sequences"  # see EXAMPLES
+    ff_mult: int = 1  # feed-forward width = ff_mult x d_model
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.examples not in EXAMPLES:
+            raise ValueError(f"examples must be one of {EXAMPLES}, got {self.examples!r}")
         if self.loss == "sampled" and self.n_negatives < 1:
             raise ValueError(f"n_negatives must be >= 1, got {self.n_negatives}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if LATER_FIELDS.get(k, object()) != v}
 
 
 class SASRec(nn.Module):
@@ -73,7 +84,7 @@ class SASRec(nn.Module):
         self.item_emb = nn.Embedding(n_items + 1, d, padding_idx=0)
         self.pos_emb = nn.Embedding(cfg.max_items, d)
         self.layers = nn.ModuleList(
-            EncoderLayer(d, cfg.n_heads, d // cfg.n_heads, d, cfg.dropout)
+            EncoderLayer(d, cfg.n_heads, d // cfg.n_heads, d * cfg.ff_mult, cfg.dropout)
             for _ in range(cfg.n_layers)
         )
         self.norm = nn.LayerNorm(d)

@@ -165,6 +165,13 @@ def _chunks(items: np.ndarray, starts: np.ndarray, max_items: int) -> Chunks:
     return Chunks(_long(seq), _long((seq != PAD_ITEM).sum(1)))
 
 
+def prefix_chunks(train: SequenceExamples) -> Chunks:
+    """Every training window (a history and its target) as a chunk of its own: each prefix of a
+    user's training items, right-aligned like :func:`_chunks`' chunks."""
+    seq = torch.cat([train.hist, train.target[:, None]], 1)
+    return Chunks(seq, train.length + 1)
+
+
 def n_bucketed_batches(
     lengths: Tensor, batch_size: int, bounds: tuple[int, ...] = BUCKET_BOUNDS
 ) -> int:

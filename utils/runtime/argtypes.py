@@ -106,6 +106,7 @@ half_weight = bounded(
 
 layers = bounded(int, 1, 48, why=MEMORY)  # transformer blocks
 heads = bounded(int, 1, 64, why=MEMORY)  # attention heads
+widening = bounded(int, 1, 16, why=MEMORY)  # a feed-forward layer's width over the model's
 dropout = bounded(float, 0.0, 1.0, high_open=True)
 history = bounded(int, 1, 1000, why=MEMORY)  # items a sequential model reads
 shared_negatives = bounded(int, 1, 65536, why=MEMORY)  # a batch's sampled-softmax negatives
@@ -122,6 +123,7 @@ FIELD_RANGES: dict[str, Callable[[str], float]] = {
     "d_model": dim,
     "head_dim": dim,
     "d_ff": layer_size,
+    "ff_mult": widening,
     "n_layers": layers,
     "enc_layers": layers,
     "dec_layers": layers,
