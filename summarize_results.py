@@ -6,6 +6,8 @@
   python summarize_results.py --compare-committed    # results/ beside git's copy: what moved
   python summarize_results.py --verify               # recompute the metrics from saved predictions
   python summarize_results.py --winners              # who won each task, in words
+  python summarize_results.py --paired 'A_seed*.json:tiger_item' 'B_seed*.json:sasrec'
+                                                     # is A's lead real? (paired per user)
   python summarize_results.py --plots                # redraw the plots from the results files
   python summarize_results.py --plots sequential     # the sequential ones (make sequential-seed)
 
@@ -34,6 +36,7 @@ from typing import Any
 from src.pointwise.ctr_experiment import plot_ctr_results
 from src.semantic_ids.plots import plot_report
 from src.sequential.reporting import plot_results, plot_slices
+from utils.evaluation.paired import Side, paired_table
 from utils.evaluation.verify import FolderReport, verify_found
 from utils.reporting.catalog import Found, find_results, read_documents
 from utils.reporting.compare import committed_results, compare_runs
@@ -201,6 +204,14 @@ def main(argv: list[str] | None = None) -> int:
         "set, model and protocol",
     )
     mode.add_argument(
+        "--paired",
+        nargs=2,
+        metavar=("A", "B"),
+        help="paired per-user test of two models' saved test lists, each given as "
+        "FILES:MODEL[:RULE] (FILES a glob: one results file per seed; RULE e.g. filtered): "
+        "Recall@10 and NDCG@10 of both, A - B and its standard error",
+    )
+    mode.add_argument(
         "--winners",
         action="store_true",
         help="print only who won each task (headline test metric, models by readable name): the "
@@ -248,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
             committed = committed_results(Path(args.results_dir), Path(tmp), args.compare_committed)
             local = find_results(args.results_dir)
             print(compare_runs(local, find_results(committed), same_file=True))
+        return 0
+    if args.paired:
+        print(paired_table(*(Side.parse(spec) for spec in args.paired)))
         return 0
     if args.winners:
         print(winners(Path(args.results_dir)))

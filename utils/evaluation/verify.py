@@ -117,11 +117,30 @@ def verify_sequential(path: Path, result: dict[str, Any]) -> list[Check]:
     return partial(checks, missing)
 
 
-def _verify_model(
-    path: Path, result: dict[str, Any], name: str, rep: dict[str, Any]
-) -> list[Check]:
-    """One sequential model of a results file (verify_sequential)."""
-    checks: list[Check] = []
+@dataclass
+class TestLists:
+    """One model's saved test lists with what they are judged against: the data set and split
+    they were ranked on, each listed user's test row and target item ID."""
+
+    predictions: Predictions
+    ds: Any
+    split: Any
+    users: list[str]
+    rows: np.ndarray
+    targets: np.ndarray
+
+    def ranks(self, rule: str = "") -> np.ndarray:
+        """The target's 0-based rank per user under a saved ranking rule ("" = the headline)."""
+        column = f"{rule}_items" if rule else "items"
+        same_length(self.predictions, ("users", column))
+        return single_target_ranks(self.predictions, self.targets, column)
+
+
+def load_test_lists(
+    path: Path, name: str, rep: dict[str, Any], result: dict[str, Any]
+) -> TestLists:
+    """Model ``name``'s saved test lists of results file ``path``; lists of other users than
+    the test set's are refused (a results file of another layout or data)."""
     record = rep.get("predictions")
     if record is None:
         raise MissingPredictions(
@@ -143,18 +162,25 @@ def _verify_model(
             f"{LAYOUT_FIX}"
         )
     rows = np.array([test_row[u] for u in users])
-    targets = ds.item_ids[ds.items[rows]].astype(str)
-    checks.append(Check(str(path), name, "test users", rep["n_test_users"], len(users)))
-    slices = row_slices(ds, split, rows)
-    cold = np.isin(targets, ds.item_ids[split.cold_items].astype(str))
-    ranks = single_target_ranks(p, targets)
-    checks += rule_checks(str(path), name, "", ranks, rep, slices, cold)
+    return TestLists(p, ds, split, users, rows, ds.item_ids[ds.items[rows]].astype(str))
+
+
+def _verify_model(
+    path: Path, result: dict[str, Any], name: str, rep: dict[str, Any]
+) -> list[Check]:
+    """One sequential model of a results file (verify_sequential)."""
+    checks: list[Check] = []
+    lists = load_test_lists(path, name, rep, result)
+    p, ds, split = lists.predictions, lists.ds, lists.split
+    checks.append(Check(str(path), name, "test users", rep["n_test_users"], len(lists.users)))
+    slices = row_slices(ds, split, lists.rows)
+    cold = np.isin(lists.targets, ds.item_ids[split.cold_items].astype(str))
+    checks += rule_checks(str(path), name, "", lists.ranks(), rep, slices, cold)
     for rule in p.meta.get("ranking_rules", [])[1:]:  # e.g. the filtered ranking
-        same_length(p, ("users", f"{rule}_items"))
-        rule_ranks = single_target_ranks(p, targets, f"{rule}_items")
+        rule_ranks = lists.ranks(rule)
         checks += rule_checks(str(path), name, f"{rule} ", rule_ranks, rep[rule], slices, cold)
     if cold.any() and "cold_share_items" in p:
-        shared = single_target_ranks(p, targets, "cold_share_items")
+        shared = single_target_ranks(p, lists.targets, "cold_share_items")
         checks.append(
             Check(
                 str(path),
