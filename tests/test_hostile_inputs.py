@@ -37,7 +37,7 @@ from tests.helpers import (
 from tests.synthetic import write_movielens, write_p5
 from utils.data.streams import DECOMPRESSED_ENV
 from utils.evaluation.predictions import MANIFEST, named_files
-from utils.runtime.io import read_json
+from utils.runtime.io import TEMP_TAG, read_json
 
 # Every run of this module gets this much address space: far below what an unchecked flag or file
 # would try to allocate, well above what a refused run needs (the imports take about 2 GiB).
@@ -702,3 +702,44 @@ def test_a_run_folder_keeps_every_file_the_run_did_not_write(tmp_path):
         ]
         problems += [f"{case}: {w}" for w in wrong if w]
     assert not problems, "\n".join(problems)
+
+
+# Which write the file system cuts short (a part of the temporary file's name) -> the file the
+# error line names.
+CUT_WRITES = {
+    "the split cache": ("split-", "splits/split-"),
+    "a predictions file": ("-seed0-pointwise.", "-seed0-pointwise."),
+    "a checkpoint": (".pt.", ".pt"),
+    "a plot": (".png.", ".png"),
+    "the results file": ("r.json.", "r.json"),
+}
+
+
+@pytest.mark.parametrize("cut", sorted(CUT_WRITES))
+def test_a_write_cut_short_is_one_error_and_leaves_no_cut_file(tmp_path, monkeypatch, capsys, cut):
+    """A file system that stores half of a write and reports success: the run ends in one error
+    line naming the file, nothing cut is renamed into place and no temporary file is left."""
+    import mf_train_eval
+    from utils.runtime.errors import run_script
+
+    part, named = CUT_WRITES[cut]
+    data, out = write_movielens(tmp_path / "ml", n_users=20, n_items=24), tmp_path / "out"
+    before = snapshot(data)
+    write = Path.write_bytes
+
+    def cut_short(path: Path, body: bytes) -> int:
+        return write(path, body[: len(body) // 2] if part in path.name else body) and len(body)
+
+    monkeypatch.setattr(Path, "write_bytes", cut_short)
+    flags = ["--data-dir", str(data), "--models", "mf_id", "--epochs", "1", "--save-predictions"]
+    places = ["--out", str(out / "r.json"), "--plot-dir", str(out), "--checkpoint-dir", str(out)]
+    with pytest.raises(SystemExit) as exit_:
+        run_script(lambda: mf_train_eval.main([*flags, *places, "--device", "cpu", "--quiet"]))
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert err.startswith("error: short write (") and named in err, err
+    files = [*snapshot(data), *(snapshot(out) if out.exists() else {})]
+    files = [f for f in files if not f.endswith(".lock")]  # the --out lock, held until exit
+    cut_or_temporary = [f for f in files if part in f"{Path(f).name}." or TEMP_TAG in f]
+    assert not cut_or_temporary, files
+    assert {k: v for k, v in snapshot(data).items() if k in before} == before
