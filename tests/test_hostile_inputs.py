@@ -36,6 +36,8 @@ from tests.helpers import (
 )
 from tests.synthetic import write_movielens, write_p5
 from utils.data.streams import DECOMPRESSED_ENV
+from utils.evaluation.predictions import MANIFEST, named_files
+from utils.runtime.io import TEMP_TAG, read_json
 
 # Every run of this module gets this much address space: far below what an unchecked flag or file
 # would try to allocate, well above what a refused run needs (the imports take about 2 GiB).
@@ -645,3 +647,99 @@ def test_verify_recomputes_what_it_can_and_refuses_what_it_cannot(mf_results, tm
         assert proc.returncode == code and "Traceback" not in proc.stderr, (case, proc.stdout)
         assert all(f in proc.stdout for f in fragments), (case, proc.stdout)
         assert snapshot(folder) == before[case]
+
+
+# ---------------------------------------------------------------- run folders
+
+PREDICTIONS = "mf_results_ml.predictions"  # the predictions folder of MF on a folder named ml
+# A user's files in a --run-dir (relative name -> bytes; RUN stands for the folder) -> the run's
+# exit code and fragments of its error line. Every one of them must stay as it was, but for the
+# results file the run is asked to write.
+RUN_FOLDER_FILES: dict[str, tuple[dict[str, bytes], int, tuple[str, ...]]] = {
+    "a file with a run-tag name": (
+        {f"{PREDICTIONS}/my-notes-seed1.aaaaaaaaaaaa.npz": b"my notes"}, 0, ()),
+    "a file named like the run's own predictions": (
+        {f"{PREDICTIONS}/mf_id-seed0-pointwise.0123456789ab.npz": b"mine"}, 0, ()),
+    "an old results file naming a file of the user's": (
+        {f"{PREDICTIONS}/notes.npz": b"my notes",
+         "mf_results_ml.json": json.dumps({"models": {"mf_id": {"predictions": {
+             "file": f"RUN/{PREDICTIONS}/notes.npz", "sha256": "0" * 64}}}}).encode()}, 0, ()),
+    "a file of the user's at the manifest's name": (
+        {f"{PREDICTIONS}/{MANIFEST}": b'{"my": "settings"}'}, 1, (MANIFEST, "move it out of")),
+}  # fmt: skip
+
+
+def test_a_run_folder_keeps_every_file_the_run_did_not_write(tmp_path):
+    """MF with --run-dir and --save-predictions on a folder holding the user's files: the run
+    deletes only files it wrote (its manifest lists them), whatever their names or an old
+    results file say, and a file where its manifest would go is refused, never overwritten."""
+    data = write_movielens(tmp_path / "ml", n_users=20, n_items=24)
+    runs = {case: tmp_path / f"case{i}" for i, case in enumerate(sorted(RUN_FOLDER_FILES))}
+    for case, run in runs.items():
+        for name, body in RUN_FOLDER_FILES[case][0].items():
+            (run / name).parent.mkdir(parents=True, exist_ok=True)
+            (run / name).write_bytes(body.replace(b"RUN", str(run).encode()))
+    before = {case: snapshot(run) for case, run in runs.items()}
+    flags = ("--models", "mf_id", "--epochs", "1", "--save-predictions", "--device", "cpu")
+    commands = [
+        ("mf_train_eval.py", "--data-dir", str(data), *flags, "--quiet", "--run-dir", str(run))
+        for run in runs.values()
+    ]
+    problems = []
+    for (case, run), proc in zip(runs.items(), run_all(commands)):
+        _, code, fragments = RUN_FOLDER_FILES[case]
+        last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
+        results = run / "mf_results_ml.json"
+        named = list(named_files(read_json(results))) if code == 0 and results.exists() else []
+        after = snapshot(run)
+        kept = {k: v for k, v in before[case].items() if k != results.name or code}
+        wrong = [
+            proc.returncode != code and f"exit {proc.returncode}",
+            "Traceback" in proc.stderr and "traceback",
+            any(f not in last for f in (*fragments, "error:" if code else "")) and repr(last),
+            not all(Path(f).is_file() for f in named) and "a named predictions file is missing",
+            any(after.get(k) != v for k, v in kept.items()) and "a file of the user's changed",
+        ]
+        problems += [f"{case}: {w}" for w in wrong if w]
+    assert not problems, "\n".join(problems)
+
+
+# Which write the file system cuts short (a part of the temporary file's name) -> the file the
+# error line names.
+CUT_WRITES = {
+    "the split cache": ("split-", "splits/split-"),
+    "a predictions file": ("-seed0-pointwise.", "-seed0-pointwise."),
+    "a checkpoint": (".pt.", ".pt"),
+    "a plot": (".png.", ".png"),
+    "the results file": ("r.json.", "r.json"),
+}
+
+
+@pytest.mark.parametrize("cut", sorted(CUT_WRITES))
+def test_a_write_cut_short_is_one_error_and_leaves_no_cut_file(tmp_path, monkeypatch, capsys, cut):
+    """A file system that stores half of a write and reports success: the run ends in one error
+    line naming the file, nothing cut is renamed into place and no temporary file is left."""
+    import mf_train_eval
+    from utils.runtime.errors import run_script
+
+    part, named = CUT_WRITES[cut]
+    data, out = write_movielens(tmp_path / "ml", n_users=20, n_items=24), tmp_path / "out"
+    before = snapshot(data)
+    write = Path.write_bytes
+
+    def cut_short(path: Path, body: bytes) -> int:
+        return write(path, body[: len(body) // 2] if part in path.name else body) and len(body)
+
+    monkeypatch.setattr(Path, "write_bytes", cut_short)
+    flags = ["--data-dir", str(data), "--models", "mf_id", "--epochs", "1", "--save-predictions"]
+    places = ["--out", str(out / "r.json"), "--plot-dir", str(out), "--checkpoint-dir", str(out)]
+    with pytest.raises(SystemExit) as exit_:
+        run_script(lambda: mf_train_eval.main([*flags, *places, "--device", "cpu", "--quiet"]))
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert err.startswith("error: short write (") and named in err, err
+    files = [*snapshot(data), *(snapshot(out) if out.exists() else {})]
+    files = [f for f in files if not f.endswith(".lock")]  # the --out lock, held until exit
+    cut_or_temporary = [f for f in files if part in f"{Path(f).name}." or TEMP_TAG in f]
+    assert not cut_or_temporary, files
+    assert {k: v for k, v in snapshot(data).items() if k in before} == before

@@ -8,6 +8,7 @@ same ones.
 
 from __future__ import annotations
 
+import io
 import logging
 import zipfile
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ import numpy as np
 
 from utils.data.dataset import Dataset
 from utils.runtime.errors import DataError
-from utils.runtime.io import atomic_path
+from utils.runtime.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +279,7 @@ def get_split(
     split = make_split(ds, kind, seed, cold_fraction, n_eval_negatives)
     arrays = {k: getattr(split, k) for k in SPLIT_ARRAYS}
     arrays.update({f"info_{k}": np.asarray(v) for k, v in split.info.items()})
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
     return split

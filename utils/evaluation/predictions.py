@@ -5,6 +5,9 @@ JSON (``<results>.predictions/<model>-seed<N>.<run>.npz``) and named in it with 
 sha256. ``<run>`` is new for every run, so a run never overwrites the files the
 current results name: they stay valid until the new results JSON replaces the
 old one, and only then are the old files removed (:func:`remove_superseded`).
+Each file written is listed in the folder's manifest (:data:`MANIFEST`, name ->
+sha256), and cleanup deletes only listed files still holding what was written:
+a file of the user's in that folder survives whatever its name.
 ``.npz`` because it needs nothing beyond numpy, stores columns compactly, and
 loads with ``allow_pickle=False`` (no code can hide in it); item and user IDs
 are stored as fixed-width unicode arrays, never as Python objects.
@@ -27,9 +30,11 @@ Two kinds:
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import logging
 import os
-import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,12 +44,15 @@ from typing import Any
 import numpy as np
 
 from utils.runtime.errors import DataError
-from utils.runtime.io import atomic_path, sha256_file
+from utils.runtime.io import atomic_write_bytes, atomic_write_json, read_json, sha256_file
 
 FORMAT = "semantic-ids-predictions/1"
 KINDS = ("ranking", "pointwise")
-# A predictions file of some run: "<model>-seed<N>[-<kind>].<run tag>.npz".
-_RUN_FILE = re.compile(r"^.+-seed-?\d+(?:-[a-z]+)?\.[0-9a-f]{12}\.npz$")
+# The list of the files this toolkit wrote into a predictions folder: {"format", "files": {name:
+# sha256}}. Only what it lists is ever deleted there.
+MANIFEST = ".semantic-ids-written.json"
+MANIFEST_FORMAT = "semantic-ids-written/1"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -120,28 +128,84 @@ def named_files(result: Any) -> Iterator[str]:
             yield from named_files(value)
 
 
+def read_manifest(folder: str | Path) -> dict[str, str]:
+    """The files this toolkit wrote into ``folder`` (name -> sha256; {} before the first). A
+    file at the manifest's name that is not one is refused (DataError), never overwritten."""
+    path = Path(folder) / MANIFEST
+    if not os.path.lexists(path):
+        return {}
+    fix = f"it is not this toolkit's list of its files; move it out of {folder}"
+    data = read_json(path, fix)
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, dict) or data.get("format") != MANIFEST_FORMAT:
+        raise DataError(f"{path}: {fix}")
+    return {  # plain names only: nothing outside the folder is ever listed
+        name: sha
+        for name, sha in files.items()
+        if isinstance(sha, str) and name == Path(name).name and name not in (".", "..")
+    }
+
+
+def _write_manifest(folder: Path, files: dict[str, str]) -> None:
+    manifest = {"format": MANIFEST_FORMAT, "files": files}
+    atomic_write_json(folder / MANIFEST, manifest, sort_keys=True)
+
+
 def remove_superseded(results_path: str | Path, previous: Any, current: Any) -> list[Path]:
     """After ``current`` replaced ``previous`` as the results at ``results_path``: delete the
-    predictions files the old results named and the new ones do not, and those of runs that never
-    finished (a run-tagged name nobody names). Only regular files of this user inside the results'
-    own predictions folder are touched, whatever a results file says."""
+    predictions files this toolkit wrote into the results' folder (its manifest) that the new
+    results do not name: the old results' and those of runs that never finished. A listed file
+    that no longer holds what was written (the user's now), a symbolic link or another user's
+    file is only dropped from the list; an unlisted file is never touched, whatever its name or
+    a results file says (a folder from before the manifest keeps its old files: one log line)."""
     folder = predictions_dir(results_path)
     if not folder.is_dir():
         return []
+    try:
+        written = read_manifest(folder)
+    except DataError as exc:
+        log.warning("%s; no old predictions removed", exc)
+        return []
     keep = {Path(f).resolve() for f in named_files(current)}
-    named_before = {Path(f).resolve() for f in named_files(previous)}
-    removed = []
-    for entry in folder.iterdir():
-        path = entry.resolve()
-        if path in keep or path.parent != folder.resolve():
-            continue
-        if path not in named_before and not _RUN_FILE.match(entry.name):
-            continue
-        info = entry.lstat()
-        if stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid():
+    removed: list[Path] = []
+    listed: dict[str, str] = {}
+    for name, sha in written.items():
+        entry = folder / name
+        if folder.resolve() / name in keep:
+            listed[name] = sha
+        elif _still_ours(entry, sha):
             entry.unlink()
             removed.append(entry)
+    if listed != written:
+        _write_manifest(folder, listed)
+    _log_unlisted(folder, previous, keep, written)
     return removed
+
+
+def _still_ours(entry: Path, sha256: str) -> bool:
+    """A regular file of this user that still holds what this toolkit wrote there."""
+    try:
+        info = entry.lstat()
+    except OSError:
+        return False
+    return (
+        stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid() and sha256_file(entry) == sha256
+    )
+
+
+def _log_unlisted(folder: Path, previous: Any, keep: set[Path], written: dict[str, str]) -> None:
+    """One line when the old results name files that the manifest does not list (a folder written
+    before it existed): they are left in place for the user to delete."""
+    names = {Path(f).name for f in named_files(previous)} - {p.name for p in keep} - set(written)
+    left = [name for name in names if (folder / name).is_file()]
+    if left:
+        log.info(
+            "%s: %d predictions files of the old results are not in its %s (written before it "
+            "existed); left in place, delete them by hand if unwanted",
+            folder,
+            len(left),
+            MANIFEST,
+        )
 
 
 def id_strings(ids: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -153,7 +217,8 @@ def id_strings(ids: np.ndarray, index: np.ndarray) -> np.ndarray:
 def save_predictions(
     path: str | Path, meta: dict[str, Any], **arrays: np.ndarray
 ) -> dict[str, str]:
-    """Write one predictions file atomically; returns ``{"file", "sha256"}`` for the results."""
+    """Write one predictions file atomically and list it in its folder's manifest (so a later
+    cleanup may remove it); returns ``{"file", "sha256"}`` for the results."""
     if meta.get("kind") not in KINDS:
         raise ValueError(f"predictions kind must be one of {KINDS}, got {meta.get('kind')!r}")
     for name, values in arrays.items():
@@ -162,9 +227,14 @@ def save_predictions(
                 f"column {name!r} holds Python objects; store str IDs as a unicode array"
             )
     header = np.array(json.dumps({"format": FORMAT, **meta}, sort_keys=True))
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez_compressed(handle, meta=header, **arrays)
-    return {"file": str(path), "sha256": sha256_file(path)}
+    path = Path(path)
+    written = read_manifest(path.parent)  # a foreign file at its name: refused before writing
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, meta=header, **arrays)
+    sha256 = hashlib.sha256(buffer.getvalue()).hexdigest()
+    atomic_write_bytes(path, buffer.getvalue())
+    _write_manifest(path.parent, {**written, path.name: sha256})
+    return {"file": str(path), "sha256": sha256}
 
 
 def load_predictions(path: str | Path, sha256: str | None = None) -> Predictions:

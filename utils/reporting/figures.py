@@ -4,6 +4,7 @@ the scripts draw.
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import numpy as np
 from utils.reporting.labels import model_label
 from utils.reporting.results import dig
 from utils.runtime import distributed
-from utils.runtime.io import atomic_path
+from utils.runtime.io import atomic_write_bytes
 
 
 def pyplot() -> Any:
@@ -30,8 +31,9 @@ def save_figure(fig: Any, path: str | Path) -> Path:
     """Write ``fig`` as a PNG atomically (no half-written image on failure) and close it; under
     torchrun only rank 0 writes."""
     if distributed.is_main():
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight")
+        png = io.BytesIO()
+        fig.savefig(png, dpi=120, format="png", bbox_inches="tight")
+        atomic_write_bytes(path, png.getvalue())
     pyplot().close(fig)
     return Path(path)
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from utils.evaluation.predictions import remove_superseded
 from utils.runtime import distributed
-from utils.runtime.io import atomic_path, atomic_write_json, unlock_output
+from utils.runtime.io import atomic_path, atomic_write_json, unlock_output, write_fully
 
 # The key under which every results file stores its run record
 # (utils.reporting.runinfo.RunRecord.to_dict()).
@@ -44,7 +44,7 @@ def write_results(
     with ExitStack() as stack:
         if page is not None:
             staged = stack.enter_context(atomic_path(page[0]))
-            staged.write_text(page[1](result), encoding="utf-8")
+            write_fully(staged, page[1](result).encode("utf-8"))
         atomic_write_json(path, result)
     remove_superseded(path, previous, result)
     unlock_output(path)

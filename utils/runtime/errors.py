@@ -68,6 +68,9 @@ _OS_HINTS = {
     errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
     errno.EISDIR: "the path is a folder; give a file name",
     errno.ENOSPC: "the disk is full; free some space and run again",
+    errno.EDQUOT: "your disk quota is used up; free some space and run again",
+    errno.EFBIG: "over the file-size limit (ulimit -f); raise it or choose another path",
+    errno.EIO: "the write did not complete (a full or failing disk); check it and run again",
 }
 
 

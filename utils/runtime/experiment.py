@@ -25,7 +25,12 @@ from utils.data.semantic import (
     semantic_ids_record,
 )
 from utils.data.splits import SPLIT_KINDS, Split, get_split
-from utils.evaluation.predictions import predictions_file, save_predictions
+from utils.evaluation.predictions import (
+    predictions_dir,
+    predictions_file,
+    read_manifest,
+    save_predictions,
+)
 from utils.reporting.runinfo import RunRecord
 from utils.runtime import argtypes, distributed
 from utils.runtime.checkpoints import run_spec, split_identity
@@ -256,6 +261,8 @@ def setup_experiment(
     if main:
         lock_output("--out", out_path)
         log_to_file(run_dir)
+    if main and args.save_predictions:  # a foreign file at the manifest's name: refused now
+        read_manifest(predictions_dir(out_path))
     world = {"world_size": distributed.world_size()}
     record = RunRecord(
         script, {**vars(args), **(config or {}), "seeds": seeds, **world}, seeds[0], ds.checksum

@@ -10,6 +10,7 @@ removed the next time anything is written beside it; nothing else ever is (see
 from __future__ import annotations
 
 import atexit
+import errno
 import fcntl
 import hashlib
 import json
@@ -144,9 +145,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def write_fully(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` and check that all of it is stored: a write the file system cut
+    short without an error fails here (OSError) instead of a cut file being renamed into place."""
+    path.write_bytes(data)
+    stored = path.stat().st_size
+    if stored != len(data):
+        short = f"short write ({stored:,} of {len(data):,} bytes stored)"
+        raise OSError(errno.EIO, short, str(path))
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+        write_fully(tmp, data)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
