@@ -122,11 +122,12 @@ def test_tiger_against_the_id_models_by_popularity_slice(drawn):
         "tail (n=20)",
     ]
     assert [t.get_text() for t in recall.get_legend().get_texts()] == [
-        "tiger_item",
-        "sasrec",
-        "transition",
+        "TIGER (item-level)",
+        "SASRec (item IDs)",
+        "item-to-item transitions",
     ]
     assert _error_bars(recall) == [] and ndcg.get_ylabel() == "test ndcg@10"
+    assert drawn[-1]._suptitle.get_text().endswith(": TIGER vs item-ID models")
 
 
 def test_collisions_plot_says_what_it_counts(drawn):
