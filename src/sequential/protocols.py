@@ -1,18 +1,21 @@
 """The evaluation protocols of the sequential stage, named after the tables they match.
 
-Published next-item numbers on this Beauty data come from three protocols, and
-a number means nothing without its protocol:
+A number means nothing without its protocol; each published table on this Beauty data sits
+beside the one it was measured on:
 
 * ``paper``: every item trains (no cold hold-out); the model trains on all but each user's last
   two items, validates on the second-to-last and tests on the last; the whole catalogue is
-  ranked, items the user already has included (Rajput et al. 2023, TIGER's Table 2).
+  ranked, items the user already has included (Rajput et al. 2023, TIGER's Table 2; GenRec's
+  model zoo).
 * ``filtered``: the same trained model, each user's earlier items removed from the ranking
   (RecBole and RecTools convention). In Beauty no test item repeats an earlier one, so this only
   stops a model from spending top places on items the user certainly does not want next.
-* ``holdout``: the eSASRec benchmark's protocol (Petrov et al., RecSys 2025): configuration and
-  epoch count fixed on the validation fold, then the model retrained on all but each user's last
-  item (the validation item becomes a training target) and tested on the last, history items
-  removed.
+  ``paper`` trained and ``filtered`` ranked is the eSASRec benchmark's protocol (Petrov et al.,
+  RecSys 2025: the validation item stays out of training, early stopping on it).
+* ``holdout``: retrained with the validation item: configuration and epoch count fixed on the
+  validation fold, then the model retrained on all but each user's last item (the validation
+  item becomes a training target) and tested on the last, history items removed. No published
+  table uses it.
 * ``cold``: the cold-start study: 5% of items held out of training entirely (and out of the
   semantic-ID codebooks), every other rule as ``paper``.
 
@@ -57,8 +60,9 @@ PROTOCOLS: dict[str, Protocol] = {
         0.0,
         True,
         ("filtered",),
-        "eSASRec benchmark: configuration and epochs fixed on validation, retrained on all but "
-        "the last item, tested on the last with the user's earlier items removed",
+        "retrained with the validation item: configuration and epochs fixed on validation, "
+        "retrained on all but the last item, tested on the last with the user's earlier items "
+        "removed (no published table uses it)",
     ),
     "cold": Protocol(
         "cold",
