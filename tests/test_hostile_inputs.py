@@ -497,6 +497,12 @@ CUSTOM_DATA: dict[str, Case] = {
          "--data-dir", "PREPARED", "--k-core", "1", *flags), 1, fragments)
     for case, (inter, items, flags, fragments) in CUSTOM_INPUTS.items()
 }  # fmt: skip
+# A flag's value, so argparse's exit code (on 1489060: a LookupError traceback).
+CUSTOM_DATA["custom: --encoding of no known codec"] = (
+    "prepare_data.py",
+    ("--dataset", "custom", "--interactions", "CUSTOM/inter.csv", "--items", "CUSTOM/items.csv",
+     "--data-dir", "PREPARED", "--encoding", "no-such-codec"), 2,
+    ("--encoding", "unknown text encoding 'no-such-codec'"))  # fmt: skip
 
 
 def _custom_inputs(folder: Path) -> None:
