@@ -435,3 +435,21 @@ def test_multi_target_ranking_k_wider_than_topk_and_duplicates():
     assert out["recall@2"] == pytest.approx([0.5]) and out["recall@5"] == pytest.approx([0.5])
     ideal = 1 + 1 / math.log2(3)
     assert out["ndcg@5"] == pytest.approx([(1 / math.log2(3)) / ideal])
+
+
+def test_running_out_of_memory_is_one_line_that_says_so():
+    """A MemoryError anywhere (a table too large for the address space, numpy's allocation
+    failures included) ends in one error line with the fix, not a traceback."""
+    code = (
+        "import numpy as np\nfrom utils.runtime.errors import run_script\n"
+        "def main():\n    np.empty(2**62, dtype=np.uint8)\nrun_script(main)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **CHILD_ENV},
+    )
+    assert_one_line_error(proc, code=1)
+    assert "out of memory (Unable to allocate" in proc.stderr and "ulimit -v" in proc.stderr

@@ -58,6 +58,7 @@ KNOWN_ERRORS: tuple[type[BaseException], ...] = (
     zipfile.BadZipFile,
     pickle.UnpicklingError,
     EOFError,
+    MemoryError,  # inputs or flags too large for this machine's memory (or address-space limit)
 )
 
 _OS_HINTS = {
@@ -96,6 +97,12 @@ def error_message(exc: BaseException) -> str:
         return f"{exc.strerror or exc}{where}: {hint}"
     if isinstance(exc, json.JSONDecodeError):
         return f"invalid JSON at line {exc.lineno} ({exc.msg}): the file is damaged; re-create it"
+    if isinstance(exc, MemoryError):
+        return (
+            f"out of memory ({' '.join(str(exc).split()) or 'MemoryError'}): the inputs or flags "
+            "need more memory than this machine (or its address-space limit, ulimit -v) gives; "
+            "use smaller inputs or sizes, or a machine with more memory"
+        )
     if isinstance(exc, UnicodeDecodeError):
         return (
             f"not UTF-8 text ({exc.reason} at byte {exc.start}): the file is damaged; re-create it"
