@@ -69,22 +69,13 @@ VARIANTS: dict[str, tuple[str, Callable[[Preset], Preset]]] = {
     ),
     # Full cross-entropy recipes of the fair fight (chosen on the `paper` ranking's validation with
     # --monitor ndcg@10): the shapes RecBole-style SASRec (CE) baselines use on this data.
-    "ce_d64_b2_do0.5": (
-        "softmax, embedding 64, 2 blocks of 2 heads, dropout 0.5",
-        _model(loss="softmax", d_model=64, n_layers=2, n_heads=2, dropout=0.5),
-    ),
-    "ce_d128_b2_do0.5": (
-        "softmax, embedding 128, 2 blocks of 2 heads, dropout 0.5",
-        _model(loss="softmax", d_model=128, n_layers=2, n_heads=2, dropout=0.5),
-    ),
-    "ce_d256_b2_do0.5": (
-        "softmax, embedding 256, 2 blocks of 2 heads, dropout 0.5",
-        _model(loss="softmax", d_model=256, n_layers=2, n_heads=2, dropout=0.5),
-    ),
-    "ce_d128_b2_do0.3": (
-        "softmax, embedding 128, 2 blocks of 2 heads, dropout 0.3",
-        _model(loss="softmax", d_model=128, n_layers=2, n_heads=2, dropout=0.3),
-    ),
+    **{
+        f"ce_d{d}_b2_do{p}": (
+            f"softmax, embedding {d}, 2 blocks of 2 heads, dropout {p}",
+            _model(loss="softmax", d_model=d, n_layers=2, n_heads=2, dropout=p),
+        )
+        for d, p in ((64, 0.5), (128, 0.5), (256, 0.5), (128, 0.3))
+    },
     "ce_genrec": (
         "GenRec's SASRec (CE): softmax, embedding 64, 2 blocks of 2 heads, feed-forward 256, "
         "dropout 0.2, every prefix a training sequence",

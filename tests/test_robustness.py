@@ -181,14 +181,18 @@ def test_debug_shows_the_traceback_and_ctrl_c_exits_130(tmp_path):
         "from utils.runtime.errors import run_script\ndef main():\n    raise KeyboardInterrupt\n"
         "run_script(main)"
     )
-    proc = subprocess.run(
+    assert_one_line_error(_python(code), code=130)
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    """``code`` run by a child Python in the repository, as a script would be."""
+    return subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         cwd=REPO,
         env={**os.environ, **CHILD_ENV},
     )
-    assert_one_line_error(proc, code=130)
 
 
 def test_a_damaged_split_cache_is_refused_with_the_fix(tmp_path):
@@ -444,12 +448,6 @@ def test_running_out_of_memory_is_one_line_that_says_so():
         "import numpy as np\nfrom utils.runtime.errors import run_script\n"
         "def main():\n    np.empty(2**62, dtype=np.uint8)\nrun_script(main)"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, **CHILD_ENV},
-    )
+    proc = _python(code)
     assert_one_line_error(proc, code=1)
     assert "out of memory (Unable to allocate" in proc.stderr and "ulimit -v" in proc.stderr
