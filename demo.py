@@ -94,11 +94,11 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     run, t0 = Path(args.run_dir), time.monotonic()
     first, lanes = stages(run)
-    for stage in first:
-        run_lanes([[stage]], t0)
+    run_lanes([first], t0)
     run_lanes(lanes if args.lanes == 2 else [[s for lane in lanes for s in lane]], t0)
     print(f"\nDone in {clock(time.monotonic() - t0)} (m:ss); everything is in {run}/.\n")
-    print(winners(run))
+    outs = [Path(s.argv[s.argv.index("--out") + 1]) for lane in lanes for s in lane]
+    print(winners(run, only=outs))
     print(
         "\nShort schedules (TIGER 1 epoch, SASRec 5): the pipeline at work, not the study's "
         "numbers (README).\n"

@@ -14,7 +14,7 @@ import summarize_results
 from src.sequential.reporting import plot_slices
 from tests.synthetic import ctr_result, mf_result, tiger_result
 from utils.reporting.catalog import Found
-from utils.reporting.story import verdicts, winners_table
+from utils.reporting.story import verdicts, winners, winners_table
 from utils.runtime.errors import DataError
 from utils.runtime.io import atomic_write_json
 from utils.runtime.stages import Stage, run_lanes
@@ -148,3 +148,12 @@ def test_the_demo_writes_only_into_its_run_folder(tmp_path):
             if flag in argv:
                 assert Path(argv[argv.index(flag) + 1]).parent == tmp_path / "demo"
     assert len(lanes) == 2 and lanes[0][0].name == "TIGER (item-level), 1 epoch"
+
+
+def test_winners_count_only_the_files_named(tmp_path):
+    """An earlier run's file in the same folder is no extra seed: ``only`` keeps it out."""
+    atomic_write_json(tmp_path / "now.json", _sequential(0, 0.05, 0.04))
+    atomic_write_json(tmp_path / "earlier.json", _sequential(0, 0.09, 0.09))
+    both = winners(tmp_path)
+    assert "**TIGER (item-level)** 0.0700" in both  # 0.05 and 0.09 averaged as two seeds
+    assert "**TIGER (item-level)** 0.0500" in winners(tmp_path, only=[tmp_path / "now.json"])

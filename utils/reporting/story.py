@@ -106,9 +106,13 @@ def winners_table(found: list[Found]) -> str | None:
     )
 
 
-def winners(results_dir: Path) -> str:
-    """The winners table of the results files in ``results_dir``."""
-    table = winners_table(find_results(results_dir, read_documents(results_dir)))
+def winners(results_dir: Path, only: list[Path] | None = None) -> str:
+    """The winners table of the results files in ``results_dir`` (``only``: of these files, so
+    an earlier run's files in the folder never count as more seeds)."""
+    found = find_results(results_dir, read_documents(results_dir))
+    if only is not None:
+        found = [f for f in found if f.path.resolve() in {p.resolve() for p in only}]
+    table = winners_table(found)
     if table is None:
         raise DataError(f"no results files in {results_dir}/: nothing won anything yet")
     return table
