@@ -42,8 +42,10 @@ from utils.reporting.catalog import Found, find_results, read_documents
 from utils.reporting.compare import committed_results, compare_runs
 from utils.reporting.figures import plot_mf_results, plot_quantizers
 from utils.reporting.sequential_tables import (
+    in_protocol_tables,
     next_item_table,
     protocol_tables,
+    row_key,
     says_more_than_protocol_tables,
     tiger_seeds_table,
     tiger_table,
@@ -159,11 +161,20 @@ def verify(results_dir: Path, allow_missing: bool = False, require: list[str] | 
 PLOT_KINDS = ("mf", "ctr", "semantic_ids", "sequential", "quantizers")
 
 
+def _main_job_run(result: dict[str, Any]) -> bool:
+    """A run the joint slices plot holds: its protocol's table row (no overrides) on the data
+    set's own IDs; other experiments' models of the same name would take their bars."""
+    return in_protocol_tables(result) and all(
+        row_key(model, result)[2] is None for model in result["models"]
+    )
+
+
 def redraw(results_dir: Path, plot_dir: Path, kinds: list[str]) -> list[Path]:
     """Every plot of ``kinds`` that the results files in ``results_dir`` (found by content) hold
     the data of, with the functions the stages draw them with; the sequential runs of one data
     set, protocol and seed (TIGER's file and the ID models' file) also get their joint plot by
-    popularity slice, ``sequential_<data>_<protocol>_seed<N>_slices.png``."""
+    popularity slice, ``sequential_<data>_<protocol>_seed<N>_slices.png`` (the main job's runs
+    only: see :func:`_main_job_run`)."""
     plots: list[Path] = []
     runs: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for found in find_results(results_dir):
@@ -176,8 +187,9 @@ def redraw(results_dir: Path, plot_dir: Path, kinds: list[str]) -> list[Path]:
             plots += plot_report(result, plot_dir, result["dataset"])
         elif found.kind == "sequential" and "sequential" in kinds and result.get("complete"):
             plots += map(Path, plot_results(result, str(plot_dir), found.path.stem))
-            key = (result["dataset"], result["protocol"], result["seed"])
-            runs.setdefault(key, []).append(result)
+            if _main_job_run(result):
+                key = (result["dataset"], result["protocol"], result["seed"])
+                runs.setdefault(key, []).append(result)
     for (dataset, protocol, seed), results in runs.items():
         if len(results) > 1:
             name = f"sequential_{dataset}_{protocol}_seed{seed}_slices.png"

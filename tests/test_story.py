@@ -157,3 +157,13 @@ def test_winners_count_only_the_files_named(tmp_path):
     both = winners(tmp_path)
     assert "**TIGER (item-level)** 0.0700" in both  # 0.05 and 0.09 averaged as two seeds
     assert "**TIGER (item-level)** 0.0500" in winners(tmp_path, only=[tmp_path / "now.json"])
+
+
+def test_the_joint_slices_plot_holds_the_main_job_runs_only():
+    """A run with overrides or TIGER on other IDs has models of the same names: kept out of the
+    joint plot, so their bars never stand in for the main job's."""
+    plain = _sequential(0, 0.05, 0.04)
+    assert summarize_results._main_job_run(plain)
+    assert not summarize_results._main_job_run({**plain, "overrides": {"sasrec.loss": "softmax"}})
+    collab = {**plain, "semantic_ids": {"dir": "beauty_collab", "ids_digest": "b45a2aa1b85b"}}
+    assert not summarize_results._main_job_run(collab)
