@@ -587,3 +587,20 @@ def test_a_damaged_prepared_folder_is_refused(tmp_path):
     path.write_text(path.read_text().replace("u,b,soon", "u,zz,2"))
     with pytest.raises(DataError, match=r"row 2, column 'item_id': unknown item"):
         load_dataset(tmp_path / "out")
+
+
+def test_a_gzip_input_that_inflates_like_a_bomb_is_refused_early(tmp_path, monkeypatch):
+    """Past RATIO_CHECK_AFTER bytes, a table inflated over MAX_RATIO times is refused by name;
+    the same file is read once the user sets the size cap (a real, very repetitive table)."""
+    from utils.data import streams
+
+    bomb = tmp_path / "inter.csv.gz"
+    with gzip.open(bomb, "wb") as f:
+        f.write(b"user_id,item_id,timestamp\n" + b"u1,i1,1\n" * 500_000)
+    monkeypatch.setattr(streams, "RATIO_CHECK_AFTER", 1 << 20)
+    with pytest.raises(DataError, match=r"inter\.csv\.gz: inflates more than 100:1"):
+        with streams.open_bytes(bomb) as f:
+            f.read()
+    monkeypatch.setenv(streams.DECOMPRESSED_ENV, str(1 << 30))
+    with streams.open_bytes(bomb) as f:
+        assert len(f.read()) == 26 + 8 * 500_000

@@ -26,6 +26,11 @@ from utils.runtime.errors import DataError
 # their text's size. The environment variable raises the cap for a larger machine (or lowers it).
 MAX_DECOMPRESSED_BYTES = 4 << 30
 DECOMPRESSED_ENV = "SEMANTIC_IDS_MAX_DECOMPRESSED_BYTES"
+# A real table compresses a few to a few tens of times; one that has inflated more than
+# MAX_RATIO times past RATIO_CHECK_AFTER bytes is refused early (a bomb otherwise parses for a
+# minute before the size cap or the memory ends it). Setting DECOMPRESSED_ENV turns this off.
+MAX_RATIO = 100
+RATIO_CHECK_AFTER = 64 << 20
 MAX_COLUMNS = 1000
 MAX_HEADER_BYTES = 1 << 20  # a header of MAX_COLUMNS names of up to a thousand characters each
 MAX_LINE_CHARS = 64 << 20  # one JSON line: a record far larger than any item's text
@@ -40,11 +45,12 @@ def decompressed_cap() -> int:
 
 class _Capped(io.RawIOBase):
     """A gzip stream that fails (DataError naming the file and the cap) once more than ``cap``
-    decompressed bytes have been read from it."""
+    decompressed bytes have been read from it, or (``check_ratio``) once it has inflated more
+    than MAX_RATIO times past RATIO_CHECK_AFTER bytes."""
 
-    def __init__(self, path: Path, cap: int) -> None:
+    def __init__(self, path: Path, cap: int, check_ratio: bool = True) -> None:
         super().__init__()
-        self.path, self.cap, self.count = path, cap, 0
+        self.path, self.cap, self.count, self.check_ratio = path, cap, 0, check_ratio
         self.inner = gzip.open(path, "rb")
 
     def readable(self) -> bool:
@@ -53,6 +59,14 @@ class _Capped(io.RawIOBase):
     def readinto(self, buffer) -> int:  # type: ignore[override]
         n = self.inner.readinto(buffer)
         self.count += n
+        if self.check_ratio and self.count > RATIO_CHECK_AFTER:
+            ratio = self.count / max(1, self.inner.fileobj.tell())
+            if ratio > MAX_RATIO:
+                raise DataError(
+                    f"{self.path}: inflates more than {MAX_RATIO}:1 ({self.count:,} bytes from "
+                    f"its first {self.inner.fileobj.tell():,}), far beyond a real table (a gzip "
+                    f"bomb?); give it uncompressed, or set {DECOMPRESSED_ENV} if it is real"
+                )
         if self.count > self.cap:
             raise DataError(
                 f"{self.path}: decompresses to more than {self.cap:,} bytes, the cap on a gzip "
@@ -70,7 +84,8 @@ class _Capped(io.RawIOBase):
 def open_bytes(path: Path) -> Iterator[BinaryIO]:
     """The file's (decompressed) bytes; a ``.gz`` name is read through the capped gzip stream."""
     if path.name.lower().endswith(".gz"):
-        stream: BinaryIO = io.BufferedReader(_Capped(path, decompressed_cap()), 1 << 20)
+        capped = _Capped(path, decompressed_cap(), check_ratio=DECOMPRESSED_ENV not in os.environ)
+        stream: BinaryIO = io.BufferedReader(capped, 1 << 20)
     else:
         stream = open(path, "rb")  # noqa: SIM115 - closed by the with below
     with stream:
