@@ -36,7 +36,7 @@ class Side:
     @classmethod
     def parse(cls, spec: str) -> Side:
         """``GLOB:MODEL[:RULE]``, e.g. ``results/x_seed*.json:sasrec:filtered``."""
-        parts = spec.rsplit(":", 2) if spec.count(":") >= 2 else spec.rsplit(":", 1)
+        parts = spec.rsplit(":", 2)
         if len(parts) < 2 or not parts[1]:
             raise DataError(f"--paired {spec!r}: give FILES:MODEL[:RULE], e.g. 'r/*.json:sasrec'")
         files = sorted(Path(p) for p in glob.glob(parts[0]))
